@@ -1,0 +1,200 @@
+//! The admin commands: `--add-user` and friends, run against the data directory.
+
+use crate::config::Config;
+use crate::secret::{self, Secret};
+use crate::store::{AddUserError, Store, StoreError, Username};
+use std::collections::BTreeSet;
+use std::io::{BufRead, IsTerminal};
+
+const MIN_PASSWORD_LEN: usize = 8;
+const MAX_PASSWORD_LEN: usize = 1024;
+
+/// An admin failure: the message to print; the process exits 1.
+pub struct AdminError(pub String);
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        AdminError(e.to_string())
+    }
+}
+
+fn open(config: &Config) -> Result<Store, AdminError> {
+    Store::open(&config.storage_path, config.cache_bytes).map_err(|e| match e {
+        StoreError::Locked(_) => AdminError(format!(
+            "{e}; stop it first (e.g. `systemctl stop linkgate`), run the command, then start it again"
+        )),
+        other => other.into(),
+    })
+}
+
+fn username(name: &str) -> Result<Username, AdminError> {
+    Username::parse(name).map_err(|e| AdminError(format!("invalid username `{name}`: {e}")))
+}
+
+/// The new password: asked twice without echo on a terminal, else the first line of stdin.
+fn read_new_password() -> Result<Secret, AdminError> {
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("New password: ")
+            .map_err(|e| AdminError(format!("cannot read the password: {e}")))?;
+        let second = rpassword::prompt_password("Repeat password: ")
+            .map_err(|e| AdminError(format!("cannot read the password: {e}")))?;
+        if first != second {
+            return Err(AdminError("the passwords do not match".into()));
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| AdminError(format!("cannot read the password from stdin: {e}")))?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    let length = password.chars().count();
+    if password.is_empty() {
+        return Err(AdminError("the password is empty".into()));
+    }
+    if length < MIN_PASSWORD_LEN {
+        return Err(AdminError(format!(
+            "the password is too short: use at least {MIN_PASSWORD_LEN} characters"
+        )));
+    }
+    if length > MAX_PASSWORD_LEN {
+        return Err(AdminError(format!(
+            "the password is too long (over {MAX_PASSWORD_LEN} characters)"
+        )));
+    }
+    Ok(Secret::new(password))
+}
+
+pub fn add_user(config: &Config, name: &str) -> Result<String, AdminError> {
+    let name = username(name)?;
+    let store = open(config)?;
+    if store.user(&name)?.is_some() {
+        return Err(AdminError(format!("user `{name}` already exists")));
+    }
+    let password = read_new_password()?;
+    let hash = secret::hash_password(&password);
+    store.add_user(&name, hash).map_err(|e| match e {
+        AddUserError::Exists(_) => AdminError(e.to_string()),
+        AddUserError::Store(e) => e.into(),
+    })?;
+    store.flush_blocking()?;
+    Ok(format!("added user {name}"))
+}
+
+pub fn list_users(config: &Config) -> Result<String, AdminError> {
+    let store = open(config)?;
+    let mut out = String::new();
+    for user in store.users()? {
+        let clients: BTreeSet<String> = store
+            .user_grants(&user.sub)?
+            .into_iter()
+            .map(|g| g.client_id)
+            .collect();
+        out.push_str(&format!(
+            "{}\tcreated {}\t{} linked client{}\n",
+            user.username,
+            format_time(user.created_at),
+            clients.len(),
+            if clients.len() == 1 { "" } else { "s" }
+        ));
+    }
+    if out.is_empty() {
+        out.push_str("no users yet: add one with --add-user NAME\n");
+    }
+    Ok(out.trim_end().to_string())
+}
+
+pub fn remove_user(config: &Config, name: &str) -> Result<String, AdminError> {
+    let name = username(name)?;
+    let store = open(config)?;
+    if !store.remove_user(&name)? {
+        return Err(AdminError(format!("no user `{name}`")));
+    }
+    store.flush_blocking()?;
+    Ok(format!("removed user {name} and revoked their tokens"))
+}
+
+pub fn set_password(config: &Config, name: &str) -> Result<String, AdminError> {
+    let name = username(name)?;
+    let store = open(config)?;
+    if store.user(&name)?.is_none() {
+        return Err(AdminError(format!("no user `{name}`")));
+    }
+    let hash = secret::hash_password(&read_new_password()?);
+    store.set_password(&name, hash)?;
+    store.flush_blocking()?;
+    Ok(format!(
+        "changed the password of {name} and revoked their tokens"
+    ))
+}
+
+pub fn unlink_user(config: &Config, name: &str) -> Result<String, AdminError> {
+    let name = username(name)?;
+    let store = open(config)?;
+    let user = store
+        .user(&name)?
+        .ok_or_else(|| AdminError(format!("no user `{name}`")))?;
+    let revoked = store.revoke_user_grants(&user.sub)?;
+    store.flush_blocking()?;
+    Ok(format!("unlinked {name}: revoked {revoked} grant(s)"))
+}
+
+pub fn check_config(config: &Config) -> String {
+    let mut out = format!("config {} is valid\n", config.file.display());
+    out.push_str(&format!("listen      {}\n", config.listen));
+    out.push_str(&format!("public url  {}\n", config.public_url));
+    out.push_str(&format!("  authorize {}/authorize\n", config.public_url));
+    out.push_str(&format!("  token     {}/token\n", config.public_url));
+    out.push_str(&format!("data        {}\n", config.storage_path.display()));
+    out.push_str(&format!(
+        "tokens      code {}s, access {}s, refresh {}\n",
+        config.tokens.code_secs,
+        config.tokens.access_secs,
+        match config.tokens.refresh_secs {
+            0 => "until revoked".to_string(),
+            s => format!("{s}s"),
+        }
+    ));
+    for client in &config.clients {
+        out.push_str(&format!("client      {} ({})\n", client.id, client.name));
+        for uri in &client.redirect_uris {
+            out.push_str(&format!("  redirect  {uri}\n"));
+        }
+    }
+    for warning in config.warnings() {
+        out.push_str(&format!("warning: {warning}\n"));
+    }
+    out.trim_end().to_string()
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` from Unix seconds (Howard Hinnant's civil-from-days).
+pub fn format_time(secs: u64) -> String {
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z.rem_euclid(146097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats_times() {
+        assert_eq!(super::format_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(super::format_time(1_795_000_000), "2026-11-18 08:26:40 UTC");
+    }
+}

@@ -1,0 +1,31 @@
+//! What every request handler needs: the config, the store, the pending authorizations and the
+//! limit on concurrent password checks. Built once at start-up and shared behind an `Arc`.
+
+use crate::config::Config;
+use crate::oauth::pending::PendingAuthorizations;
+use crate::store::Store;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub pending: PendingAuthorizations,
+    /// argon2 is deliberately expensive (19 MiB, ~50 ms). At most one check per core runs at a
+    /// time so a login flood cannot exhaust memory or starve `/token` and `/userinfo`.
+    pub password_checks: Semaphore,
+    pub client_secret_cache: crate::oauth::client::SecretCache,
+}
+
+impl App {
+    pub fn new(config: Config, store: Store) -> Arc<App> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Arc::new(App {
+            config,
+            store,
+            pending: PendingAuthorizations::new(),
+            password_checks: Semaphore::new(cores),
+            client_secret_cache: Default::default(),
+        })
+    }
+}

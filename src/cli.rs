@@ -1,0 +1,124 @@
+//! Command-line arguments. Few enough to parse by hand, with errors that say what to type.
+
+use std::path::PathBuf;
+
+pub const USAGE: &str = "\
+linkgate — OAuth 2.0 account linking for Alexa skills and Google Home actions
+
+Usage:
+  linkgate [--config PATH]                      serve (the default)
+  linkgate [--config PATH] --add-user NAME      create a user (password from the terminal or stdin)
+  linkgate [--config PATH] --list-users         list users and how many clients each has linked
+  linkgate [--config PATH] --remove-user NAME   delete a user and revoke their tokens
+  linkgate [--config PATH] --set-password NAME  change a password and revoke the user's tokens
+  linkgate [--config PATH] --unlink-user NAME   revoke all of a user's tokens (unlinks them)
+  linkgate [--config PATH] --check-config       validate the config and show what would be served
+  linkgate --version | --help
+
+The config file is --config PATH, else $LINKGATE_CONFIG, else ./linkgate.toml.
+";
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    Serve,
+    AddUser(String),
+    ListUsers,
+    RemoveUser(String),
+    SetPassword(String),
+    UnlinkUser(String),
+    CheckConfig,
+    Version,
+    Help,
+}
+
+#[derive(Debug)]
+pub struct Args {
+    pub config: PathBuf,
+    pub command: Command,
+}
+
+pub fn parse(
+    args: impl IntoIterator<Item = String>,
+    env_config: Option<String>,
+) -> Result<Args, String> {
+    let mut config = None;
+    let mut command = None;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => {
+                (flag.to_string(), Some(value.to_string()))
+            }
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<String, String> {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        let next = match flag.as_str() {
+            "--config" | "-c" => {
+                config = Some(PathBuf::from(value("--config")?));
+                continue;
+            }
+            "--add-user" => Command::AddUser(value("--add-user NAME")?),
+            "--remove-user" => Command::RemoveUser(value("--remove-user NAME")?),
+            "--set-password" => Command::SetPassword(value("--set-password NAME")?),
+            "--unlink-user" => Command::UnlinkUser(value("--unlink-user NAME")?),
+            "--list-users" => Command::ListUsers,
+            "--check-config" => Command::CheckConfig,
+            "--version" | "-V" => Command::Version,
+            "--help" | "-h" => Command::Help,
+            other => return Err(format!("unknown argument `{other}` (see --help)")),
+        };
+        if command.is_some() {
+            return Err("give one command at a time (see --help)".into());
+        }
+        command = Some(next);
+    }
+    Ok(Args {
+        config: config
+            .or_else(|| env_config.filter(|c| !c.is_empty()).map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("linkgate.toml")),
+        command: command.unwrap_or(Command::Serve),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(s: &str, env: Option<&str>) -> Result<Args, String> {
+        parse(
+            s.split_whitespace().map(String::from),
+            env.map(String::from),
+        )
+    }
+
+    #[test]
+    fn defaults_and_flags() {
+        let args = parse_str("", None).unwrap();
+        assert_eq!(args.config, PathBuf::from("linkgate.toml"));
+        assert_eq!(args.command, Command::Serve);
+        let args = parse_str("--add-user alice --config /etc/l.toml", Some("/x.toml")).unwrap();
+        assert_eq!(args.config, PathBuf::from("/etc/l.toml"));
+        assert_eq!(args.command, Command::AddUser("alice".into()));
+        assert_eq!(
+            parse_str("", Some("/x.toml")).unwrap().config,
+            PathBuf::from("/x.toml")
+        );
+        assert_eq!(
+            parse_str("--config=a.toml", None).unwrap().config,
+            PathBuf::from("a.toml")
+        );
+    }
+
+    #[test]
+    fn errors() {
+        assert!(parse_str("--add-user", None).is_err());
+        assert!(parse_str("--bogus", None).is_err());
+        assert!(parse_str("--list-users --check-config", None).is_err());
+    }
+}

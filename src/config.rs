@@ -1,0 +1,646 @@
+//! The TOML config file: its schema (unknown keys are errors, so typos cannot pass silently) and
+//! the checks that turn it into a `Config` the server can trust. Every problem is reported as one
+//! line naming the file, the key and what is wrong.
+
+use crate::secret::{self, Secret};
+use serde::Deserialize;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from (for messages).
+    pub file: PathBuf,
+    pub listen: SocketAddr,
+    /// `public_url` without a trailing slash.
+    pub public_url: String,
+    pub trusted_proxies: Vec<IpAddr>,
+    pub limits: Limits,
+    pub storage_path: PathBuf,
+    /// sled's page cache in bytes.
+    pub cache_bytes: u64,
+    pub tokens: TokenTtls,
+    pub ui: Ui,
+    pub clients: Vec<Client>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_header_bytes: usize,
+    pub header_read_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct TokenTtls {
+    pub code_secs: u64,
+    pub access_secs: u64,
+    /// 0: refresh tokens live until revoked.
+    pub refresh_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ui {
+    pub title: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: String,
+    pub secret: ClientSecret,
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub require_pkce: bool,
+    pub rotate_refresh_tokens: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum ClientSecret {
+    Plain(Secret),
+    /// An argon2 PHC string.
+    Hash(String),
+}
+
+impl Config {
+    /// Whether the world reaches us over HTTPS (decides the cookies' `Secure` flag).
+    pub fn public_https(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
+    /// The path part of `public_url` ("" or "/prefix"), for form actions behind a proxy prefix.
+    pub fn public_path(&self) -> &str {
+        let rest = self
+            .public_url
+            .split_once("://")
+            .map(|(_, rest)| rest)
+            .unwrap_or("");
+        rest.find('/').map(|i| &rest[i..]).unwrap_or("")
+    }
+
+    pub fn client(&self, id: &str) -> Option<&Client> {
+        self.clients.iter().find(|c| c.id == id)
+    }
+
+    /// Things that work but that an operator should fix, for `--check-config` and the log.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if !self.public_https() {
+            warnings.push(format!(
+                "server.public_url `{}` is plain http: Alexa and Google only link over HTTPS with a trusted certificate",
+                self.public_url
+            ));
+        }
+        for client in &self.clients {
+            if let ClientSecret::Plain(secret) = &client.secret {
+                if EXAMPLE_SECRETS.contains(&secret.expose()) {
+                    warnings.push(format!(
+                        "clients `{}`: the secret is the example one from the documentation; generate your own (e.g. `openssl rand -base64 32`)",
+                        client.id
+                    ));
+                }
+            }
+        }
+        warnings
+    }
+}
+
+/// Secrets that appear in our documentation and must never guard a real deployment.
+const EXAMPLE_SECRETS: &[&str] = &[
+    "long-random-string",
+    "change-me-to-a-long-random-string",
+    "example-google-secret-change-me",
+];
+
+/// A config problem: everything the operator needs in one line.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}: {problem}", self.file.display())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+// ---- the file as written -------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    server: RawServer,
+    storage: RawStorage,
+    #[serde(default)]
+    tokens: RawTokens,
+    #[serde(default)]
+    ui: RawUi,
+    #[serde(default)]
+    clients: Vec<RawClient>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: String,
+    public_url: String,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
+    tls: Option<toml::Value>,
+    #[serde(default = "default_max_body_bytes")]
+    max_body_bytes: usize,
+    #[serde(default = "default_max_header_bytes")]
+    max_header_bytes: usize,
+    #[serde(default = "default_header_read_timeout_secs")]
+    header_read_timeout_secs: u64,
+    #[serde(default = "default_idle_timeout_secs")]
+    idle_timeout_secs: u64,
+    #[serde(default = "default_max_connections")]
+    max_connections: usize,
+}
+
+fn default_max_body_bytes() -> usize {
+    64 * 1024
+}
+fn default_max_header_bytes() -> usize {
+    64 * 1024
+}
+fn default_header_read_timeout_secs() -> u64 {
+    10
+}
+fn default_idle_timeout_secs() -> u64 {
+    60
+}
+fn default_max_connections() -> usize {
+    1024
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    path: PathBuf,
+    #[serde(default = "default_cache_mib")]
+    cache_mib: u64,
+}
+
+fn default_cache_mib() -> u64 {
+    16
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTokens {
+    #[serde(default = "default_code_ttl")]
+    code_ttl_secs: u64,
+    #[serde(default = "default_access_ttl")]
+    access_ttl_secs: u64,
+    #[serde(default)]
+    refresh_ttl_secs: u64,
+}
+
+impl Default for RawTokens {
+    fn default() -> Self {
+        RawTokens {
+            code_ttl_secs: default_code_ttl(),
+            access_ttl_secs: default_access_ttl(),
+            refresh_ttl_secs: 0,
+        }
+    }
+}
+
+fn default_code_ttl() -> u64 {
+    300
+}
+fn default_access_ttl() -> u64 {
+    3600
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUi {
+    #[serde(default = "default_title")]
+    title: String,
+}
+
+impl Default for RawUi {
+    fn default() -> Self {
+        RawUi {
+            title: default_title(),
+        }
+    }
+}
+
+fn default_title() -> String {
+    "Sign in".to_string()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClient {
+    id: String,
+    secret: Option<String>,
+    secret_hash: Option<String>,
+    name: Option<String>,
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    require_pkce: bool,
+    #[serde(default)]
+    rotate_refresh_tokens: bool,
+}
+
+// ---- loading and checking -----------------------------------------------------------------
+
+/// Reads, parses and validates the file.
+pub fn load(file: &Path) -> Result<Config, ConfigError> {
+    let fail = |problem: String| ConfigError {
+        file: file.to_path_buf(),
+        problems: vec![problem],
+    };
+    let text = std::fs::read_to_string(file).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let raw = parse(&text).map_err(fail)?;
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let mut config = validate(raw, dir).map_err(|problems| ConfigError {
+        file: file.to_path_buf(),
+        problems,
+    })?;
+    config.file = file.to_path_buf();
+    Ok(config)
+}
+
+/// TOML into `RawConfig`, with the key path and line of the first problem.
+fn parse(text: &str) -> Result<RawConfig, String> {
+    let deserializer = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let line = inner
+            .span()
+            .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+        let message = inner.message().trim().to_string();
+        let mut out = String::new();
+        if let Some(line) = line {
+            out.push_str(&format!("line {line}: "));
+        }
+        if path != "." && !path.is_empty() {
+            out.push_str(&format!("key `{path}`: "));
+        }
+        out.push_str(&message);
+        out
+    })
+}
+
+fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
+    let mut problems = Vec::new();
+    let mut problem = |key: &str, what: String| problems.push(format!("key `{key}`: {what}"));
+
+    let listen = raw.server.listen.parse::<SocketAddr>().unwrap_or_else(|_| {
+        problem(
+            "server.listen",
+            format!(
+                "`{}` is not a socket address (expected e.g. \"127.0.0.1:8080\" or \"[::]:443\")",
+                raw.server.listen
+            ),
+        );
+        SocketAddr::from(([127, 0, 0, 1], 0))
+    });
+
+    let public_url = raw.server.public_url.trim_end_matches('/').to_string();
+    match parse_url(&public_url) {
+        Some(url) if url.query_or_fragment => problem(
+            "server.public_url",
+            format!("`{public_url}` must not carry a query or fragment"),
+        ),
+        Some(_) => {}
+        None => problem(
+            "server.public_url",
+            format!("`{public_url}` is not an absolute http(s) URL such as \"https://auth.example.com\""),
+        ),
+    }
+
+    let mut trusted_proxies = Vec::new();
+    for (i, proxy) in raw.server.trusted_proxies.iter().enumerate() {
+        match proxy.parse::<IpAddr>() {
+            Ok(ip) => trusted_proxies.push(ip),
+            Err(_) => problem(
+                &format!("server.trusted_proxies[{i}]"),
+                format!("`{proxy}` is not an IP address"),
+            ),
+        }
+    }
+    if raw.server.tls.is_some() {
+        problem(
+            "server.tls",
+            "built-in TLS is not available in this version; remove [server.tls] and terminate HTTPS in a reverse proxy (see the README)".to_string(),
+        );
+    }
+    let limits = Limits {
+        max_body_bytes: raw.server.max_body_bytes,
+        max_header_bytes: raw.server.max_header_bytes,
+        header_read_timeout_secs: raw.server.header_read_timeout_secs,
+        idle_timeout_secs: raw.server.idle_timeout_secs,
+        max_connections: raw.server.max_connections,
+    };
+    if !(1024..=16 * 1024 * 1024).contains(&limits.max_body_bytes) {
+        problem(
+            "server.max_body_bytes",
+            "must be between 1024 and 16777216".into(),
+        );
+    }
+    if !(8192..=1024 * 1024).contains(&limits.max_header_bytes) {
+        problem(
+            "server.max_header_bytes",
+            "must be between 8192 and 1048576".into(),
+        );
+    }
+    if !(1..=300).contains(&limits.header_read_timeout_secs) {
+        problem(
+            "server.header_read_timeout_secs",
+            "must be between 1 and 300".into(),
+        );
+    }
+    if !(1..=3600).contains(&limits.idle_timeout_secs) {
+        problem(
+            "server.idle_timeout_secs",
+            "must be between 1 and 3600".into(),
+        );
+    }
+    if limits.max_connections == 0 {
+        problem("server.max_connections", "must be at least 1".into());
+    }
+
+    let storage_path = if raw.storage.path.is_absolute() {
+        raw.storage.path.clone()
+    } else {
+        dir.join(&raw.storage.path)
+    };
+    if raw.storage.path.as_os_str().is_empty() {
+        problem("storage.path", "must not be empty".into());
+    }
+    if raw.storage.cache_mib == 0 {
+        problem("storage.cache_mib", "must be at least 1".into());
+    }
+
+    let tokens = TokenTtls {
+        code_secs: raw.tokens.code_ttl_secs,
+        access_secs: raw.tokens.access_ttl_secs,
+        refresh_secs: raw.tokens.refresh_ttl_secs,
+    };
+    // RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is RECOMMENDED."
+    if !(1..=600).contains(&tokens.code_secs) {
+        problem(
+            "tokens.code_ttl_secs",
+            "must be between 1 and 600 seconds".into(),
+        );
+    }
+    if !(1..=366 * 86400).contains(&tokens.access_secs) {
+        problem(
+            "tokens.access_ttl_secs",
+            "must be between 1 second and a year".into(),
+        );
+    }
+    if tokens.refresh_secs != 0 && tokens.refresh_secs <= tokens.access_secs {
+        problem(
+            "tokens.refresh_ttl_secs",
+            "must be 0 (until revoked) or longer than tokens.access_ttl_secs".into(),
+        );
+    }
+
+    let mut clients: Vec<Client> = Vec::new();
+    if raw.clients.is_empty() {
+        problem(
+            "clients",
+            "no [[clients]] configured: add one for your Alexa skill (see config.example.toml)"
+                .into(),
+        );
+    }
+    for (i, c) in raw.clients.into_iter().enumerate() {
+        let key = |k: &str| format!("clients[{i}].{k}");
+        if c.id.is_empty() || c.id.len() > 256 || c.id.chars().any(|ch| ch.is_control()) {
+            problem(&key("id"), "must be 1 to 256 printable characters".into());
+        }
+        if clients.iter().any(|other| other.id == c.id) {
+            problem(&key("id"), format!("duplicate client id `{}`", c.id));
+        }
+        let secret = match (c.secret, c.secret_hash) {
+            (Some(_), Some(_)) => {
+                problem(
+                    &key("secret"),
+                    "set either `secret` or `secret_hash`, not both".into(),
+                );
+                None
+            }
+            (None, None) => {
+                problem(
+                    &key("secret"),
+                    "missing: every client needs a `secret` (or `secret_hash`)".into(),
+                );
+                None
+            }
+            (Some(s), None) if s.chars().count() < 16 => {
+                problem(
+                    &key("secret"),
+                    "too short: use at least 16 random characters".into(),
+                );
+                None
+            }
+            (Some(s), None) => Some(ClientSecret::Plain(Secret::new(s))),
+            (None, Some(h)) if !secret::is_phc_hash(&h) => {
+                problem(
+                    &key("secret_hash"),
+                    "is not an argon2 PHC string (\"$argon2id$v=19$...\")".into(),
+                );
+                None
+            }
+            (None, Some(h)) => Some(ClientSecret::Hash(h)),
+        };
+        if c.redirect_uris.is_empty() {
+            problem(
+                &key("redirect_uris"),
+                "at least one redirect URI is required".into(),
+            );
+        }
+        for (j, uri) in c.redirect_uris.iter().enumerate() {
+            if let Err(why) = check_redirect_uri(uri) {
+                problem(
+                    &format!("clients[{i}].redirect_uris[{j}]"),
+                    format!("`{uri}` {why}"),
+                );
+            }
+        }
+        if let Some(secret) = secret {
+            clients.push(Client {
+                name: c.name.unwrap_or_else(|| c.id.clone()),
+                id: c.id,
+                secret,
+                redirect_uris: c.redirect_uris,
+                require_pkce: c.require_pkce,
+                rotate_refresh_tokens: c.rotate_refresh_tokens,
+            });
+        }
+    }
+
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Config {
+        file: PathBuf::new(),
+        listen,
+        public_url,
+        trusted_proxies,
+        limits,
+        storage_path,
+        cache_bytes: raw.storage.cache_mib * 1024 * 1024,
+        tokens,
+        ui: Ui {
+            title: raw.ui.title,
+        },
+        clients,
+    })
+}
+
+struct Url<'a> {
+    https: bool,
+    host: &'a str,
+    query_or_fragment: bool,
+}
+
+/// A minimal absolute-URL check: `http(s)://host[:port][/path][?query]`, no user info, no
+/// whitespace. Enough to refuse what must not be configured; the URIs are compared byte for byte.
+fn parse_url(s: &str) -> Option<Url<'_>> {
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return None;
+    }
+    let (https, rest) = if let Some(rest) = s.strip_prefix("https://") {
+        (true, rest)
+    } else {
+        (false, s.strip_prefix("http://")?)
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    let host = if authority.starts_with('[') {
+        &authority[..authority.find(']')? + 1]
+    } else {
+        authority.split(':').next()?
+    };
+    if host.is_empty() {
+        return None;
+    }
+    if let Some((_, port)) = authority
+        .rsplit_once(':')
+        .filter(|_| !authority.ends_with(']'))
+    {
+        if port.parse::<u16>().is_err() {
+            return None;
+        }
+    }
+    Some(Url {
+        https,
+        host,
+        query_or_fragment: rest[end..].contains(['?', '#']),
+    })
+}
+
+/// RFC 6749 §3.1.2 and RFC 9700 §2.1: absolute, no fragment, https unless on this machine.
+fn check_redirect_uri(uri: &str) -> Result<(), &'static str> {
+    let url = parse_url(uri).ok_or("is not an absolute https URL")?;
+    if uri.contains('#') {
+        return Err("must not contain a fragment (#)");
+    }
+    let loopback = matches!(url.host, "localhost" | "[::1]")
+        || url
+            .host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !url.https && !loopback {
+        return Err("must use https (plain http is allowed only for localhost)");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+public_url = "https://auth.example.com/"
+[storage]
+path = "data"
+[[clients]]
+id = "alexa-skill"
+secret = "0123456789abcdef"
+redirect_uris = ["https://pitangui.amazon.com/api/skill/link/M2X"]
+"#;
+
+    fn check(text: &str) -> Result<Config, String> {
+        let raw = parse(text)?;
+        validate(raw, Path::new("/etc/linkgate")).map_err(|p| p.join("\n"))
+    }
+
+    #[test]
+    fn accepts_a_minimal_config() {
+        let config = check(GOOD).unwrap();
+        assert_eq!(config.public_url, "https://auth.example.com");
+        assert_eq!(config.storage_path, Path::new("/etc/linkgate/data"));
+        assert_eq!(config.tokens.access_secs, 3600);
+        assert_eq!(config.clients[0].name, "alexa-skill");
+        assert_eq!(config.public_path(), "");
+    }
+
+    #[test]
+    fn names_an_unknown_key() {
+        let err = check(&GOOD.replace("listen =", "listne =")).unwrap_err();
+        assert!(err.contains("listne"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn names_a_badly_typed_key() {
+        let err = check(&format!("{GOOD}\n[tokens]\ncode_ttl_secs = \"five\"\n")).unwrap_err();
+        assert!(err.contains("tokens.code_ttl_secs"), "{err}");
+    }
+
+    #[test]
+    fn refuses_bad_values() {
+        let err = check(&GOOD.replace("127.0.0.1:8080", "localhost")).unwrap_err();
+        assert!(err.contains("server.listen"), "{err}");
+        let err = check(&GOOD.replace("https://auth", "ftp://auth")).unwrap_err();
+        assert!(err.contains("server.public_url"), "{err}");
+        let err = check(&GOOD.replace("https://pitangui", "http://pitangui")).unwrap_err();
+        assert!(err.contains("redirect_uris[0]"), "{err}");
+        let err = check(&GOOD.replace("0123456789abcdef", "short")).unwrap_err();
+        assert!(err.contains("clients[0].secret"), "{err}");
+        let dup = format!("{GOOD}{}", &GOOD[GOOD.find("[[clients]]").unwrap()..]);
+        let err = check(&dup).unwrap_err();
+        assert!(err.contains("duplicate client id"), "{err}");
+    }
+
+    #[test]
+    fn redirect_uri_rules() {
+        assert!(check_redirect_uri("https://layla.amazon.com/api/skill/link/M2X").is_ok());
+        assert!(check_redirect_uri("http://127.0.0.1:9000/cb").is_ok());
+        assert!(check_redirect_uri("http://localhost/cb").is_ok());
+        assert!(check_redirect_uri("http://example.com/cb").is_err());
+        assert!(check_redirect_uri("https://example.com/cb#frag").is_err());
+        assert!(check_redirect_uri("https://user@example.com/cb").is_err());
+        assert!(check_redirect_uri("/relative").is_err());
+        assert!(check_redirect_uri("https://").is_err());
+    }
+}

@@ -1,0 +1,8 @@
+//! The HTTP layer on plain hyper 1.x: accept loop and limits (`server`), path to handler
+//! (`routes`), header parsing (`request`) and response building (`response`). It parses, calls
+//! `oauth`, and renders; it decides nothing about OAuth itself.
+
+mod request;
+mod response;
+mod routes;
+pub mod server;

@@ -1,0 +1,178 @@
+//! Path to handler. Each handler parses what it needs, calls `oauth`, and renders the result.
+
+use super::request::{self, BodyError, CSRF_COOKIE};
+use super::response::{self, Reply};
+use crate::app::App;
+use crate::oauth::authorize::{self, Step};
+use crate::oauth::{metadata, resource, token, OAuthError};
+use crate::pages;
+use crate::urlencoded::Params;
+use hyper::body::Incoming;
+use hyper::{Method, Request};
+use serde::Serialize;
+
+pub async fn route(app: &App, req: Request<Incoming>) -> Reply {
+    // Behind a proxy that keeps a path prefix (public_url = "https://host/auth"), accept both.
+    let path = req.uri().path();
+    let path = path
+        .strip_prefix(app.config.public_path())
+        .filter(|p| p.starts_with('/'))
+        .unwrap_or(path);
+    match (path, req.method().clone()) {
+        ("/authorize", Method::GET) => {
+            let query = req.uri().query().unwrap_or("").as_bytes().to_vec();
+            render(app, authorize::begin(app, &query))
+        }
+        ("/authorize", Method::POST) => {
+            let cookie = request::csrf_cookie(req.headers()).map(str::to_string);
+            match body(app, req).await {
+                Ok(body) => render(app, authorize::submit(app, &body, cookie.as_deref()).await),
+                Err(reply) => reply,
+            }
+        }
+        ("/authorize", _) => response::method_not_allowed("GET, POST"),
+        ("/token", Method::POST) => {
+            form_endpoint(app, req, |app, params, basic| async move {
+                let issued = token::exchange(app, &params, basic).await?;
+                Ok(response::json(200, &TokenBody::from(issued)))
+            })
+            .await
+        }
+        ("/token", _) => response::method_not_allowed("POST"),
+        ("/userinfo", Method::GET | Method::POST) => {
+            let result = request::bearer_token(req.headers())
+                .and_then(|token| resource::userinfo(app, token));
+            match result {
+                Ok(info) => response::json(200, &info),
+                Err(error) => response::oauth_error(&error),
+            }
+        }
+        ("/userinfo", _) => response::method_not_allowed("GET, POST"),
+        ("/introspect", Method::POST) => {
+            form_endpoint(app, req, |app, params, basic| async move {
+                Ok(response::json(
+                    200,
+                    &resource::introspect(app, &params, basic).await?,
+                ))
+            })
+            .await
+        }
+        ("/introspect", _) => response::method_not_allowed("POST"),
+        ("/revoke", Method::POST) => {
+            form_endpoint(app, req, |app, params, basic| async move {
+                resource::revoke(app, &params, basic).await?;
+                Ok(response::json(200, &serde_json::json!({})))
+            })
+            .await
+        }
+        ("/revoke", _) => response::method_not_allowed("POST"),
+        ("/.well-known/oauth-authorization-server", Method::GET) => {
+            response::json(200, &metadata::metadata(&app.config))
+        }
+        ("/healthz", Method::GET | Method::HEAD) => match app.store.is_healthy() {
+            true => response::text(200, "ok\n"),
+            false => response::text(503, "store unavailable\n"),
+        },
+        ("/", Method::GET) => response::text(
+            200,
+            "linkgate: OAuth 2.0 account linking. See /.well-known/oauth-authorization-server\n",
+        ),
+        _ => response::text(404, "not found\n"),
+    }
+}
+
+/// Reads a body within the configured limit, or the reply that refuses it.
+async fn body(app: &App, req: Request<Incoming>) -> Result<hyper::body::Bytes, Reply> {
+    match request::body(req, app.config.limits.max_body_bytes).await {
+        Ok(body) => Ok(body),
+        Err(BodyError::TooLarge) => Err(response::text(413, "request body too large\n")),
+        Err(BodyError::Io) => Err(response::text(400, "could not read the request body\n")),
+    }
+}
+
+/// The shape shared by `/token`, `/introspect` and `/revoke`: a form body plus client
+/// credentials in, JSON or an OAuth error out.
+async fn form_endpoint<'a, F, Fut>(app: &'a App, req: Request<Incoming>, handle: F) -> Reply
+where
+    F: FnOnce(&'a App, Params, Option<crate::oauth::client::BasicCredentials>) -> Fut,
+    Fut: std::future::Future<Output = Result<Reply, OAuthError>>,
+{
+    let basic = request::basic_credentials(req.headers());
+    if !request::is_form(req.headers()) {
+        return response::oauth_error(&OAuthError::InvalidRequest(
+            "the body must be application/x-www-form-urlencoded".into(),
+        ));
+    }
+    let body = match body(app, req).await {
+        Ok(body) => body,
+        Err(reply) => return reply,
+    };
+    let result = async {
+        let params = Params::parse(&body)?;
+        handle(app, params, basic?).await
+    };
+    result
+        .await
+        .unwrap_or_else(|error| response::oauth_error(&error))
+}
+
+/// RFC 6749 §5.1.
+#[derive(Serialize)]
+struct TokenBody {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    refresh_token: String,
+    scope: String,
+}
+
+impl From<token::TokenResponse> for TokenBody {
+    fn from(t: token::TokenResponse) -> Self {
+        TokenBody {
+            access_token: t.access_token.expose().to_string(),
+            token_type: "Bearer",
+            expires_in: t.expires_in,
+            refresh_token: t.refresh_token.expose().to_string(),
+            scope: t.scope,
+        }
+    }
+}
+
+fn render(app: &App, step: Step) -> Reply {
+    let title = &app.config.ui.title;
+    let action = format!("{}/authorize", app.config.public_path());
+    let cookie = |csrf: &crate::secret::Secret| {
+        let secure = if app.config.public_https() {
+            "; Secure"
+        } else {
+            ""
+        };
+        Some(format!(
+            "{CSRF_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=900{secure}",
+            csrf.expose()
+        ))
+    };
+    match step {
+        Step::Login { form, failure } => {
+            let status = if failure.is_some() { 401 } else { 200 };
+            let status = match failure {
+                Some(authorize::LoginFailure::Busy) => 503,
+                _ => status,
+            };
+            response::html(
+                status,
+                pages::login(title, &action, &form, failure),
+                cookie(&form.csrf),
+            )
+        }
+        Step::Consent { form, username } => response::html(
+            200,
+            pages::consent(title, &action, &form, &username),
+            cookie(&form.csrf),
+        ),
+        Step::Redirect(location) => response::redirect(&location),
+        Step::ErrorPage(page) => {
+            response::html(page.status, pages::error(title, &page.message), None)
+        }
+    }
+}

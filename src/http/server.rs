@@ -1,0 +1,185 @@
+//! The accept loop: one task per connection, HTTP/1.1 with timeouts against slow clients, a cap
+//! on open connections, one log line per request, and a graceful stop that lets requests in
+//! flight finish.
+
+use super::request::client_ip;
+use super::routes::route;
+use crate::app::App;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+
+/// How long a stop waits for requests in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves until `shutdown` completes, then drains.
+pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    let limits = app.config.limits.clone();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(limits.header_read_timeout_secs))
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .keep_alive(true);
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let idle = Duration::from_secs(limits.idle_timeout_secs);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::pin!(shutdown);
+
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            tracing::warn!("connection limit reached; closing a new connection");
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let app = app.clone();
+            async move {
+                let started = Instant::now();
+                let method = req.method().clone();
+                let path = req.uri().path().to_string();
+                let ip = client_ip(req.headers(), peer, &app.config.trusted_proxies);
+                let reply = route(&app, req).await;
+                tracing::info!(
+                    %method,
+                    path = %truncate(&path, 200),
+                    status = reply.status().as_u16(),
+                    latency_ms = format_args!("{:.2}", started.elapsed().as_secs_f64() * 1000.0),
+                    %ip,
+                    "request"
+                );
+                Ok::<_, std::convert::Infallible>(reply)
+            }
+        });
+        let io = ActivityIo::new(stream);
+        let last_activity = io.last_activity.clone();
+        let conn = builder.serve_connection(TokioIo::new(io), service);
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            tokio::pin!(conn);
+            let mut closing = false;
+            let mut tick = tokio::time::interval(Duration::from_secs(1).min(idle));
+            loop {
+                tokio::select! {
+                    _ = conn.as_mut() => break,
+                    _ = stop.changed(), if !closing => {
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    _ = tick.tick(), if !closing => {
+                        if idle_for(&last_activity) >= idle {
+                            closing = true;
+                            conn.as_mut().graceful_shutdown();
+                        }
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    tokio::select! {
+        _ = connections.acquire_many(all) => tracing::info!("all connections closed"),
+        _ = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("some connections did not finish in time"),
+    }
+}
+
+/// Milliseconds since an arbitrary process-wide start, for cheap activity stamps.
+fn clock_ms() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+fn idle_for(last_activity: &AtomicU64) -> Duration {
+    Duration::from_millis(clock_ms().saturating_sub(last_activity.load(Ordering::Relaxed)))
+}
+
+/// A TCP stream that stamps every read and write, so idle keep-alive connections can be closed
+/// (hyper 1.x has no idle timeout of its own).
+struct ActivityIo {
+    stream: TcpStream,
+    last_activity: Arc<AtomicU64>,
+}
+
+impl ActivityIo {
+    fn new(stream: TcpStream) -> Self {
+        ActivityIo {
+            stream,
+            last_activity: Arc::new(AtomicU64::new(clock_ms())),
+        }
+    }
+
+    fn touch(&self) {
+        self.last_activity.store(clock_ms(), Ordering::Relaxed);
+    }
+}
+
+impl AsyncRead for ActivityIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let result = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.touch();
+        }
+        result
+    }
+}
+
+impl AsyncWrite for ActivityIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        this.touch();
+        Pin::new(&mut this.stream).poll_write(cx, data)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// Paths are logged but bounded, so a hostile 60 KiB path does not flood the log.
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}

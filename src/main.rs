@@ -1,0 +1,179 @@
+//! linkgate: parse the command line, load the config, then serve or run one admin command.
+
+mod admin;
+mod app;
+mod cli;
+mod config;
+mod http;
+mod oauth;
+mod pages;
+mod secret;
+mod store;
+mod urlencoded;
+
+use cli::Command;
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// How often expired codes and tokens are swept.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+fn main() -> ExitCode {
+    let args = match cli::parse(
+        std::env::args().skip(1),
+        std::env::var("LINKGATE_CONFIG").ok(),
+    ) {
+        Ok(args) => args,
+        Err(e) => return fail(2, &e),
+    };
+    match args.command {
+        Command::Help => {
+            print!("{}", cli::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Command::Version => {
+            println!("linkgate {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
+    let config = match config::load(&args.config) {
+        Ok(config) => config,
+        Err(e) => return fail(2, &e.to_string()),
+    };
+    let result = match &args.command {
+        Command::Serve => return serve(config),
+        Command::CheckConfig => Ok(admin::check_config(&config)),
+        Command::AddUser(name) => admin::add_user(&config, name),
+        Command::ListUsers => admin::list_users(&config),
+        Command::RemoveUser(name) => admin::remove_user(&config, name),
+        Command::SetPassword(name) => admin::set_password(&config, name),
+        Command::UnlinkUser(name) => admin::unlink_user(&config, name),
+        Command::Help | Command::Version => unreachable!("handled above"),
+    };
+    match result {
+        Ok(message) => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(admin::AdminError(message)) => fail(1, &message),
+    }
+}
+
+fn fail(code: u8, message: &str) -> ExitCode {
+    for line in message.lines() {
+        eprintln!("linkgate: {line}");
+    }
+    ExitCode::from(code)
+}
+
+/// Logs to stderr, one line per event. Under systemd (`JOURNAL_STREAM` set) journald adds its own
+/// timestamps, so ours and the colours are left out.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(!journald && std::io::stderr().is_terminal());
+    if journald {
+        builder.without_time().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn serve(config: config::Config) -> ExitCode {
+    init_logging();
+    let store = match store::Store::open(&config.storage_path, config.cache_bytes) {
+        Ok(store) => store,
+        Err(e) => return fail(1, &e.to_string()),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(1, &format!("cannot start the async runtime: {e}")),
+    };
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
+    let listen = config.listen;
+    let app = app::App::new(config, store.clone());
+    let result = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!(
+            tokens = app.store.token_count(),
+            "linkgate {} listening on {local}",
+            env!("CARGO_PKG_VERSION")
+        );
+        // A machine-readable line for scripts and tests that bind port 0.
+        println!("listening on {local}");
+        let _ = std::io::stdout().flush();
+        let sweeper = tokio::spawn(sweep_forever(app.store.clone()));
+        http::server::serve(app, listener, shutdown_signal()).await;
+        sweeper.abort();
+        Ok::<(), String>(())
+    });
+    if let Err(e) = result {
+        return fail(1, &e);
+    }
+    match store.flush_blocking() {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, &format!("final flush failed: {e}")),
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("stopping: finishing requests in flight");
+}
+
+async fn sweep_forever(store: store::Store) {
+    let mut interval = tokio::time::interval(SWEEP_INTERVAL);
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        let store = store.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            // Between batches, give writers a moment so a big sweep never stalls requests.
+            store.sweep(store::now(), || {
+                std::thread::sleep(Duration::from_millis(1))
+            })
+        })
+        .await;
+        match result {
+            Ok(Ok(swept)) if swept.codes + swept.grants + swept.tokens > 0 => tracing::info!(
+                codes = swept.codes,
+                grants = swept.grants,
+                tokens = swept.tokens,
+                "swept expired entries"
+            ),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("sweep failed: {e}"),
+            Err(e) => tracing::warn!("sweep task failed: {e}"),
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Client authentication at `/token`, `/introspect` and `/revoke` (RFC 6749 §2.3.1): HTTP Basic
+//! (`client_secret_basic`, what Alexa sends) or `client_id` + `client_secret` in the form body
+//! (`client_secret_post`, what Google sends). Never both.
+
+use super::OAuthError;
+use crate::app::App;
+use crate::config::{Client, ClientSecret};
+use crate::secret::{self, Secret};
+use crate::urlencoded::Params;
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+/// Credentials from an `Authorization: Basic` header, already form-decoded.
+#[derive(Debug)]
+pub struct BasicCredentials {
+    pub client_id: String,
+    pub secret: Secret,
+}
+
+/// SHA-256 keys of `(client id, secret)` pairs that passed an argon2 check, so a client with a
+/// `secret_hash` pays for argon2 once per process rather than on every token request.
+#[derive(Default)]
+pub struct SecretCache(Mutex<HashSet<[u8; 32]>>);
+
+/// Identifies and authenticates the calling client.
+pub async fn authenticate<'a>(
+    app: &'a App,
+    params: &Params,
+    basic: Option<BasicCredentials>,
+) -> Result<&'a Client, OAuthError> {
+    let body_id = params.single("client_id")?;
+    let body_secret = params.single("client_secret")?;
+    let (client_id, presented) = match (basic, body_secret) {
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::InvalidRequest(
+                "use one client authentication method, not both HTTP Basic and client_secret"
+                    .into(),
+            ))
+        }
+        (Some(basic), None) => {
+            if body_id.is_some_and(|id| id != basic.client_id) {
+                return Err(OAuthError::InvalidRequest(
+                    "client_id in the body differs from the one in HTTP Basic".into(),
+                ));
+            }
+            (basic.client_id, basic.secret)
+        }
+        (None, Some(secret)) => match body_id {
+            Some(id) => (id.to_string(), Secret::new(secret)),
+            None => return Err(OAuthError::InvalidClient("client_id is missing".into())),
+        },
+        (None, None) => {
+            return Err(OAuthError::InvalidClient(
+                "client authentication is required (HTTP Basic or client_id and client_secret)"
+                    .into(),
+            ))
+        }
+    };
+    let failed = || OAuthError::InvalidClient("client authentication failed".into());
+    let client = app.config.client(&client_id).ok_or_else(failed)?;
+    if secret_matches(app, client, presented).await? {
+        Ok(client)
+    } else {
+        Err(failed())
+    }
+}
+
+async fn secret_matches(app: &App, client: &Client, presented: Secret) -> Result<bool, OAuthError> {
+    match &client.secret {
+        // Compare fixed-size digests in constant time, so neither content nor length leaks.
+        ClientSecret::Plain(expected) => Ok(secret::ct_eq(&expected.key(), &presented.key())),
+        ClientSecret::Hash(phc) => {
+            let cache_key =
+                secret::sha256(format!("{}\0{}", client.id, presented.expose()).as_bytes());
+            if lock(&app.client_secret_cache).contains(&cache_key) {
+                return Ok(true);
+            }
+            let phc = phc.clone();
+            let ok = tokio::task::spawn_blocking(move || secret::verify_password(&presented, &phc))
+                .await
+                .map_err(|e| OAuthError::ServerError(format!("secret check failed: {e}")))?;
+            if ok {
+                lock(&app.client_secret_cache).insert(cache_key);
+            }
+            Ok(ok)
+        }
+    }
+}
+
+fn lock(cache: &SecretCache) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
+    cache
+        .0
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,102 @@
+//! The one error type of the OAuth endpoints, and the one place that maps it to an RFC 6749
+//! error code (§4.1.2.1, §5.2), RFC 6750 / 7662 / 7009 codes, and an HTTP status.
+
+use crate::store::StoreError;
+use std::fmt;
+
+#[derive(Debug)]
+pub enum OAuthError {
+    /// Malformed or missing parameters.
+    InvalidRequest(String),
+    /// Client authentication failed (401 with `WWW-Authenticate`).
+    InvalidClient(String),
+    /// The code or refresh token is dead: unknown, expired, used, revoked, or for another
+    /// client. Alexa and Google unlink the customer on this, so only for real.
+    InvalidGrant(String),
+    UnsupportedGrantType(String),
+    UnsupportedResponseType(String),
+    InvalidScope(String),
+    AccessDenied,
+    /// A bearer token that is missing (`None`) or not valid (RFC 6750 §3.1).
+    InvalidToken(Option<String>),
+    /// A fault on our side (storage). The detail is logged, not shown. Clients retry 5xx.
+    ServerError(String),
+}
+
+impl OAuthError {
+    /// The `error` code on the wire.
+    pub fn code(&self) -> &'static str {
+        match self {
+            OAuthError::InvalidRequest(_) => "invalid_request",
+            OAuthError::InvalidClient(_) => "invalid_client",
+            OAuthError::InvalidGrant(_) => "invalid_grant",
+            OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
+            OAuthError::UnsupportedResponseType(_) => "unsupported_response_type",
+            OAuthError::InvalidScope(_) => "invalid_scope",
+            OAuthError::AccessDenied => "access_denied",
+            OAuthError::InvalidToken(_) => "invalid_token",
+            OAuthError::ServerError(_) => "server_error",
+        }
+    }
+
+    /// The HTTP status of a direct (non-redirect) error response.
+    pub fn status(&self) -> u16 {
+        match self {
+            OAuthError::InvalidClient(_) | OAuthError::InvalidToken(_) => 401,
+            OAuthError::AccessDenied => 403,
+            OAuthError::ServerError(_) => 500,
+            _ => 400,
+        }
+    }
+
+    /// The `error_description`: safe to show to the client.
+    pub fn description(&self) -> String {
+        match self {
+            OAuthError::InvalidRequest(d)
+            | OAuthError::InvalidClient(d)
+            | OAuthError::InvalidGrant(d)
+            | OAuthError::UnsupportedGrantType(d)
+            | OAuthError::UnsupportedResponseType(d)
+            | OAuthError::InvalidScope(d) => d.clone(),
+            OAuthError::AccessDenied => "the user denied the request".into(),
+            OAuthError::InvalidToken(Some(d)) => d.clone(),
+            OAuthError::InvalidToken(None) => "a bearer token is required".into(),
+            OAuthError::ServerError(_) => "temporary server error; retry later".into(),
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge that must go with the response, if any.
+    pub fn www_authenticate(&self) -> Option<String> {
+        match self {
+            OAuthError::InvalidClient(_) => Some("Basic realm=\"linkgate\"".into()),
+            // RFC 6750 §3.1: no error code when the request carried no token at all.
+            OAuthError::InvalidToken(None) => Some("Bearer realm=\"linkgate\"".into()),
+            OAuthError::InvalidToken(Some(_)) => {
+                Some("Bearer realm=\"linkgate\", error=\"invalid_token\"".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code(), self.description())
+    }
+}
+
+impl From<StoreError> for OAuthError {
+    fn from(e: StoreError) -> Self {
+        OAuthError::ServerError(e.to_string())
+    }
+}
+
+impl From<crate::urlencoded::ParamError> for OAuthError {
+    fn from(e: crate::urlencoded::ParamError) -> Self {
+        use crate::urlencoded::ParamError;
+        OAuthError::InvalidRequest(match e {
+            ParamError::NotUtf8 => "parameters must be UTF-8".into(),
+            ParamError::Repeated(name) => format!("parameter `{name}` must not be repeated"),
+        })
+    }
+}

@@ -1,0 +1,125 @@
+//! What a skill backend asks about a token: `/userinfo` (who is this?), `/introspect`
+//! (RFC 7662: is it alive, and whose is it?) and `/revoke` (RFC 7009).
+
+use super::client::{self, BasicCredentials};
+use super::OAuthError;
+use crate::app::App;
+use crate::secret::Secret;
+use crate::store::{now, TokenKind};
+use crate::urlencoded::Params;
+use serde::Serialize;
+
+/// Tokens are at most this long (the contract promises clients ≤ 2048 characters); longer input
+/// cannot be one of ours and is refused before any hashing or lookup.
+const MAX_TOKEN_LEN: usize = 2048;
+
+#[derive(Debug, Serialize)]
+pub struct UserInfo {
+    pub sub: String,
+    pub preferred_username: String,
+}
+
+/// `GET /userinfo` with `Authorization: Bearer <access token>`.
+pub fn userinfo(app: &App, bearer: Option<&str>) -> Result<UserInfo, OAuthError> {
+    let token = bearer.ok_or(OAuthError::InvalidToken(None))?;
+    let invalid =
+        || OAuthError::InvalidToken(Some("the access token is invalid or expired".into()));
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(invalid());
+    }
+    match app.store.token(&Secret::new(token).key(), now())? {
+        Some((record, grant)) if record.kind == TokenKind::Access => Ok(UserInfo {
+            sub: grant.sub,
+            preferred_username: grant.username,
+        }),
+        _ => Err(invalid()),
+    }
+}
+
+/// RFC 7662 §2.2. Inactive tokens carry only `active: false`.
+#[derive(Debug, Serialize, Default)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+}
+
+/// `POST /introspect`. A client learns only about its own tokens: another client's token is
+/// reported inactive, as an unknown one is.
+pub async fn introspect(
+    app: &App,
+    params: &Params,
+    basic: Option<BasicCredentials>,
+) -> Result<Introspection, OAuthError> {
+    let client = client::authenticate(app, params, basic).await?;
+    let token = required_token(params)?;
+    if token.len() > MAX_TOKEN_LEN {
+        return Ok(Introspection::default());
+    }
+    let Some((record, grant)) = app.store.token(&Secret::new(token).key(), now())? else {
+        return Ok(Introspection::default());
+    };
+    if grant.client_id != client.id || record.retired {
+        return Ok(Introspection::default());
+    }
+    Ok(Introspection {
+        active: true,
+        sub: Some(grant.sub),
+        username: Some(grant.username),
+        client_id: Some(grant.client_id),
+        scope: Some(record.scope),
+        exp: (record.expires_at != 0).then_some(record.expires_at),
+        iat: Some(record.issued_at),
+        token_type: Some(match record.kind {
+            TokenKind::Access => "Bearer",
+            TokenKind::Refresh => "refresh_token",
+        }),
+    })
+}
+
+/// `POST /revoke`. Revoking a refresh token revokes the whole grant (its access tokens too,
+/// RFC 7009 §2.1); revoking an access token revokes just that token. Unknown tokens, and other
+/// clients' tokens, are answered with success and left alone (§2.2).
+pub async fn revoke(
+    app: &App,
+    params: &Params,
+    basic: Option<BasicCredentials>,
+) -> Result<(), OAuthError> {
+    let client = client::authenticate(app, params, basic).await?;
+    let token = required_token(params)?;
+    if token.len() > MAX_TOKEN_LEN {
+        return Ok(());
+    }
+    let key = Secret::new(token).key();
+    let Some((record, grant)) = app.store.token(&key, now())? else {
+        return Ok(());
+    };
+    if grant.client_id != client.id {
+        return Ok(());
+    }
+    match record.kind {
+        TokenKind::Refresh => app.store.revoke_grant(&grant.id)?,
+        TokenKind::Access => app.store.remove_token(&key)?,
+    }
+    app.store.flush().await?;
+    tracing::info!(client = %client.id, kind = ?record.kind, "token revoked");
+    Ok(())
+}
+
+fn required_token(params: &Params) -> Result<&str, OAuthError> {
+    params
+        .single("token")?
+        .ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))
+}

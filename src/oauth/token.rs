@@ -1,0 +1,244 @@
+//! `POST /token` (RFC 6749 §4.1.3, §6): exchanges an authorization code, or a refresh token, for
+//! tokens. Every stored change is durable before the answer leaves, because Alexa keeps whatever
+//! we answer and a lost refresh token unlinks the customer.
+
+use super::client::{self, BasicCredentials};
+use super::{normalize_scope, scope_within, OAuthError};
+use crate::app::App;
+use crate::config::Client;
+use crate::secret::{self, Secret};
+use crate::store::{now, Grant, Redeemed, Refreshed, TokenKind, TokenRecord};
+use crate::urlencoded::Params;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
+/// A successful token response (§5.1).
+#[derive(Debug)]
+pub struct TokenResponse {
+    pub access_token: Secret,
+    pub expires_in: u64,
+    pub refresh_token: Secret,
+    pub scope: String,
+}
+
+/// Token prefixes: what a token is can be seen from its value.
+pub const ACCESS_PREFIX: &str = "lgat_";
+pub const REFRESH_PREFIX: &str = "lgrt_";
+
+pub async fn exchange(
+    app: &App,
+    params: &Params,
+    basic: Option<BasicCredentials>,
+) -> Result<TokenResponse, OAuthError> {
+    let client = client::authenticate(app, params, basic).await?;
+    match params.single("grant_type")? {
+        None => Err(OAuthError::InvalidRequest("grant_type is required".into())),
+        Some("authorization_code") => authorization_code(app, client, params).await,
+        Some("refresh_token") => refresh(app, client, params).await,
+        Some(other) => Err(OAuthError::UnsupportedGrantType(format!(
+            "grant_type `{other}` is not supported; use authorization_code or refresh_token"
+        ))),
+    }
+}
+
+async fn authorization_code(
+    app: &App,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    let code = params
+        .single("code")?
+        .ok_or_else(|| OAuthError::InvalidRequest("code is required".into()))?;
+    let redirect_uri = params.single("redirect_uri")?;
+    let verifier = params.single("code_verifier")?;
+    let key = Secret::new(code).key();
+    let now = now();
+    let dead = || {
+        OAuthError::InvalidGrant(
+            "the authorization code is invalid, expired or already used".into(),
+        )
+    };
+    let record = app.store.code(&key, now)?.ok_or_else(dead)?;
+    if let Some(grant_id) = &record.redeemed_by {
+        return Err(replayed(app, grant_id).await);
+    }
+    if record.client_id != client.id {
+        return Err(OAuthError::InvalidGrant(
+            "the authorization code was issued to another client".into(),
+        ));
+    }
+    // §4.1.3: redirect_uri must be repeated, identically, if the authorization request had it.
+    if (record.redirect_uri_given || redirect_uri.is_some())
+        && redirect_uri != Some(record.redirect_uri.as_str())
+    {
+        return Err(OAuthError::InvalidGrant(
+            "redirect_uri does not match the authorization request".into(),
+        ));
+    }
+    check_pkce(record.code_challenge.as_deref(), verifier)?;
+
+    let grant = Grant {
+        id: secret::new_id(),
+        sub: record.sub.clone(),
+        username: record.username.clone(),
+        client_id: client.id.clone(),
+        scope: record.scope.clone(),
+        created_at: now,
+        expires_at: match app.config.tokens.refresh_secs {
+            0 => 0,
+            ttl => now + ttl,
+        },
+    };
+    let access_token = secret::new_token(ACCESS_PREFIX);
+    let refresh_token = secret::new_token(REFRESH_PREFIX);
+    let tokens = [
+        (
+            access_token.key(),
+            TokenRecord::access(&grant, &grant.scope, now, app.config.tokens.access_secs),
+        ),
+        (
+            refresh_token.key(),
+            TokenRecord::refresh(&grant, &grant.scope, now),
+        ),
+    ];
+    match app.store.redeem_code(&key, now, &grant, &tokens)? {
+        Redeemed::Issued => {}
+        Redeemed::AlreadyUsed(grant_id) => return Err(replayed(app, &grant_id).await),
+        Redeemed::Unknown => return Err(dead()),
+    }
+    app.store.flush().await?;
+    tracing::info!(client = %client.id, "tokens issued for an authorization code");
+    Ok(TokenResponse {
+        access_token,
+        expires_in: app.config.tokens.access_secs,
+        refresh_token,
+        scope: grant.scope,
+    })
+}
+
+/// §4.1.2: a code used twice is refused, and the tokens from its first use are revoked, because
+/// one of the two users of the code was not the client.
+async fn replayed(app: &App, grant_id: &str) -> OAuthError {
+    tracing::warn!("an authorization code was used twice; revoking the tokens issued for it");
+    let revoked = match app.store.revoke_grant(grant_id) {
+        Ok(()) => app.store.flush().await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = revoked {
+        return e.into();
+    }
+    OAuthError::InvalidGrant(
+        "the authorization code was already used; the tokens issued for it are revoked".into(),
+    )
+}
+
+/// RFC 7636 §4.6, and RFC 9700 §2.1.1: a verifier for a request that had no challenge is a
+/// downgrade attempt and is refused too.
+fn check_pkce(challenge: Option<&str>, verifier: Option<&str>) -> Result<(), OAuthError> {
+    match (challenge, verifier) {
+        (None, None) => Ok(()),
+        (None, Some(_)) => Err(OAuthError::InvalidGrant(
+            "code_verifier sent, but the authorization request had no code_challenge".into(),
+        )),
+        (Some(_), None) => Err(OAuthError::InvalidGrant("code_verifier is required".into())),
+        (Some(challenge), Some(verifier)) => {
+            let valid_form = (43..=128).contains(&verifier.len())
+                && verifier
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+            let computed = URL_SAFE_NO_PAD.encode(secret::sha256(verifier.as_bytes()));
+            if valid_form && secret::ct_eq(computed.as_bytes(), challenge.as_bytes()) {
+                Ok(())
+            } else {
+                Err(OAuthError::InvalidGrant(
+                    "code_verifier does not match the code_challenge".into(),
+                ))
+            }
+        }
+    }
+}
+
+async fn refresh(app: &App, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
+    let presented = params
+        .single("refresh_token")?
+        .ok_or_else(|| OAuthError::InvalidRequest("refresh_token is required".into()))?;
+    let presented = Secret::new(presented);
+    let key = presented.key();
+    let now = now();
+    let dead =
+        || OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked".into());
+    let (token, grant) = app.store.token(&key, now)?.ok_or_else(dead)?;
+    if token.kind != TokenKind::Refresh {
+        return Err(dead());
+    }
+    if grant.client_id != client.id {
+        return Err(OAuthError::InvalidGrant(
+            "the refresh token was issued to another client".into(),
+        ));
+    }
+    // §6: a refresh may narrow the scope, never widen it.
+    let scope = match params.single("scope")? {
+        None => token.scope.clone(),
+        Some(requested) => {
+            let requested = normalize_scope(requested).ok_or_else(|| {
+                OAuthError::InvalidScope("scope contains characters that are not allowed".into())
+            })?;
+            if !scope_within(&requested, &grant.scope) {
+                return Err(OAuthError::InvalidScope(
+                    "the requested scope exceeds what the user granted".into(),
+                ));
+            }
+            requested
+        }
+    };
+    let access_token = secret::new_token(ACCESS_PREFIX);
+    let access = TokenRecord::access(&grant, &scope, now, app.config.tokens.access_secs);
+    let rotated = client.rotate_refresh_tokens.then(|| {
+        (
+            secret::new_token(REFRESH_PREFIX),
+            TokenRecord::refresh(&grant, &token.scope, now),
+        )
+    });
+    let new_refresh = rotated.as_ref().map(|(t, r)| (t.key(), r));
+    let outcome = app.store.refresh(
+        &key,
+        now,
+        (&access_token.key(), &access),
+        new_refresh.as_ref().map(|(k, r)| (k, *r)),
+    )?;
+    match outcome {
+        Refreshed::Issued => {}
+        Refreshed::Dead => return Err(dead()),
+        Refreshed::Reused => {
+            app.store.flush().await?;
+            tracing::warn!(client = %client.id, "a rotated-out refresh token was reused; the grant is revoked");
+            return Err(OAuthError::InvalidGrant(
+                "the refresh token was already replaced; the link is revoked".into(),
+            ));
+        }
+    }
+    app.store.flush().await?;
+    tracing::info!(client = %client.id, rotated = rotated.is_some(), "tokens refreshed");
+    Ok(TokenResponse {
+        access_token,
+        expires_in: app.config.tokens.access_secs,
+        refresh_token: rotated.map_or(presented, |(t, _)| t),
+        scope,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_s256_example_from_rfc_7636_appendix_b() {
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGGtwJ7AvA";
+        assert!(check_pkce(Some(challenge), Some(verifier)).is_ok());
+        assert!(check_pkce(Some(challenge), Some(&verifier.replace('d', "e"))).is_err());
+        assert!(check_pkce(Some(challenge), None).is_err());
+        assert!(check_pkce(None, Some(verifier)).is_err());
+        assert!(check_pkce(None, None).is_ok());
+    }
+}

@@ -1,0 +1,136 @@
+//! Secrets: random tokens, the SHA-256 keys they are stored under, constant-time comparison and
+//! argon2id password hashing. Everything that touches a secret value lives here so the rest of the
+//! code never handles raw bytes or hashes by hand.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::sync::OnceLock;
+use subtle::ConstantTimeEq;
+
+/// A secret string (token, code, password). `Debug` prints `***` so it cannot leak into logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The key a token or code is stored under: SHA-256 of its value, never the value itself.
+    pub fn key(&self) -> [u8; 32] {
+        sha256(self.0.as_bytes())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// `n` bytes from the operating system's CSPRNG.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    // getrandom only fails when the OS has no entropy source at all; nothing can run safely then.
+    getrandom::getrandom(&mut bytes).expect("the operating system's random source failed");
+    bytes
+}
+
+/// A new 256-bit random token, base64url-encoded (43 characters) after `prefix`.
+/// The prefix says what the token is (`lgat_` access, `lgrt_` refresh, `lgc_` code) so that a
+/// leaked value is recognisable by secret scanners and by `/introspect`.
+pub fn new_token(prefix: &str) -> Secret {
+    Secret(format!(
+        "{prefix}{}",
+        URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+    ))
+}
+
+/// A random identifier that is not secret (user `sub`, grant ids): 128 bits, base64url.
+pub fn new_id() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes::<16>())
+}
+
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+/// Compares two secrets in constant time (for equal lengths; the length itself is not secret
+/// because callers compare fixed-size hashes or tokens of a fixed format).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+/// argon2id with the OWASP minimum parameters (m = 19456 KiB, t = 2, p = 1).
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(19456, 2, 1, None).expect("valid argon2 parameters");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Hashes a password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`). CPU-heavy: call
+/// from a blocking thread.
+pub fn hash_password(password: &Secret) -> String {
+    let salt = SaltString::encode_b64(&random_bytes::<16>()).expect("16 bytes is a valid salt");
+    argon2()
+        .hash_password(password.expose().as_bytes(), &salt)
+        .expect("argon2 hashing with valid parameters cannot fail")
+        .to_string()
+}
+
+/// Checks a password against a PHC string. A malformed hash counts as a mismatch. CPU-heavy.
+pub fn verify_password(password: &Secret, phc: &str) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(hash) => argon2()
+            .verify_password(password.expose().as_bytes(), &hash)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Spends the same work as a real check, for usernames that do not exist, so that response time
+/// does not tell an attacker which usernames are real.
+pub fn dummy_verify(password: &Secret) {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    let phc = DUMMY.get_or_init(|| hash_password(&Secret::new(new_id())));
+    let _ = verify_password(password, phc);
+}
+
+/// Whether a string is a PHC string that `verify_password` understands.
+pub fn is_phc_hash(s: &str) -> bool {
+    PasswordHash::new(s).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_unique_and_256_bit() {
+        let a = new_token("lgat_");
+        let b = new_token("lgat_");
+        assert_ne!(a, b);
+        assert_eq!(a.expose().len(), 5 + 43);
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "***");
+    }
+
+    #[test]
+    fn password_round_trip() {
+        let hash = hash_password(&Secret::new("correct horse"));
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(verify_password(&Secret::new("correct horse"), &hash));
+        assert!(!verify_password(&Secret::new("wrong horse"), &hash));
+        assert!(!verify_password(&Secret::new("x"), "not a hash"));
+    }
+}

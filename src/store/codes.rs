@@ -1,0 +1,88 @@
+//! Authorization codes between consent and `/token` (RFC 6749 §4.1.2): short-lived, single use.
+//! A redeemed code is kept (marked with the grant it produced) until it expires, so that a second
+//! use can be detected and the tokens from the first use revoked.
+
+use super::{decode, encode, expired, Grant, Store, StoreError, TokenRecord};
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CodeRecord {
+    pub client_id: String,
+    pub redirect_uri: String,
+    /// Whether `/authorize` carried `redirect_uri` (then `/token` must repeat it, §4.1.3).
+    pub redirect_uri_given: bool,
+    pub sub: String,
+    pub username: String,
+    pub scope: String,
+    /// PKCE S256 challenge (RFC 7636), if the client sent one.
+    pub code_challenge: Option<String>,
+    pub expires_at: u64,
+    /// The grant this code was exchanged for, once it has been.
+    pub redeemed_by: Option<String>,
+}
+
+/// What happened to a code on exchange.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Redeemed {
+    /// Tokens stored; the code is now used.
+    Issued,
+    /// Someone used it before: the grant it produced (to revoke).
+    AlreadyUsed(String),
+    /// Unknown or expired.
+    Unknown,
+}
+
+impl Store {
+    pub fn put_code(&self, key: &[u8; 32], code: &CodeRecord) -> Result<(), StoreError> {
+        self.codes.insert(key, encode(code))?;
+        Ok(())
+    }
+
+    /// A live code (unknown and expired codes are `None`).
+    pub fn code(&self, key: &[u8; 32], now: u64) -> Result<Option<CodeRecord>, StoreError> {
+        let Some(bytes) = self.codes.get(key)? else {
+            return Ok(None);
+        };
+        let code: CodeRecord = decode(&bytes)?;
+        Ok((!expired(code.expires_at, now)).then_some(code))
+    }
+
+    /// Atomically marks the code used and stores the grant and its tokens: of two racing
+    /// exchanges of one code, exactly one gets `Issued`.
+    pub fn redeem_code(
+        &self,
+        key: &[u8; 32],
+        now: u64,
+        grant: &Grant,
+        tokens: &[([u8; 32], TokenRecord)],
+    ) -> Result<Redeemed, StoreError> {
+        let result =
+            (&self.codes, &self.grants, &self.tokens).transaction(|(codes, grants, token_tree)| {
+                let Some(bytes) = codes.get(key)? else {
+                    return Ok(Redeemed::Unknown);
+                };
+                let mut code: CodeRecord =
+                    decode(&bytes).map_err(ConflictableTransactionError::Abort)?;
+                if expired(code.expires_at, now) {
+                    return Ok(Redeemed::Unknown);
+                }
+                if let Some(previous) = code.redeemed_by {
+                    return Ok(Redeemed::AlreadyUsed(previous));
+                }
+                code.redeemed_by = Some(grant.id.clone());
+                codes.insert(&key[..], encode(&code))?;
+                grants.insert(grant.id.as_bytes(), encode(grant))?;
+                for (token_key, token) in tokens {
+                    token_tree.insert(&token_key[..], encode(token))?;
+                }
+                Ok(Redeemed::Issued)
+            });
+        match result {
+            Ok(redeemed) => Ok(redeemed),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+}

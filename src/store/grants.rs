@@ -1,0 +1,230 @@
+//! Grants and tokens. A grant is one account link: a user allowed a client. Its access and
+//! refresh tokens point at it, so revoking the grant (deleting it) kills every token at once, and
+//! a token whose grant is gone is dead on the next read.
+
+use super::{decode, encode, expired, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Grant {
+    pub id: String,
+    pub sub: String,
+    pub username: String,
+    pub client_id: String,
+    pub scope: String,
+    pub created_at: u64,
+    /// When the refresh token dies (0: never); the grant is swept after that.
+    pub expires_at: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    Access,
+    Refresh,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub kind: TokenKind,
+    pub grant_id: String,
+    pub scope: String,
+    pub issued_at: u64,
+    /// 0: never.
+    pub expires_at: u64,
+    /// Rotation only: the refresh token this one replaced (hex of its key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Rotation only: the refresh tokens issued in exchange for this one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<String>,
+    /// Rotation only: a successor of this token has been used, so this one must not be again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retired: bool,
+}
+
+impl TokenRecord {
+    /// An access token of the grant that lives `ttl_secs`.
+    pub fn access(grant: &Grant, scope: &str, now: u64, ttl_secs: u64) -> Self {
+        Self::new(TokenKind::Access, grant, scope, now, now + ttl_secs)
+    }
+
+    /// A refresh token of the grant; it lives as long as the grant.
+    pub fn refresh(grant: &Grant, scope: &str, now: u64) -> Self {
+        Self::new(TokenKind::Refresh, grant, scope, now, grant.expires_at)
+    }
+
+    fn new(kind: TokenKind, grant: &Grant, scope: &str, now: u64, expires_at: u64) -> Self {
+        TokenRecord {
+            kind,
+            grant_id: grant.id.clone(),
+            scope: scope.to_string(),
+            issued_at: now,
+            expires_at,
+            parent: None,
+            children: Vec::new(),
+            retired: false,
+        }
+    }
+}
+
+/// What a refresh did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refreshed {
+    /// New tokens stored.
+    Issued,
+    /// The refresh token is unknown, expired or revoked.
+    Dead,
+    /// A rotated-out token was presented after its successor was used: the grant (the whole
+    /// token family) has been revoked (RFC 9700 §4.14.2).
+    Reused,
+}
+
+impl Store {
+    /// A live token with its grant; `None` if unknown, expired or revoked.
+    pub fn token(
+        &self,
+        key: &[u8; 32],
+        now: u64,
+    ) -> Result<Option<(TokenRecord, Grant)>, StoreError> {
+        let Some(bytes) = self.tokens.get(key)? else {
+            return Ok(None);
+        };
+        let token: TokenRecord = decode(&bytes)?;
+        if expired(token.expires_at, now) {
+            return Ok(None);
+        }
+        let Some(grant) = self.grant(&token.grant_id)? else {
+            return Ok(None);
+        };
+        if expired(grant.expires_at, now) {
+            return Ok(None);
+        }
+        Ok(Some((token, grant)))
+    }
+
+    /// Removes one token (RFC 7009 revocation of an access token).
+    pub fn remove_token(&self, key: &[u8; 32]) -> Result<(), StoreError> {
+        self.tokens.remove(key)?;
+        Ok(())
+    }
+
+    pub fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError> {
+        match self.grants.get(id.as_bytes())? {
+            Some(bytes) => Ok(Some(decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Exchanges a refresh token atomically: checks it is still alive, stores the new access token
+    /// and, with rotation, the new refresh token as its child. Racing refreshes of one token are
+    /// serialised by the transaction, so the family stays consistent: every child is recorded.
+    ///
+    /// Rotation follows the contract: the old token stays valid until one of its children is
+    /// first used; that use retires the parent and the unused siblings (responses that were lost
+    /// or duplicated); presenting a retired token revokes the grant.
+    pub fn refresh(
+        &self,
+        key: &[u8; 32],
+        now: u64,
+        access: (&[u8; 32], &TokenRecord),
+        new_refresh: Option<(&[u8; 32], &TokenRecord)>,
+    ) -> Result<Refreshed, StoreError> {
+        let abort = ConflictableTransactionError::Abort;
+        let result = (&self.tokens, &self.grants).transaction(|(tokens, grants)| {
+            let Some(bytes) = tokens.get(key)? else {
+                return Ok(Refreshed::Dead);
+            };
+            let mut token: TokenRecord = decode(&bytes).map_err(abort)?;
+            if token.kind != TokenKind::Refresh || expired(token.expires_at, now) {
+                return Ok(Refreshed::Dead);
+            }
+            let Some(grant_bytes) = grants.get(token.grant_id.as_bytes())? else {
+                return Ok(Refreshed::Dead);
+            };
+            let grant: Grant = decode(&grant_bytes).map_err(abort)?;
+            if expired(grant.expires_at, now) {
+                return Ok(Refreshed::Dead);
+            }
+            if token.retired {
+                grants.remove(token.grant_id.as_bytes())?;
+                return Ok(Refreshed::Reused);
+            }
+            // First use of a rotated token: its parent and unused siblings are retired.
+            if let Some(parent_hex) = &token.parent {
+                let parent_key = from_hex(parent_hex);
+                if let Some(parent_bytes) = tokens.get(&parent_key)? {
+                    let mut parent: TokenRecord = decode(&parent_bytes).map_err(abort)?;
+                    if !parent.retired {
+                        let me = to_hex(key);
+                        for sibling_hex in parent.children.iter().filter(|c| **c != me) {
+                            let sibling_key = from_hex(sibling_hex);
+                            if let Some(sibling_bytes) = tokens.get(&sibling_key)? {
+                                let mut sibling: TokenRecord =
+                                    decode(&sibling_bytes).map_err(abort)?;
+                                sibling.retired = true;
+                                tokens.insert(sibling_key, encode(&sibling))?;
+                            }
+                        }
+                        parent.retired = true;
+                        tokens.insert(parent_key, encode(&parent))?;
+                    }
+                }
+            }
+            tokens.insert(&access.0[..], encode(access.1))?;
+            if let Some((child_key, child)) = new_refresh {
+                let mut child = child.clone();
+                child.parent = Some(to_hex(key));
+                token.children.push(to_hex(child_key));
+                tokens.insert(&child_key[..], encode(&child))?;
+                tokens.insert(&key[..], encode(&token))?;
+            }
+            Ok(Refreshed::Issued)
+        });
+        match result {
+            Ok(refreshed) => Ok(refreshed),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
+    /// Revokes a grant and so every token issued under it. The tokens themselves are removed by
+    /// the sweeper; until then `token()` refuses them because their grant is gone.
+    pub fn revoke_grant(&self, id: &str) -> Result<(), StoreError> {
+        self.grants.remove(id.as_bytes())?;
+        Ok(())
+    }
+
+    /// The user's live grants.
+    pub fn user_grants(&self, sub: &str) -> Result<Vec<Grant>, StoreError> {
+        let mut found = Vec::new();
+        for entry in self.grants.iter() {
+            let grant: Grant = decode(&entry?.1)?;
+            if grant.sub == sub {
+                found.push(grant);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Revokes every grant of a user (unlinks them everywhere). Returns how many.
+    pub fn revoke_user_grants(&self, sub: &str) -> Result<usize, StoreError> {
+        let grants = self.user_grants(sub)?;
+        for grant in &grants {
+            self.revoke_grant(&grant.id)?;
+        }
+        Ok(grants.len())
+    }
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(hex: &str) -> Vec<u8> {
+    (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}

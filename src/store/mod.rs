@@ -1,0 +1,135 @@
+//! Persistent state in an embedded sled database: users, pending authorization codes, grants
+//! (one per account link) and tokens. Callers never see sled types; they get domain records and a
+//! `StoreError` that says whether a fault is worth retrying.
+//!
+//! Codes and tokens are stored under the SHA-256 of their value, never the value itself, so a copy
+//! of the data directory does not hand out working tokens.
+
+mod codes;
+mod grants;
+mod sweep;
+mod users;
+
+pub use codes::CodeRecord;
+pub use codes::Redeemed;
+pub use grants::{Grant, Refreshed, TokenKind, TokenRecord};
+pub use users::{AddUserError, Username};
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The database and its trees. Cheap to clone (sled handles are reference-counted).
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    users: sled::Tree,
+    codes: sled::Tree,
+    grants: sled::Tree,
+    tokens: sled::Tree,
+}
+
+#[derive(Debug)]
+pub enum StoreError {
+    /// Another process (normally the running server) holds the database.
+    Locked(PathBuf),
+    /// An I/O or storage fault. Transient from a client's point of view: answer 5xx, never
+    /// `invalid_grant` (which makes Alexa unlink the customer).
+    Io(String),
+    /// A record that cannot be decoded.
+    Corrupt(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Locked(path) => write!(
+                f,
+                "the data directory {} is in use by another linkgate process (is the server running?)",
+                path.display()
+            ),
+            StoreError::Io(e) => write!(f, "storage error: {e}"),
+            StoreError::Corrupt(e) => write!(f, "corrupt record: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Io(e.to_string())
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database in `path`, with a page cache of `cache_bytes`.
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(path)
+            .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", path.display())))?;
+        let db = sled::Config::new()
+            .path(path.join("db"))
+            .cache_capacity(cache_bytes)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(ref io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("lock") =>
+                {
+                    StoreError::Locked(path.to_path_buf())
+                }
+                other => StoreError::Io(format!("cannot open {}: {other}", path.display())),
+            })?;
+        Ok(Store {
+            users: db.open_tree("users")?,
+            codes: db.open_tree("codes")?,
+            grants: db.open_tree("grants")?,
+            tokens: db.open_tree("tokens")?,
+            db,
+        })
+    }
+
+    /// Makes every write so far durable (fsync). Call before answering a request whose response
+    /// hands out something stored.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// The same, for callers outside the async runtime (CLI, shutdown).
+    pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Whether the store can be read (for `/healthz`).
+    pub fn is_healthy(&self) -> bool {
+        self.users.first().is_ok()
+    }
+
+    /// Number of stored tokens (access and refresh), for start-up logs.
+    pub fn token_count(&self) -> usize {
+        self.tokens.len()
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("records always serialize")
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// An expiry of 0 means "never".
+fn expired(expires_at: u64, now: u64) -> bool {
+    expires_at != 0 && expires_at <= now
+}

@@ -1,0 +1,67 @@
+//! Housekeeping: removes expired codes, expired grants and tokens that are expired or whose grant
+//! was revoked. Works in small batches so that it never holds up requests for long.
+
+use super::{decode, expired, CodeRecord, Grant, Store, StoreError, TokenRecord};
+
+/// Entries examined per batch; the caller yields between batches.
+pub const BATCH: usize = 1000;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Swept {
+    pub codes: usize,
+    pub grants: usize,
+    pub tokens: usize,
+}
+
+impl Store {
+    /// One pass over all trees, calling `pause` between batches. Returns what it removed.
+    pub fn sweep(&self, now: u64, mut pause: impl FnMut()) -> Result<Swept, StoreError> {
+        let codes = sweep_tree(&self.codes, &mut pause, |bytes| {
+            decode::<CodeRecord>(bytes).is_ok_and(|c| expired(c.expires_at, now))
+        })?;
+        let grants = sweep_tree(&self.grants, &mut pause, |bytes| {
+            decode::<Grant>(bytes).is_ok_and(|g| expired(g.expires_at, now))
+        })?;
+        let tokens = sweep_tree(&self.tokens, &mut pause, |bytes| {
+            decode::<TokenRecord>(bytes).is_ok_and(|t| {
+                let revoked = !self
+                    .grants
+                    .contains_key(t.grant_id.as_bytes())
+                    .unwrap_or(true);
+                expired(t.expires_at, now) || revoked
+            })
+        })?;
+        let swept = Swept {
+            codes,
+            grants,
+            tokens,
+        };
+        Ok(swept)
+    }
+}
+
+/// Removes the entries `dead` picks, `BATCH` at a time. The removal is a compare-and-swap so an
+/// entry rewritten since it was read is left alone.
+fn sweep_tree(
+    tree: &sled::Tree,
+    pause: &mut impl FnMut(),
+    dead: impl Fn(&[u8]) -> bool,
+) -> Result<usize, StoreError> {
+    let mut removed = 0;
+    let mut seen = 0;
+    for entry in tree.iter() {
+        let (key, value) = entry?;
+        if dead(&value)
+            && tree
+                .compare_and_swap(&key, Some(&value), None as Option<&[u8]>)?
+                .is_ok()
+        {
+            removed += 1;
+        }
+        seen += 1;
+        if seen % BATCH == 0 {
+            pause();
+        }
+    }
+    Ok(removed)
+}

@@ -1,0 +1,146 @@
+//! `application/x-www-form-urlencoded` (WHATWG URL §5), used for query strings, form bodies,
+//! client credentials inside HTTP Basic (RFC 6749 §2.3.1) and the redirects back to clients.
+//! Written here rather than pulled in so that its failure modes are ours: repeated parameters and
+//! bytes that are not UTF-8 are errors the caller can turn into `invalid_request`.
+
+use std::fmt::Write;
+
+/// Decoded parameters in their original order. Names may repeat; `single` refuses that.
+#[derive(Debug, Default, Clone)]
+pub struct Params(Vec<(String, String)>);
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ParamError {
+    /// The input (after percent-decoding) is not UTF-8.
+    NotUtf8,
+    /// A parameter that may appear once appeared more often (RFC 6749 §3.1, §3.2).
+    Repeated(String),
+}
+
+impl Params {
+    /// Parses `a=1&b=2`. Empty pairs (`a=1&&b=2`) are skipped; a name without `=` has value "".
+    pub fn parse(input: &[u8]) -> Result<Params, ParamError> {
+        let mut pairs = Vec::new();
+        for part in input.split(|&b| b == b'&') {
+            if part.is_empty() {
+                continue;
+            }
+            let (name, value) = match part.iter().position(|&b| b == b'=') {
+                Some(i) => (&part[..i], &part[i + 1..]),
+                None => (part, &b""[..]),
+            };
+            pairs.push((decode(name)?, decode(value)?));
+        }
+        Ok(Params(pairs))
+    }
+
+    /// The value of a parameter that must not repeat. A parameter sent with an empty value is
+    /// treated as absent (RFC 6749 §3.1).
+    pub fn single(&self, name: &str) -> Result<Option<&str>, ParamError> {
+        let mut found = None;
+        for (n, v) in &self.0 {
+            if n == name {
+                if found.is_some() {
+                    return Err(ParamError::Repeated(name.to_string()));
+                }
+                found = Some(v.as_str());
+            }
+        }
+        Ok(found.filter(|v| !v.is_empty()))
+    }
+}
+
+/// Percent-decodes one name or value; `+` is a space. A `%` not followed by two hex digits is kept
+/// as it is, as browsers do.
+pub fn decode(input: &[u8]) -> Result<String, ParamError> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        match input[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                input.get(i + 1).and_then(|&h| hex(h)),
+                input.get(i + 2).and_then(|&l| hex(l)),
+            ) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| ParamError::NotUtf8)
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// Percent-encodes a value for a query string or form body. Only unreserved characters
+/// (RFC 3986 §2.3) stay as they are, so the client decodes exactly the bytes we encoded.
+pub fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for &b in value.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// Appends parameters to a URI that may already carry a query (RFC 6749 §3.1.2: the registered
+/// query component must be kept).
+pub fn append_query(uri: &str, params: &[(&str, &str)]) -> String {
+    let mut out = String::from(uri);
+    let mut sep = if uri.contains('?') { '&' } else { '?' };
+    for (name, value) in params {
+        out.push(sep);
+        out.push_str(name);
+        out.push('=');
+        out.push_str(&encode(value));
+        sep = '&';
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_plus_and_percent() {
+        let p = Params::parse(b"a=x+y%2Bz&b=%E2%9C%93&c").unwrap();
+        assert_eq!(p.single("a").unwrap(), Some("x y+z"));
+        assert_eq!(p.single("b").unwrap(), Some("\u{2713}"));
+        assert_eq!(p.single("c").unwrap(), None);
+    }
+
+    #[test]
+    fn refuses_repeats_and_non_utf8() {
+        let p = Params::parse(b"a=1&a=2").unwrap();
+        assert_eq!(p.single("a"), Err(ParamError::Repeated("a".into())));
+        assert!(Params::parse(b"a=%FF").is_err());
+        assert!(Params::parse(b"a=\xff").is_err());
+    }
+
+    #[test]
+    fn keeps_malformed_percent() {
+        assert_eq!(decode(b"100%").unwrap(), "100%");
+        assert_eq!(decode(b"%zz%4").unwrap(), "%zz%4");
+    }
+
+    #[test]
+    fn encode_round_trips() {
+        let s = "a b+c/d=e&f\u{e9}~";
+        assert_eq!(decode(encode(s).as_bytes()).unwrap(), s);
+        assert_eq!(
+            append_query("https://x/cb?k=v", &[("s", "a b")]),
+            "https://x/cb?k=v&s=a%20b"
+        );
+    }
+}
