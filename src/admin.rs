@@ -1,8 +1,12 @@
-//! The admin commands: `--add-user` and friends, run against the data directory.
+//! The admin commands: `--add-user` and friends. They work with the server stopped (opening the
+//! data directory) and running (asking the server over its admin socket).
 
+use crate::admin_socket;
+use crate::cli::Command;
 use crate::config::Config;
 use crate::secret::{self, Secret};
 use crate::store::{AddUserError, Store, StoreError, Username};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal};
 
@@ -10,6 +14,7 @@ const MIN_PASSWORD_LEN: usize = 8;
 const MAX_PASSWORD_LEN: usize = 1024;
 
 /// An admin failure: the message to print; the process exits 1.
+#[derive(Debug)]
 pub struct AdminError(pub String);
 
 impl From<StoreError> for AdminError {
@@ -18,13 +23,96 @@ impl From<StoreError> for AdminError {
     }
 }
 
-fn open(config: &Config) -> Result<Store, AdminError> {
-    Store::open(&config.storage_path, config.cache_bytes).map_err(|e| match e {
-        StoreError::Locked(_) => AdminError(format!(
-            "{e}; stop it first (e.g. `systemctl stop linkgate`), run the command, then start it again"
-        )),
-        other => other.into(),
+/// One admin operation. The CLI builds it (reading and hashing any password itself, so no
+/// plaintext password crosses the socket) and runs it on the store directly or, when the server
+/// holds the store, through the server's admin socket.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "kebab-case")]
+pub enum Request {
+    AddUser { name: String, password_hash: String },
+    ListUsers,
+    RemoveUser { name: String },
+    SetPassword { name: String, password_hash: String },
+    UnlinkUser { name: String },
+}
+
+/// Builds the request for a CLI command, asking for a password where one is needed.
+pub fn request(command: &Command) -> Result<Request, AdminError> {
+    Ok(match command {
+        Command::AddUser(name) => Request::AddUser {
+            name: username(name)?.to_string(),
+            password_hash: secret::hash_password(&read_new_password()?),
+        },
+        Command::SetPassword(name) => Request::SetPassword {
+            name: username(name)?.to_string(),
+            password_hash: secret::hash_password(&read_new_password()?),
+        },
+        Command::ListUsers => Request::ListUsers,
+        Command::RemoveUser(name) => Request::RemoveUser {
+            name: username(name)?.to_string(),
+        },
+        Command::UnlinkUser(name) => Request::UnlinkUser {
+            name: username(name)?.to_string(),
+        },
+        other => return Err(AdminError(format!("{other:?} is not an admin command"))),
     })
+}
+
+/// Runs a request against the data directory, or through the running server's admin socket
+/// when the server holds the directory's lock.
+pub fn run(config: &Config, request: Request) -> Result<String, AdminError> {
+    match Store::open(&config.storage_path, config.cache_bytes) {
+        Ok(store) => execute(&store, request),
+        Err(StoreError::Locked(_)) => admin_socket::send(&admin_socket::path(config), &request),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Carries out a request on an open store; every change is flushed before it returns.
+pub fn execute(store: &Store, request: Request) -> Result<String, AdminError> {
+    let message = match request {
+        Request::AddUser {
+            name,
+            password_hash,
+        } => {
+            let name = username(&name)?;
+            store.add_user(&name, password_hash).map_err(|e| match e {
+                AddUserError::Exists(_) => AdminError(e.to_string()),
+                AddUserError::Store(e) => e.into(),
+            })?;
+            format!("added user {name}")
+        }
+        Request::ListUsers => return list_users(store),
+        Request::RemoveUser { name } => {
+            let name = username(&name)?;
+            if !store.remove_user(&name)? {
+                return Err(no_user(&name));
+            }
+            format!("removed user {name} and revoked their tokens")
+        }
+        Request::SetPassword {
+            name,
+            password_hash,
+        } => {
+            let name = username(&name)?;
+            if !store.set_password(&name, password_hash)? {
+                return Err(no_user(&name));
+            }
+            format!("changed the password of {name} and revoked their tokens")
+        }
+        Request::UnlinkUser { name } => {
+            let name = username(&name)?;
+            let user = store.user(&name)?.ok_or_else(|| no_user(&name))?;
+            let revoked = store.revoke_user_grants(&user.sub)?;
+            format!("unlinked {name}: revoked {revoked} grant(s)")
+        }
+    };
+    store.flush_blocking()?;
+    Ok(message)
+}
+
+fn no_user(name: &Username) -> AdminError {
+    AdminError(format!("no user `{name}`"))
 }
 
 fn username(name: &str) -> Result<Username, AdminError> {
@@ -67,24 +155,7 @@ fn read_new_password() -> Result<Secret, AdminError> {
     Ok(Secret::new(password))
 }
 
-pub fn add_user(config: &Config, name: &str) -> Result<String, AdminError> {
-    let name = username(name)?;
-    let store = open(config)?;
-    if store.user(&name)?.is_some() {
-        return Err(AdminError(format!("user `{name}` already exists")));
-    }
-    let password = read_new_password()?;
-    let hash = secret::hash_password(&password);
-    store.add_user(&name, hash).map_err(|e| match e {
-        AddUserError::Exists(_) => AdminError(e.to_string()),
-        AddUserError::Store(e) => e.into(),
-    })?;
-    store.flush_blocking()?;
-    Ok(format!("added user {name}"))
-}
-
-pub fn list_users(config: &Config) -> Result<String, AdminError> {
-    let store = open(config)?;
+fn list_users(store: &Store) -> Result<String, AdminError> {
     let mut out = String::new();
     for user in store.users()? {
         let clients: BTreeSet<String> = store
@@ -104,41 +175,6 @@ pub fn list_users(config: &Config) -> Result<String, AdminError> {
         out.push_str("no users yet: add one with --add-user NAME\n");
     }
     Ok(out.trim_end().to_string())
-}
-
-pub fn remove_user(config: &Config, name: &str) -> Result<String, AdminError> {
-    let name = username(name)?;
-    let store = open(config)?;
-    if !store.remove_user(&name)? {
-        return Err(AdminError(format!("no user `{name}`")));
-    }
-    store.flush_blocking()?;
-    Ok(format!("removed user {name} and revoked their tokens"))
-}
-
-pub fn set_password(config: &Config, name: &str) -> Result<String, AdminError> {
-    let name = username(name)?;
-    let store = open(config)?;
-    if store.user(&name)?.is_none() {
-        return Err(AdminError(format!("no user `{name}`")));
-    }
-    let hash = secret::hash_password(&read_new_password()?);
-    store.set_password(&name, hash)?;
-    store.flush_blocking()?;
-    Ok(format!(
-        "changed the password of {name} and revoked their tokens"
-    ))
-}
-
-pub fn unlink_user(config: &Config, name: &str) -> Result<String, AdminError> {
-    let name = username(name)?;
-    let store = open(config)?;
-    let user = store
-        .user(&name)?
-        .ok_or_else(|| AdminError(format!("no user `{name}`")))?;
-    let revoked = store.revoke_user_grants(&user.sub)?;
-    store.flush_blocking()?;
-    Ok(format!("unlinked {name}: revoked {revoked} grant(s)"))
 }
 
 pub fn check_config(config: &Config) -> String {

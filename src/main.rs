@@ -1,6 +1,7 @@
 //! linkgate: parse the command line, load the config, then serve or run one admin command.
 
 mod admin;
+mod admin_socket;
 mod app;
 mod cli;
 mod config;
@@ -45,12 +46,7 @@ fn main() -> ExitCode {
     let result = match &args.command {
         Command::Serve => return serve(config),
         Command::CheckConfig => Ok(admin::check_config(&config)),
-        Command::AddUser(name) => admin::add_user(&config, name),
-        Command::ListUsers => admin::list_users(&config),
-        Command::RemoveUser(name) => admin::remove_user(&config, name),
-        Command::SetPassword(name) => admin::set_password(&config, name),
-        Command::UnlinkUser(name) => admin::unlink_user(&config, name),
-        Command::Help | Command::Version => unreachable!("handled above"),
+        command => admin::request(command).and_then(|request| admin::run(&config, request)),
     };
     match result {
         Ok(message) => {
@@ -118,8 +114,17 @@ fn serve(config: config::Config) -> ExitCode {
         println!("listening on {local}");
         let _ = std::io::stdout().flush();
         let sweeper = tokio::spawn(sweep_forever(app.store.clone()));
+        let socket_path = admin_socket::path(&app.config);
+        let admin = admin_socket::listen(&socket_path, app.store.clone()).map_err(|e| {
+            format!(
+                "cannot create the admin socket {}: {e}",
+                socket_path.display()
+            )
+        })?;
         http::server::serve(app, listener, shutdown_signal()).await;
         sweeper.abort();
+        admin.abort();
+        let _ = std::fs::remove_file(&socket_path);
         Ok::<(), String>(())
     });
     if let Err(e) = result {

@@ -16,6 +16,7 @@ pub use grants::{Grant, Refreshed, TokenKind, TokenRecord};
 pub use users::{AddUserError, Username};
 
 use std::fmt;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -65,7 +66,11 @@ impl From<sled::Error> for StoreError {
 impl Store {
     /// Opens (or creates) the database in `path`, with a page cache of `cache_bytes`.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(path)
+        // The directory holds password hashes: private to the service's user when we create it.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
             .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", path.display())))?;
         let db = sled::Config::new()
             .path(path.join("db"))

@@ -1,0 +1,110 @@
+//! The admin socket: while the server runs it holds sled's lock on the data directory, so the
+//! CLI's admin commands reach it over a Unix socket in that directory instead. The socket is
+//! mode 0600: only the service's user (and root) can use it. One JSON request line in, one JSON
+//! response line out.
+
+use crate::admin::{self, AdminError, Request};
+use crate::config::Config;
+use crate::store::Store;
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixListener;
+use tokio::task::JoinHandle;
+
+/// A request line is small; anything longer is not from our CLI.
+const MAX_LINE: usize = 64 * 1024;
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Serialize, Deserialize)]
+struct Response {
+    ok: bool,
+    message: String,
+}
+
+pub fn path(config: &Config) -> PathBuf {
+    config.storage_path.join("admin.sock")
+}
+
+/// Binds the socket (replacing a stale one: we hold the data directory's lock, so no other
+/// server can be using it) and serves it until the returned task is aborted.
+pub fn listen(path: &Path, store: Store) -> std::io::Result<JoinHandle<()>> {
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let store = store.clone();
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(TIMEOUT, serve_one(stream, store)).await;
+            });
+        }
+    }))
+}
+
+async fn serve_one(stream: tokio::net::UnixStream, store: Store) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = Vec::new();
+    let mut reader = tokio::io::BufReader::new(read).take(MAX_LINE as u64);
+    reader.read_until(b'\n', &mut line).await?;
+    let response = match serde_json::from_slice::<Request>(&line) {
+        Ok(request) => {
+            let outcome =
+                tokio::task::spawn_blocking(move || admin::execute(&store, request)).await;
+            match outcome {
+                Ok(Ok(message)) => Response { ok: true, message },
+                Ok(Err(AdminError(message))) => Response { ok: false, message },
+                Err(e) => Response {
+                    ok: false,
+                    message: format!("the command failed: {e}"),
+                },
+            }
+        }
+        Err(e) => Response {
+            ok: false,
+            message: format!("unreadable admin request: {e}"),
+        },
+    };
+    let mut out = serde_json::to_vec(&response).unwrap_or_default();
+    out.push(b'\n');
+    write.write_all(&out).await
+}
+
+/// The CLI side: sends one request to the running server.
+pub fn send(path: &Path, request: &Request) -> Result<String, AdminError> {
+    let unreachable = |e: std::io::Error| {
+        AdminError(format!(
+            "the data directory is held by a running linkgate, but its admin socket {} cannot be used: {e} (run this command as the service's user, e.g. with sudo)",
+            path.display()
+        ))
+    };
+    let mut stream = UnixStream::connect(path).map_err(unreachable)?;
+    stream
+        .set_read_timeout(Some(TIMEOUT))
+        .map_err(unreachable)?;
+    stream
+        .set_write_timeout(Some(TIMEOUT))
+        .map_err(unreachable)?;
+    let mut line = serde_json::to_vec(request).map_err(|e| AdminError(e.to_string()))?;
+    line.push(b'\n');
+    stream.write_all(&line).map_err(unreachable)?;
+    let mut answer = String::new();
+    BufReader::new(stream)
+        .read_line(&mut answer)
+        .map_err(unreachable)?;
+    let response: Response = serde_json::from_str(&answer)
+        .map_err(|e| AdminError(format!("unreadable answer from the server: {e}")))?;
+    if response.ok {
+        Ok(response.message)
+    } else {
+        Err(AdminError(response.message))
+    }
+}
