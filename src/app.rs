@@ -14,6 +14,8 @@ pub struct App {
     /// argon2 is deliberately expensive (19 MiB, ~50 ms). At most one check per core runs at a
     /// time so a login flood cannot exhaust memory or starve `/token` and `/userinfo`.
     pub password_checks: Semaphore,
+    /// Logins allowed to wait for a password check; beyond that they are refused at once.
+    pub login_queue: Semaphore,
     pub client_secret_cache: crate::oauth::client::SecretCache,
 }
 
@@ -25,6 +27,7 @@ impl App {
             store,
             pending: PendingAuthorizations::new(),
             password_checks: Semaphore::new(cores),
+            login_queue: Semaphore::new(cores * 16),
             client_secret_cache: Default::default(),
         })
     }

@@ -10,8 +10,9 @@ use crate::urlencoded::Params;
 use hyper::body::Incoming;
 use hyper::{Method, Request};
 use serde::Serialize;
+use std::net::IpAddr;
 
-pub async fn route(app: &App, req: Request<Incoming>) -> Reply {
+pub async fn route(app: &App, req: Request<Incoming>, ip: IpAddr) -> Reply {
     // Behind a proxy that keeps a path prefix (public_url = "https://host/auth"), accept both.
     let path = req.uri().path();
     let path = path
@@ -26,7 +27,10 @@ pub async fn route(app: &App, req: Request<Incoming>) -> Reply {
         ("/authorize", Method::POST) => {
             let cookie = request::csrf_cookie(req.headers()).map(str::to_string);
             match body(app, req).await {
-                Ok(body) => render(app, authorize::submit(app, &body, cookie.as_deref()).await),
+                Ok(body) => render(
+                    app,
+                    authorize::submit(app, &body, cookie.as_deref(), ip).await,
+                ),
                 Err(reply) => reply,
             }
         }
@@ -154,10 +158,11 @@ fn render(app: &App, step: Step) -> Reply {
     };
     match step {
         Step::Login { form, failure } => {
-            let status = if failure.is_some() { 401 } else { 200 };
             let status = match failure {
+                None => 200,
+                Some(authorize::LoginFailure::WrongCredentials) => 401,
+                Some(authorize::LoginFailure::Locked(_)) => 429,
                 Some(authorize::LoginFailure::Busy) => 503,
-                _ => status,
             };
             response::html(
                 status,

@@ -62,7 +62,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
                 let method = req.method().clone();
                 let path = req.uri().path().to_string();
                 let ip = client_ip(req.headers(), peer, &app.config.trusted_proxies);
-                let reply = route(&app, req).await;
+                let reply = route(&app, req, ip).await;
                 tracing::info!(
                     %method,
                     path = %truncate(&path, 200),

@@ -10,8 +10,9 @@ use super::{normalize_scope, OAuthError};
 use crate::app::App;
 use crate::config::Client;
 use crate::secret::{self, Secret};
-use crate::store::{now, CodeRecord, Username};
+use crate::store::{now, CodeRecord, ThrottleKey, Username};
 use crate::urlencoded::{append_query, ParamError, Params};
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// What the browser gets next.
@@ -47,6 +48,8 @@ pub enum LoginFailure {
     WrongCredentials,
     /// No capacity to check a password right now.
     Busy,
+    /// Too many failures for this username or address: seconds to wait.
+    Locked(u64),
 }
 
 #[derive(Debug)]
@@ -197,7 +200,7 @@ fn check_request(client: &Client, params: &Params) -> Result<(String, Option<Str
 
 /// `POST /authorize`: the login form or the consent form, depending on where the authorization
 /// stands. `cookie_csrf` is the CSRF cookie the browser sent.
-pub async fn submit(app: &App, body: &[u8], cookie_csrf: Option<&str>) -> Step {
+pub async fn submit(app: &App, body: &[u8], cookie_csrf: Option<&str>, ip: IpAddr) -> Step {
     let Ok(params) = Params::parse(body) else {
         return error_page(400, "The form could not be read (it is not valid UTF-8).");
     };
@@ -219,7 +222,7 @@ pub async fn submit(app: &App, body: &[u8], cookie_csrf: Option<&str>) -> Step {
     };
     let request = request.to_string();
     match pending.stage.clone() {
-        Stage::Login => login(app, client, request, pending, &params).await,
+        Stage::Login => login(app, client, request, pending, &params, ip).await,
         Stage::Consent { sub, username } => {
             consent(app, client, request, pending, &params, sub, username).await
         }
@@ -232,6 +235,7 @@ async fn login(
     request: String,
     mut pending: Pending,
     params: &Params,
+    ip: IpAddr,
 ) -> Step {
     let typed = params
         .single("username")
@@ -240,21 +244,41 @@ async fn login(
         .unwrap_or("")
         .to_string();
     let password = Secret::new(params.single("password").ok().flatten().unwrap_or(""));
+    let name = Username::parse(&typed);
+    let user_key = ThrottleKey::user(name.as_ref().map_or(typed.as_str(), |n| n.as_str()));
+    let keys = [user_key.clone(), ThrottleKey::ip(ip)];
+    let again = |pending, failure| {
+        let typed = Some(typed.clone());
+        login_form(
+            app,
+            client,
+            Some(request.clone()),
+            pending,
+            typed,
+            Some(failure),
+        )
+    };
+    match app.store.login_locked(&keys, now()) {
+        Ok(Some(wait)) => return again(pending, LoginFailure::Locked(wait)),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!("reading the login throttle failed: {e}");
+            return error_page(
+                503,
+                "A temporary problem stopped the sign-in. Please try again in a moment.",
+            );
+        }
+    }
+    // Bounded queue: a flood of logins is turned away at once instead of piling up.
+    let Ok(_queued) = app.login_queue.try_acquire() else {
+        return again(pending, LoginFailure::Busy);
+    };
     let permit = match tokio::time::timeout(PASSWORD_SLOT_WAIT, app.password_checks.acquire()).await
     {
         Ok(Ok(permit)) => permit,
-        _ => {
-            return login_form(
-                app,
-                client,
-                Some(request),
-                pending,
-                Some(typed),
-                Some(LoginFailure::Busy),
-            )
-        }
+        _ => return again(pending, LoginFailure::Busy),
     };
-    let user = match Username::parse(&typed) {
+    let user = match name {
         Ok(name) => match app.store.user(&name) {
             Ok(user) => user,
             Err(e) => {
@@ -280,22 +304,21 @@ async fn login(
     match check {
         Ok(Some(user)) => {
             tracing::info!(client = %client.id, "login succeeded");
+            if let Err(e) = app.store.login_succeeded(&user_key) {
+                tracing::warn!("clearing the login throttle failed: {e}");
+            }
             pending.stage = Stage::Consent {
                 sub: user.sub,
                 username: user.username.clone(),
             };
-            consent_form(app, client, request, pending, user.username)
+            consent_form(app, client, request.clone(), pending, user.username)
         }
         Ok(None) => {
-            tracing::info!(client = %client.id, "login failed");
-            login_form(
-                app,
-                client,
-                Some(request),
-                pending,
-                Some(typed),
-                Some(LoginFailure::WrongCredentials),
-            )
+            tracing::info!(client = %client.id, %ip, "login failed");
+            if let Err(e) = app.store.login_failed(&keys, now()) {
+                tracing::warn!("recording a failed login failed: {e}");
+            }
+            again(pending, LoginFailure::WrongCredentials)
         }
         Err(e) => {
             tracing::error!("password check failed: {e}");

@@ -14,6 +14,11 @@ pub fn login(title: &str, action: &str, form: &Form, failure: Option<LoginFailur
                 Some(LoginFailure::WrongCredentials) => {
                     div class="error" role="alert" id="login-error" { "Wrong username or password. Please try again." }
                 }
+                Some(LoginFailure::Locked(wait)) => {
+                    div class="error" role="alert" id="login-error" {
+                        "Too many failed sign-ins. Please try again in " (minutes(wait)) "."
+                    }
+                }
                 Some(LoginFailure::Busy) => {
                     div class="error" role="alert" id="login-error" { "Too many sign-ins right now. Please wait a moment and try again." }
                 }
@@ -33,4 +38,11 @@ pub fn login(title: &str, action: &str, form: &Form, failure: Option<LoginFailur
             }
         },
     )
+}
+
+fn minutes(secs: u64) -> String {
+    match secs.div_ceil(60) {
+        1 => "a minute".to_string(),
+        n => format!("{n} minutes"),
+    }
 }

@@ -8,11 +8,13 @@
 mod codes;
 mod grants;
 mod sweep;
+mod throttle;
 mod users;
 
 pub use codes::CodeRecord;
 pub use codes::Redeemed;
 pub use grants::{Grant, Refreshed, TokenKind, TokenRecord};
+pub use throttle::ThrottleKey;
 pub use users::{AddUserError, Username};
 
 use std::fmt;
@@ -28,6 +30,7 @@ pub struct Store {
     codes: sled::Tree,
     grants: sled::Tree,
     tokens: sled::Tree,
+    throttle: sled::Tree,
 }
 
 #[derive(Debug)]
@@ -90,6 +93,7 @@ impl Store {
             codes: db.open_tree("codes")?,
             grants: db.open_tree("grants")?,
             tokens: db.open_tree("tokens")?,
+            throttle: db.open_tree("throttle")?,
             db,
         })
     }

@@ -31,6 +31,9 @@ impl Store {
                 expired(t.expires_at, now) || revoked
             })
         })?;
+        sweep_tree(&self.throttle, &mut pause, |bytes| {
+            super::throttle::stale(bytes, now)
+        })?;
         let swept = Swept {
             codes,
             grants,
