@@ -1,18 +1,7 @@
 //! linkgate: parse the command line, load the config, then serve or run one admin command.
 
-mod admin;
-mod admin_socket;
-mod app;
-mod cli;
-mod config;
-mod http;
-mod oauth;
-mod pages;
-mod secret;
-mod store;
-mod urlencoded;
-
-use cli::Command;
+use linkgate::cli::Command;
+use linkgate::{admin, admin_socket, app, cli, config, http, store};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;

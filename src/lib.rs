@@ -1,0 +1,14 @@
+//! linkgate as a library: the binary in `main.rs` is a thin shell over these modules, and the
+//! fuzz targets and benchmarks reach the parsers and the store through here.
+
+pub mod admin;
+pub mod admin_socket;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod oauth;
+pub mod pages;
+pub mod secret;
+pub mod store;
+pub mod urlencoded;
