@@ -177,12 +177,23 @@ fn list_users(store: &Store) -> Result<String, AdminError> {
     Ok(out.trim_end().to_string())
 }
 
-pub fn check_config(config: &Config) -> String {
+pub fn check_config(config: &Config) -> Result<String, AdminError> {
+    if let Some(files) = &config.tls {
+        crate::http::tls::Tls::load(&files.cert, &files.key)
+            .map_err(|e| AdminError(format!("{}: {e}", config.file.display())))?;
+    }
     let mut out = format!("config {} is valid\n", config.file.display());
     out.push_str(&format!("listen      {}\n", config.listen));
     out.push_str(&format!("public url  {}\n", config.public_url));
     out.push_str(&format!("  authorize {}/authorize\n", config.public_url));
     out.push_str(&format!("  token     {}/token\n", config.public_url));
+    out.push_str(&format!(
+        "https       {}\n",
+        match &config.tls {
+            Some(files) => format!("built in ({})", files.cert.display()),
+            None => "not built in (use a reverse proxy)".to_string(),
+        }
+    ));
     out.push_str(&format!("data        {}\n", config.storage_path.display()));
     out.push_str(&format!(
         "tokens      code {}s, access {}s, refresh {}\n",
@@ -202,7 +213,7 @@ pub fn check_config(config: &Config) -> String {
     for warning in config.warnings() {
         out.push_str(&format!("warning: {warning}\n"));
     }
-    out.trim_end().to_string()
+    Ok(out.trim_end().to_string())
 }
 
 /// `YYYY-MM-DD HH:MM:SS UTC` from Unix seconds (Howard Hinnant's civil-from-days).

@@ -17,6 +17,8 @@ pub struct Config {
     /// `public_url` without a trailing slash.
     pub public_url: String,
     pub trusted_proxies: Vec<IpAddr>,
+    /// Serve HTTPS directly with these PEM files.
+    pub tls: Option<TlsFiles>,
     pub limits: Limits,
     pub storage_path: PathBuf,
     /// sled's page cache in bytes.
@@ -24,6 +26,12 @@ pub struct Config {
     pub tokens: TokenTtls,
     pub ui: Ui,
     pub clients: Vec<Client>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +101,10 @@ impl Config {
                 "server.public_url `{}` is plain http: Alexa and Google only link over HTTPS with a trusted certificate",
                 self.public_url
             ));
+        } else if self.tls.is_none() && self.trusted_proxies.is_empty() {
+            warnings.push(
+                "no [server.tls] and no server.trusted_proxies: HTTPS must be terminated by a reverse proxy in front of linkgate; list its address in trusted_proxies so client addresses are seen".to_string(),
+            );
         }
         for client in &self.clients {
             if let ClientSecret::Plain(secret) = &client.secret {
@@ -158,7 +170,7 @@ struct RawServer {
     public_url: String,
     #[serde(default)]
     trusted_proxies: Vec<String>,
-    tls: Option<toml::Value>,
+    tls: Option<RawTls>,
     #[serde(default = "default_max_body_bytes")]
     max_body_bytes: usize,
     #[serde(default = "default_max_header_bytes")]
@@ -185,6 +197,13 @@ fn default_idle_timeout_secs() -> u64 {
 }
 fn default_max_connections() -> usize {
     1024
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: PathBuf,
+    key: PathBuf,
 }
 
 #[derive(Deserialize)]
@@ -340,11 +359,23 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
             ),
         }
     }
-    if raw.server.tls.is_some() {
-        problem(
-            "server.tls",
-            "built-in TLS is not available in this version; remove [server.tls] and terminate HTTPS in a reverse proxy (see the README)".to_string(),
-        );
+    let relative = |path: &Path| {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            dir.join(path)
+        }
+    };
+    let tls = raw.server.tls.map(|tls| TlsFiles {
+        cert: relative(&tls.cert),
+        key: relative(&tls.key),
+    });
+    if let Some(tls) = &tls {
+        for (key, path) in [("server.tls.cert", &tls.cert), ("server.tls.key", &tls.key)] {
+            if let Err(e) = std::fs::metadata(path) {
+                problem(key, format!("cannot read {}: {e}", path.display()));
+            }
+        }
     }
     let limits = Limits {
         max_body_bytes: raw.server.max_body_bytes,
@@ -381,11 +412,7 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
         problem("server.max_connections", "must be at least 1".into());
     }
 
-    let storage_path = if raw.storage.path.is_absolute() {
-        raw.storage.path.clone()
-    } else {
-        dir.join(&raw.storage.path)
-    };
+    let storage_path = relative(&raw.storage.path);
     if raw.storage.path.as_os_str().is_empty() {
         problem("storage.path", "must not be empty".into());
     }
@@ -500,6 +527,7 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
         listen,
         public_url,
         trusted_proxies,
+        tls,
         limits,
         storage_path,
         cache_bytes: raw.storage.cache_mib * 1024 * 1024,

@@ -4,6 +4,7 @@ use linkgate::cli::Command;
 use linkgate::{admin, admin_socket, app, cli, config, http, store};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How often expired codes and tokens are swept.
@@ -34,7 +35,7 @@ fn main() -> ExitCode {
     };
     let result = match &args.command {
         Command::Serve => return serve(config),
-        Command::CheckConfig => Ok(admin::check_config(&config)),
+        Command::CheckConfig => admin::check_config(&config),
         command => admin::request(command).and_then(|request| admin::run(&config, request)),
     };
     match result {
@@ -88,6 +89,13 @@ fn serve(config: config::Config) -> ExitCode {
         tracing::warn!("{warning}");
     }
     let listen = config.listen;
+    let tls = match &config.tls {
+        Some(files) => match http::tls::Tls::load(&files.cert, &files.key) {
+            Ok(tls) => Some(Arc::new(tls)),
+            Err(e) => return fail(2, &format!("{}: {e}", config.file.display())),
+        },
+        None => None,
+    };
     let app = app::App::new(config, store.clone());
     let result = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
@@ -96,6 +104,7 @@ fn serve(config: config::Config) -> ExitCode {
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         tracing::info!(
             tokens = app.store.token_count(),
+            https = tls.is_some(),
             "linkgate {} listening on {local}",
             env!("CARGO_PKG_VERSION")
         );
@@ -110,7 +119,9 @@ fn serve(config: config::Config) -> ExitCode {
                 socket_path.display()
             )
         })?;
-        http::server::serve(app, listener, shutdown_signal()).await;
+        let reloader = tokio::spawn(reload_on_sighup(tls.clone()));
+        http::server::serve(app, listener, tls, shutdown_signal()).await;
+        reloader.abort();
         sweeper.abort();
         admin.abort();
         let _ = std::fs::remove_file(&socket_path);
@@ -143,6 +154,26 @@ async fn shutdown_signal() {
         _ = terminate => {}
     }
     tracing::info!("stopping: finishing requests in flight");
+}
+
+/// `systemctl reload` (SIGHUP): re-read the TLS certificate, e.g. after a Let's Encrypt renewal.
+/// Without TLS there is nothing to reload, but SIGHUP must still not kill the server.
+async fn reload_on_sighup(tls: Option<Arc<http::tls::Tls>>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; certificate reloads need a restart");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        let Some(tls) = &tls else {
+            tracing::info!("SIGHUP: nothing to reload (no [server.tls])");
+            continue;
+        };
+        match tls.reload() {
+            Ok(()) => tracing::info!("reloaded the TLS certificate"),
+            Err(e) => tracing::error!("certificate reload failed, keeping the old one: {e}"),
+        }
+    }
 }
 
 async fn sweep_forever(store: store::Store) {

@@ -6,3 +6,4 @@ pub mod request;
 mod response;
 mod routes;
 pub mod server;
+pub mod tls;

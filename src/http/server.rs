@@ -4,6 +4,7 @@
 
 use super::request::client_ip;
 use super::routes::route;
+use super::tls::Tls;
 use crate::app::App;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -15,14 +16,19 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 /// How long a stop waits for requests in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves until `shutdown` completes, then drains.
-pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    tls: Option<Arc<Tls>>,
+    shutdown: impl Future<Output = ()>,
+) {
     let limits = app.config.limits.clone();
     let mut builder = http1::Builder::new();
     builder
@@ -74,26 +80,20 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
                 Ok::<_, std::convert::Infallible>(reply)
             }
         });
-        let io = ActivityIo::new(stream);
-        let last_activity = io.last_activity.clone();
-        let conn = builder.serve_connection(TokioIo::new(io), service);
-        let mut stop = stop_rx.clone();
+        let builder = builder.clone();
+        let stop = stop_rx.clone();
+        let handshake_timeout = Duration::from_secs(limits.header_read_timeout_secs);
+        let acceptor = tls.as_ref().map(|tls| tls.acceptor());
         tokio::spawn(async move {
-            tokio::pin!(conn);
-            let mut closing = false;
-            let mut tick = tokio::time::interval(Duration::from_secs(1).min(idle));
-            loop {
-                tokio::select! {
-                    _ = conn.as_mut() => break,
-                    _ = stop.changed(), if !closing => {
-                        closing = true;
-                        conn.as_mut().graceful_shutdown();
-                    }
-                    _ = tick.tick(), if !closing => {
-                        if idle_for(&last_activity) >= idle {
-                            closing = true;
-                            conn.as_mut().graceful_shutdown();
+            match acceptor {
+                None => serve_connection(&builder, stream, service, stop, idle).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            serve_connection(&builder, stream, service, stop, idle).await
                         }
+                        Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
                 }
             }
@@ -110,6 +110,44 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
     }
 }
 
+/// Serves one connection until it ends, closing it gracefully when the server stops or when it
+/// has been idle for `idle`.
+async fn serve_connection<IO, S>(
+    builder: &http1::Builder,
+    stream: IO,
+    service: S,
+    mut stop: watch::Receiver<bool>,
+    idle: Duration,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<
+        hyper::body::Incoming,
+        ResBody = http_body_util::Full<hyper::body::Bytes>,
+    >,
+{
+    let io = ActivityIo::new(stream);
+    let last_activity = io.last_activity.clone();
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let mut closing = false;
+    let mut tick = tokio::time::interval(Duration::from_secs(1).min(idle));
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => break,
+            _ = stop.changed(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = tick.tick(), if !closing => {
+                if idle_for(&last_activity) >= idle {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
 /// Milliseconds since an arbitrary process-wide start, for cheap activity stamps.
 fn clock_ms() -> u64 {
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
@@ -121,14 +159,14 @@ fn idle_for(last_activity: &AtomicU64) -> Duration {
 }
 
 /// A TCP stream that stamps every read and write, so idle keep-alive connections can be closed
-/// (hyper 1.x has no idle timeout of its own).
-struct ActivityIo {
-    stream: TcpStream,
+/// (hyper 1.x has no idle timeout of its own). Wraps plain TCP or TLS.
+struct ActivityIo<IO> {
+    stream: IO,
     last_activity: Arc<AtomicU64>,
 }
 
-impl ActivityIo {
-    fn new(stream: TcpStream) -> Self {
+impl<IO> ActivityIo<IO> {
+    fn new(stream: IO) -> Self {
         ActivityIo {
             stream,
             last_activity: Arc::new(AtomicU64::new(clock_ms())),
@@ -140,7 +178,7 @@ impl ActivityIo {
     }
 }
 
-impl AsyncRead for ActivityIo {
+impl<IO: AsyncRead + Unpin> AsyncRead for ActivityIo<IO> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -156,7 +194,7 @@ impl AsyncRead for ActivityIo {
     }
 }
 
-impl AsyncWrite for ActivityIo {
+impl<IO: AsyncWrite + Unpin> AsyncWrite for ActivityIo<IO> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
