@@ -9,6 +9,8 @@ use crate::store::{AddUserError, Store, StoreError, Username};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 
 const MIN_PASSWORD_LEN: usize = 8;
 const MAX_PASSWORD_LEN: usize = 1024;
@@ -29,11 +31,23 @@ impl From<StoreError> for AdminError {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "kebab-case")]
 pub enum Request {
-    AddUser { name: String, password_hash: String },
+    AddUser {
+        name: String,
+        password_hash: String,
+    },
     ListUsers,
-    RemoveUser { name: String },
-    SetPassword { name: String, password_hash: String },
-    UnlinkUser { name: String },
+    RemoveUser {
+        name: String,
+    },
+    SetPassword {
+        name: String,
+        password_hash: String,
+    },
+    UnlinkUser {
+        name: String,
+    },
+    /// Streams a snapshot (see `store::backup`) after the response line.
+    Backup,
 }
 
 /// Builds the request for a CLI command, asking for a password where one is needed.
@@ -54,6 +68,7 @@ pub fn request(command: &Command) -> Result<Request, AdminError> {
         Command::UnlinkUser(name) => Request::UnlinkUser {
             name: username(name)?.to_string(),
         },
+        Command::Backup(_) => Request::Backup,
         other => return Err(AdminError(format!("{other:?} is not an admin command"))),
     })
 }
@@ -83,6 +98,7 @@ pub fn execute(store: &Store, request: Request) -> Result<String, AdminError> {
             format!("added user {name}")
         }
         Request::ListUsers => return list_users(store),
+        Request::Backup => return Err(AdminError("use --backup FILE".into())),
         Request::RemoveUser { name } => {
             let name = username(&name)?;
             if !store.remove_user(&name)? {
@@ -109,6 +125,62 @@ pub fn execute(store: &Store, request: Request) -> Result<String, AdminError> {
     };
     store.flush_blocking()?;
     Ok(message)
+}
+
+/// `--backup FILE`: a snapshot from the stopped store, or streamed by the running server. Written
+/// to a temporary file first (mode 0600: it holds password hashes), then renamed into place.
+pub fn backup(config: &Config, file: &Path) -> Result<String, AdminError> {
+    let tmp = file.with_extension("partial");
+    let fail = |e: std::io::Error| AdminError(format!("cannot write {}: {e}", tmp.display()));
+    let out = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(fail)?;
+    let mut out = std::io::BufWriter::new(out);
+    let written = match Store::open(&config.storage_path, config.cache_bytes) {
+        Ok(store) => store
+            .backup(&mut out)
+            .map(|n| format!("{n} entries"))
+            .map_err(AdminError::from),
+        Err(StoreError::Locked(_)) => {
+            admin_socket::send_backup(&admin_socket::path(config), &mut out)
+        }
+        Err(e) => Err(e.into()),
+    };
+    let finished = written.and_then(|summary| {
+        let file_handle = out.into_inner().map_err(|e| fail(e.into_error()))?;
+        file_handle.sync_all().map_err(fail)?;
+        std::fs::rename(&tmp, file).map_err(fail)?;
+        Ok(summary)
+    });
+    match finished {
+        Ok(summary) => Ok(format!("wrote backup {} ({summary})", file.display())),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// `--restore FILE`: into an empty data directory, with the server stopped.
+pub fn restore(config: &Config, file: &Path) -> Result<String, AdminError> {
+    let input = std::fs::File::open(file)
+        .map_err(|e| AdminError(format!("cannot read {}: {e}", file.display())))?;
+    let store = Store::open(&config.storage_path, config.cache_bytes).map_err(|e| match e {
+        StoreError::Locked(_) => AdminError(format!("{e}; stop it before restoring")),
+        other => other.into(),
+    })?;
+    let entries = store
+        .restore(std::io::BufReader::new(input))
+        .map_err(|e| AdminError(format!("{}: {e}", file.display())))?;
+    Ok(format!(
+        "restored {entries} entries from {} into {}",
+        file.display(),
+        config.storage_path.display()
+    ))
 }
 
 fn no_user(name: &Username) -> AdminError {

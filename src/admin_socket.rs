@@ -55,7 +55,16 @@ async fn serve_one(stream: tokio::net::UnixStream, store: Store) -> std::io::Res
     let mut line = Vec::new();
     let mut reader = tokio::io::BufReader::new(read).take(MAX_LINE as u64);
     reader.read_until(b'\n', &mut line).await?;
-    let response = match serde_json::from_slice::<Request>(&line) {
+    let request = serde_json::from_slice::<Request>(&line);
+    if let Ok(Request::Backup) = request {
+        let stream = reader
+            .into_inner()
+            .into_inner()
+            .reunite(write)
+            .map_err(std::io::Error::other)?;
+        return stream_backup(stream, store).await;
+    }
+    let response = match request {
         Ok(request) => {
             let outcome =
                 tokio::task::spawn_blocking(move || admin::execute(&store, request)).await;
@@ -78,8 +87,46 @@ async fn serve_one(stream: tokio::net::UnixStream, store: Store) -> std::io::Res
     write.write_all(&out).await
 }
 
-/// The CLI side: sends one request to the running server.
-pub fn send(path: &Path, request: &Request) -> Result<String, AdminError> {
+/// Writes the response line, then the snapshot, on a blocking thread (the store is synchronous).
+async fn stream_backup(stream: tokio::net::UnixStream, store: Store) -> std::io::Result<()> {
+    let stream = stream.into_std()?;
+    stream.set_nonblocking(false)?;
+    tokio::task::spawn_blocking(move || {
+        let mut out = std::io::BufWriter::new(stream);
+        let ok = Response {
+            ok: true,
+            message: "backup follows".into(),
+        };
+        writeln!(out, "{}", serde_json::to_string(&ok).unwrap_or_default())?;
+        store.backup(&mut out).map_err(std::io::Error::other)?;
+        out.flush()
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+/// The CLI side of `--backup`: copies the streamed snapshot into `out`.
+pub fn send_backup(path: &Path, out: &mut impl Write) -> Result<String, AdminError> {
+    let (stream, mut reader) = connect(path, &Request::Backup)?;
+    drop(stream);
+    let mut first = String::new();
+    reader
+        .read_line(&mut first)
+        .map_err(|e| AdminError(format!("reading the backup failed: {e}")))?;
+    let response: Response = serde_json::from_str(&first)
+        .map_err(|e| AdminError(format!("unreadable answer from the server: {e}")))?;
+    if !response.ok {
+        return Err(AdminError(response.message));
+    }
+    let bytes = std::io::copy(&mut reader, out)
+        .map_err(|e| AdminError(format!("reading the backup failed: {e}")))?;
+    Ok(format!("{bytes} bytes, from the running server"))
+}
+
+fn connect(
+    path: &Path,
+    request: &Request,
+) -> Result<(UnixStream, BufReader<UnixStream>), AdminError> {
     let unreachable = |e: std::io::Error| {
         AdminError(format!(
             "the data directory is held by a running linkgate, but its admin socket {} cannot be used: {e} (run this command as the service's user, e.g. with sudo)",
@@ -96,10 +143,17 @@ pub fn send(path: &Path, request: &Request) -> Result<String, AdminError> {
     let mut line = serde_json::to_vec(request).map_err(|e| AdminError(e.to_string()))?;
     line.push(b'\n');
     stream.write_all(&line).map_err(unreachable)?;
+    let reader = BufReader::new(stream.try_clone().map_err(unreachable)?);
+    Ok((stream, reader))
+}
+
+/// The CLI side: sends one request to the running server.
+pub fn send(path: &Path, request: &Request) -> Result<String, AdminError> {
+    let (_stream, mut reader) = connect(path, request)?;
     let mut answer = String::new();
-    BufReader::new(stream)
+    reader
         .read_line(&mut answer)
-        .map_err(unreachable)?;
+        .map_err(|e| AdminError(format!("no answer from the server: {e}")))?;
     let response: Response = serde_json::from_str(&answer)
         .map_err(|e| AdminError(format!("unreadable answer from the server: {e}")))?;
     if response.ok {

@@ -13,6 +13,8 @@ Usage:
   linkgate [--config PATH] --set-password NAME  change a password and revoke the user's tokens
   linkgate [--config PATH] --unlink-user NAME   revoke all of a user's tokens (unlinks them)
   linkgate [--config PATH] --check-config       validate the config and show what would be served
+  linkgate [--config PATH] --backup FILE        write a consistent snapshot (server running or not)
+  linkgate [--config PATH] --restore FILE       restore a snapshot into an empty data directory
   linkgate --version | --help
 
 The config file is --config PATH, else $LINKGATE_CONFIG, else ./linkgate.toml.
@@ -27,6 +29,8 @@ pub enum Command {
     SetPassword(String),
     UnlinkUser(String),
     CheckConfig,
+    Backup(PathBuf),
+    Restore(PathBuf),
     Version,
     Help,
 }
@@ -67,6 +71,8 @@ pub fn parse(
             "--remove-user" => Command::RemoveUser(value("--remove-user NAME")?),
             "--set-password" => Command::SetPassword(value("--set-password NAME")?),
             "--unlink-user" => Command::UnlinkUser(value("--unlink-user NAME")?),
+            "--backup" => Command::Backup(PathBuf::from(value("--backup FILE")?)),
+            "--restore" => Command::Restore(PathBuf::from(value("--restore FILE")?)),
             "--list-users" => Command::ListUsers,
             "--check-config" => Command::CheckConfig,
             "--version" | "-V" => Command::Version,

@@ -36,6 +36,8 @@ fn main() -> ExitCode {
     let result = match &args.command {
         Command::Serve => return serve(config),
         Command::CheckConfig => admin::check_config(&config),
+        Command::Backup(file) => admin::backup(&config, file),
+        Command::Restore(file) => admin::restore(&config, file),
         command => admin::request(command).and_then(|request| admin::run(&config, request)),
     };
     match result {

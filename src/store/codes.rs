@@ -36,6 +36,7 @@ pub enum Redeemed {
 
 impl Store {
     pub fn put_code(&self, key: &[u8; 32], code: &CodeRecord) -> Result<(), StoreError> {
+        let _writing = self.writing();
         self.codes.insert(key, encode(code))?;
         Ok(())
     }
@@ -58,6 +59,7 @@ impl Store {
         grant: &Grant,
         tokens: &[([u8; 32], TokenRecord)],
     ) -> Result<Redeemed, StoreError> {
+        let _writing = self.writing();
         let result =
             (&self.codes, &self.grants, &self.tokens).transaction(|(codes, grants, token_tree)| {
                 let Some(bytes) = codes.get(key)? else {

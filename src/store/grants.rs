@@ -107,6 +107,7 @@ impl Store {
 
     /// Removes one token (RFC 7009 revocation of an access token).
     pub fn remove_token(&self, key: &[u8; 32]) -> Result<(), StoreError> {
+        let _writing = self.writing();
         self.tokens.remove(key)?;
         Ok(())
     }
@@ -133,6 +134,7 @@ impl Store {
         new_refresh: Option<(&[u8; 32], &TokenRecord)>,
     ) -> Result<Refreshed, StoreError> {
         let abort = ConflictableTransactionError::Abort;
+        let _writing = self.writing();
         let result = (&self.tokens, &self.grants).transaction(|(tokens, grants)| {
             let Some(bytes) = tokens.get(key)? else {
                 return Ok(Refreshed::Dead);
@@ -193,6 +195,7 @@ impl Store {
     /// Revokes a grant and so every token issued under it. The tokens themselves are removed by
     /// the sweeper; until then `token()` refuses them because their grant is gone.
     pub fn revoke_grant(&self, id: &str) -> Result<(), StoreError> {
+        let _writing = self.writing();
         self.grants.remove(id.as_bytes())?;
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! Codes and tokens are stored under the SHA-256 of their value, never the value itself, so a copy
 //! of the data directory does not hand out working tokens.
 
+mod backup;
 mod codes;
 mod grants;
 mod sweep;
@@ -20,6 +21,7 @@ pub use users::{AddUserError, Username};
 use std::fmt;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The database and its trees. Cheap to clone (sled handles are reference-counted).
@@ -31,6 +33,8 @@ pub struct Store {
     grants: sled::Tree,
     tokens: sled::Tree,
     throttle: sled::Tree,
+    /// Writers hold it shared, a backup exclusively, so a backup sees a state between writes.
+    gate: Arc<RwLock<()>>,
 }
 
 #[derive(Debug)]
@@ -94,6 +98,7 @@ impl Store {
             grants: db.open_tree("grants")?,
             tokens: db.open_tree("tokens")?,
             throttle: db.open_tree("throttle")?,
+            gate: Arc::new(RwLock::new(())),
             db,
         })
     }
@@ -109,6 +114,13 @@ impl Store {
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
+    }
+
+    /// Held while writing, so that a backup waits for writes in progress and holds new ones.
+    fn writing(&self) -> RwLockReadGuard<'_, ()> {
+        self.gate
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Whether the store can be read (for `/healthz`).

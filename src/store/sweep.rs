@@ -16,13 +16,13 @@ pub struct Swept {
 impl Store {
     /// One pass over all trees, calling `pause` between batches. Returns what it removed.
     pub fn sweep(&self, now: u64, mut pause: impl FnMut()) -> Result<Swept, StoreError> {
-        let codes = sweep_tree(&self.codes, &mut pause, |bytes| {
+        let codes = self.sweep_tree(&self.codes, &mut pause, |bytes| {
             decode::<CodeRecord>(bytes).is_ok_and(|c| expired(c.expires_at, now))
         })?;
-        let grants = sweep_tree(&self.grants, &mut pause, |bytes| {
+        let grants = self.sweep_tree(&self.grants, &mut pause, |bytes| {
             decode::<Grant>(bytes).is_ok_and(|g| expired(g.expires_at, now))
         })?;
-        let tokens = sweep_tree(&self.tokens, &mut pause, |bytes| {
+        let tokens = self.sweep_tree(&self.tokens, &mut pause, |bytes| {
             decode::<TokenRecord>(bytes).is_ok_and(|t| {
                 let revoked = !self
                     .grants
@@ -31,7 +31,7 @@ impl Store {
                 expired(t.expires_at, now) || revoked
             })
         })?;
-        sweep_tree(&self.throttle, &mut pause, |bytes| {
+        self.sweep_tree(&self.throttle, &mut pause, |bytes| {
             super::throttle::stale(bytes, now)
         })?;
         let swept = Swept {
@@ -43,28 +43,31 @@ impl Store {
     }
 }
 
-/// Removes the entries `dead` picks, `BATCH` at a time. The removal is a compare-and-swap so an
-/// entry rewritten since it was read is left alone.
-fn sweep_tree(
-    tree: &sled::Tree,
-    pause: &mut impl FnMut(),
-    dead: impl Fn(&[u8]) -> bool,
-) -> Result<usize, StoreError> {
-    let mut removed = 0;
-    let mut seen = 0;
-    for entry in tree.iter() {
-        let (key, value) = entry?;
-        if dead(&value)
-            && tree
-                .compare_and_swap(&key, Some(&value), None as Option<&[u8]>)?
-                .is_ok()
-        {
-            removed += 1;
+impl Store {
+    /// Removes the entries `dead` picks, `BATCH` at a time. The removal is a compare-and-swap so an
+    /// entry rewritten since it was read is left alone.
+    fn sweep_tree(
+        &self,
+        tree: &sled::Tree,
+        pause: &mut impl FnMut(),
+        dead: impl Fn(&[u8]) -> bool,
+    ) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        let mut seen = 0;
+        for entry in tree.iter() {
+            let (key, value) = entry?;
+            if dead(&value) && {
+                let _writing = self.writing();
+                tree.compare_and_swap(&key, Some(&value), None as Option<&[u8]>)?
+                    .is_ok()
+            } {
+                removed += 1;
+            }
+            seen += 1;
+            if seen % BATCH == 0 {
+                pause();
+            }
         }
-        seen += 1;
-        if seen % BATCH == 0 {
-            pause();
-        }
+        Ok(removed)
     }
-    Ok(removed)
 }

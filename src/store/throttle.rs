@@ -62,6 +62,7 @@ impl Store {
 
     /// Counts a failed sign-in against every key.
     pub fn login_failed(&self, keys: &[ThrottleKey], now: u64) -> Result<(), StoreError> {
+        let _writing = self.writing();
         for key in keys {
             self.throttle.fetch_and_update(key.key.as_bytes(), |old| {
                 let mut failures: Failures = old.and_then(|b| decode(b).ok()).unwrap_or_default();
@@ -84,6 +85,7 @@ impl Store {
     /// A successful sign-in clears the username's count (not the address's: an attacker who
     /// owns one account must not reset the count of the address they guess from).
     pub fn login_succeeded(&self, user: &ThrottleKey) -> Result<(), StoreError> {
+        let _writing = self.writing();
         self.throttle.remove(user.key.as_bytes())?;
         Ok(())
     }

@@ -74,6 +74,7 @@ impl Store {
             password_hash,
             created_at: now(),
         };
+        let _writing = self.writing();
         let swapped = self
             .users
             .compare_and_swap(name.as_str(), None as Option<&[u8]>, Some(encode(&user)))
@@ -101,6 +102,7 @@ impl Store {
             return Ok(false);
         };
         self.revoke_user_grants(&user.sub)?;
+        let _writing = self.writing();
         self.users.remove(name.as_str())?;
         Ok(true)
     }
@@ -112,7 +114,10 @@ impl Store {
             return Ok(false);
         };
         user.password_hash = password_hash;
-        self.users.insert(name.as_str(), encode(&user))?;
+        {
+            let _writing = self.writing();
+            self.users.insert(name.as_str(), encode(&user))?;
+        }
         self.revoke_user_grants(&user.sub)?;
         Ok(true)
     }
