@@ -17,6 +17,7 @@ pub struct App {
     /// Logins allowed to wait for a password check; beyond that they are refused at once.
     pub login_queue: Semaphore,
     pub client_secret_cache: crate::oauth::client::SecretCache,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl App {
@@ -29,6 +30,7 @@ impl App {
             password_checks: Semaphore::new(cores),
             login_queue: Semaphore::new(cores * 16),
             client_secret_cache: Default::default(),
+            metrics: Default::default(),
         })
     }
 }

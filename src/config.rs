@@ -17,6 +17,8 @@ pub struct Config {
     /// `public_url` without a trailing slash.
     pub public_url: String,
     pub trusted_proxies: Vec<IpAddr>,
+    /// Serve `/metrics` (to loopback clients only).
+    pub metrics: bool,
     /// Serve HTTPS directly with these PEM files.
     pub tls: Option<TlsFiles>,
     pub limits: Limits,
@@ -171,6 +173,8 @@ struct RawServer {
     #[serde(default)]
     trusted_proxies: Vec<String>,
     tls: Option<RawTls>,
+    #[serde(default)]
+    metrics: bool,
     #[serde(default = "default_max_body_bytes")]
     max_body_bytes: usize,
     #[serde(default = "default_max_header_bytes")]
@@ -527,6 +531,7 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
         listen,
         public_url,
         trusted_proxies,
+        metrics: raw.server.metrics,
         tls,
         limits,
         storage_path,

@@ -54,6 +54,11 @@ pub fn json(status: u16, value: &impl Serialize) -> Reply {
     base(status, "application/json", body)
 }
 
+/// Prometheus text exposition format 0.0.4.
+pub fn metrics(body: String) -> Reply {
+    base(200, "text/plain; version=0.0.4; charset=utf-8", body)
+}
+
 pub fn text(status: u16, body: &'static str) -> Reply {
     base(status, "text/plain; charset=utf-8", body)
 }

@@ -12,7 +12,8 @@ use hyper::{Method, Request};
 use serde::Serialize;
 use std::net::IpAddr;
 
-pub async fn route(app: &App, req: Request<Incoming>, ip: IpAddr) -> Reply {
+/// `peer` is the TCP peer; `ip` the client as seen through trusted proxies.
+pub async fn route(app: &App, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) -> Reply {
     // Behind a proxy that keeps a path prefix (public_url = "https://host/auth"), accept both.
     let path = req.uri().path();
     let path = path
@@ -72,6 +73,10 @@ pub async fn route(app: &App, req: Request<Incoming>, ip: IpAddr) -> Reply {
         ("/revoke", _) => response::method_not_allowed("POST"),
         ("/.well-known/oauth-authorization-server", Method::GET) => {
             response::json(200, &metadata::metadata(&app.config))
+        }
+        // Loopback only, and only the TCP peer counts: a proxy's forwarded header cannot open it.
+        ("/metrics", Method::GET) if app.config.metrics && peer.is_loopback() => {
+            response::metrics(app.metrics.render())
         }
         ("/healthz", Method::GET | Method::HEAD) => match app.store.is_healthy() {
             true => response::text(200, "ok\n"),

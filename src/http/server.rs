@@ -68,7 +68,8 @@ pub async fn serve(
                 let method = req.method().clone();
                 let path = req.uri().path().to_string();
                 let ip = client_ip(req.headers(), peer, &app.config.trusted_proxies);
-                let reply = route(&app, req, ip).await;
+                let reply = route(&app, req, peer.ip(), ip).await;
+                app.metrics.observe_request(started.elapsed());
                 tracing::info!(
                     %method,
                     path = %truncate(&path, 200),

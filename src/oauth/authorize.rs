@@ -9,6 +9,7 @@ use super::pending::{Pending, Stage};
 use super::{normalize_scope, OAuthError};
 use crate::app::App;
 use crate::config::Client;
+use crate::metrics::count;
 use crate::secret::{self, Secret};
 use crate::store::{now, CodeRecord, ThrottleKey, Username};
 use crate::urlencoded::{append_query, ParamError, Params};
@@ -259,7 +260,10 @@ async fn login(
         )
     };
     match app.store.login_locked(&keys, now()) {
-        Ok(Some(wait)) => return again(pending, LoginFailure::Locked(wait)),
+        Ok(Some(wait)) => {
+            count(&app.metrics.logins_refused);
+            return again(pending, LoginFailure::Locked(wait));
+        }
         Ok(None) => {}
         Err(e) => {
             tracing::error!("reading the login throttle failed: {e}");
@@ -271,6 +275,7 @@ async fn login(
     }
     // Bounded queue: a flood of logins is turned away at once instead of piling up.
     let Ok(_queued) = app.login_queue.try_acquire() else {
+        count(&app.metrics.logins_refused);
         return again(pending, LoginFailure::Busy);
     };
     let permit = match tokio::time::timeout(PASSWORD_SLOT_WAIT, app.password_checks.acquire()).await
@@ -304,6 +309,7 @@ async fn login(
     match check {
         Ok(Some(user)) => {
             tracing::info!(client = %client.id, "login succeeded");
+            count(&app.metrics.logins_ok);
             if let Err(e) = app.store.login_succeeded(&user_key) {
                 tracing::warn!("clearing the login throttle failed: {e}");
             }
@@ -315,6 +321,7 @@ async fn login(
         }
         Ok(None) => {
             tracing::info!(client = %client.id, %ip, "login failed");
+            count(&app.metrics.logins_failed);
             if let Err(e) = app.store.login_failed(&keys, now()) {
                 tracing::warn!("recording a failed login failed: {e}");
             }
@@ -383,6 +390,7 @@ async fn consent(
         );
     }
     tracing::info!(client = %client.id, "authorization code issued");
+    count(&app.metrics.codes_issued);
     Step::Redirect(with_state(vec![("code", code.expose().to_string())]))
 }
 

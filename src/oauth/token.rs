@@ -6,6 +6,7 @@ use super::client::{self, BasicCredentials};
 use super::{normalize_scope, scope_within, OAuthError};
 use crate::app::App;
 use crate::config::Client;
+use crate::metrics::count;
 use crate::secret::{self, Secret};
 use crate::store::{now, Grant, Redeemed, Refreshed, TokenKind, TokenRecord};
 use crate::urlencoded::Params;
@@ -33,8 +34,26 @@ pub async fn exchange(
     let client = client::authenticate(app, params, basic).await?;
     match params.single("grant_type")? {
         None => Err(OAuthError::InvalidRequest("grant_type is required".into())),
-        Some("authorization_code") => authorization_code(app, client, params).await,
-        Some("refresh_token") => refresh(app, client, params).await,
+        Some("authorization_code") => {
+            let result = authorization_code(app, client, params).await;
+            let m = &app.metrics;
+            count(if result.is_ok() {
+                &m.code_grants_ok
+            } else {
+                &m.code_grants_failed
+            });
+            result
+        }
+        Some("refresh_token") => {
+            let result = refresh(app, client, params).await;
+            let m = &app.metrics;
+            count(if result.is_ok() {
+                &m.refresh_grants_ok
+            } else {
+                &m.refresh_grants_failed
+            });
+            result
+        }
         Some(other) => Err(OAuthError::UnsupportedGrantType(format!(
             "grant_type `{other}` is not supported; use authorization_code or refresh_token"
         ))),

@@ -1,0 +1,121 @@
+//! Counters for `/metrics` (Prometheus text format): sign-ins, codes, token grants by type and
+//! outcome, and request latency. Plain atomics: cheap enough to count on every request.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the latency histogram, in seconds.
+const BUCKETS: [f64; 10] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
+];
+
+#[derive(Default)]
+pub struct Metrics {
+    pub logins_ok: AtomicU64,
+    pub logins_failed: AtomicU64,
+    pub logins_refused: AtomicU64,
+    pub codes_issued: AtomicU64,
+    pub code_grants_ok: AtomicU64,
+    pub code_grants_failed: AtomicU64,
+    pub refresh_grants_ok: AtomicU64,
+    pub refresh_grants_failed: AtomicU64,
+    requests: AtomicU64,
+    latency_micros_sum: AtomicU64,
+    latency_buckets: [AtomicU64; BUCKETS.len()],
+}
+
+pub fn count(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Metrics {
+    pub fn observe_request(&self, latency: Duration) {
+        count(&self.requests);
+        self.latency_micros_sum
+            .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
+        let secs = latency.as_secs_f64();
+        for (bound, bucket) in BUCKETS.iter().zip(&self.latency_buckets) {
+            if secs <= *bound {
+                count(bucket);
+            }
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, series: &[(&str, u64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (labels, value) in series {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        counter(
+            "linkgate_logins_total",
+            "Sign-in attempts by outcome.",
+            &[
+                ("{outcome=\"ok\"}", get(&self.logins_ok)),
+                ("{outcome=\"failed\"}", get(&self.logins_failed)),
+                ("{outcome=\"refused\"}", get(&self.logins_refused)),
+            ],
+        );
+        counter(
+            "linkgate_codes_issued_total",
+            "Authorization codes issued.",
+            &[("", get(&self.codes_issued))],
+        );
+        counter(
+            "linkgate_token_grants_total",
+            "Token endpoint grants by type and outcome.",
+            &[
+                (
+                    "{grant_type=\"authorization_code\",outcome=\"ok\"}",
+                    get(&self.code_grants_ok),
+                ),
+                (
+                    "{grant_type=\"authorization_code\",outcome=\"error\"}",
+                    get(&self.code_grants_failed),
+                ),
+                (
+                    "{grant_type=\"refresh_token\",outcome=\"ok\"}",
+                    get(&self.refresh_grants_ok),
+                ),
+                (
+                    "{grant_type=\"refresh_token\",outcome=\"error\"}",
+                    get(&self.refresh_grants_failed),
+                ),
+            ],
+        );
+        let name = "linkgate_request_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} HTTP request latency.\n# TYPE {name} histogram"
+        );
+        for (bound, bucket) in BUCKETS.iter().zip(&self.latency_buckets) {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", get(bucket));
+        }
+        let total = get(&self.requests);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
+        let sum = get(&self.latency_micros_sum) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {total}");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counts_and_histogram() {
+        let metrics = Metrics::default();
+        count(&metrics.logins_ok);
+        metrics.observe_request(Duration::from_millis(3));
+        let text = metrics.render();
+        assert!(text.contains("linkgate_logins_total{outcome=\"ok\"} 1"));
+        assert!(text.contains("linkgate_request_duration_seconds_bucket{le=\"0.005\"} 1"));
+        assert!(text.contains("linkgate_request_duration_seconds_bucket{le=\"0.0025\"} 0"));
+        assert!(text.contains("linkgate_request_duration_seconds_count 1"));
+    }
+}
