@@ -11,6 +11,10 @@ pub mod token;
 
 pub use error::OAuthError;
 
+/// Tokens are at most this long (the contract promises clients ≤ 2048 characters); longer input
+/// cannot be one of ours and is refused before any hashing or lookup.
+pub const MAX_TOKEN_LEN: usize = 2048;
+
 /// RFC 6749 §3.3: `scope = scope-token *( SP scope-token )`, scope-token = 1*( %x21 / %x23-5B /
 /// %x5D-7E ). Returns the scopes normalised to single spaces, or `None` if a character is not
 /// allowed.

@@ -2,16 +2,12 @@
 //! (RFC 7662: is it alive, and whose is it?) and `/revoke` (RFC 7009).
 
 use super::client::{self, BasicCredentials};
-use super::OAuthError;
+use super::{OAuthError, MAX_TOKEN_LEN};
 use crate::app::App;
 use crate::secret::Secret;
 use crate::store::{now, TokenKind};
 use crate::urlencoded::Params;
 use serde::Serialize;
-
-/// Tokens are at most this long (the contract promises clients ≤ 2048 characters); longer input
-/// cannot be one of ours and is refused before any hashing or lookup.
-const MAX_TOKEN_LEN: usize = 2048;
 
 #[derive(Debug, Serialize)]
 pub struct UserInfo {

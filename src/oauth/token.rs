@@ -3,7 +3,7 @@
 //! we answer and a lost refresh token unlinks the customer.
 
 use super::client::{self, BasicCredentials};
-use super::{normalize_scope, scope_within, OAuthError};
+use super::{normalize_scope, scope_within, OAuthError, MAX_TOKEN_LEN};
 use crate::app::App;
 use crate::config::Client;
 use crate::metrics::count;
@@ -77,6 +77,9 @@ async fn authorization_code(
             "the authorization code is invalid, expired or already used".into(),
         )
     };
+    if code.len() > MAX_TOKEN_LEN {
+        return Err(dead());
+    }
     let record = app.store.code(&key, now)?.ok_or_else(dead)?;
     if let Some(grant_id) = &record.redeemed_by {
         return Err(replayed(app, grant_id).await);
@@ -186,6 +189,9 @@ async fn refresh(app: &App, client: &Client, params: &Params) -> Result<TokenRes
     let now = now();
     let dead =
         || OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked".into());
+    if presented.expose().len() > MAX_TOKEN_LEN {
+        return Err(dead());
+    }
     let (token, grant) = app.store.token(&key, now)?.ok_or_else(dead)?;
     if token.kind != TokenKind::Refresh {
         return Err(dead());
