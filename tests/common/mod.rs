@@ -1,0 +1,681 @@
+//! Test support: start the real `linkgate` binary on 127.0.0.1:0 with a temporary data directory,
+//! and talk HTTP/1.1 to it over a plain socket, the way Alexa's linking service and a phone's web
+//! view would. Everything here is bounded by timeouts so a broken server fails a test, never
+//! hangs it.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const ALEXA_ID: &str = "alexa-skill";
+pub const ALEXA_SECRET: &str = "alexa-secret-0123456789";
+pub const ALEXA_REDIRECT: &str = "https://pitangui.amazon.com/api/skill/link/M2TEST";
+pub const GOOGLE_ID: &str = "google-home";
+pub const GOOGLE_SECRET: &str = "google-secret-0123456789";
+pub const GOOGLE_REDIRECT: &str = "https://oauth-redirect.googleusercontent.com/r/test-project";
+pub const USER: &str = "alice";
+pub const PASSWORD: &str = "correct horse battery";
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_linkgate")
+}
+
+/// The config every test starts from; `extra` is appended (more `[[clients]]`, `[tokens]`, …).
+pub fn config_text(extra: &str) -> String {
+    format!(
+        r#"[server]
+listen = "127.0.0.1:0"
+public_url = "http://127.0.0.1"
+
+[storage]
+path = "data"
+
+[ui]
+title = "Example Taxi"
+
+[[clients]]
+id = "{ALEXA_ID}"
+secret = "{ALEXA_SECRET}"
+name = "Example Taxi for Alexa"
+redirect_uris = [
+  "{ALEXA_REDIRECT}",
+  "https://layla.amazon.com/api/skill/link/M2TEST",
+  "https://alexa.amazon.co.jp/api/skill/link/M2TEST",
+]
+
+[[clients]]
+id = "{GOOGLE_ID}"
+secret = "{GOOGLE_SECRET}"
+name = "Example Taxi for Google"
+redirect_uris = ["{GOOGLE_REDIRECT}"]
+{extra}
+"#
+    )
+}
+
+/// A config file and data directory in a temporary folder.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        TestEnv::with_config(&config_text(""))
+    }
+
+    pub fn with_config(text: &str) -> TestEnv {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("linkgate.toml");
+        std::fs::write(&config, text).expect("write config");
+        TestEnv { dir, config }
+    }
+
+    /// An env with the default user added.
+    pub fn with_user() -> TestEnv {
+        let env = TestEnv::new();
+        env.add_user(USER, PASSWORD);
+        env
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Runs the binary with `--config` and `args`, feeding `stdin`.
+    pub fn cli(&self, args: &[&str], stdin: &str) -> Output {
+        run_cli(&self.config, args, stdin)
+    }
+
+    pub fn add_user(&self, name: &str, password: &str) {
+        let out = self.cli(&["--add-user", name], &format!("{password}\n"));
+        assert!(
+            out.status.success(),
+            "--add-user failed: {}",
+            text(&out.stderr)
+        );
+    }
+
+    pub fn start(&self) -> Server {
+        Server::start(&self.config)
+    }
+}
+
+pub fn run_cli(config: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(binary())
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run linkgate");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    wait_output(child)
+}
+
+/// Waits for a CLI run, killing it if it takes longer than the test timeout.
+fn wait_output(mut child: Child) -> Output {
+    let deadline = Instant::now() + TIMEOUT;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("linkgate CLI did not finish within {TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A running server. Dropping it kills the process.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    config: PathBuf,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Server {
+    pub fn start(config: &Path) -> Server {
+        let mut child = Command::new(binary())
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start linkgate");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let stderr = std::thread::spawn(move || {
+            let mut all = String::new();
+            let _ = BufReader::new(stderr).read_to_string(&mut all);
+            all
+        });
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(TIMEOUT) {
+            Ok(addr) => addr.parse().expect("listen address"),
+            Err(_) => {
+                let _ = child.kill();
+                let log = stderr.join().unwrap_or_default();
+                panic!("linkgate did not start within {TIMEOUT:?}; stderr:\n{log}");
+            }
+        };
+        Server {
+            child,
+            addr,
+            config: config.to_path_buf(),
+            stderr: Some(stderr),
+        }
+    }
+
+    /// Sends a signal by name (`TERM`, `HUP`, `KILL`).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// SIGTERM, then waits (bounded) for a clean exit. Returns the server's log.
+    pub fn stop(mut self) -> String {
+        self.signal("TERM");
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(
+                    status.success(),
+                    "linkgate exited with {status} after SIGTERM"
+                );
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "linkgate did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// Stops and starts again on the same config and data directory.
+    pub fn restart(self) -> Server {
+        let config = self.config.clone();
+        self.stop();
+        Server::start(&config)
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("wait").is_none()
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        self.request("GET", path, &[], b"")
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        http(self.addr, method, path, headers, body)
+    }
+
+    /// A form POST.
+    pub fn post_form(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        fields: &[(&str, &str)],
+    ) -> Response {
+        let mut all = vec![("Content-Type", "application/x-www-form-urlencoded")];
+        all.extend_from_slice(headers);
+        self.request("POST", path, &all, form(fields).as_bytes())
+    }
+
+    /// `/token` with HTTP Basic, as Alexa calls it.
+    pub fn token_basic(&self, id: &str, secret: &str, fields: &[(&str, &str)]) -> Response {
+        let auth = basic(id, secret);
+        self.post_form("/token", &[("Authorization", &auth)], fields)
+    }
+
+    /// `/token` with credentials in the body, as Google calls it.
+    pub fn token_post(&self, id: &str, secret: &str, fields: &[(&str, &str)]) -> Response {
+        let mut all = vec![("client_id", id), ("client_secret", secret)];
+        all.extend_from_slice(fields);
+        self.post_form("/token", &[], &all)
+    }
+
+    pub fn userinfo(&self, access_token: &str) -> Response {
+        let auth = format!("Bearer {access_token}");
+        self.request("GET", "/userinfo", &[("Authorization", &auth)], b"")
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        self.get("/healthz").status == 200
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// HTTP Basic credentials, form-encoded inside as RFC 6749 §2.3.1 says.
+pub fn basic(id: &str, secret: &str) -> String {
+    use base64::Engine;
+    let raw = format!("{}:{}", encode(id), encode(secret));
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        text(&self.body)
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): status {} body {}",
+                self.status,
+                self.text()
+            )
+        })
+    }
+
+    /// The `error` of an OAuth JSON error.
+    pub fn error(&self) -> String {
+        self.json()["error"].as_str().unwrap_or("").to_string()
+    }
+
+    /// The query parameters of the `Location` header.
+    pub fn location_params(&self) -> HashMap<String, String> {
+        let location = self
+            .header("Location")
+            .unwrap_or_else(|| panic!("no Location: {self:?}"));
+        let query = location.split_once('?').map(|(_, q)| q).unwrap_or("");
+        parse_query(query)
+    }
+
+    /// `name=value` of the `Set-Cookie` header.
+    pub fn cookie(&self) -> Option<String> {
+        self.header("Set-Cookie")
+            .map(|c| c.split(';').next().unwrap_or("").trim().to_string())
+    }
+}
+
+/// One request on a fresh connection (`Connection: close`), reading the response to EOF.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n").into_bytes();
+    for (name, value) in headers {
+        request.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    if !body.is_empty() || method == "POST" {
+        request.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+    }
+    request.extend_from_slice(b"\r\n");
+    request.extend_from_slice(body);
+    raw(addr, &request).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// Sends arbitrary bytes and parses whatever comes back.
+pub fn raw(addr: SocketAddr, bytes: &[u8]) -> Result<Response, String> {
+    let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    // The server may answer (413, 431) and close before it has read everything we send.
+    let _ = stream.write_all(bytes);
+    let mut data = Vec::new();
+    let _ = stream.read_to_end(&mut data);
+    parse_response(&data)
+}
+
+pub fn parse_response(data: &[u8]) -> Result<Response, String> {
+    let end = data
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("no complete response: {:?}", text(data)))?;
+    let head = text(&data[..end]);
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or("");
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = data[end + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(pos) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(text(&data[..pos]).trim(), 16).unwrap_or(0);
+        if size == 0 || data.len() < pos + 2 + size {
+            break;
+        }
+        out.extend_from_slice(&data[pos + 2..pos + 2 + size]);
+        data = &data[(pos + 4 + size).min(data.len())..];
+    }
+    out
+}
+
+/// Percent-encoding of everything but unreserved characters.
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+pub fn form(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(n, v)| format!("{}={}", encode(n), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+pub fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'+', _) => out.push(b' '),
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 2;
+            }
+            (b, _) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn parse_query(query: &str) -> HashMap<String, String> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (n, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(n), decode(v))
+        })
+        .collect()
+}
+
+/// The `/authorize` path for a client.
+pub fn authorize_path(
+    client_id: &str,
+    redirect_uri: &str,
+    state: &str,
+    extra: &[(&str, &str)],
+) -> String {
+    let mut params = vec![
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", redirect_uri),
+        ("state", state),
+        ("scope", "profile"),
+    ];
+    params.extend_from_slice(extra);
+    format!("/authorize?{}", form(&params))
+}
+
+/// The hidden inputs and the action of the first form in a page.
+pub struct Page {
+    pub status: u16,
+    pub html: String,
+    pub action: String,
+    pub hidden: Vec<(String, String)>,
+    pub cookie: Option<String>,
+    pub response: Response,
+}
+
+impl Page {
+    pub fn from(response: Response) -> Page {
+        let html = response.text();
+        let action = attribute(&html, "<form", "action").unwrap_or_else(|| "/authorize".into());
+        let mut hidden = Vec::new();
+        let mut rest = html.as_str();
+        while let Some(start) = rest.find("<input") {
+            let tag_end = rest[start..].find('>').map_or(rest.len(), |e| start + e + 1);
+            let tag = &rest[start..tag_end];
+            if tag.contains("type=\"hidden\"") {
+                if let (Some(name), Some(value)) = (
+                    attribute(tag, "<input", "name"),
+                    attribute(tag, "<input", "value"),
+                ) {
+                    hidden.push((name, value));
+                }
+            }
+            rest = &rest[tag_end..];
+        }
+        Page {
+            status: response.status,
+            cookie: response.cookie(),
+            html,
+            action,
+            hidden,
+            response,
+        }
+    }
+
+    /// Submits the form with its hidden fields plus `fields`, carrying `cookie` as a browser would.
+    pub fn submit(
+        &self,
+        server: &Server,
+        cookie: Option<&str>,
+        fields: &[(&str, &str)],
+    ) -> Response {
+        let mut all: Vec<(&str, &str)> = self
+            .hidden
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        all.extend_from_slice(fields);
+        let cookie_header;
+        let mut headers = Vec::new();
+        if let Some(cookie) = cookie {
+            cookie_header = cookie.to_string();
+            headers.push(("Cookie", cookie_header.as_str()));
+        }
+        server.post_form(&self.action, &headers, &all)
+    }
+}
+
+/// The value of `attr` in the first tag that starts with `tag` (maud writes `attr="value"`).
+fn attribute(html: &str, tag: &str, attr: &str) -> Option<String> {
+    let start = html.find(tag)?;
+    let end = html[start..].find('>')? + start;
+    let element = &html[start..end];
+    let key = format!(" {attr}=\"");
+    let at = element.find(&key)? + key.len();
+    let value_end = element[at..].find('"')? + at;
+    Some(unescape(&element[at..value_end]))
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+/// A browser going through the whole flow, cookies included.
+pub struct Browser<'a> {
+    pub server: &'a Server,
+    pub cookie: Option<String>,
+}
+
+impl<'a> Browser<'a> {
+    pub fn new(server: &'a Server) -> Self {
+        Browser {
+            server,
+            cookie: None,
+        }
+    }
+
+    pub fn open(&mut self, path: &str) -> Page {
+        let page = Page::from(self.server.get(path));
+        if page.cookie.is_some() {
+            self.cookie = page.cookie.clone();
+        }
+        page
+    }
+
+    pub fn submit(&mut self, page: &Page, fields: &[(&str, &str)]) -> Page {
+        let response = page.submit(self.server, self.cookie.as_deref(), fields);
+        let next = Page::from(response);
+        if next.cookie.is_some() {
+            self.cookie = next.cookie.clone();
+        }
+        next
+    }
+
+    /// authorize → login → consent with `decision`; returns the final redirect.
+    pub fn link(
+        &mut self,
+        client_id: &str,
+        redirect_uri: &str,
+        state: &str,
+        decision: &str,
+    ) -> Response {
+        let login = self.open(&authorize_path(client_id, redirect_uri, state, &[]));
+        assert_eq!(login.status, 200, "login page: {}", login.html);
+        let consent = self.submit(&login, &[("username", USER), ("password", PASSWORD)]);
+        assert_eq!(consent.status, 200, "consent page: {}", consent.html);
+        self.submit(&consent, &[("decision", decision)]).response
+    }
+}
+
+/// The whole Alexa flow up to an authorization code.
+pub fn code_for(server: &Server, client_id: &str, redirect_uri: &str) -> String {
+    let redirect = Browser::new(server).link(client_id, redirect_uri, "state-1", "allow");
+    assert_eq!(redirect.status, 303, "{redirect:?}");
+    redirect.location_params()["code"].clone()
+}
+
+/// The whole Alexa flow up to tokens: (access_token, refresh_token).
+pub fn tokens_for(server: &Server) -> (String, String) {
+    let code = code_for(server, ALEXA_ID, ALEXA_REDIRECT);
+    let response = server.token_basic(
+        ALEXA_ID,
+        ALEXA_SECRET,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", ALEXA_REDIRECT),
+        ],
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    let json = response.json();
+    (
+        json["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string(),
+        json["refresh_token"]
+            .as_str()
+            .expect("refresh_token")
+            .to_string(),
+    )
+}
+
+pub fn refresh(server: &Server, refresh_token: &str) -> Response {
+    server.token_basic(
+        ALEXA_ID,
+        ALEXA_SECRET,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ],
+    )
+}

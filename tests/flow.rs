@@ -1,0 +1,487 @@
+//! The account-linking flow as Alexa and Google drive it, end to end against the real binary.
+
+mod common;
+use common::*;
+
+#[test]
+fn alexa_links_an_account_with_http_basic_and_refreshes() {
+    let env = TestEnv::with_user();
+    let server = env.start();
+    let redirect = Browser::new(&server).link(ALEXA_ID, ALEXA_REDIRECT, "alexa-state", "allow");
+    assert_eq!(redirect.status, 303);
+    let location = redirect.header("Location").unwrap();
+    assert!(
+        location.starts_with(&format!("{ALEXA_REDIRECT}?")),
+        "{location}"
+    );
+    let params = redirect.location_params();
+    assert_eq!(params["state"], "alexa-state");
+    let code = &params["code"];
+
+    let response = server.token_basic(
+        ALEXA_ID,
+        ALEXA_SECRET,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", ALEXA_REDIRECT),
+        ],
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.header("Cache-Control"), Some("no-store"));
+    assert!(response
+        .header("Content-Type")
+        .unwrap()
+        .starts_with("application/json"));
+    let tokens = response.json();
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["expires_in"], 3600);
+    assert_eq!(tokens["scope"], "profile");
+    let access = tokens["access_token"].as_str().unwrap();
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    assert!(access.len() <= 2048 && refresh_token.len() <= 2048);
+
+    let me = server.userinfo(access);
+    assert_eq!(me.status, 200, "{}", me.text());
+    let me = me.json();
+    assert_eq!(me["preferred_username"], USER);
+    let sub = me["sub"].as_str().unwrap().to_string();
+
+    // A refresh answers expires_in and, by default, keeps the same refresh token.
+    let refreshed = refresh(&server, refresh_token);
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text());
+    assert_eq!(refreshed.header("Cache-Control"), Some("no-store"));
+    let refreshed = refreshed.json();
+    assert_eq!(refreshed["expires_in"], 3600);
+    assert_eq!(refreshed["refresh_token"], refresh_token);
+    let new_access = refreshed["access_token"].as_str().unwrap();
+    assert_ne!(new_access, access);
+    assert_eq!(server.userinfo(new_access).json()["sub"], sub.as_str());
+    // A retried refresh (a lost response) still works: the customer stays linked.
+    assert_eq!(refresh(&server, refresh_token).status, 200);
+}
+
+#[test]
+fn google_links_with_credentials_in_the_body_and_extra_parameters() {
+    let env = TestEnv::with_user();
+    let server = env.start();
+    let mut browser = Browser::new(&server);
+    let login = browser.open(&authorize_path(
+        GOOGLE_ID,
+        GOOGLE_REDIRECT,
+        "g-state",
+        &[("user_locale", "en-US")],
+    ));
+    assert_eq!(login.status, 200, "{}", login.html);
+    let consent = browser.submit(&login, &[("username", USER), ("password", PASSWORD)]);
+    assert!(
+        consent.html.contains("Example Taxi for Google"),
+        "{}",
+        consent.html
+    );
+    let redirect = browser.submit(&consent, &[("decision", "allow")]).response;
+    let params = redirect.location_params();
+    assert_eq!(params["state"], "g-state");
+    let response = server.token_post(
+        GOOGLE_ID,
+        GOOGLE_SECRET,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &params["code"]),
+            ("redirect_uri", GOOGLE_REDIRECT),
+        ],
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    let tokens = response.json();
+    let refreshed = server.token_post(
+        GOOGLE_ID,
+        GOOGLE_SECRET,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ],
+    );
+    assert_eq!(refreshed.status, 200);
+    assert_eq!(refreshed.json()["expires_in"], 3600);
+}
+
+#[test]
+fn a_long_state_comes_back_byte_for_byte() {
+    let env = TestEnv::with_user();
+    let server = env.start();
+    let jwt_like = format!("eyJhbGciOiJIUzI1NiJ9.{}.{}", "QUJD".repeat(1500), "sig_-");
+    let odd = "a b+c/d=e&f%25g?h#i\u{e9}";
+    for state in [jwt_like.as_str(), odd] {
+        let redirect = Browser::new(&server).link(ALEXA_ID, ALEXA_REDIRECT, state, "allow");
+        assert_eq!(redirect.location_params()["state"], state);
+    }
+    assert!(jwt_like.len() > 6000);
+}
+
+#[test]
+fn basic_credentials_are_form_decoded() {
+    let id = "skill id:+%/é";
+    let secret = "s3cret with spaces+plus:colon%";
+    let extra = format!(
+        "[[clients]]\nid = \"{id}\"\nsecret = \"{secret}\"\nredirect_uris = [\"https://layla.amazon.com/api/skill/link/M2ODD\"]\n"
+    );
+    let env = TestEnv::with_config(&config_text(&extra));
+    env.add_user(USER, PASSWORD);
+    let server = env.start();
+    let code = code_for(&server, id, "https://layla.amazon.com/api/skill/link/M2ODD");
+    let response = server.token_basic(
+        id,
+        secret,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            (
+                "redirect_uri",
+                "https://layla.amazon.com/api/skill/link/M2ODD",
+            ),
+        ],
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+}
+
+#[test]
+fn a_wrong_password_shows_the_page_again_with_a_generic_error() {
+    let env = TestEnv::with_user();
+    let server = env.start();
+    let mut browser = Browser::new(&server);
+    let login = browser.open(&authorize_path(ALEXA_ID, ALEXA_REDIRECT, "s", &[]));
+    let again = browser.submit(
+        &login,
+        &[("username", USER), ("password", "not the password")],
+    );
+    assert!(
+        again.status == 200 || again.status == 401,
+        "{}",
+        again.status
+    );
+    assert!(again.response.header("Location").is_none());
+    assert!(
+        again.html.contains("Wrong username or password"),
+        "{}",
+        again.html
+    );
+    assert!(again.html.contains("name=\"password\""));
+    // The page works again: the right password now gets to consent.
+    let consent = browser.submit(&again, &[("username", USER), ("password", PASSWORD)]);
+    assert_eq!(consent.status, 200);
+    assert!(consent.html.contains("value=\"allow\""), "{}", consent.html);
+}
+
+#[test]
+fn usernames_are_case_insensitive() {
+    let env = TestEnv::with_user();
+    let server = env.start();
+    let mut browser = Browser::new(&server);
+    let login = browser.open(&authorize_path(ALEXA_ID, ALEXA_REDIRECT, "s", &[]));
+    let consent = browser.submit(&login, &[("username", "Alice"), ("password", PASSWORD)]);
+    assert_eq!(consent.status, 200, "{}", consent.html);
+}
+
+#[test]
+fn deny_redirects_with_access_denied_and_the_state() {
+    let env = TestEnv::with_user();
+    let server = env.start();
+    let redirect = Browser::new(&server).link(ALEXA_ID, ALEXA_REDIRECT, "deny-state", "deny");
+    assert_eq!(redirect.status, 303);
+    let params = redirect.location_params();
+    assert_eq!(params["error"], "access_denied");
+    assert_eq!(params["state"], "deny-state");
+    assert!(!params.contains_key("code"));
+}
+
+#[test]
+fn a_code_used_twice_is_refused() {
+    let env = TestEnv::with_user();
+    let server = env.start();
+    let code = code_for(&server, ALEXA_ID, ALEXA_REDIRECT);
+    let fields = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", ALEXA_REDIRECT),
+    ];
+    assert_eq!(
+        server.token_basic(ALEXA_ID, ALEXA_SECRET, &fields).status,
+        200
+    );
+    let second = server.token_basic(ALEXA_ID, ALEXA_SECRET, &fields);
+    assert_eq!(second.status, 400);
+    assert_eq!(second.error(), "invalid_grant");
+}
+
+#[test]
+fn an_expired_code_is_refused() {
+    let env = TestEnv::with_config(&config_text("[tokens]\ncode_ttl_secs = 1\n"));
+    env.add_user(USER, PASSWORD);
+    let server = env.start();
+    let code = code_for(&server, ALEXA_ID, ALEXA_REDIRECT);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let response = server.token_basic(
+        ALEXA_ID,
+        ALEXA_SECRET,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", ALEXA_REDIRECT),
+        ],
+    );
+    assert_eq!(response.status, 400);
+    assert_eq!(response.error(), "invalid_grant");
+}
+
+#[test]
+fn a_code_is_bound_to_its_client_and_redirect_uri() {
+    let env = TestEnv::with_user();
+    let server = env.start();
+    let code = code_for(&server, ALEXA_ID, ALEXA_REDIRECT);
+    let other_client = server.token_post(
+        GOOGLE_ID,
+        GOOGLE_SECRET,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", ALEXA_REDIRECT),
+        ],
+    );
+    assert_eq!(other_client.error(), "invalid_grant");
+    let other_uri = server.token_basic(
+        ALEXA_ID,
+        ALEXA_SECRET,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            (
+                "redirect_uri",
+                "https://layla.amazon.com/api/skill/link/M2TEST",
+            ),
+        ],
+    );
+    assert_eq!(other_uri.error(), "invalid_grant");
+    let missing_uri = server.token_basic(
+        ALEXA_ID,
+        ALEXA_SECRET,
+        &[("grant_type", "authorization_code"), ("code", &code)],
+    );
+    assert_eq!(missing_uri.error(), "invalid_grant");
+}
+
+#[test]
+fn a_wrong_client_secret_is_invalid_client_with_a_challenge() {
+    let env = TestEnv::with_user();
+    let server = env.start();
+    let code = code_for(&server, ALEXA_ID, ALEXA_REDIRECT);
+    let fields = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", ALEXA_REDIRECT),
+    ];
+    for response in [
+        server.token_basic(ALEXA_ID, "wrong-secret-0123456789", &fields),
+        server.token_post(ALEXA_ID, "wrong-secret-0123456789", &fields),
+        server.token_basic("no-such-client", ALEXA_SECRET, &fields),
+        server.post_form("/token", &[], &fields),
+    ] {
+        assert_eq!(response.status, 401, "{}", response.text());
+        assert_eq!(response.error(), "invalid_client");
+        assert!(response.header("WWW-Authenticate").is_some());
+    }
+    // The code was not spent by the failed attempts.
+    assert_eq!(
+        server.token_basic(ALEXA_ID, ALEXA_SECRET, &fields).status,
+        200
+    );
+}
+
+#[test]
+fn userinfo_refuses_missing_and_bad_tokens() {
+    let env = TestEnv::with_user();
+    let server = env.start();
+    let (_, refresh_token) = tokens_for(&server);
+    let missing = server.get("/userinfo");
+    assert_eq!(missing.status, 401);
+    assert!(missing
+        .header("WWW-Authenticate")
+        .unwrap()
+        .starts_with("Bearer"));
+    for bad in ["lgat_nonsense", refresh_token.as_str()] {
+        let response = server.userinfo(bad);
+        assert_eq!(response.status, 401);
+        assert!(response
+            .header("WWW-Authenticate")
+            .unwrap()
+            .contains("error=\"invalid_token\""));
+    }
+}
+
+#[test]
+fn an_expired_access_token_is_refused_but_refresh_still_works() {
+    let env = TestEnv::with_config(&config_text("[tokens]\naccess_ttl_secs = 1\n"));
+    env.add_user(USER, PASSWORD);
+    let server = env.start();
+    let (access, refresh_token) = tokens_for(&server);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert_eq!(server.userinfo(&access).status, 401);
+    let refreshed = refresh(&server, &refresh_token);
+    assert_eq!(refreshed.status, 200);
+    assert_eq!(refreshed.json()["expires_in"], 1);
+}
+
+#[test]
+fn a_restart_keeps_users_and_tokens() {
+    let env = TestEnv::with_user();
+    let server = env.start();
+    let (access, refresh_token) = tokens_for(&server);
+    let sub = server.userinfo(&access).json()["sub"].clone();
+    let server = server.restart();
+    assert_eq!(server.userinfo(&access).json()["sub"], sub);
+    let refreshed = refresh(&server, &refresh_token);
+    assert_eq!(refreshed.status, 200);
+    let new_access = refreshed.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(server.userinfo(&new_access).json()["sub"], sub);
+    // And a new link works after the restart (the user is still there).
+    tokens_for(&server);
+}
+
+#[test]
+fn health_and_metadata() {
+    let env = TestEnv::new();
+    let server = env.start();
+    let health = server.get("/healthz");
+    assert_eq!((health.status, health.text().trim()), (200, "ok"));
+    let meta = server.get("/.well-known/oauth-authorization-server").json();
+    assert_eq!(meta["issuer"], "http://127.0.0.1");
+    assert_eq!(meta["token_endpoint"], "http://127.0.0.1/token");
+    assert_eq!(meta["authorization_endpoint"], "http://127.0.0.1/authorize");
+    assert_eq!(
+        meta["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    assert_eq!(
+        meta["grant_types_supported"],
+        serde_json::json!(["authorization_code", "refresh_token"])
+    );
+    assert_eq!(
+        meta["token_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic", "client_secret_post"])
+    );
+}
+
+#[test]
+fn pages_are_uncached_unframeable_and_show_who_asks() {
+    let env = TestEnv::with_user();
+    let server = env.start();
+    let mut browser = Browser::new(&server);
+    let login = browser.open(&authorize_path(ALEXA_ID, ALEXA_REDIRECT, "s", &[]));
+    let consent = browser.submit(&login, &[("username", USER), ("password", PASSWORD)]);
+    for page in [&login, &consent] {
+        let r = &page.response;
+        assert_eq!(r.header("Cache-Control"), Some("no-store"));
+        assert_eq!(r.header("X-Frame-Options"), Some("DENY"));
+        assert!(r
+            .header("Content-Security-Policy")
+            .unwrap()
+            .contains("frame-ancestors 'none'"));
+        assert_eq!(r.header("Referrer-Policy"), Some("no-referrer"));
+        assert_eq!(r.header("X-Content-Type-Options"), Some("nosniff"));
+        let cookie = r.header("Set-Cookie").unwrap();
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+            "{cookie}"
+        );
+        assert!(page.html.contains("Example Taxi"));
+        assert!(page.html.contains("name=\"viewport\""));
+        assert!(!page.html.contains("<script"));
+    }
+    assert!(login.html.contains("autocomplete=\"username\""));
+    assert!(login.html.contains("autocomplete=\"current-password\""));
+    assert!(login.html.contains("<label for=\"username\""));
+    assert!(consent.html.contains("Example Taxi for Alexa"));
+    assert!(consent.html.contains(USER));
+    assert!(consent.html.contains("name=\"decision\" value=\"allow\""));
+    assert!(consent.html.contains("name=\"decision\" value=\"deny\""));
+}
+
+#[test]
+fn csrf_protects_the_forms() {
+    let env = TestEnv::with_user();
+    let server = env.start();
+    let mut browser = Browser::new(&server);
+    let login = browser.open(&authorize_path(ALEXA_ID, ALEXA_REDIRECT, "s", &[]));
+    // Without the cookie (a cross-site post) the login form is refused.
+    let no_cookie = login.submit(&server, None, &[("username", USER), ("password", PASSWORD)]);
+    assert_eq!(no_cookie.status, 400);
+    assert!(no_cookie.header("Location").is_none());
+    // With another cookie value, too.
+    let wrong = login.submit(
+        &server,
+        Some("linkgate_csrf=forged"),
+        &[("username", USER), ("password", PASSWORD)],
+    );
+    assert_eq!(wrong.status, 400);
+    // The real browser still gets through, then a consent form can be used only once.
+    let consent = browser.submit(&login, &[("username", USER), ("password", PASSWORD)]);
+    assert_eq!(consent.status, 200);
+    let forged_csrf: Vec<(&str, &str)> = consent
+        .hidden
+        .iter()
+        .map(|(n, v)| (n.as_str(), if n == "csrf" { "x" } else { v.as_str() }))
+        .chain([("decision", "allow")])
+        .collect();
+    let response = server.post_form(
+        "/authorize",
+        &[("Cookie", browser.cookie.as_deref().unwrap())],
+        &forged_csrf,
+    );
+    assert_eq!(response.status, 400);
+    let first = consent.submit(&server, browser.cookie.as_deref(), &[("decision", "allow")]);
+    assert_eq!(first.status, 303);
+    assert!(first.location_params().contains_key("code"));
+    let replay = consent.submit(&server, browser.cookie.as_deref(), &[("decision", "allow")]);
+    assert_eq!(replay.status, 400);
+    assert!(replay.header("Location").is_none());
+}
+
+#[test]
+fn sigterm_stops_cleanly() {
+    let env = TestEnv::new();
+    let server = env.start();
+    assert!(server.is_healthy());
+    let log = server.stop();
+    assert!(log.contains("stopped"), "{log}");
+}
+
+#[test]
+fn the_log_holds_no_secrets() {
+    let env = TestEnv::with_user();
+    let server = env.start();
+    let code = code_for(&server, ALEXA_ID, ALEXA_REDIRECT);
+    let response = server.token_basic(
+        ALEXA_ID,
+        ALEXA_SECRET,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", ALEXA_REDIRECT),
+        ],
+    );
+    let tokens = response.json();
+    let log = server.stop();
+    assert!(log.contains("path=/token status=200"), "{log}");
+    for secret in [
+        code.as_str(),
+        PASSWORD,
+        ALEXA_SECRET,
+        tokens["access_token"].as_str().unwrap(),
+        tokens["refresh_token"].as_str().unwrap(),
+        "state-1",
+    ] {
+        assert!(!log.contains(secret), "the log contains {secret}");
+    }
+}
