@@ -525,7 +525,9 @@ impl Page {
         let mut hidden = Vec::new();
         let mut rest = html.as_str();
         while let Some(start) = rest.find("<input") {
-            let tag_end = rest[start..].find('>').map_or(rest.len(), |e| start + e + 1);
+            let tag_end = rest[start..]
+                .find('>')
+                .map_or(rest.len(), |e| start + e + 1);
             let tag = &rest[start..tag_end];
             if tag.contains("type=\"hidden\"") {
                 if let (Some(name), Some(value)) = (

@@ -1,0 +1,250 @@
+//! The command line: config errors that name the file and key, and every admin command, both
+//! with the server stopped (the CLI opens the data directory) and running (it asks the server
+//! over the admin socket).
+
+mod common;
+use common::*;
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn err(out: &std::process::Output) -> String {
+    assert!(
+        !out.status.success(),
+        "unexpectedly succeeded: {}",
+        text(&out.stdout)
+    );
+    text(&out.stderr)
+}
+
+#[test]
+fn version_and_help() {
+    let env = TestEnv::new();
+    assert!(ok(&env.cli(&["--version"], "")).starts_with("linkgate 0.1.0"));
+    let help = ok(&env.cli(&["--help"], ""));
+    for flag in [
+        "--add-user",
+        "--list-users",
+        "--remove-user",
+        "--set-password",
+        "--unlink-user",
+        "--check-config",
+        "--backup",
+        "--restore",
+    ] {
+        assert!(help.contains(flag), "help lacks {flag}");
+    }
+    assert!(err(&env.cli(&["--frobnicate"], "")).contains("--frobnicate"));
+}
+
+#[test]
+fn add_user_takes_the_password_from_stdin_and_checks_it() {
+    let env = TestEnv::new();
+    assert!(ok(&env.cli(&["--add-user", "Bob"], "a good password\n")).contains("added user bob"));
+    assert!(err(&env.cli(&["--add-user", "bob"], "another password\n")).contains("already exists"));
+    assert!(
+        err(&env.cli(&["--add-user", "bad name"], "a good password\n"))
+            .contains("invalid username")
+    );
+    assert!(err(&env.cli(&["--add-user", "-x"], "a good password\n")).contains("invalid username"));
+    assert!(err(&env.cli(&["--add-user", "carol"], "short\n")).contains("too short"));
+    assert!(err(&env.cli(&["--add-user", "carol"], "")).contains("empty"));
+    let list = ok(&env.cli(&["--list-users"], ""));
+    assert!(list.contains("bob") && !list.contains("carol"), "{list}");
+}
+
+#[test]
+fn config_problems_name_the_file_and_the_key() {
+    let cases = [
+        (config_text("").replace("listen =", "listne ="), "listne"),
+        (config_text("").replace("127.0.0.1:0", "not-an-address"), "server.listen"),
+        (config_text("").replace("public_url = \"http://127.0.0.1\"", "public_url = \"auth.example.com\""), "server.public_url"),
+        (config_text("[tokens]\ncode_ttl_secs = \"five\"\n"), "tokens.code_ttl_secs"),
+        (config_text("[[clients]]\nid = \"x\"\nsecret = \"0123456789abcdef\"\nredirect_uris = []\n"), "redirect_uris"),
+        (config_text(&format!("[[clients]]\nid = \"{ALEXA_ID}\"\nsecret = \"0123456789abcdef\"\nredirect_uris = [\"https://a.example/cb\"]\n")), "duplicate client id"),
+        (config_text("[[clients]]\nid = \"x\"\nsecret = \"short\"\nredirect_uris = [\"https://a.example/cb\"]\n"), "secret"),
+        (config_text("[[clients]]\nid = \"x\"\nsecret = \"0123456789abcdef\"\nredirect_uris = [\"http://a.example/cb\"]\n"), "https"),
+    ];
+    for (config, expected) in cases {
+        let env = TestEnv::with_config(&config);
+        for args in [&["--check-config"][..], &[][..]] {
+            let out = env.cli(args, "");
+            assert_eq!(out.status.code(), Some(2), "{expected}");
+            let stderr = text(&out.stderr);
+            assert!(stderr.contains(expected), "{expected}: {stderr}");
+            assert!(stderr.contains("linkgate.toml"), "{expected}: {stderr}");
+        }
+    }
+    let missing = run_cli(std::path::Path::new("/nonexistent/linkgate.toml"), &[], "");
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing.stderr).contains("/nonexistent/linkgate.toml"));
+}
+
+#[test]
+fn check_config_shows_what_would_be_served_with_warnings() {
+    let env = TestEnv::with_config(&config_text("").replace(ALEXA_SECRET, "long-random-string"));
+    let out = ok(&env.cli(&["--check-config"], ""));
+    assert!(out.contains("listen      127.0.0.1:0"), "{out}");
+    assert!(out.contains(ALEXA_REDIRECT), "{out}");
+    assert!(out.contains("warning") && out.contains("example"), "{out}");
+    assert!(out.contains("plain http"), "{out}");
+}
+
+/// Runs every admin command once with `server` in the given state.
+fn admin_commands_work(running: bool) {
+    let env = TestEnv::with_user();
+    let server = env.start();
+    let (access, refresh_token) = tokens_for(&server);
+    let server = if running {
+        Some(server)
+    } else {
+        server.stop();
+        None
+    };
+
+    let list = ok(&env.cli(&["--list-users"], ""));
+    assert!(
+        list.contains(USER) && list.contains("1 linked client"),
+        "{list}"
+    );
+    ok(&env.cli(&["--add-user", "bob"], "bob's password\n"));
+    assert!(err(&env.cli(&["--add-user", "bob"], "bob's password\n")).contains("already exists"));
+    ok(&env.cli(&["--unlink-user", USER], ""));
+    ok(&env.cli(&["--set-password", "bob"], "a new password\n"));
+    assert!(err(&env.cli(&["--remove-user", "nobody"], "")).contains("no user"));
+    ok(&env.cli(&["--remove-user", "bob"], ""));
+    let list = ok(&env.cli(&["--list-users"], ""));
+    assert!(
+        list.contains(USER) && list.contains("0 linked clients") && !list.contains("bob"),
+        "{list}"
+    );
+
+    let server = server.unwrap_or_else(|| env.start());
+    assert_eq!(
+        server.userinfo(&access).status,
+        401,
+        "unlinking revokes access tokens"
+    );
+    assert_eq!(refresh(&server, &refresh_token).error(), "invalid_grant");
+}
+
+#[test]
+fn admin_commands_work_with_the_server_stopped() {
+    admin_commands_work(false);
+}
+
+#[test]
+fn admin_commands_work_while_the_server_runs() {
+    admin_commands_work(true);
+}
+
+#[test]
+fn the_admin_socket_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    let _server = env.start();
+    let socket = env.data_dir().join("admin.sock");
+    let mode = std::fs::metadata(&socket)
+        .expect("admin socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let dir_mode = std::fs::metadata(env.data_dir())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(dir_mode & 0o077, 0, "the data directory is private");
+}
+
+#[test]
+fn set_password_and_remove_user_revoke_tokens() {
+    let env = TestEnv::with_user();
+    let server = env.start();
+    let (access, refresh_token) = tokens_for(&server);
+    let sub = server.userinfo(&access).json()["sub"].clone();
+    ok(&env.cli(&["--set-password", USER], "a brand new password\n"));
+    assert_eq!(server.userinfo(&access).status, 401);
+    assert_eq!(refresh(&server, &refresh_token).error(), "invalid_grant");
+    // The old password no longer works, the new one does; sub stays the same.
+    let mut browser = Browser::new(&server);
+    let login = browser.open(&authorize_path(ALEXA_ID, ALEXA_REDIRECT, "s", &[]));
+    let again = browser.submit(&login, &[("username", USER), ("password", PASSWORD)]);
+    assert!(again.html.contains("Wrong username or password"));
+    let consent = browser.submit(
+        &again,
+        &[("username", USER), ("password", "a brand new password")],
+    );
+    let redirect = browser.submit(&consent, &[("decision", "allow")]).response;
+    let code = redirect.location_params()["code"].clone();
+    let tokens = server
+        .token_basic(
+            ALEXA_ID,
+            ALEXA_SECRET,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", ALEXA_REDIRECT),
+            ],
+        )
+        .json();
+    assert_eq!(
+        server
+            .userinfo(tokens["access_token"].as_str().unwrap())
+            .json()["sub"],
+        sub
+    );
+    ok(&env.cli(&["--remove-user", USER], ""));
+    assert_eq!(
+        server
+            .userinfo(tokens["access_token"].as_str().unwrap())
+            .status,
+        401
+    );
+}
+
+#[test]
+fn a_backup_restores_into_a_new_server_that_accepts_old_tokens_and_passwords() {
+    let env = TestEnv::with_user();
+    let server = env.start();
+    let (access, refresh_token) = tokens_for(&server);
+    let sub = server.userinfo(&access).json()["sub"].clone();
+    // From the running server, over the admin socket.
+    let live = env.dir.path().join("live.backup");
+    ok(&env.cli(&["--backup", live.to_str().unwrap()], ""));
+    server.stop();
+    // And from the stopped one, directly.
+    let offline = env.dir.path().join("offline.backup");
+    ok(&env.cli(&["--backup", offline.to_str().unwrap()], ""));
+
+    for backup in [&live, &offline] {
+        let target = TestEnv::new();
+        let out = target.cli(&["--restore", backup.to_str().unwrap()], "");
+        assert!(ok(&out).contains("restored"));
+        // Restoring twice is refused: only into an empty data directory.
+        assert!(
+            err(&target.cli(&["--restore", backup.to_str().unwrap()], "")).contains("not empty")
+        );
+        let restored = target.start();
+        assert_eq!(restored.userinfo(&access).json()["sub"], sub);
+        let refreshed = refresh(&restored, &refresh_token);
+        assert_eq!(refreshed.status, 200, "{}", refreshed.text());
+        assert_eq!(refreshed.json()["expires_in"], 3600);
+        tokens_for(&restored); // the password still works
+    }
+
+    let damaged = env.dir.path().join("damaged.backup");
+    let mut bytes = std::fs::read(&offline).unwrap();
+    bytes.truncate(bytes.len() - 10);
+    std::fs::write(&damaged, bytes).unwrap();
+    assert!(!TestEnv::new()
+        .cli(&["--restore", damaged.to_str().unwrap()], "")
+        .status
+        .success());
+}
