@@ -111,6 +111,7 @@ fn serve(config: config::Config) -> ExitCode {
             env!("CARGO_PKG_VERSION")
         );
         // A machine-readable line for scripts and tests that bind port 0.
+        let signals = Signals::install()?;
         println!("listening on {local}");
         let _ = std::io::stdout().flush();
         let sweeper = tokio::spawn(sweep_forever(app.store.clone()));
@@ -121,8 +122,9 @@ fn serve(config: config::Config) -> ExitCode {
                 socket_path.display()
             )
         })?;
-        let reloader = tokio::spawn(reload_on_sighup(tls.clone()));
-        http::server::serve(app, listener, tls, shutdown_signal()).await;
+        let reloader = tokio::spawn(reload_on_sighup(signals.hangup, tls.clone()));
+        let shutdown = shutdown_signal(signals.terminate, signals.interrupt);
+        http::server::serve(app, listener, tls, shutdown).await;
         reloader.abort();
         sweeper.abort();
         admin.abort();
@@ -141,31 +143,44 @@ fn serve(config: config::Config) -> ExitCode {
     }
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let terminate = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+/// Signal handlers are installed before the server says it is listening, so that a SIGTERM or
+/// SIGHUP sent right after start-up is handled, not fatal.
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, String> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let install =
+            |kind| signal(kind).map_err(|e| format!("cannot install signal handlers: {e}"));
+        Ok(Signals {
+            terminate: install(SignalKind::terminate())?,
+            interrupt: install(SignalKind::interrupt())?,
+            hangup: install(SignalKind::hangup())?,
+        })
+    }
+}
+
+async fn shutdown_signal(
+    mut terminate: tokio::signal::unix::Signal,
+    mut interrupt: tokio::signal::unix::Signal,
+) {
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
     }
     tracing::info!("stopping: finishing requests in flight");
 }
 
 /// `systemctl reload` (SIGHUP): re-read the TLS certificate, e.g. after a Let's Encrypt renewal.
 /// Without TLS there is nothing to reload, but SIGHUP must still not kill the server.
-async fn reload_on_sighup(tls: Option<Arc<http::tls::Tls>>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP; certificate reloads need a restart");
-        return;
-    };
+async fn reload_on_sighup(
+    mut hangups: tokio::signal::unix::Signal,
+    tls: Option<Arc<http::tls::Tls>>,
+) {
     while hangups.recv().await.is_some() {
         let Some(tls) = &tls else {
             tracing::info!("SIGHUP: nothing to reload (no [server.tls])");

@@ -9,8 +9,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
+use tokio_rustls::rustls;
 
 pub const ALEXA_ID: &str = "alexa-skill";
 pub const ALEXA_SECRET: &str = "alexa-secret-0123456789";
@@ -148,6 +149,8 @@ pub fn text(bytes: &[u8]) -> String {
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
+    /// Set to speak HTTPS to a server with `[server.tls]`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     config: PathBuf,
     stderr: Option<std::thread::JoinHandle<String>>,
 }
@@ -189,6 +192,7 @@ impl Server {
         Server {
             child,
             addr,
+            tls: None,
             config: config.to_path_buf(),
             stderr: Some(stderr),
         }
@@ -250,7 +254,15 @@ impl Server {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Response {
-        http(self.addr, method, path, headers, body)
+        match &self.tls {
+            None => http(self.addr, method, path, headers, body),
+            Some(tls) => {
+                let request = request_bytes(self.addr, method, path, headers, body);
+                let data = https_exchange(self.addr, tls, &request)
+                    .unwrap_or_else(|e| panic!("{method} {path} over TLS: {e}"));
+                parse_response(&data).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+            }
+        }
     }
 
     /// A form POST.
@@ -363,6 +375,17 @@ pub fn http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Response {
+    let request = request_bytes(addr, method, path, headers, body);
+    raw(addr, &request).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+fn request_bytes(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<u8> {
     let mut request =
         format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n").into_bytes();
     for (name, value) in headers {
@@ -373,7 +396,65 @@ pub fn http(
     }
     request.extend_from_slice(b"\r\n");
     request.extend_from_slice(body);
-    raw(addr, &request).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    request
+}
+
+/// A TLS client that trusts exactly `ca_der` (a self-signed test certificate).
+pub fn tls_client(ca_der: &[u8]) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(ca_der.to_vec()))
+        .expect("add root");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+/// One request over TLS to `localhost`; returns the raw response bytes.
+pub fn https_exchange(
+    addr: SocketAddr,
+    tls: &Arc<rustls::ClientConfig>,
+    request: &[u8],
+) -> Result<Vec<u8>, String> {
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("server name");
+    let conn = rustls::ClientConnection::new(tls.clone(), name).map_err(|e| e.to_string())?;
+    let tcp = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+    tcp.set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    let mut stream = rustls::StreamOwned::new(conn, tcp);
+    stream
+        .write_all(request)
+        .map_err(|e| format!("TLS write: {e}"))?;
+    let mut data = Vec::new();
+    match stream.read_to_end(&mut data) {
+        Ok(_) => Ok(data),
+        // A server may close without close_notify; with Connection: close the response is whole.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !data.is_empty() => Ok(data),
+        Err(e) => Err(format!("TLS read: {e}")),
+    }
+}
+
+/// The certificate the server presents, DER.
+pub fn presented_certificate(
+    addr: SocketAddr,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Result<Vec<u8>, String> {
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("server name");
+    let mut conn = rustls::ClientConnection::new(tls.clone(), name).map_err(|e| e.to_string())?;
+    let mut tcp = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+    tcp.set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp)
+            .map_err(|e| format!("handshake: {e}"))?;
+    }
+    let certs = conn.peer_certificates().ok_or("no certificate")?;
+    Ok(certs[0].as_ref().to_vec())
 }
 
 /// Sends arbitrary bytes and parses whatever comes back.
