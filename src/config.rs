@@ -309,9 +309,13 @@ fn parse(text: &str) -> Result<RawConfig, String> {
     serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
-        let line = inner
-            .span()
-            .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+        let line = inner.span().map(|span| {
+            text.as_bytes()[..span.start.min(text.len())]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1
+        });
         let message = inner.message().trim().to_string();
         let mut out = String::new();
         if let Some(line) = line {

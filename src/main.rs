@@ -110,11 +110,7 @@ fn serve(config: config::Config) -> ExitCode {
             "linkgate {} listening on {local}",
             env!("CARGO_PKG_VERSION")
         );
-        // A machine-readable line for scripts and tests that bind port 0.
         let signals = Signals::install()?;
-        println!("listening on {local}");
-        let _ = std::io::stdout().flush();
-        let sweeper = tokio::spawn(sweep_forever(app.store.clone()));
         let socket_path = admin_socket::path(&app.config);
         let admin = admin_socket::listen(&socket_path, app.store.clone()).map_err(|e| {
             format!(
@@ -122,6 +118,10 @@ fn serve(config: config::Config) -> ExitCode {
                 socket_path.display()
             )
         })?;
+        let sweeper = tokio::spawn(sweep_forever(app.store.clone()));
+        // Everything is ready: say so, for scripts and tests that bound port 0.
+        println!("listening on {local}");
+        let _ = std::io::stdout().flush();
         let reloader = tokio::spawn(reload_on_sighup(signals.hangup, tls.clone()));
         let shutdown = shutdown_signal(signals.terminate, signals.interrupt);
         http::server::serve(app, listener, tls, shutdown).await;

@@ -259,7 +259,7 @@ mod tests {
     #[test]
     fn pkce_s256_example_from_rfc_7636_appendix_b() {
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGGtwJ7AvA";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
         assert!(check_pkce(Some(challenge), Some(verifier)).is_ok());
         assert!(check_pkce(Some(challenge), Some(&verifier.replace('d', "e"))).is_err());
         assert!(check_pkce(Some(challenge), None).is_err());
