@@ -25,6 +25,8 @@ pub struct Config {
     pub storage_path: PathBuf,
     /// sled's page cache in bytes.
     pub cache_bytes: u64,
+    /// How often expired codes and tokens are swept.
+    pub sweep_interval_secs: u64,
     pub tokens: TokenTtls,
     pub ui: Ui,
     pub clients: Vec<Client>,
@@ -216,6 +218,12 @@ struct RawStorage {
     path: PathBuf,
     #[serde(default = "default_cache_mib")]
     cache_mib: u64,
+    #[serde(default = "default_sweep_interval_secs")]
+    sweep_interval_secs: u64,
+}
+
+fn default_sweep_interval_secs() -> u64 {
+    60
 }
 
 fn default_cache_mib() -> u64 {
@@ -424,6 +432,12 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
     if raw.storage.path.as_os_str().is_empty() {
         problem("storage.path", "must not be empty".into());
     }
+    if !(1..=86400).contains(&raw.storage.sweep_interval_secs) {
+        problem(
+            "storage.sweep_interval_secs",
+            "must be between 1 and 86400".into(),
+        );
+    }
     if raw.storage.cache_mib == 0 {
         problem("storage.cache_mib", "must be at least 1".into());
     }
@@ -540,6 +554,7 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
         limits,
         storage_path,
         cache_bytes: raw.storage.cache_mib * 1024 * 1024,
+        sweep_interval_secs: raw.storage.sweep_interval_secs,
         tokens,
         ui: Ui {
             title: raw.ui.title,

@@ -7,9 +7,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How often expired codes and tokens are swept.
-const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
-
 fn main() -> ExitCode {
     let args = match cli::parse(
         std::env::args().skip(1),
@@ -118,7 +115,10 @@ fn serve(config: config::Config) -> ExitCode {
                 socket_path.display()
             )
         })?;
-        let sweeper = tokio::spawn(sweep_forever(app.store.clone()));
+        let sweeper = tokio::spawn(sweep_forever(
+            app.store.clone(),
+            Duration::from_secs(app.config.sweep_interval_secs),
+        ));
         // Everything is ready: say so, for scripts and tests that bound port 0.
         println!("listening on {local}");
         let _ = std::io::stdout().flush();
@@ -193,8 +193,8 @@ async fn reload_on_sighup(
     }
 }
 
-async fn sweep_forever(store: store::Store) {
-    let mut interval = tokio::time::interval(SWEEP_INTERVAL);
+async fn sweep_forever(store: store::Store, every: Duration) {
+    let mut interval = tokio::time::interval(every);
     interval.tick().await;
     loop {
         interval.tick().await;

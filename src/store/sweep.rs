@@ -71,3 +71,59 @@ impl Store {
         Ok(removed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::secret;
+    use crate::store::{CodeRecord, Grant, Store, TokenRecord};
+
+    #[test]
+    fn sweeping_removes_expired_and_revoked_entries_and_keeps_live_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let grant = |id: &str| Grant {
+            id: id.into(),
+            sub: "s".into(),
+            username: "u".into(),
+            client_id: "c".into(),
+            scope: String::new(),
+            created_at: 0,
+            expires_at: 0,
+        };
+        let code = |n: u8| CodeRecord {
+            client_id: "c".into(),
+            redirect_uri: "https://x/cb".into(),
+            redirect_uri_given: true,
+            sub: "s".into(),
+            username: "u".into(),
+            scope: String::new(),
+            code_challenge: None,
+            expires_at: 1000 + u64::from(n),
+            redeemed_by: None,
+        };
+        // Two links made at time 100: tokens that expire at 200 (access) and never (refresh).
+        for (n, id) in [(0u8, "live"), (1, "revoked")] {
+            let key = secret::sha256(&[n]);
+            store.put_code(&key, &code(n)).unwrap();
+            let g = grant(id);
+            let tokens = [
+                (
+                    secret::sha256(&[n, 1]),
+                    TokenRecord::access(&g, "", 100, 100),
+                ),
+                (secret::sha256(&[n, 2]), TokenRecord::refresh(&g, "", 100)),
+            ];
+            store.redeem_code(&key, 100, &g, &tokens).unwrap();
+        }
+        store.revoke_grant("revoked").unwrap();
+        let swept = store.sweep(5000, || {}).unwrap();
+        assert_eq!(swept.codes, 2, "both codes expired at 1000/1001");
+        // live: its access token expired; revoked: both tokens are dead.
+        assert_eq!(swept.tokens, 3);
+        assert!(store
+            .token(&secret::sha256(&[0, 2]), 5000)
+            .unwrap()
+            .is_some());
+        assert_eq!(store.token_count(), 1);
+    }
+}
