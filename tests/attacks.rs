@@ -518,3 +518,76 @@ fn a_login_flood_is_turned_away_quickly_and_the_token_endpoints_keep_answering()
     assert!(started.elapsed() < Duration::from_secs(60));
     assert!(server.is_healthy());
 }
+
+#[test]
+fn a_hashed_client_secret_works_and_a_wrong_one_does_not() {
+    let phc =
+        linkgate::secret::hash_password(&linkgate::secret::Secret::new("hashed-secret-0123456789"));
+    let extra = format!(
+        "[[clients]]\nid = \"hashed\"\nsecret_hash = \"{phc}\"\nredirect_uris = [\"https://layla.amazon.com/api/skill/link/M2HASH\"]\n"
+    );
+    let env = TestEnv::with_config(&config_text(&extra));
+    env.add_user(USER, PASSWORD);
+    let server = env.start();
+    let redirect = "https://layla.amazon.com/api/skill/link/M2HASH";
+    let code = code_for(&server, "hashed", redirect);
+    let fields = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", redirect),
+    ];
+    let wrong = server.token_basic("hashed", "hashed-secret-0123456780", &fields);
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.error(), "invalid_client");
+    let right = server.token_basic("hashed", "hashed-secret-0123456789", &fields);
+    assert_eq!(right.status, 200, "{}", right.text());
+    // Cached after the first success, still checked: the wrong secret stays wrong.
+    let refresh_token = right.json()["refresh_token"].as_str().unwrap().to_string();
+    let again = server.token_basic(
+        "hashed",
+        "hashed-secret-0123456789",
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh_token),
+        ],
+    );
+    assert_eq!(again.status, 200);
+    let wrong_again = server.token_basic(
+        "hashed",
+        "nope-nope-nope-nope",
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh_token),
+        ],
+    );
+    assert_eq!(wrong_again.status, 401);
+}
+
+#[test]
+fn connections_beyond_the_limit_are_closed_at_once() {
+    let env = TestEnv::with_config(&config_text("").replace(
+        "public_url = \"http://127.0.0.1\"",
+        "public_url = \"http://127.0.0.1\"\nmax_connections = 2",
+    ));
+    let server = env.start();
+    use std::io::Read;
+    let held: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| std::net::TcpStream::connect(server.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = std::net::TcpStream::connect(server.addr).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    let n = extra.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the third connection was served");
+    assert!(started.elapsed() < Duration::from_secs(4));
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        server.is_healthy(),
+        "capacity comes back when connections close"
+    );
+}

@@ -4,8 +4,6 @@
 
 use super::{decode, encode, expired, Grant, Store, StoreError, TokenRecord};
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::Transactional;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CodeRecord {
@@ -50,8 +48,9 @@ impl Store {
         Ok((!expired(code.expires_at, now)).then_some(code))
     }
 
-    /// Atomically marks the code used and stores the grant and its tokens: of two racing
-    /// exchanges of one code, exactly one gets `Issued`.
+    /// Marks the code used and stores the grant and its tokens, as one step among the store's
+    /// read-modify-write operations: of two racing exchanges of one code, exactly one gets
+    /// `Issued`.
     pub fn redeem_code(
         &self,
         key: &[u8; 32],
@@ -59,32 +58,26 @@ impl Store {
         grant: &Grant,
         tokens: &[([u8; 32], TokenRecord)],
     ) -> Result<Redeemed, StoreError> {
+        let _exclusive = self.exclusive();
         let _writing = self.writing();
-        let result =
-            (&self.codes, &self.grants, &self.tokens).transaction(|(codes, grants, token_tree)| {
-                let Some(bytes) = codes.get(key)? else {
-                    return Ok(Redeemed::Unknown);
-                };
-                let mut code: CodeRecord =
-                    decode(&bytes).map_err(ConflictableTransactionError::Abort)?;
-                if expired(code.expires_at, now) {
-                    return Ok(Redeemed::Unknown);
-                }
-                if let Some(previous) = code.redeemed_by {
-                    return Ok(Redeemed::AlreadyUsed(previous));
-                }
-                code.redeemed_by = Some(grant.id.clone());
-                codes.insert(&key[..], encode(&code))?;
-                grants.insert(grant.id.as_bytes(), encode(grant))?;
-                for (token_key, token) in tokens {
-                    token_tree.insert(&token_key[..], encode(token))?;
-                }
-                Ok(Redeemed::Issued)
-            });
-        match result {
-            Ok(redeemed) => Ok(redeemed),
-            Err(TransactionError::Abort(e)) => Err(e),
-            Err(TransactionError::Storage(e)) => Err(e.into()),
+        let Some(bytes) = self.codes.get(key)? else {
+            return Ok(Redeemed::Unknown);
+        };
+        let mut code: CodeRecord = decode(&bytes)?;
+        if expired(code.expires_at, now) {
+            return Ok(Redeemed::Unknown);
         }
+        if let Some(previous) = code.redeemed_by {
+            return Ok(Redeemed::AlreadyUsed(previous));
+        }
+        // Tokens and grant first, the code's mark last: sled recovers a prefix of the writes
+        // after a crash, and a prefix without the mark only leaves unused tokens behind.
+        for (token_key, token) in tokens {
+            self.tokens.insert(&token_key[..], encode(token))?;
+        }
+        self.grants.insert(grant.id.as_bytes(), encode(grant))?;
+        code.redeemed_by = Some(grant.id.clone());
+        self.codes.insert(&key[..], encode(&code))?;
+        Ok(Redeemed::Issued)
     }
 }

@@ -4,8 +4,6 @@
 
 use super::{decode, encode, expired, Store, StoreError};
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::Transactional;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Grant {
@@ -119,9 +117,9 @@ impl Store {
         }
     }
 
-    /// Exchanges a refresh token atomically: checks it is still alive, stores the new access token
-    /// and, with rotation, the new refresh token as its child. Racing refreshes of one token are
-    /// serialised by the transaction, so the family stays consistent: every child is recorded.
+    /// Exchanges a refresh token: checks it is still alive, stores the new access token and, with
+    /// rotation, the new refresh token as its child. Racing refreshes of one token are serialised
+    /// (see `Store::exclusive`), so the family stays consistent: every child is recorded.
     ///
     /// Rotation follows the contract: the old token stays valid until one of its children is
     /// first used; that use retires the parent and the unused siblings (responses that were lost
@@ -133,63 +131,54 @@ impl Store {
         access: (&[u8; 32], &TokenRecord),
         new_refresh: Option<(&[u8; 32], &TokenRecord)>,
     ) -> Result<Refreshed, StoreError> {
-        let abort = ConflictableTransactionError::Abort;
+        let _exclusive = self.exclusive();
         let _writing = self.writing();
-        let result = (&self.tokens, &self.grants).transaction(|(tokens, grants)| {
-            let Some(bytes) = tokens.get(key)? else {
-                return Ok(Refreshed::Dead);
-            };
-            let mut token: TokenRecord = decode(&bytes).map_err(abort)?;
-            if token.kind != TokenKind::Refresh || expired(token.expires_at, now) {
-                return Ok(Refreshed::Dead);
-            }
-            let Some(grant_bytes) = grants.get(token.grant_id.as_bytes())? else {
-                return Ok(Refreshed::Dead);
-            };
-            let grant: Grant = decode(&grant_bytes).map_err(abort)?;
-            if expired(grant.expires_at, now) {
-                return Ok(Refreshed::Dead);
-            }
-            if token.retired {
-                grants.remove(token.grant_id.as_bytes())?;
-                return Ok(Refreshed::Reused);
-            }
-            // First use of a rotated token: its parent and unused siblings are retired.
-            if let Some(parent_hex) = &token.parent {
-                let parent_key = from_hex(parent_hex);
-                if let Some(parent_bytes) = tokens.get(&parent_key)? {
-                    let mut parent: TokenRecord = decode(&parent_bytes).map_err(abort)?;
-                    if !parent.retired {
-                        let me = to_hex(key);
-                        for sibling_hex in parent.children.iter().filter(|c| **c != me) {
-                            let sibling_key = from_hex(sibling_hex);
-                            if let Some(sibling_bytes) = tokens.get(&sibling_key)? {
-                                let mut sibling: TokenRecord =
-                                    decode(&sibling_bytes).map_err(abort)?;
-                                sibling.retired = true;
-                                tokens.insert(sibling_key, encode(&sibling))?;
-                            }
+        let Some(bytes) = self.tokens.get(key)? else {
+            return Ok(Refreshed::Dead);
+        };
+        let mut token: TokenRecord = decode(&bytes)?;
+        if token.kind != TokenKind::Refresh || expired(token.expires_at, now) {
+            return Ok(Refreshed::Dead);
+        }
+        let Some(grant) = self.grant(&token.grant_id)? else {
+            return Ok(Refreshed::Dead);
+        };
+        if expired(grant.expires_at, now) {
+            return Ok(Refreshed::Dead);
+        }
+        if token.retired {
+            self.grants.remove(token.grant_id.as_bytes())?;
+            return Ok(Refreshed::Reused);
+        }
+        self.tokens.insert(&access.0[..], encode(access.1))?;
+        if let Some((child_key, child)) = new_refresh {
+            let mut child = child.clone();
+            child.parent = Some(to_hex(key));
+            token.children.push(to_hex(child_key));
+            self.tokens.insert(&child_key[..], encode(&child))?;
+            self.tokens.insert(&key[..], encode(&token))?;
+        }
+        // First use of a rotated token: its parent and unused siblings are retired.
+        if let Some(parent_hex) = &token.parent {
+            let parent_key = from_hex(parent_hex);
+            if let Some(parent_bytes) = self.tokens.get(&parent_key)? {
+                let mut parent: TokenRecord = decode(&parent_bytes)?;
+                if !parent.retired {
+                    let me = to_hex(key);
+                    for sibling_hex in parent.children.iter().filter(|c| **c != me) {
+                        let sibling_key = from_hex(sibling_hex);
+                        if let Some(sibling_bytes) = self.tokens.get(&sibling_key)? {
+                            let mut sibling: TokenRecord = decode(&sibling_bytes)?;
+                            sibling.retired = true;
+                            self.tokens.insert(sibling_key, encode(&sibling))?;
                         }
-                        parent.retired = true;
-                        tokens.insert(parent_key, encode(&parent))?;
                     }
+                    parent.retired = true;
+                    self.tokens.insert(parent_key, encode(&parent))?;
                 }
             }
-            tokens.insert(&access.0[..], encode(access.1))?;
-            if let Some((child_key, child)) = new_refresh {
-                let mut child = child.clone();
-                child.parent = Some(to_hex(key));
-                token.children.push(to_hex(child_key));
-                tokens.insert(&child_key[..], encode(&child))?;
-                tokens.insert(&key[..], encode(&token))?;
-            }
-            Ok(Refreshed::Issued)
-        });
-        match result {
-            Ok(refreshed) => Ok(refreshed),
-            Err(TransactionError::Abort(e)) => Err(e),
-            Err(TransactionError::Storage(e)) => Err(e.into()),
         }
+        Ok(Refreshed::Issued)
     }
 
     /// Revokes a grant and so every token issued under it. The tokens themselves are removed by

@@ -239,6 +239,10 @@ impl Server {
         Server::start(&config)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().expect("wait").is_none()
     }
@@ -379,7 +383,7 @@ pub fn http(
     raw(addr, &request).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
-fn request_bytes(
+pub fn request_bytes(
     addr: SocketAddr,
     method: &str,
     path: &str,

@@ -1,0 +1,785 @@
+//! linkgate's load, footprint and durability benchmarks, loopback only and bounded in time.
+//!
+//!     cargo bench --bench load              # full run (a few minutes), figures for BENCHMARKS.md
+//!     cargo bench --bench load -- --quick   # seconds; CI runs this so the benchmark cannot rot
+//!
+//! Every throughput figure is also given as a ratio to a bare hyper server answering a fixed
+//! 200, measured in the same run on the same machine: that is the physical limit here, and the
+//! ratio stays meaningful on a busy or slow machine where absolute numbers do not.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::*;
+use linkgate::secret;
+use linkgate::store::{CodeRecord, Grant, Store, TokenRecord};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Plan {
+    quick: bool,
+    /// How long each throughput measurement runs.
+    window: Duration,
+    connections: usize,
+    logins: usize,
+    big_store: usize,
+    expired: usize,
+    kill_iterations: usize,
+    flood: usize,
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let plan = if quick {
+        Plan {
+            quick,
+            window: Duration::from_millis(700),
+            connections: 16,
+            logins: 4,
+            big_store: 20_000,
+            expired: 10_000,
+            kill_iterations: 2,
+            flood: 40,
+        }
+    } else {
+        Plan {
+            quick,
+            window: Duration::from_secs(5),
+            connections: 64,
+            logins: 40,
+            big_store: 1_000_000,
+            expired: 100_000,
+            kill_iterations: 10,
+            flood: 200,
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut report = Report::default();
+    report.line(format!(
+        "machine: {} cores, {}; mode: {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_model(),
+        if quick { "quick" } else { "full" }
+    ));
+
+    // Baseline: the bare hyper server.
+    let baseline_addr = runtime.block_on(baseline_server());
+    let baseline = runtime.block_on(load(
+        baseline_addr,
+        plan.connections,
+        plan.window,
+        Arc::new(|_| get("/", &[])),
+    ));
+    report.row("baseline hyper, fixed 200", &baseline, None);
+
+    // linkgate with one linked user.
+    let env = TestEnv::with_user();
+    let server = env.start();
+    let idle_rss = rss_kib(server.pid());
+    let (access, refresh_token) = tokens_for(&server);
+    let addr = server.addr;
+
+    let bearer = format!("Bearer {access}");
+    let userinfo = runtime.block_on(load_with_rss(
+        &server,
+        &runtime,
+        plan.connections,
+        plan.window,
+        {
+            let bearer = bearer.clone();
+            Arc::new(move |_| get("/userinfo", &[("Authorization", &bearer)]))
+        },
+    ));
+    report.row("GET /userinfo", &userinfo.0, Some(&baseline));
+    let auth = basic(ALEXA_ID, ALEXA_SECRET);
+    let introspect = runtime.block_on(load(addr, plan.connections, plan.window, {
+        let body = form(&[("token", &access)]);
+        let auth = auth.clone();
+        Arc::new(move |_| post("/introspect", &[("Authorization", &auth)], &body))
+    }));
+    report.row("POST /introspect", &introspect, Some(&baseline));
+    let refresh_stats = runtime.block_on(load(addr, plan.connections, plan.window, {
+        let body = form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh_token),
+        ]);
+        let auth = auth.clone();
+        Arc::new(move |_| post("/token", &[("Authorization", &auth)], &body))
+    }));
+    report.row(
+        "POST /token refresh (durable)",
+        &refresh_stats,
+        Some(&baseline),
+    );
+
+    // Sign-ins (argon2, the intended cost) and the exchange of the codes they produce.
+    let started = Instant::now();
+    let codes: Vec<String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| {
+                    (0..plan.logins / 2)
+                        .map(|_| code_for(&server, ALEXA_ID, ALEXA_REDIRECT))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("login worker"))
+            .collect()
+    });
+    let login_secs = started.elapsed().as_secs_f64();
+    report.line(format!(
+        "sign-in flow (authorize + login with argon2id + consent), 2 browsers: {:.1} logins/s ({} in {:.2} s)",
+        codes.len() as f64 / login_secs,
+        codes.len(),
+        login_secs
+    ));
+    let codes = Arc::new(codes);
+    let exchange = runtime.block_on(load_n(
+        addr,
+        plan.connections.min(codes.len()),
+        codes.len(),
+        {
+            let codes = codes.clone();
+            let auth = auth.clone();
+            Arc::new(move |i| {
+                let body = form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", &codes[i]),
+                    ("redirect_uri", ALEXA_REDIRECT),
+                ]);
+                post("/token", &[("Authorization", &auth)], &body)
+            })
+        },
+    ));
+    report.row(
+        "POST /token authorization_code (durable)",
+        &exchange,
+        Some(&baseline),
+    );
+
+    report.line(format!(
+        "idle RSS: {:.1} MiB; RSS under /userinfo load: {:.1} MiB",
+        idle_rss as f64 / 1024.0,
+        userinfo.1 as f64 / 1024.0
+    ));
+    let binary = std::fs::metadata(binary()).map(|m| m.len()).unwrap_or(0);
+    report.line(format!(
+        "binary size ({}): {:.2} MiB",
+        binary_profile(),
+        binary as f64 / (1024.0 * 1024.0)
+    ));
+
+    // The login flood: do the token endpoints keep answering? (issue 3)
+    flood(&runtime, &server, &bearer, &plan, &mut report);
+    drop(server);
+
+    // Start-up time and lookup flatness with small and big stores.
+    let small = store_with_tokens(1_000, 0);
+    let big = store_with_tokens(plan.big_store, 0);
+    for (label, prepared) in [
+        ("1k", &small),
+        (if plan.quick { "20k" } else { "1M" }, &big),
+    ] {
+        let started = Instant::now();
+        let server = prepared.env.start();
+        let healthy = wait_healthy(&server);
+        let startup = started.elapsed();
+        assert!(healthy, "server with {label} tokens did not become healthy");
+        let bearer = format!("Bearer {}", prepared.access);
+        let lookups = runtime.block_on(load(
+            server.addr,
+            plan.connections,
+            plan.window,
+            Arc::new(move |_| get("/userinfo", &[("Authorization", &bearer)])),
+        ));
+        report.line(format!(
+            "store with {label} tokens ({}): start-up to first /healthz {:.0} ms; on disk {:.0} bytes/token; /userinfo p99 {:.3} ms, {:.0} req/s",
+            prepared.count,
+            startup.as_secs_f64() * 1000.0,
+            prepared.disk_bytes as f64 / prepared.count as f64,
+            lookups.p(0.99),
+            lookups.rate()
+        ));
+    }
+    drop((small, big));
+
+    sweep_under_load(&runtime, &plan, &mut report);
+    kill9(&plan, &mut report);
+    report.print();
+}
+
+// ---- scenarios ----------------------------------------------------------------------------
+
+fn flood(
+    runtime: &tokio::runtime::Runtime,
+    server: &Server,
+    bearer: &str,
+    plan: &Plan,
+    report: &mut Report,
+) {
+    let window = plan.window.max(Duration::from_secs(2));
+    let conns = 8;
+    let quiet = runtime.block_on(load(server.addr, conns, window, {
+        let bearer = bearer.to_string();
+        Arc::new(move |_| get("/userinfo", &[("Authorization", &bearer)]))
+    }));
+    let pages: Vec<Page> = (0..plan.flood)
+        .map(|_| Page::from(server.get(&authorize_path(ALEXA_ID, ALEXA_REDIRECT, "s", &[]))))
+        .collect();
+    let done = AtomicBool::new(false);
+    let mut max_rss = 0;
+    let (loaded, statuses) = std::thread::scope(|scope| {
+        let attackers: Vec<_> = pages
+            .iter()
+            .enumerate()
+            .map(|(i, page)| {
+                scope.spawn(move || {
+                    let name = format!("flood{i}");
+                    page.submit(
+                        server,
+                        page.cookie.as_deref(),
+                        &[("username", &name), ("password", "guess")],
+                    )
+                    .status
+                })
+            })
+            .collect();
+        let sampler = scope.spawn(|| {
+            let mut max = 0;
+            while !done.load(Ordering::Relaxed) {
+                max = max.max(rss_kib(server.pid()));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            max
+        });
+        let loaded = runtime.block_on(load(server.addr, conns, window, {
+            let bearer = bearer.to_string();
+            Arc::new(move |_| get("/userinfo", &[("Authorization", &bearer)]))
+        }));
+        let statuses: Vec<u16> = attackers
+            .into_iter()
+            .map(|a| a.join().unwrap_or(0))
+            .collect();
+        done.store(true, Ordering::Relaxed);
+        max_rss = sampler.join().unwrap_or(0);
+        (loaded, statuses)
+    });
+    let count = |s: u16| statuses.iter().filter(|x| **x == s).count();
+    report.line(format!(
+        "login flood: {} concurrent wrong logins ({} answered 401, {} 503 busy, {} 429 locked); /userinfo p99 {:.3} ms quiet vs {:.3} ms during the flood ({:.2}x); max RSS {:.1} MiB",
+        plan.flood,
+        count(401),
+        count(503),
+        count(429),
+        quiet.p(0.99),
+        loaded.p(0.99),
+        loaded.p(0.99) / quiet.p(0.99),
+        max_rss as f64 / 1024.0
+    ));
+}
+
+struct Prepared {
+    env: TestEnv,
+    access: String,
+    count: usize,
+    disk_bytes: u64,
+}
+
+/// A data directory holding `count` tokens (of which `expired` already expired), written through
+/// the store's own API, plus one live access token to look up.
+fn store_with_tokens(count: usize, expired: usize) -> Prepared {
+    let env = TestEnv::with_config(&config_text("[tokens]\naccess_ttl_secs = 86400\n").replace(
+        "path = \"data\"",
+        "path = \"data\"\nsweep_interval_secs = 1",
+    ));
+    env.add_user(USER, PASSWORD);
+    let store = Store::open(&env.data_dir(), 16 << 20).expect("open store");
+    let now = linkgate::store::now();
+    let grant = Grant {
+        id: secret::new_id(),
+        sub: "bench-sub".into(),
+        username: USER.into(),
+        client_id: ALEXA_ID.into(),
+        scope: "profile".into(),
+        created_at: now,
+        expires_at: 0,
+    };
+    let code = secret::new_token("lgc_");
+    let record = CodeRecord {
+        client_id: ALEXA_ID.into(),
+        redirect_uri: ALEXA_REDIRECT.into(),
+        redirect_uri_given: true,
+        sub: grant.sub.clone(),
+        username: USER.into(),
+        scope: "profile".into(),
+        code_challenge: None,
+        expires_at: now + 60,
+        redeemed_by: None,
+    };
+    store.put_code(&code.key(), &record).expect("code");
+    let refresh_token = secret::new_token("lgrt_");
+    let access = secret::new_token("lgat_");
+    let first = [
+        (
+            access.key(),
+            TokenRecord::access(&grant, "profile", now, 86400),
+        ),
+        (
+            refresh_token.key(),
+            TokenRecord::refresh(&grant, "profile", now),
+        ),
+    ];
+    store
+        .redeem_code(&code.key(), now, &grant, &first)
+        .expect("redeem");
+    for i in 2..count {
+        // Expired tokens were issued a day ago and lived an hour.
+        let (issued, ttl) = if i < expired + 2 {
+            (now - 86400, 3600)
+        } else {
+            (now, 86400)
+        };
+        let record = TokenRecord::access(&grant, "profile", issued, ttl);
+        let key = secret::sha256(&(i as u64).to_le_bytes());
+        store
+            .refresh(&refresh_token.key(), now, (&key, &record), None)
+            .expect("insert");
+    }
+    store.flush_blocking().expect("flush");
+    drop(store);
+    let disk_bytes = dir_size(&env.data_dir());
+    Prepared {
+        env,
+        access: access.expose().to_string(),
+        count: count.max(2),
+        disk_bytes,
+    }
+}
+
+fn sweep_under_load(runtime: &tokio::runtime::Runtime, plan: &Plan, report: &mut Report) {
+    let prepared = store_with_tokens(plan.expired + 2, plan.expired);
+    let server = prepared.env.start();
+    let bearer = format!("Bearer {}", prepared.access);
+    let window = Duration::from_secs(if plan.quick { 2 } else { 4 });
+    // The sweeper runs every second: the first window overlaps the sweep of all expired entries.
+    let during = runtime.block_on(load(server.addr, 8, window, {
+        let bearer = bearer.clone();
+        Arc::new(move |_| get("/userinfo", &[("Authorization", &bearer)]))
+    }));
+    std::thread::sleep(Duration::from_secs(1));
+    let after = runtime.block_on(load(
+        server.addr,
+        8,
+        window,
+        Arc::new(move |_| get("/userinfo", &[("Authorization", &bearer)])),
+    ));
+    let log = server.stop();
+    let swept = log
+        .lines()
+        .find(|l| l.contains("swept expired entries"))
+        .map(|l| l.split("swept").next().unwrap_or("").to_string());
+    report.line(format!(
+        "sweep of {} expired tokens: /userinfo p99 {:.3} ms during vs {:.3} ms after ({:.2}x); sweep logged: {}",
+        plan.expired,
+        during.p(0.99),
+        after.p(0.99),
+        during.p(0.99) / after.p(0.99),
+        swept.map_or("no".to_string(), |_| "yes".to_string())
+    ));
+}
+
+/// Grants under load, SIGKILL at a random moment, restart: every token a client got a 200 for
+/// must still work (zero lost), and the store must open cleanly.
+fn kill9(plan: &Plan, report: &mut Report) {
+    let mut acknowledged = 0;
+    let mut lost = 0;
+    for iteration in 0..plan.kill_iterations {
+        let env = TestEnv::with_config(&config_text("[tokens]\naccess_ttl_secs = 86400\n"));
+        env.add_user(USER, PASSWORD);
+        let server = env.start();
+        let (_, refresh_token) = tokens_for(&server);
+        let addr = server.addr;
+        let request = request_bytes(
+            addr,
+            "POST",
+            "/token",
+            &[
+                ("Authorization", &basic(ALEXA_ID, ALEXA_SECRET)),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &refresh_token),
+            ])
+            .as_bytes(),
+        );
+        let stop = AtomicBool::new(false);
+        let delay = Duration::from_millis(100 + u64::from(secret::random_bytes::<2>()[0]) * 3);
+        let tokens: Vec<String> = std::thread::scope(|scope| {
+            let clients: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut got = Vec::new();
+                        let deadline = Instant::now() + Duration::from_secs(10);
+                        while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                            match raw(addr, &request) {
+                                Ok(r) if r.status == 200 => got.push(
+                                    r.json()["access_token"].as_str().unwrap_or("").to_string(),
+                                ),
+                                Ok(_) => {}
+                                Err(_) => break, // the server is gone
+                            }
+                        }
+                        got
+                    })
+                })
+                .collect();
+            std::thread::sleep(delay);
+            server.signal("KILL");
+            stop.store(true, Ordering::Relaxed);
+            clients
+                .into_iter()
+                .flat_map(|c| c.join().unwrap_or_default())
+                .collect()
+        });
+        drop(server);
+        let restarted = env.start();
+        assert!(
+            restarted.is_healthy(),
+            "iteration {iteration}: the store did not open cleanly"
+        );
+        let dead = tokens
+            .iter()
+            .filter(|t| restarted.userinfo(t).status != 200)
+            .count();
+        assert_eq!(
+            refresh(&restarted, &refresh_token).status,
+            200,
+            "iteration {iteration}: the refresh token was lost"
+        );
+        acknowledged += tokens.len();
+        lost += dead;
+    }
+    report.line(format!(
+        "kill -9 under refresh load, {} iterations: {acknowledged} grants acknowledged, {lost} lost; the refresh token survived every time",
+        plan.kill_iterations
+    ));
+}
+
+// ---- load generation ------------------------------------------------------------------------
+
+#[derive(Default)]
+struct Stats {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+    errors: usize,
+}
+
+impl Stats {
+    fn rate(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Latency percentile in milliseconds.
+    fn p(&self, q: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.latencies.len() as f64 - 1.0) * q).round() as usize;
+        self.latencies[i].as_secs_f64() * 1000.0
+    }
+}
+
+type MakeRequest = Arc<dyn Fn(usize) -> Vec<u8> + Send + Sync>;
+
+/// `conns` keep-alive connections sending requests back to back for `window`.
+async fn load(addr: SocketAddr, conns: usize, window: Duration, make: MakeRequest) -> Stats {
+    run(addr, conns, Some(window), usize::MAX, make).await
+}
+
+/// The same, for exactly `total` requests (request `i` built by `make(i)`).
+async fn load_n(addr: SocketAddr, conns: usize, total: usize, make: MakeRequest) -> Stats {
+    run(addr, conns.max(1), None, total, make).await
+}
+
+async fn run(
+    addr: SocketAddr,
+    conns: usize,
+    window: Option<Duration>,
+    total: usize,
+    make: MakeRequest,
+) -> Stats {
+    let started = Instant::now();
+    let deadline = started + window.unwrap_or(Duration::from_secs(60));
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..conns)
+        .map(|_| {
+            let make = make.clone();
+            let next = next.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = 0;
+                let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+                    return (latencies, 1);
+                };
+                let _ = stream.set_nodelay(true);
+                let mut buf = Vec::with_capacity(4096);
+                while Instant::now() < deadline {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        break;
+                    }
+                    let request = make(i);
+                    let sent = Instant::now();
+                    match exchange(&mut stream, &request, &mut buf).await {
+                        Ok(status) if status < 300 => latencies.push(sent.elapsed()),
+                        Ok(_) => errors += 1,
+                        Err(_) => {
+                            errors += 1;
+                            match tokio::net::TcpStream::connect(addr).await {
+                                Ok(s) => stream = s,
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut stats = Stats::default();
+    for task in tasks {
+        if let Ok((latencies, errors)) = task.await {
+            stats.latencies.extend(latencies);
+            stats.errors += errors;
+        }
+    }
+    stats.elapsed = started.elapsed();
+    stats.latencies.sort();
+    stats
+}
+
+/// One request on a keep-alive connection; returns the status once the whole body is read.
+async fn exchange(
+    stream: &mut tokio::net::TcpStream,
+    request: &[u8],
+    buf: &mut Vec<u8>,
+) -> std::io::Result<u16> {
+    stream.write_all(request).await?;
+    buf.clear();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            while buf.len() < end + 4 + length {
+                let n = stream.read(&mut chunk).await?;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let status = head
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            return Ok(status);
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+async fn load_with_rss(
+    server: &Server,
+    _runtime: &tokio::runtime::Runtime,
+    conns: usize,
+    window: Duration,
+    make: MakeRequest,
+) -> (Stats, u64) {
+    let pid = server.pid();
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut max = 0;
+            while !done.load(Ordering::Relaxed) {
+                max = max.max(rss_kib(pid));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            max
+        })
+    };
+    let stats = load(server.addr, conns, window, make).await;
+    done.store(true, Ordering::Relaxed);
+    (stats, sampler.join().unwrap_or(0))
+}
+
+fn get(path: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut r = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n");
+    for (n, v) in headers {
+        r.push_str(&format!("{n}: {v}\r\n"));
+    }
+    r.push_str("\r\n");
+    r.into_bytes()
+}
+
+fn post(path: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let mut r = format!("POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n", body.len());
+    for (n, v) in headers {
+        r.push_str(&format!("{n}: {v}\r\n"));
+    }
+    r.push_str("\r\n");
+    r.push_str(body);
+    r.into_bytes()
+}
+
+/// The physical limit on this machine: hyper answering a fixed 200, nothing else.
+async fn baseline_server() -> SocketAddr {
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let service = service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(hyper::body::Bytes::from_static(b"ok")),
+                    ))
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+// ---- measurements and report ----------------------------------------------------------------
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn dir_size(path: &std::path::Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn wait_healthy(server: &Server) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if raw(
+            server.addr,
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .is_ok_and(|r| r.status == 200)
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    false
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn binary_profile() -> &'static str {
+    if binary().contains("/release/") {
+        "release, stripped"
+    } else {
+        "debug build"
+    }
+}
+
+#[derive(Default)]
+struct Report {
+    rows: Vec<String>,
+    lines: Vec<String>,
+}
+
+impl Report {
+    fn row(&mut self, what: &str, stats: &Stats, baseline: Option<&Stats>) {
+        let ratio = baseline.map_or("1.00 (baseline)".to_string(), |b| {
+            format!("{:.2}", stats.rate() / b.rate())
+        });
+        self.rows.push(format!(
+            "| {what} | {:.0} | {:.3} | {:.3} | {ratio} | {} |",
+            stats.rate(),
+            stats.p(0.5),
+            stats.p(0.99),
+            stats.errors
+        ));
+        eprintln!("{}", self.rows.last().map(String::as_str).unwrap_or(""));
+    }
+
+    fn line(&mut self, text: String) {
+        eprintln!("{text}");
+        self.lines.push(text);
+    }
+
+    fn print(&self) {
+        println!("| request | req/s | p50 ms | p99 ms | ratio to baseline | errors |");
+        println!("|---|---|---|---|---|---|");
+        for row in &self.rows {
+            println!("{row}");
+        }
+        println!();
+        for line in &self.lines {
+            println!("- {line}");
+        }
+    }
+}
