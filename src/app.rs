@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::oauth::pending::PendingAuthorizations;
+use crate::password_workers::PasswordWorkers;
 use crate::store::Store;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -11,9 +12,10 @@ pub struct App {
     pub config: Config,
     pub store: Store,
     pub pending: PendingAuthorizations,
-    /// argon2 is deliberately expensive (19 MiB, ~50 ms). At most one check per core runs at a
-    /// time so a login flood cannot exhaust memory or starve `/token` and `/userinfo`.
-    pub password_checks: Semaphore,
+    /// argon2 is deliberately expensive (19 MiB, tens of ms). It runs on a fixed pool that leaves
+    /// one core free for `/token` and `/userinfo`, so a login flood cannot exhaust memory or
+    /// starve the endpoints Alexa and skill backends call.
+    pub password_workers: PasswordWorkers,
     /// Logins allowed to wait for a password check; beyond that they are refused at once.
     pub login_queue: Semaphore,
     pub client_secret_cache: crate::oauth::client::SecretCache,
@@ -27,7 +29,7 @@ impl App {
             config,
             store,
             pending: PendingAuthorizations::new(),
-            password_checks: Semaphore::new(cores),
+            password_workers: PasswordWorkers::new(cores.saturating_sub(1).max(1)),
             login_queue: Semaphore::new(cores * 16),
             client_secret_cache: Default::default(),
             metrics: Default::default(),

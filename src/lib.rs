@@ -10,6 +10,7 @@ pub mod http;
 pub mod metrics;
 pub mod oauth;
 pub mod pages;
+pub mod password_workers;
 pub mod secret;
 pub mod store;
 pub mod urlencoded;

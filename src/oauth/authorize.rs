@@ -14,7 +14,6 @@ use crate::secret::{self, Secret};
 use crate::store::{now, CodeRecord, ThrottleKey, Username};
 use crate::urlencoded::{append_query, ParamError, Params};
 use std::net::IpAddr;
-use std::time::Duration;
 
 /// What the browser gets next.
 #[derive(Debug)]
@@ -65,9 +64,6 @@ fn error_page(status: u16, message: impl Into<String>) -> Step {
         message: message.into(),
     })
 }
-
-/// How long a login waits for a free password-check slot before answering "busy".
-const PASSWORD_SLOT_WAIT: Duration = Duration::from_secs(5);
 
 /// `GET /authorize`: validates the request and shows the login page.
 pub fn begin(app: &App, query: &[u8]) -> Step {
@@ -273,15 +269,11 @@ async fn login(
             );
         }
     }
-    // Bounded queue: a flood of logins is turned away at once instead of piling up.
+    // Bounded queue: a flood of logins is turned away at once (503) instead of piling up; the
+    // ones admitted wait at most queue length × one argon2 check.
     let Ok(_queued) = app.login_queue.try_acquire() else {
         count(&app.metrics.logins_refused);
         return again(pending, LoginFailure::Busy);
-    };
-    let permit = match tokio::time::timeout(PASSWORD_SLOT_WAIT, app.password_checks.acquire()).await
-    {
-        Ok(Ok(permit)) => permit,
-        _ => return again(pending, LoginFailure::Busy),
     };
     let user = match name {
         Ok(name) => match app.store.user(&name) {
@@ -296,18 +288,19 @@ async fn login(
         },
         Err(_) => None,
     };
-    let check = tokio::task::spawn_blocking(move || match user {
-        Some(user) => secret::verify_password(&password, &user.password_hash).then_some(user),
-        None => {
-            // Same cost as a real check, so timing does not reveal which usernames exist.
-            secret::dummy_verify(&password);
-            None
-        }
-    })
-    .await;
-    drop(permit);
+    let check = app
+        .password_workers
+        .run(move || match user {
+            Some(user) => secret::verify_password(&password, &user.password_hash).then_some(user),
+            None => {
+                // Same cost as a real check, so timing does not reveal which usernames exist.
+                secret::dummy_verify(&password);
+                None
+            }
+        })
+        .await;
     match check {
-        Ok(Some(user)) => {
+        Some(Some(user)) => {
             tracing::info!(client = %client.id, "login succeeded");
             count(&app.metrics.logins_ok);
             if let Err(e) = app.store.login_succeeded(&user_key) {
@@ -319,7 +312,7 @@ async fn login(
             };
             consent_form(app, client, request.clone(), pending, user.username)
         }
-        Ok(None) => {
+        Some(None) => {
             tracing::info!(client = %client.id, %ip, "login failed");
             count(&app.metrics.logins_failed);
             if let Err(e) = app.store.login_failed(&keys, now()) {
@@ -327,8 +320,8 @@ async fn login(
             }
             again(pending, LoginFailure::WrongCredentials)
         }
-        Err(e) => {
-            tracing::error!("password check failed: {e}");
+        None => {
+            tracing::error!("the password workers are gone");
             error_page(
                 503,
                 "A temporary problem stopped the sign-in. Please try again in a moment.",

@@ -76,9 +76,11 @@ async fn secret_matches(app: &App, client: &Client, presented: Secret) -> Result
                 return Ok(true);
             }
             let phc = phc.clone();
-            let ok = tokio::task::spawn_blocking(move || secret::verify_password(&presented, &phc))
+            let ok = app
+                .password_workers
+                .run(move || secret::verify_password(&presented, &phc))
                 .await
-                .map_err(|e| OAuthError::ServerError(format!("secret check failed: {e}")))?;
+                .ok_or_else(|| OAuthError::ServerError("the password workers are gone".into()))?;
             if ok {
                 lock(&app.client_secret_cache).insert(cache_key);
             }
