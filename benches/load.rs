@@ -152,11 +152,7 @@ fn main() {
             let codes = codes.clone();
             let auth = auth.clone();
             Arc::new(move |i| {
-                let body = form(&[
-                    ("grant_type", "authorization_code"),
-                    ("code", &codes[i]),
-                    ("redirect_uri", ALEXA_REDIRECT),
-                ]);
+                let body = form(&code_fields(&codes[i], ALEXA_REDIRECT));
                 post("/token", &[("Authorization", &auth)], &body)
             })
         },

@@ -107,26 +107,35 @@ async fn stream_backup(stream: tokio::net::UnixStream, store: Store) -> std::io:
 
 /// The CLI side of `--backup`: copies the streamed snapshot into `out`.
 pub fn send_backup(path: &Path, out: &mut impl Write) -> Result<String, AdminError> {
-    let (stream, mut reader) = connect(path, &Request::Backup)?;
-    drop(stream);
-    let mut first = String::new();
-    reader
-        .read_line(&mut first)
-        .map_err(|e| AdminError(format!("reading the backup failed: {e}")))?;
-    let response: Response = serde_json::from_str(&first)
-        .map_err(|e| AdminError(format!("unreadable answer from the server: {e}")))?;
-    if !response.ok {
-        return Err(AdminError(response.message));
-    }
+    let mut reader = connect(path, &Request::Backup)?;
+    read_response(&mut reader)?;
     let bytes = std::io::copy(&mut reader, out)
         .map_err(|e| AdminError(format!("reading the backup failed: {e}")))?;
     Ok(format!("{bytes} bytes, from the running server"))
 }
 
-fn connect(
-    path: &Path,
-    request: &Request,
-) -> Result<(UnixStream, BufReader<UnixStream>), AdminError> {
+/// The CLI side: sends one request to the running server.
+pub fn send(path: &Path, request: &Request) -> Result<String, AdminError> {
+    read_response(&mut connect(path, request)?)
+}
+
+/// The server's one-line answer: its message, or its error.
+fn read_response(reader: &mut impl BufRead) -> Result<String, AdminError> {
+    let mut answer = String::new();
+    reader
+        .read_line(&mut answer)
+        .map_err(|e| AdminError(format!("no answer from the server: {e}")))?;
+    let response: Response = serde_json::from_str(&answer)
+        .map_err(|e| AdminError(format!("unreadable answer from the server: {e}")))?;
+    if response.ok {
+        Ok(response.message)
+    } else {
+        Err(AdminError(response.message))
+    }
+}
+
+/// Connects and sends `request`; the reader gets the answer.
+fn connect(path: &Path, request: &Request) -> Result<BufReader<UnixStream>, AdminError> {
     let unreachable = |e: std::io::Error| {
         AdminError(format!(
             "the data directory is held by a running linkgate, but its admin socket {} cannot be used: {e} (run this command as the service's user, e.g. with sudo)",
@@ -143,22 +152,5 @@ fn connect(
     let mut line = serde_json::to_vec(request).map_err(|e| AdminError(e.to_string()))?;
     line.push(b'\n');
     stream.write_all(&line).map_err(unreachable)?;
-    let reader = BufReader::new(stream.try_clone().map_err(unreachable)?);
-    Ok((stream, reader))
-}
-
-/// The CLI side: sends one request to the running server.
-pub fn send(path: &Path, request: &Request) -> Result<String, AdminError> {
-    let (_stream, mut reader) = connect(path, request)?;
-    let mut answer = String::new();
-    reader
-        .read_line(&mut answer)
-        .map_err(|e| AdminError(format!("no answer from the server: {e}")))?;
-    let response: Response = serde_json::from_str(&answer)
-        .map_err(|e| AdminError(format!("unreadable answer from the server: {e}")))?;
-    if response.ok {
-        Ok(response.message)
-    } else {
-        Err(AdminError(response.message))
-    }
+    Ok(BufReader::new(stream))
 }

@@ -17,6 +17,7 @@ pub struct PasswordWorkers {
 impl PasswordWorkers {
     /// Starts `size` worker threads (at least one).
     pub fn new(size: usize) -> Self {
+        return_big_allocations_to_the_os();
         let size = size.max(1);
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = std::sync::Arc::new(Mutex::new(rx));
@@ -59,5 +60,24 @@ impl PasswordWorkers {
         });
         self.jobs.lock().ok()?.send(job).ok()?;
         rx.await.ok()
+    }
+}
+
+/// glibc raises its mmap threshold after the first 19 MiB argon2 buffer is freed, and from then
+/// on keeps such buffers in the heap: measured, RSS grew by 19 MiB per sign-in up to ~105 MiB
+/// and stayed there. A fixed threshold of 1 MiB makes every large buffer a mapping that goes back
+/// to the OS when freed (RSS stays flat). Other C libraries manage memory differently and need
+/// nothing.
+fn return_big_allocations_to_the_os() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const M_MMAP_THRESHOLD: i32 = -3;
+        extern "C" {
+            fn mallopt(param: i32, value: i32) -> i32;
+        }
+        // SAFETY: mallopt only changes allocator tuning; it is safe to call at any time.
+        unsafe {
+            mallopt(M_MMAP_THRESHOLD, 1 << 20);
+        }
     }
 }

@@ -14,11 +14,7 @@ fn rotating_tokens(server: &Server) -> (String, String) {
         .token_basic(
             "rotating",
             "rotating-secret-0123456789",
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", ROT_REDIRECT),
-            ],
+            &code_fields(&code, ROT_REDIRECT),
         )
         .json();
     (
@@ -78,22 +74,11 @@ fn a_code_redeemed_by_another_client_or_redirect_uri_fails() {
     let by_google = server.token_post(
         GOOGLE_ID,
         GOOGLE_SECRET,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", ALEXA_REDIRECT),
-        ],
+        &code_fields(&code, ALEXA_REDIRECT),
     );
     assert_eq!(by_google.error(), "invalid_grant");
-    let elsewhere = server.token_basic(
-        ALEXA_ID,
-        ALEXA_SECRET,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", GOOGLE_REDIRECT),
-        ],
-    );
+    let elsewhere =
+        server.token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(&code, GOOGLE_REDIRECT));
     assert_eq!(elsewhere.error(), "invalid_grant");
 }
 
@@ -102,11 +87,7 @@ fn code_replay_revokes_the_tokens_from_the_first_use() {
     let env = TestEnv::with_user();
     let server = env.start();
     let code = code_for(&server, ALEXA_ID, ALEXA_REDIRECT);
-    let fields = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", ALEXA_REDIRECT),
-    ];
+    let fields = code_fields(code.as_str(), ALEXA_REDIRECT);
     let first = server.token_basic(ALEXA_ID, ALEXA_SECRET, &fields).json();
     let access = first["access_token"].as_str().unwrap();
     let refresh_token = first["refresh_token"].as_str().unwrap();
@@ -127,15 +108,7 @@ fn racing_exchanges_of_one_code_give_tokens_once() {
             .map(|_| {
                 scope.spawn(|| {
                     server
-                        .token_basic(
-                            ALEXA_ID,
-                            ALEXA_SECRET,
-                            &[
-                                ("grant_type", "authorization_code"),
-                                ("code", &code),
-                                ("redirect_uri", ALEXA_REDIRECT),
-                            ],
-                        )
+                        .token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(&code, ALEXA_REDIRECT))
                         .status
                 })
             })
@@ -174,11 +147,7 @@ fn pkce_downgrade_and_wrong_verifiers_fail() {
         ("code_challenge_method", "S256"),
     ];
     let exchange = |code: &str, verifier: Option<&str>| {
-        let mut fields = vec![
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", ALEXA_REDIRECT),
-        ];
+        let mut fields = code_fields(code, ALEXA_REDIRECT).to_vec();
         if let Some(v) = verifier {
             fields.push(("code_verifier", v));
         }
@@ -531,11 +500,7 @@ fn a_hashed_client_secret_works_and_a_wrong_one_does_not() {
     let server = env.start();
     let redirect = "https://layla.amazon.com/api/skill/link/M2HASH";
     let code = code_for(&server, "hashed", redirect);
-    let fields = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", redirect),
-    ];
+    let fields = code_fields(code.as_str(), redirect);
     let wrong = server.token_basic("hashed", "hashed-secret-0123456780", &fields);
     assert_eq!(wrong.status, 401);
     assert_eq!(wrong.error(), "invalid_client");

@@ -184,15 +184,7 @@ fn set_password_and_remove_user_revoke_tokens() {
     let redirect = browser.submit(&consent, &[("decision", "allow")]).response;
     let code = redirect.location_params()["code"].clone();
     let tokens = server
-        .token_basic(
-            ALEXA_ID,
-            ALEXA_SECRET,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", ALEXA_REDIRECT),
-            ],
-        )
+        .token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(&code, ALEXA_REDIRECT))
         .json();
     assert_eq!(
         server

@@ -18,15 +18,7 @@ fn alexa_links_an_account_with_http_basic_and_refreshes() {
     assert_eq!(params["state"], "alexa-state");
     let code = &params["code"];
 
-    let response = server.token_basic(
-        ALEXA_ID,
-        ALEXA_SECRET,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", ALEXA_REDIRECT),
-        ],
-    );
+    let response = server.token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(code, ALEXA_REDIRECT));
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(response.header("Cache-Control"), Some("no-store"));
     assert!(response
@@ -85,11 +77,7 @@ fn google_links_with_credentials_in_the_body_and_extra_parameters() {
     let response = server.token_post(
         GOOGLE_ID,
         GOOGLE_SECRET,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &params["code"]),
-            ("redirect_uri", GOOGLE_REDIRECT),
-        ],
+        &code_fields(&params["code"], GOOGLE_REDIRECT),
     );
     assert_eq!(response.status, 200, "{}", response.text());
     let tokens = response.json();
@@ -199,11 +187,7 @@ fn a_code_used_twice_is_refused() {
     let env = TestEnv::with_user();
     let server = env.start();
     let code = code_for(&server, ALEXA_ID, ALEXA_REDIRECT);
-    let fields = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", ALEXA_REDIRECT),
-    ];
+    let fields = code_fields(code.as_str(), ALEXA_REDIRECT);
     assert_eq!(
         server.token_basic(ALEXA_ID, ALEXA_SECRET, &fields).status,
         200
@@ -220,15 +204,7 @@ fn an_expired_code_is_refused() {
     let server = env.start();
     let code = code_for(&server, ALEXA_ID, ALEXA_REDIRECT);
     std::thread::sleep(std::time::Duration::from_millis(2100));
-    let response = server.token_basic(
-        ALEXA_ID,
-        ALEXA_SECRET,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", ALEXA_REDIRECT),
-        ],
-    );
+    let response = server.token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(&code, ALEXA_REDIRECT));
     assert_eq!(response.status, 400);
     assert_eq!(response.error(), "invalid_grant");
 }
@@ -238,11 +214,7 @@ fn a_wrong_client_secret_is_invalid_client_with_a_challenge() {
     let env = TestEnv::with_user();
     let server = env.start();
     let code = code_for(&server, ALEXA_ID, ALEXA_REDIRECT);
-    let fields = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", ALEXA_REDIRECT),
-    ];
+    let fields = code_fields(code.as_str(), ALEXA_REDIRECT);
     for response in [
         server.token_basic(ALEXA_ID, "wrong-secret-0123456789", &fields),
         server.token_post(ALEXA_ID, "wrong-secret-0123456789", &fields),
@@ -386,15 +358,7 @@ fn the_log_holds_no_secrets() {
     let env = TestEnv::with_user();
     let server = env.start();
     let code = code_for(&server, ALEXA_ID, ALEXA_REDIRECT);
-    let response = server.token_basic(
-        ALEXA_ID,
-        ALEXA_SECRET,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", ALEXA_REDIRECT),
-        ],
-    );
+    let response = server.token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(&code, ALEXA_REDIRECT));
     let tokens = response.json();
     let log = server.stop();
     assert!(log.contains("path=/token status=200"), "{log}");

@@ -12,6 +12,7 @@ use crate::store::{now, Grant, Redeemed, Refreshed, TokenKind, TokenRecord};
 use crate::urlencoded::Params;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use std::sync::atomic::AtomicU64;
 
 /// A successful token response (§5.1).
 #[derive(Debug)]
@@ -35,29 +36,35 @@ pub async fn exchange(
     match params.single("grant_type")? {
         None => Err(OAuthError::InvalidRequest("grant_type is required".into())),
         Some("authorization_code") => {
-            let result = authorization_code(app, client, params).await;
             let m = &app.metrics;
-            count(if result.is_ok() {
-                &m.code_grants_ok
-            } else {
-                &m.code_grants_failed
-            });
-            result
+            counted(
+                authorization_code(app, client, params).await,
+                &m.code_grants_ok,
+                &m.code_grants_failed,
+            )
         }
         Some("refresh_token") => {
-            let result = refresh(app, client, params).await;
             let m = &app.metrics;
-            count(if result.is_ok() {
-                &m.refresh_grants_ok
-            } else {
-                &m.refresh_grants_failed
-            });
-            result
+            counted(
+                refresh(app, client, params).await,
+                &m.refresh_grants_ok,
+                &m.refresh_grants_failed,
+            )
         }
         Some(other) => Err(OAuthError::UnsupportedGrantType(format!(
             "grant_type `{other}` is not supported; use authorization_code or refresh_token"
         ))),
     }
+}
+
+/// Counts a grant's outcome for `/metrics`.
+fn counted<T>(
+    result: Result<T, OAuthError>,
+    ok: &AtomicU64,
+    failed: &AtomicU64,
+) -> Result<T, OAuthError> {
+    count(if result.is_ok() { ok } else { failed });
+    result
 }
 
 async fn authorization_code(

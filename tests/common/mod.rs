@@ -119,12 +119,8 @@ pub fn run_cli(config: &Path, args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run linkgate");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
+    // The CLI may exit (say, on a bad name) before it reads stdin: a broken pipe is fine.
+    let _ = child.stdin.take().expect("stdin").write_all(stdin.as_bytes());
     wait_output(child)
 }
 
@@ -730,18 +726,19 @@ pub fn code_for(server: &Server, client_id: &str, redirect_uri: &str) -> String 
     redirect.location_params()["code"].clone()
 }
 
+/// The form of an authorization code exchange at `/token`.
+pub fn code_fields<'a>(code: &'a str, redirect_uri: &'a str) -> [(&'a str, &'a str); 3] {
+    [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", redirect_uri),
+    ]
+}
+
 /// The whole Alexa flow up to tokens: (access_token, refresh_token).
 pub fn tokens_for(server: &Server) -> (String, String) {
     let code = code_for(server, ALEXA_ID, ALEXA_REDIRECT);
-    let response = server.token_basic(
-        ALEXA_ID,
-        ALEXA_SECRET,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", ALEXA_REDIRECT),
-        ],
-    );
+    let response = server.token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(&code, ALEXA_REDIRECT));
     assert_eq!(response.status, 200, "{}", response.text());
     let json = response.json();
     (
