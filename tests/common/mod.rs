@@ -120,7 +120,11 @@ pub fn run_cli(config: &Path, args: &[&str], stdin: &str) -> Output {
         .spawn()
         .expect("run linkgate");
     // The CLI may exit (say, on a bad name) before it reads stdin: a broken pipe is fine.
-    let _ = child.stdin.take().expect("stdin").write_all(stdin.as_bytes());
+    let _ = child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes());
     wait_output(child)
 }
 
