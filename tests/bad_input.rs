@@ -48,8 +48,7 @@ fn unknown_clients_and_unregistered_redirect_uris_get_an_error_page_not_a_redire
         assert_eq!(response.status, 400, "{path}");
         assert!(response.header("Location").is_none(), "{path} redirected");
         assert!(response
-            .header("Content-Type")
-            .unwrap()
+            .expect_header("Content-Type")
             .starts_with("text/html"));
         assert!(response.text().contains("Something went wrong"));
     }
@@ -82,8 +81,7 @@ fn other_authorize_errors_go_back_to_the_client_with_the_state() {
         let response = server.get(&path);
         assert_eq!(response.status, 303, "{path}: {}", response.text());
         assert!(response
-            .header("Location")
-            .unwrap()
+            .expect_header("Location")
             .starts_with(ALEXA_REDIRECT));
         let params = response.location_params();
         assert_eq!(params["error"], error, "{path}");
@@ -93,15 +91,27 @@ fn other_authorize_errors_go_back_to_the_client_with_the_state() {
 }
 
 #[test]
-fn a_malformed_query_is_a_readable_page() {
+fn a_non_utf8_query_is_a_readable_error_page() {
     let env = TestEnv::new();
     let server = env.start();
-    let response = server.get(&format!(
-        "/authorize?client_id=%FF%FE&redirect_uri={}",
-        encode(ALEXA_REDIRECT)
-    ));
-    assert_4xx(&server, &response, "non-UTF-8 query");
-    assert!(response.header("Location").is_none());
+    let redirect = encode(ALEXA_REDIRECT);
+    for path in [
+        format!("/authorize?response_type=code&client_id=%FF%FE&redirect_uri={redirect}&state=s"),
+        format!("/authorize?response_type=code&client_id={ALEXA_ID}&redirect_uri=%FF%FE&state=s"),
+        format!(
+            "/authorize?response_type=code&client_id=%FF&client_id=%FE&redirect_uri={redirect}"
+        ),
+    ] {
+        let response = server.get(&path);
+        assert_4xx(&server, &response, &path);
+        assert_eq!(response.status, 400, "{path}");
+        assert!(response.header("Location").is_none(), "{path} redirected");
+    }
+    // Raw bytes 0xff 0xfe in the request target: refused before any routing.
+    let request =
+        b"GET /authorize?client_id=\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let response = raw(server.addr, request).expect("an answer to raw non-UTF-8 bytes");
+    assert_4xx(&server, &response, "raw non-UTF-8 request target");
 }
 
 #[test]
@@ -222,8 +232,7 @@ fn bad_bearer_tokens_are_401() {
         assert_4xx(&server, &response, &header[..header.len().min(20)]);
         assert_eq!(response.status, 401);
         assert!(response
-            .header("WWW-Authenticate")
-            .unwrap()
+            .expect_header("WWW-Authenticate")
             .starts_with("Bearer"));
     }
 }

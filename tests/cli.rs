@@ -68,6 +68,7 @@ fn config_problems_name_the_file_and_the_key() {
         (config_text("").replace("public_url = \"http://127.0.0.1\"", "public_url = \"auth.example.com\""), "server.public_url"),
         (config_text("[tokens]\ncode_ttl_secs = \"five\"\n"), "tokens.code_ttl_secs"),
         (config_text("[[clients]]\nid = \"x\"\nsecret = \"0123456789abcdef\"\nredirect_uris = []\n"), "redirect_uris"),
+        (config_text("[[clients]]\nid = \"x\"\nsecret = \"0123456789abcdef\"\n"), "redirect_uris"),
         (config_text(&format!("[[clients]]\nid = \"{ALEXA_ID}\"\nsecret = \"0123456789abcdef\"\nredirect_uris = [\"https://a.example/cb\"]\n")), "duplicate client id"),
         (config_text("[[clients]]\nid = \"x\"\nsecret = \"short\"\nredirect_uris = [\"https://a.example/cb\"]\n"), "secret"),
         (config_text("[[clients]]\nid = \"x\"\nsecret = \"0123456789abcdef\"\nredirect_uris = [\"http://a.example/cb\"]\n"), "https"),
@@ -157,7 +158,7 @@ fn the_admin_socket_is_private() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
     let dir_mode = std::fs::metadata(env.data_dir())
-        .unwrap()
+        .expect("data directory")
         .permissions()
         .mode();
     assert_eq!(dir_mode & 0o077, 0, "the data directory is private");
@@ -188,14 +189,14 @@ fn set_password_and_remove_user_revoke_tokens() {
         .json();
     assert_eq!(
         server
-            .userinfo(tokens["access_token"].as_str().unwrap())
+            .userinfo(&string_field(&tokens, "access_token"))
             .json()["sub"],
         sub
     );
     ok(&env.cli(&["--remove-user", USER], ""));
     assert_eq!(
         server
-            .userinfo(tokens["access_token"].as_str().unwrap())
+            .userinfo(&string_field(&tokens, "access_token"))
             .status,
         401
     );
@@ -209,20 +210,28 @@ fn a_backup_restores_into_a_new_server_that_accepts_old_tokens_and_passwords() {
     let sub = server.userinfo(&access).json()["sub"].clone();
     // From the running server, over the admin socket.
     let live = env.dir.path().join("live.backup");
-    ok(&env.cli(&["--backup", live.to_str().unwrap()], ""));
+    ok(&env.cli(&["--backup", live.to_str().expect("a UTF-8 temp path")], ""));
     server.stop();
     // And from the stopped one, directly.
     let offline = env.dir.path().join("offline.backup");
-    ok(&env.cli(&["--backup", offline.to_str().unwrap()], ""));
+    ok(&env.cli(
+        &["--backup", offline.to_str().expect("a UTF-8 temp path")],
+        "",
+    ));
 
     for backup in [&live, &offline] {
         let target = TestEnv::new();
-        let out = target.cli(&["--restore", backup.to_str().unwrap()], "");
+        let out = target.cli(
+            &["--restore", backup.to_str().expect("a UTF-8 temp path")],
+            "",
+        );
         assert!(ok(&out).contains("restored"));
         // Restoring twice is refused: only into an empty data directory.
-        assert!(
-            err(&target.cli(&["--restore", backup.to_str().unwrap()], "")).contains("not empty")
-        );
+        assert!(err(&target.cli(
+            &["--restore", backup.to_str().expect("a UTF-8 temp path")],
+            ""
+        ))
+        .contains("not empty"));
         let restored = target.start();
         assert_eq!(restored.userinfo(&access).json()["sub"], sub);
         let refreshed = refresh(&restored, &refresh_token);
@@ -232,11 +241,14 @@ fn a_backup_restores_into_a_new_server_that_accepts_old_tokens_and_passwords() {
     }
 
     let damaged = env.dir.path().join("damaged.backup");
-    let mut bytes = std::fs::read(&offline).unwrap();
+    let mut bytes = std::fs::read(&offline).expect("read the backup");
     bytes.truncate(bytes.len() - 10);
-    std::fs::write(&damaged, bytes).unwrap();
+    std::fs::write(&damaged, bytes).expect("write the damaged backup");
     assert!(!TestEnv::new()
-        .cli(&["--restore", damaged.to_str().unwrap()], "")
+        .cli(
+            &["--restore", damaged.to_str().expect("a UTF-8 temp path")],
+            ""
+        )
         .status
         .success());
 }

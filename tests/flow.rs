@@ -9,7 +9,7 @@ fn alexa_links_an_account_with_http_basic_and_refreshes() {
     let server = env.start();
     let redirect = Browser::new(&server).link(ALEXA_ID, ALEXA_REDIRECT, "alexa-state", "allow");
     assert_eq!(redirect.status, 303);
-    let location = redirect.header("Location").unwrap();
+    let location = redirect.expect_header("Location");
     assert!(
         location.starts_with(&format!("{ALEXA_REDIRECT}?")),
         "{location}"
@@ -22,35 +22,35 @@ fn alexa_links_an_account_with_http_basic_and_refreshes() {
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(response.header("Cache-Control"), Some("no-store"));
     assert!(response
-        .header("Content-Type")
-        .unwrap()
+        .expect_header("Content-Type")
         .starts_with("application/json"));
     let tokens = response.json();
     assert_eq!(tokens["token_type"], "Bearer");
     assert_eq!(tokens["expires_in"], 3600);
     assert_eq!(tokens["scope"], "profile");
-    let access = tokens["access_token"].as_str().unwrap();
-    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    let access = string_field(&tokens, "access_token");
+    let refresh_token = string_field(&tokens, "refresh_token");
     assert!(access.len() <= 2048 && refresh_token.len() <= 2048);
 
-    let me = server.userinfo(access);
+    let me = server.userinfo(&access);
     assert_eq!(me.status, 200, "{}", me.text());
     let me = me.json();
     assert_eq!(me["preferred_username"], USER);
-    let sub = me["sub"].as_str().unwrap().to_string();
+    let sub = string_field(&me, "sub");
 
     // A refresh answers expires_in and, by default, keeps the same refresh token.
-    let refreshed = refresh(&server, refresh_token);
+    let refreshed = refresh(&server, &refresh_token);
     assert_eq!(refreshed.status, 200, "{}", refreshed.text());
     assert_eq!(refreshed.header("Cache-Control"), Some("no-store"));
     let refreshed = refreshed.json();
     assert_eq!(refreshed["expires_in"], 3600);
-    assert_eq!(refreshed["refresh_token"], refresh_token);
-    let new_access = refreshed["access_token"].as_str().unwrap();
+    assert_eq!(refreshed["token_type"], "Bearer");
+    assert_eq!(refreshed["refresh_token"], refresh_token.as_str());
+    let new_access = string_field(&refreshed, "access_token");
     assert_ne!(new_access, access);
-    assert_eq!(server.userinfo(new_access).json()["sub"], sub.as_str());
+    assert_eq!(server.userinfo(&new_access).json_str("sub"), sub);
     // A retried refresh (a lost response) still works: the customer stays linked.
-    assert_eq!(refresh(&server, refresh_token).status, 200);
+    assert_eq!(refresh(&server, &refresh_token).status, 200);
 }
 
 #[test]
@@ -86,7 +86,7 @@ fn google_links_with_credentials_in_the_body_and_extra_parameters() {
         GOOGLE_SECRET,
         &[
             ("grant_type", "refresh_token"),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+            ("refresh_token", &string_field(&tokens, "refresh_token")),
         ],
     );
     assert_eq!(refreshed.status, 200);
@@ -183,6 +183,92 @@ fn deny_redirects_with_access_denied_and_the_state() {
 }
 
 #[test]
+fn a_consent_without_its_cookie_or_csrf_field_gives_no_code() {
+    let env = TestEnv::with_user();
+    let server = env.start();
+    let mut browser = Browser::new(&server);
+    let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "s", &[]);
+    let consent = browser.login(&login, USER, PASSWORD);
+    assert_eq!(consent.status, 200, "{}", consent.html);
+    let cookie = consent
+        .cookie
+        .clone()
+        .expect("the consent page sets a fresh CSRF cookie");
+    let forged_field: Vec<(&str, &str)> = consent
+        .hidden
+        .iter()
+        .map(|(n, v)| match n.as_str() {
+            "csrf" => ("csrf", "forged"),
+            _ => (n.as_str(), v.as_str()),
+        })
+        .chain([("decision", "allow")])
+        .collect();
+    let allow = [("decision", "allow")];
+    let attempts = [
+        ("no cookie", consent.submit(&server, None, &allow)),
+        (
+            "a guessed cookie",
+            consent.submit(&server, Some("linkgate_csrf=guess"), &allow),
+        ),
+        (
+            "the login page's stale cookie",
+            consent.submit(&server, login.cookie.as_deref(), &allow),
+        ),
+        (
+            "a forged csrf field",
+            server.post_form(&consent.action, &[("Cookie", &cookie)], &forged_field),
+        ),
+    ];
+    for (what, response) in attempts {
+        assert!(
+            (400..500).contains(&response.status),
+            "{what}: expected a 4xx, got {} {}",
+            response.status,
+            response.text()
+        );
+        assert!(
+            response.header("Location").is_none(),
+            "{what}: redirected to {:?}",
+            response.header("Location")
+        );
+    }
+    // The forgeries did not spoil the customer's own form: it still links.
+    let redirect = browser.decide(&consent, "allow");
+    assert_eq!(redirect.status, 303, "{}", redirect.text());
+    assert!(redirect.location_params().contains_key("code"));
+}
+
+#[test]
+fn a_consent_form_submitted_twice_gives_a_code_only_once() {
+    let env = TestEnv::with_user();
+    let server = env.start();
+    let mut browser = Browser::new(&server);
+    let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "s", &[]);
+    let consent = browser.login(&login, USER, PASSWORD);
+    let first = browser.decide(&consent, "allow");
+    assert_eq!(first.status, 303, "{}", first.text());
+    assert!(first.location_params().contains_key("code"));
+    for decision in ["allow", "deny"] {
+        let again = consent.submit(
+            &server,
+            consent.cookie.as_deref(),
+            &[("decision", decision)],
+        );
+        assert!(
+            (400..500).contains(&again.status),
+            "second {decision}: expected a 4xx, got {} {}",
+            again.status,
+            again.text()
+        );
+        assert!(
+            again.header("Location").is_none(),
+            "second {decision}: redirected to {:?}",
+            again.header("Location")
+        );
+    }
+}
+
+#[test]
 fn a_code_used_twice_is_refused() {
     let env = TestEnv::with_user();
     let server = env.start();
@@ -198,12 +284,33 @@ fn a_code_used_twice_is_refused() {
 }
 
 #[test]
+fn a_code_is_bound_to_its_client_and_redirect_uri() {
+    let env = TestEnv::with_user();
+    let server = env.start();
+    let code = code_for(&server, ALEXA_ID, ALEXA_REDIRECT);
+    let by_google = server.token_post(
+        GOOGLE_ID,
+        GOOGLE_SECRET,
+        &code_fields(&code, ALEXA_REDIRECT),
+    );
+    assert_eq!(by_google.status, 400, "{}", by_google.text());
+    assert_eq!(by_google.error(), "invalid_grant");
+
+    // Another of the skill's own registered URIs is still not the one the code was issued for.
+    let code = code_for(&server, ALEXA_ID, ALEXA_REDIRECT);
+    let layla = "https://layla.amazon.com/api/skill/link/M2TEST";
+    let elsewhere = server.token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(&code, layla));
+    assert_eq!(elsewhere.status, 400, "{}", elsewhere.text());
+    assert_eq!(elsewhere.error(), "invalid_grant");
+}
+
+#[test]
 fn an_expired_code_is_refused() {
     let env = TestEnv::with_config(&config_text("[tokens]\ncode_ttl_secs = 1\n"));
     env.add_user(USER, PASSWORD);
     let server = env.start();
     let code = code_for(&server, ALEXA_ID, ALEXA_REDIRECT);
-    std::thread::sleep(std::time::Duration::from_millis(2100));
+    std::thread::sleep(std::time::Duration::from_millis(2500));
     let response = server.token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(&code, ALEXA_REDIRECT));
     assert_eq!(response.status, 400);
     assert_eq!(response.error(), "invalid_grant");
@@ -240,15 +347,13 @@ fn userinfo_refuses_missing_and_bad_tokens() {
     let missing = server.get("/userinfo");
     assert_eq!(missing.status, 401);
     assert!(missing
-        .header("WWW-Authenticate")
-        .unwrap()
+        .expect_header("WWW-Authenticate")
         .starts_with("Bearer"));
     for bad in ["lgat_nonsense", refresh_token.as_str()] {
         let response = server.userinfo(bad);
         assert_eq!(response.status, 401);
         assert!(response
-            .header("WWW-Authenticate")
-            .unwrap()
+            .expect_header("WWW-Authenticate")
             .contains("error=\"invalid_token\""));
     }
 }
@@ -276,10 +381,7 @@ fn a_restart_keeps_users_and_tokens() {
     assert_eq!(server.userinfo(&access).json()["sub"], sub);
     let refreshed = refresh(&server, &refresh_token);
     assert_eq!(refreshed.status, 200);
-    let new_access = refreshed.json()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let new_access = refreshed.json_str("access_token");
     assert_eq!(server.userinfo(&new_access).json()["sub"], sub);
     // And a new link works after the restart (the user is still there).
     tokens_for(&server);
@@ -321,12 +423,11 @@ fn pages_are_uncached_unframeable_and_show_who_asks() {
         assert_eq!(r.header("Cache-Control"), Some("no-store"));
         assert_eq!(r.header("X-Frame-Options"), Some("DENY"));
         assert!(r
-            .header("Content-Security-Policy")
-            .unwrap()
+            .expect_header("Content-Security-Policy")
             .contains("frame-ancestors 'none'"));
         assert_eq!(r.header("Referrer-Policy"), Some("no-referrer"));
         assert_eq!(r.header("X-Content-Type-Options"), Some("nosniff"));
-        let cookie = r.header("Set-Cookie").unwrap();
+        let cookie = r.expect_header("Set-Cookie");
         assert!(
             cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
             "{cookie}"
@@ -366,8 +467,8 @@ fn the_log_holds_no_secrets() {
         code.as_str(),
         PASSWORD,
         ALEXA_SECRET,
-        tokens["access_token"].as_str().unwrap(),
-        tokens["refresh_token"].as_str().unwrap(),
+        &string_field(&tokens, "access_token"),
+        &string_field(&tokens, "refresh_token"),
         "state-1",
     ] {
         assert!(!log.contains(secret), "the log contains {secret}");

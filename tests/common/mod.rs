@@ -336,6 +336,18 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
+    /// A header that must be there; a missing one fails with the whole response.
+    pub fn expect_header(&self, name: &str) -> &str {
+        self.header(name).unwrap_or_else(|| {
+            panic!(
+                "no {name} header: status {} headers {:?} body {}",
+                self.status,
+                self.headers,
+                self.text()
+            )
+        })
+    }
+
     pub fn text(&self) -> String {
         text(&self.body)
     }
@@ -348,6 +360,11 @@ impl Response {
                 self.text()
             )
         })
+    }
+
+    /// A string member of the JSON body that must be there (`access_token`, `sub`, …).
+    pub fn json_str(&self, key: &str) -> String {
+        string_field(&self.json(), key)
     }
 
     /// The `error` of an OAuth JSON error.
@@ -369,6 +386,14 @@ impl Response {
         self.header("Set-Cookie")
             .map(|c| c.split(';').next().unwrap_or("").trim().to_string())
     }
+}
+
+/// A string member of a JSON object that must be there; fails showing the whole object.
+pub fn string_field(json: &serde_json::Value, key: &str) -> String {
+    json[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string {key:?} in {json}"))
+        .to_string()
 }
 
 /// One request on a fresh connection (`Connection: close`), reading the response to EOF.
@@ -707,6 +732,27 @@ impl<'a> Browser<'a> {
         next
     }
 
+    /// `GET /authorize` as the Alexa or Google app opens it: the login page (or an error page).
+    pub fn authorize(
+        &mut self,
+        client_id: &str,
+        redirect_uri: &str,
+        state: &str,
+        extra: &[(&str, &str)],
+    ) -> Page {
+        self.open(&authorize_path(client_id, redirect_uri, state, extra))
+    }
+
+    /// Fills in and submits the login form: the consent page, or the login page again.
+    pub fn login(&mut self, login: &Page, username: &str, password: &str) -> Page {
+        self.submit(login, &[("username", username), ("password", password)])
+    }
+
+    /// Presses `allow` or `deny` on the consent page: the redirect back to the client.
+    pub fn decide(&mut self, consent: &Page, decision: &str) -> Response {
+        self.submit(consent, &[("decision", decision)]).response
+    }
+
     /// authorize → login → consent with `decision`; returns the final redirect.
     pub fn link(
         &mut self,
@@ -715,11 +761,11 @@ impl<'a> Browser<'a> {
         state: &str,
         decision: &str,
     ) -> Response {
-        let login = self.open(&authorize_path(client_id, redirect_uri, state, &[]));
+        let login = self.authorize(client_id, redirect_uri, state, &[]);
         assert_eq!(login.status, 200, "login page: {}", login.html);
-        let consent = self.submit(&login, &[("username", USER), ("password", PASSWORD)]);
+        let consent = self.login(&login, USER, PASSWORD);
         assert_eq!(consent.status, 200, "consent page: {}", consent.html);
-        self.submit(&consent, &[("decision", decision)]).response
+        self.decide(&consent, decision)
     }
 }
 
@@ -727,7 +773,10 @@ impl<'a> Browser<'a> {
 pub fn code_for(server: &Server, client_id: &str, redirect_uri: &str) -> String {
     let redirect = Browser::new(server).link(client_id, redirect_uri, "state-1", "allow");
     assert_eq!(redirect.status, 303, "{redirect:?}");
-    redirect.location_params()["code"].clone()
+    redirect
+        .location_params()
+        .remove("code")
+        .unwrap_or_else(|| panic!("no code in {:?}", redirect.header("Location")))
 }
 
 /// The form of an authorization code exchange at `/token`.
