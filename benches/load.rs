@@ -32,6 +32,9 @@ struct Plan {
 }
 
 fn main() {
+    if std::env::args().any(|a| a == "--baseline-server") {
+        return baseline_server();
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     let plan = if quick {
         Plan {
@@ -69,15 +72,16 @@ fn main() {
         if quick { "quick" } else { "full" }
     ));
 
-    // Baseline: the bare hyper server.
-    let baseline_addr = runtime.block_on(baseline_server());
+    // Baseline: the bare hyper server, in a process of its own as linkgate is.
+    let baseline_process = BaselineProcess::start();
     let baseline = runtime.block_on(load(
-        baseline_addr,
+        baseline_process.addr,
         plan.connections,
         plan.window,
         Arc::new(|_| get("/", &[])),
     ));
     report.row("baseline hyper, fixed 200", &baseline, None);
+    drop(baseline_process);
 
     // linkgate with one linked user.
     let env = TestEnv::with_user();
@@ -179,34 +183,46 @@ fn main() {
     flood(&runtime, &server, &bearer, &plan, &mut report);
     drop(server);
 
-    // Start-up time and lookup flatness with small and big stores.
+    // Start-up time and lookup flatness with small and big stores. The store is written through
+    // the store's API and dropped without a clean close, as after a crash; the first start pays
+    // sled's log replay. The server is then stopped cleanly and started again.
     let small = store_with_tokens(1_000, 0);
     let big = store_with_tokens(plan.big_store, 0);
+    let mut lookup_p99 = Vec::new();
     for (label, prepared) in [
         ("1k", &small),
         (if plan.quick { "20k" } else { "1M" }, &big),
     ] {
-        let started = Instant::now();
-        let server = prepared.env.start();
-        let healthy = wait_healthy(&server);
-        let startup = started.elapsed();
-        assert!(healthy, "server with {label} tokens did not become healthy");
-        let bearer = format!("Bearer {}", prepared.access);
+        let (server, after_crash) = timed_start(prepared, label);
+        drop(server.stop());
+        let (server, after_clean_stop) = timed_start(prepared, label);
+        // Every request asks about another of the stored tokens, spread over the whole store.
+        let count = prepared.count;
         let lookups = runtime.block_on(load(
             server.addr,
             plan.connections,
             plan.window,
-            Arc::new(move |_| get("/userinfo", &[("Authorization", &bearer)])),
+            Arc::new(move |i| {
+                let bearer = format!("Bearer {}", bulk_token(2 + (i * 7919) % (count - 2)));
+                get("/userinfo", &[("Authorization", &bearer)])
+            }),
         ));
+        assert_eq!(lookups.errors, 0, "bulk tokens must all be live");
+        lookup_p99.push(lookups.p(0.99));
         report.line(format!(
-            "store with {label} tokens ({}): start-up to first /healthz {:.0} ms; on disk {:.0} bytes/token; /userinfo p99 {:.3} ms, {:.0} req/s",
+            "store with {label} tokens ({}): start-up to first /healthz {:.0} ms after a crash (log replay), {:.0} ms after a clean stop; on disk {:.0} bytes/token; /userinfo over distinct tokens p99 {:.3} ms, {:.0} req/s",
             prepared.count,
-            startup.as_secs_f64() * 1000.0,
+            after_crash.as_secs_f64() * 1000.0,
+            after_clean_stop.as_secs_f64() * 1000.0,
             prepared.disk_bytes as f64 / prepared.count as f64,
             lookups.p(0.99),
             lookups.rate()
         ));
     }
+    report.line(format!(
+        "lookup flatness: p99 big store / small store = {:.2}x",
+        lookup_p99[1] / lookup_p99[0]
+    ));
     drop((small, big));
 
     sweep_under_load(&runtime, &plan, &mut report);
@@ -291,13 +307,25 @@ struct Prepared {
     disk_bytes: u64,
 }
 
+/// The value of the `i`th bulk access token in a prepared store: known to the load generator, so
+/// lookups can spread over the whole store instead of hitting one cached token.
+fn bulk_token(i: usize) -> String {
+    format!("lgat_bulk{i:012}")
+}
+
 /// A data directory holding `count` tokens (of which `expired` already expired), written through
 /// the store's own API, plus one live access token to look up.
 fn store_with_tokens(count: usize, expired: usize) -> Prepared {
-    let env = TestEnv::with_config(&config_text("[tokens]\naccess_ttl_secs = 86400\n").replace(
-        "path = \"data\"",
-        "path = \"data\"\nsweep_interval_secs = 1",
-    ));
+    // Sweep every second only where the sweep itself is measured; otherwise the default.
+    let sweep = if expired > 0 {
+        "\nsweep_interval_secs = 1"
+    } else {
+        ""
+    };
+    let env = TestEnv::with_config(
+        &config_text("[tokens]\naccess_ttl_secs = 86400\n")
+            .replace("path = \"data\"", &format!("path = \"data\"{sweep}")),
+    );
     env.add_user(USER, PASSWORD);
     let store = Store::open(&env.data_dir(), 16 << 20).expect("open store");
     let now = linkgate::store::now();
@@ -346,7 +374,7 @@ fn store_with_tokens(count: usize, expired: usize) -> Prepared {
             (now, 86400)
         };
         let record = TokenRecord::access(&grant, "profile", issued, ttl);
-        let key = secret::sha256(&(i as u64).to_le_bytes());
+        let key = secret::Secret::new(bulk_token(i)).key();
         store
             .refresh(&refresh_token.key(), now, (&key, &record), None)
             .expect("insert");
@@ -360,6 +388,16 @@ fn store_with_tokens(count: usize, expired: usize) -> Prepared {
         count: count.max(2),
         disk_bytes,
     }
+}
+
+/// Starts the server on a prepared store; returns it and the time to its first healthy answer.
+fn timed_start(prepared: &Prepared, label: &str) -> (Server, Duration) {
+    let started = Instant::now();
+    let server = prepared.env.start();
+    let healthy = wait_healthy(&server);
+    let startup = started.elapsed();
+    assert!(healthy, "server with {label} tokens did not become healthy");
+    (server, startup)
 }
 
 fn sweep_under_load(runtime: &tokio::runtime::Runtime, plan: &Plan, report: &mut Report) {
@@ -648,15 +686,19 @@ fn post(path: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
     r.into_bytes()
 }
 
-/// The physical limit on this machine: hyper answering a fixed 200, nothing else.
-async fn baseline_server() -> SocketAddr {
+/// The physical limit on this machine: hyper answering a fixed 200, nothing else, on the same
+/// kind of runtime as linkgate (tokio multi-thread, one worker per core). Runs in its own process
+/// (this binary, started again with `--baseline-server`), so that it competes with the load
+/// generator for the cores exactly as linkgate does.
+fn baseline_server() {
     use hyper::server::conn::http1;
     use hyper::service::service_fn;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        println!("{}", listener.local_addr().expect("addr"));
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
@@ -674,7 +716,38 @@ async fn baseline_server() -> SocketAddr {
             });
         }
     });
-    addr
+}
+
+/// The baseline server's process; killed when dropped.
+struct BaselineProcess {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl BaselineProcess {
+    fn start() -> BaselineProcess {
+        use std::io::BufRead;
+        let exe = std::env::current_exe().expect("the benchmark's own path");
+        let mut child = std::process::Command::new(exe)
+            .arg("--baseline-server")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the baseline server");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("baseline stdout");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("baseline address");
+        let addr = line.trim().parse().expect("baseline address");
+        BaselineProcess { child, addr }
+    }
+}
+
+impl Drop for BaselineProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 // ---- measurements and report ----------------------------------------------------------------

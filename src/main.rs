@@ -1,8 +1,8 @@
 //! linkgate: parse the command line, load the config, then serve or run one admin command.
 
 use linkgate::cli::Command;
-use linkgate::{admin, admin_socket, app, cli, config, http, store};
-use std::io::{IsTerminal, Write};
+use linkgate::{admin, admin_socket, app, cli, config, http, logging, store};
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,26 +53,9 @@ fn fail(code: u8, message: &str) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Logs to stderr, one line per event. Under systemd (`JOURNAL_STREAM` set) journald adds its own
-/// timestamps, so ours and the colours are left out.
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(!journald && std::io::stderr().is_terminal());
-    if journald {
-        builder.without_time().init();
-    } else {
-        builder.init();
-    }
-}
-
 fn serve(config: config::Config) -> ExitCode {
-    init_logging();
+    // Dropped last, at return: writes the log lines still buffered.
+    let _logs = logging::init(true);
     let store = match store::Store::open(&config.storage_path, config.cache_bytes) {
         Ok(store) => store,
         Err(e) => return fail(1, &e.to_string()),
@@ -102,7 +85,6 @@ fn serve(config: config::Config) -> ExitCode {
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         tracing::info!(
-            tokens = app.store.token_count(),
             https = tls.is_some(),
             "linkgate {} listening on {local}",
             env!("CARGO_PKG_VERSION")
@@ -131,15 +113,17 @@ fn serve(config: config::Config) -> ExitCode {
         let _ = std::fs::remove_file(&socket_path);
         Ok::<(), String>(())
     });
+    // The tasks still holding the store (sweeper, admin socket, connections) go with the runtime.
+    drop(runtime);
     if let Err(e) = result {
         return fail(1, &e);
     }
-    match store.flush_blocking() {
+    match store.close() {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS
         }
-        Err(e) => fail(1, &format!("final flush failed: {e}")),
+        Err(e) => fail(1, &format!("closing the store failed: {e}")),
     }
 }
 

@@ -69,12 +69,13 @@ pub async fn serve(
                 let path = req.uri().path().to_string();
                 let ip = client_ip(req.headers(), peer, &app.config.trusted_proxies);
                 let reply = route(&app, req, peer.ip(), ip).await;
-                app.metrics.observe_request(started.elapsed());
+                let latency = started.elapsed();
+                app.metrics.observe_request(latency);
                 tracing::info!(
                     %method,
                     path = %truncate(&path, 200),
                     status = reply.status().as_u16(),
-                    latency_ms = format_args!("{:.2}", started.elapsed().as_secs_f64() * 1000.0),
+                    latency_ms = format_args!("{:.2}", latency.as_secs_f64() * 1000.0),
                     %ip,
                     "request"
                 );
@@ -127,11 +128,12 @@ async fn serve_connection<IO, S>(
     >,
 {
     let io = ActivityIo::new(stream);
-    let last_activity = io.last_activity.clone();
+    let activity = io.activity.clone();
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let mut closing = false;
     let mut tick = tokio::time::interval(Duration::from_secs(1).min(idle));
+    let (mut seen, mut quiet_since) = (activity.load(Ordering::Relaxed), Instant::now());
     loop {
         tokio::select! {
             _ = conn.as_mut() => break,
@@ -140,7 +142,10 @@ async fn serve_connection<IO, S>(
                 conn.as_mut().graceful_shutdown();
             }
             _ = tick.tick(), if !closing => {
-                if idle_for(&last_activity) >= idle {
+                let now = activity.load(Ordering::Relaxed);
+                if now != seen {
+                    (seen, quiet_since) = (now, Instant::now());
+                } else if quiet_since.elapsed() >= idle {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }
@@ -149,33 +154,27 @@ async fn serve_connection<IO, S>(
     }
 }
 
-/// Milliseconds since an arbitrary process-wide start, for cheap activity stamps.
-fn clock_ms() -> u64 {
-    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_millis() as u64
-}
-
-fn idle_for(last_activity: &AtomicU64) -> Duration {
-    Duration::from_millis(clock_ms().saturating_sub(last_activity.load(Ordering::Relaxed)))
-}
-
-/// A TCP stream that stamps every read and write, so idle keep-alive connections can be closed
-/// (hyper 1.x has no idle timeout of its own). Wraps plain TCP or TLS.
+/// A TCP stream that counts its reads and writes, so idle keep-alive connections can be closed
+/// (hyper 1.x has no idle timeout of its own). Wraps plain TCP or TLS. A counter, not a clock
+/// reading per I/O: the connection's ticker notices when it stops moving.
 struct ActivityIo<IO> {
     stream: IO,
-    last_activity: Arc<AtomicU64>,
+    activity: Arc<AtomicU64>,
 }
 
 impl<IO> ActivityIo<IO> {
     fn new(stream: IO) -> Self {
         ActivityIo {
             stream,
-            last_activity: Arc::new(AtomicU64::new(clock_ms())),
+            activity: Arc::new(AtomicU64::new(0)),
         }
     }
 
     fn touch(&self) {
-        self.last_activity.store(clock_ms(), Ordering::Relaxed);
+        // Only this connection's I/O writes it: a plain load and store is enough.
+        let count = self.activity.load(Ordering::Relaxed);
+        self.activity
+            .store(count.wrapping_add(1), Ordering::Relaxed);
     }
 }
 
