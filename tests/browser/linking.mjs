@@ -437,7 +437,7 @@ async function main() {
       "--disable-component-update",
       "--disable-sync",
       // Only linkgate on loopback resolves; the redirect host is answered by newSession.
-      "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+      "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
     ],
   });
   const out = { chromium: browser.version(), state_bytes: Buffer.byteLength(STATE), checks: {} };
