@@ -270,6 +270,11 @@ fn alexa_links_in_all_three_regions_with_the_requests_it_sends() {
             USER
         );
 
+        // The same refresh again seconds later (a lost response, a retry) still works.
+        let (answer, took) = connection.exchange(&request("alexa/token-refresh.http", &vars));
+        let retried = assert_token_answer("retried refresh", &answer, took);
+        assert_eq!(retried["refresh_token"], refresh_token.as_str());
+
         // A code sent again is refused, and what its first use gave is revoked (RFC 6749
         // §4.1.2): the refresh token is dead now, so it too is invalid_grant.
         let (answer, _) = connection.exchange(&request("alexa/token-code.http", &vars));
