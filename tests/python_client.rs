@@ -1,0 +1,201 @@
+//! linkgate driven by a Python OAuth client nobody here wrote: authlib's `OAuth2Session` (requests
+//! integration) runs tests/python/authlib_flow.py against the real binary — authorization URL
+//! with state and PKCE, code exchange with `client_secret_basic` (as Alexa) and
+//! `client_secret_post` (as Google), refresh, `/userinfo`.
+//!
+//! The venv is made once per requirements file (`python3 -m venv` + `pip install -r` from PyPI)
+//! under Cargo's test temp dir and reused while the file is unchanged. No Python, no venv module
+//! or no PyPI is a FAILED test with the reason, never a skip.
+
+mod common;
+use common::*;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn python_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python")
+}
+
+/// Runs a command to the end or kills it at `limit`; fails the test with `what` and its output
+/// when it cannot start, times out or exits non-zero.
+fn run(what: &str, command: &mut Command, limit: Duration) -> Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot start {command:?}: {e}"));
+    // Drain the pipes while waiting, so a chatty child cannot block on a full pipe.
+    let stdout = child.stdout.take().map(drain);
+    let stderr = child.stderr.take().map(drain);
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{what}: {command:?} did not finish within {limit:?}");
+            }
+            Err(e) => panic!("{what}: waiting for {command:?}: {e}"),
+        }
+    };
+    let join = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
+        h.and_then(|h| h.join().ok()).unwrap_or_default()
+    };
+    let output = Output {
+        status,
+        stdout: join(stdout),
+        stderr: join(stderr),
+    };
+    assert!(
+        output.status.success(),
+        "{what}: {command:?} failed ({})\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    output
+}
+
+fn drain(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = pipe.read_to_end(&mut all);
+        all
+    })
+}
+
+/// The venv's python, creating the venv when this requirements file has none yet. It is built
+/// beside its final place and renamed into it, so an interrupted install is never reused.
+fn venv_python() -> PathBuf {
+    let requirements = python_dir().join("requirements.txt");
+    let pins = std::fs::read(&requirements).expect("tests/python/requirements.txt");
+    let hash: String = Sha256::digest(&pins)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("authlib-venv-{hash}"));
+    let python = venv.join("bin/python");
+    if python.exists() {
+        return python;
+    }
+    let building = venv.with_extension(format!("building-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&building);
+    run(
+        "creating the venv (needs python3 with the venv module: apt-get install python3-venv)",
+        Command::new("python3").arg("-m").arg("venv").arg(&building),
+        INSTALL_TIMEOUT,
+    );
+    run(
+        "installing tests/python/requirements.txt from PyPI",
+        Command::new(building.join("bin/python"))
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(["--no-input", "--timeout", "60", "-r"])
+            .arg(&requirements),
+        INSTALL_TIMEOUT,
+    );
+    // Another test run may have won the race; then its venv is as good as ours.
+    if std::fs::rename(&building, &venv).is_err() {
+        let _ = std::fs::remove_dir_all(&building);
+    }
+    assert!(python.exists(), "no {} after installing", python.display());
+    python
+}
+
+#[test]
+fn authlib_links_with_basic_and_body_credentials_refreshes_and_reads_userinfo() {
+    let python = venv_python();
+    let env = TestEnv::with_user();
+    let server = env.start();
+    let config = serde_json::json!({
+        "base_url": format!("http://{}", server.addr),
+        "username": USER,
+        "password": PASSWORD,
+        "clients": [
+            {"client_id": ALEXA_ID, "client_secret": ALEXA_SECRET, "redirect_uri": ALEXA_REDIRECT,
+             "auth_method": "client_secret_basic"},
+            {"client_id": GOOGLE_ID, "client_secret": GOOGLE_SECRET, "redirect_uri": GOOGLE_REDIRECT,
+             "auth_method": "client_secret_post", "extra": {"user_locale": "en-US"}},
+        ],
+    });
+    let out = run(
+        "running tests/python/authlib_flow.py",
+        Command::new(&python)
+            .arg(python_dir().join("authlib_flow.py"))
+            .arg(config.to_string()),
+        SCRIPT_TIMEOUT,
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("script output is not JSON ({e}): {}", text(&out.stdout)));
+    assert_eq!(report["authlib"], "1.9.10", "the pinned authlib ran");
+
+    let runs = report["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 2);
+    for (run, redirect) in runs.iter().zip([ALEXA_REDIRECT, GOOGLE_REDIRECT]) {
+        let who = format!("{} / {}", run["client_id"], run["auth_method"]);
+        assert_eq!(
+            run["authorize_params"]["code_challenge_method"], "S256",
+            "{who}"
+        );
+        assert_eq!(run["redirect_status"], 303, "{who}");
+        let location = run["location"].as_str().unwrap_or("");
+        assert!(
+            location.starts_with(&format!("{redirect}?")),
+            "{who}: {location}"
+        );
+        assert_eq!(run["state_back"], run["state_sent"], "{who}");
+
+        for step in ["code_exchange", "refresh"] {
+            let answer = &run[step];
+            assert_eq!(answer["status"], 200, "{who} {step}: {answer}");
+            assert_eq!(answer["content_type"], "application/json", "{who} {step}");
+            assert_eq!(answer["cache_control"], "no-store", "{who} {step}");
+            let body = &answer["body"];
+            assert_eq!(body["token_type"], "Bearer", "{who} {step}: {body}");
+            assert_eq!(body["expires_in"], 3600, "{who} {step}: {body}");
+            assert_eq!(body["scope"], "profile", "{who} {step}: {body}");
+            assert!(body["access_token"].is_string(), "{who} {step}: {body}");
+            assert!(body["refresh_token"].is_string(), "{who} {step}: {body}");
+            let basic = run["auth_method"] == "client_secret_basic";
+            assert_eq!(answer["sent_basic"], basic, "{who} {step}");
+            assert_eq!(answer["sent_secret_in_body"], !basic, "{who} {step}");
+        }
+        assert_eq!(
+            run["refresh"]["body"]["refresh_token"], run["code_exchange"]["body"]["refresh_token"],
+            "{who}: the refresh token stays the same by default"
+        );
+        assert_eq!(run["refresh_token_kept"], true, "{who}");
+        assert_eq!(run["access_token_changed"], true, "{who}");
+        for when in ["userinfo_before", "userinfo_after"] {
+            assert_eq!(run[when]["status"], 200, "{who} {when}: {}", run[when]);
+            assert_eq!(
+                run[when]["body"]["preferred_username"], USER,
+                "{who} {when}"
+            );
+        }
+        assert_eq!(
+            run["userinfo_before"]["body"]["sub"], run["userinfo_after"]["body"]["sub"],
+            "{who}"
+        );
+        assert_eq!(
+            run["dead_code_errors"],
+            serde_json::json!(["invalid_grant", "invalid_grant"]),
+            "{who}: a used and a made-up code"
+        );
+    }
+    assert_eq!(runs[1]["authorize_params"]["user_locale"], "en-US");
+}
