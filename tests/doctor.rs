@@ -62,9 +62,12 @@ impl Ca {
 
     /// A server certificate for localhost and 127.0.0.1, valid until midnight UTC `days` from now.
     fn leaf(&self, days: u64) -> (Certificate, KeyPair) {
-        let mut params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                .expect("params");
+        self.leaf_for(&["localhost", "127.0.0.1"], days)
+    }
+
+    fn leaf_for(&self, names: &[&str], days: u64) -> (Certificate, KeyPair) {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names).expect("params");
         params
             .distinguished_name
             .push(DnType::CommonName, "localhost");
@@ -200,7 +203,6 @@ impl Report {
 fn a_healthy_https_deployment_passes_with_only_the_local_address_warnings() {
     let deployment = healthy(&good_clients());
     let report = deployment.doctor();
-    println!("{}", report.stdout);
     report.assert_code(0);
     assert!(report.lines("FAIL").is_empty(), "{}", report.stdout);
     // Only the test setup's own shortcomings: not port 443, and localhost is not public.
@@ -214,7 +216,7 @@ fn a_healthy_https_deployment_passes_with_only_the_local_address_warnings() {
         ("config", "is valid (2 clients)"),
         ("connect", "accepted a connection"),
         ("tls", "handshake with SNI `localhost`"),
-        ("chain", "verify to a CA in"),
+        ("chain", "reaches a CA in"),
         ("hostname", "valid for `localhost`"),
         ("expiry", &format!("expires on {}", date_text(date_in(90)))),
         ("healthz", "200 ok"),
@@ -240,7 +242,7 @@ fn a_server_sending_only_its_leaf_fails_the_chain_check() {
     report.assert_code(1);
     let chain = report.line("FAIL", "chain");
     assert!(chain.contains("incomplete"), "{chain}");
-    assert!(chain.contains("serve fullchain.pem") || chain.contains("Serve fullchain.pem"));
+    assert!(chain.contains("Serve fullchain.pem"), "{chain}");
     // The rest is still checked: the server itself is fine.
     report.line("ok", "hostname");
     report.line("ok", "healthz");
@@ -262,6 +264,22 @@ fn a_certificate_expiring_in_10_days_fails_naming_the_date() {
         "{expiry}"
     );
     assert!(expiry.contains("renew"), "{expiry}");
+    report.line("ok", "chain");
+}
+
+#[test]
+fn a_certificate_for_another_name_fails_the_hostname_check() {
+    let root = Ca::root();
+    let intermediate = root.intermediate();
+    let (leaf, key) = intermediate.leaf_for(&["auth.example.com"], 90);
+    let deployment = Deployment::start(&root, &[&leaf, &intermediate.cert], &key, &good_clients());
+    let report = deployment.doctor();
+    report.assert_code(1);
+    let hostname = report.line("FAIL", "hostname");
+    assert!(
+        hostname.contains("auth.example.com") && hostname.contains("not `localhost`"),
+        "{hostname}"
+    );
     report.line("ok", "chain");
 }
 
@@ -374,4 +392,23 @@ fn a_proxy_answering_html_fails_the_endpoint_checks() {
         "{token}"
     );
     drop(proxy);
+}
+
+#[test]
+fn an_invalid_config_fails_the_usual_way_and_help_lists_the_doctor() {
+    let env = TestEnv::with_config("[server]\nlisten = \"nowhere\"\n");
+    let out = env.cli(&["--doctor"], "");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("linkgate: ") && stderr.contains("linkgate.toml"),
+        "{stderr}"
+    );
+    assert!(text(&out.stdout).is_empty());
+
+    let help = env.cli(&["--help"], "");
+    assert!(text(&help.stdout).contains("--doctor-ca FILE"));
+    let misplaced = env.cli(&["--list-users", "--doctor-ca", "ca.pem"], "");
+    assert_eq!(misplaced.status.code(), Some(2));
+    assert!(text(&misplaced.stderr).contains("--doctor-ca FILE goes with --doctor"));
 }
