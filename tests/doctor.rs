@@ -381,11 +381,16 @@ fn a_proxy_answering_html_fails_the_endpoint_checks() {
     let env = TestEnv::with_config(&text);
     let report = Report::of(env.cli(&["--doctor"], ""));
     report.assert_code(1);
-    assert!(report.line("FAIL", "public_url").contains("plain http"));
-    assert!(report.line("FAIL", "healthz").contains("502"));
-    assert!(report
-        .line("FAIL", "metadata")
-        .contains("instead of JSON metadata"));
+    let said = |name: &str, what: &str| {
+        let line = report.line("FAIL", name);
+        assert!(line.contains(what), "`{line}` should say `{what}`");
+    };
+    said("public_url", "plain http");
+    said(
+        "healthz",
+        "answers 502 (text/html) `<html><body><h1>502 Bad Gateway",
+    );
+    said("metadata", "instead of JSON metadata");
     let token = report.line("FAIL", "token");
     assert!(
         token.contains("text/html") && token.contains("instead of an RFC 6749 JSON error"),

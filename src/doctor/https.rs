@@ -36,14 +36,16 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_ADDRESSES: usize = 4;
 /// Bodies we read are small (`ok`, metadata, an error); more is cut off.
 const MAX_BODY: usize = 256 * 1024;
+/// Said when a network step fails, so that silence about the later ones is not read as success.
+const SKIPPED: &str = "the checks that need a connection were skipped";
 
+/// DNS, TCP, TLS and the certificate, then the endpoints; stops at the first step that fails.
 pub(super) async fn network_checks(
     config: &Config,
     url: &PublicUrl,
     roots: &Roots,
     report: &mut Report,
 ) {
-    let skipped = "the checks that need a connection were skipped";
     let addresses = match resolve(url).await {
         Ok(addresses) => {
             let list: Vec<String> = addresses.iter().map(|a| a.ip().to_string()).collect();
@@ -56,7 +58,7 @@ pub(super) async fn network_checks(
             addresses
         }
         Err(e) => {
-            report.add(Check::fail("dns", format!("{e}; {skipped}")));
+            report.add(Check::fail("dns", format!("{e}; {SKIPPED}")));
             return;
         }
     };
@@ -72,83 +74,26 @@ pub(super) async fn network_checks(
             report.add(Check::fail(
                 "connect",
                 format!(
-                    "cannot connect to {} port {}: {e}. Is linkgate (or its proxy) running and listening there, and is the firewall open? ({skipped})",
+                    "cannot connect to {} port {}: {e}. Is linkgate (or its proxy) running and listening there, and is the firewall open? ({SKIPPED})",
                     url.host, url.port
                 ),
             ));
             return;
         }
     };
-    let endpoint = if url.https {
-        let server_name = match ServerName::try_from(url.host.clone()) {
-            Ok(name) => name,
-            Err(e) => {
-                report.add(Check::fail("tls", format!("`{}`: {e}", url.host)));
-                return;
-            }
+    let tls = if url.https {
+        let Some(tls) = tls_checks(url, addr, tcp, roots, report).await else {
+            return;
         };
-        let connector = match inspecting_client() {
-            Ok(config) => TlsConnector::from(config),
-            Err(e) => {
-                report.add(Check::fail("tls", e));
-                return;
-            }
-        };
-        let handshake = timeout(STEP_TIMEOUT, connector.connect(server_name.clone(), tcp)).await;
-        let stream = match handshake {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => {
-                report.add(Check::fail(
-                    "tls",
-                    format!(
-                        "the TLS handshake with {addr} failed: {e}. Alexa needs HTTPS with TLS 1.2 or 1.3 on this port ({skipped})"
-                    ),
-                ));
-                return;
-            }
-            Err(_) => {
-                report.add(Check::fail(
-                    "tls",
-                    format!(
-                        "no TLS handshake from {addr} within {} s: is this port serving HTTPS? ({skipped})",
-                        STEP_TIMEOUT.as_secs()
-                    ),
-                ));
-                return;
-            }
-        };
-        let (_, connection) = stream.get_ref();
-        let version = match connection.protocol_version() {
-            Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3".to_string(),
-            Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2".to_string(),
-            other => format!("{other:?}"),
-        };
-        let sni = match &server_name {
-            ServerName::DnsName(name) => format!("with SNI `{}`", name.as_ref()),
-            _ => "without SNI (an IP address)".to_string(),
-        };
-        report.add(Check::ok("tls", format!("{version} handshake {sni}")));
-        let presented: Vec<CertificateDer<'static>> = connection
-            .peer_certificates()
-            .unwrap_or_default()
-            .iter()
-            .map(|c| c.clone().into_owned())
-            .collect();
-        for check in certificate_checks(&presented, &server_name, roots, UnixTime::now()) {
-            report.add(check);
-        }
-        Endpoint {
-            addr,
-            url: url.clone(),
-            tls: Some((connector, server_name)),
-        }
+        Some(tls)
     } else {
         drop(tcp);
-        Endpoint {
-            addr,
-            url: url.clone(),
-            tls: None,
-        }
+        None
+    };
+    let endpoint = Endpoint {
+        addr,
+        url: url.clone(),
+        tls,
     };
     report.add(healthz_check(
         &endpoint.request("GET", "/healthz", None).await,
@@ -163,6 +108,75 @@ pub(super) async fn network_checks(
     report.add(token_error_check(
         &endpoint.request("POST", "/token", Some(probe)).await,
     ));
+}
+
+/// The TLS handshake and the certificate it presents. Returns how to make further connections,
+/// or `None` (after reporting why) when no TLS connection could be made.
+async fn tls_checks(
+    url: &PublicUrl,
+    addr: SocketAddr,
+    tcp: TcpStream,
+    roots: &Roots,
+    report: &mut Report,
+) -> Option<(TlsConnector, ServerName<'static>)> {
+    let server_name = match ServerName::try_from(url.host.clone()) {
+        Ok(name) => name,
+        Err(e) => {
+            report.add(Check::fail("tls", format!("`{}`: {e}", url.host)));
+            return None;
+        }
+    };
+    let connector = match inspecting_client() {
+        Ok(config) => TlsConnector::from(config),
+        Err(e) => {
+            report.add(Check::fail("tls", e));
+            return None;
+        }
+    };
+    let handshake = timeout(STEP_TIMEOUT, connector.connect(server_name.clone(), tcp)).await;
+    let stream = match handshake {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            report.add(Check::fail(
+                "tls",
+                format!(
+                    "the TLS handshake with {addr} failed: {e}. Alexa needs HTTPS with TLS 1.2 or 1.3 on this port ({SKIPPED})"
+                ),
+            ));
+            return None;
+        }
+        Err(_) => {
+            report.add(Check::fail(
+                "tls",
+                format!(
+                    "no TLS handshake from {addr} within {} s: is this port serving HTTPS? ({SKIPPED})",
+                    STEP_TIMEOUT.as_secs()
+                ),
+            ));
+            return None;
+        }
+    };
+    let (_, connection) = stream.get_ref();
+    let version = match connection.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3".to_string(),
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2".to_string(),
+        other => format!("{other:?}"),
+    };
+    let sni = match &server_name {
+        ServerName::DnsName(name) => format!("with SNI `{}`", name.as_ref()),
+        _ => "without SNI (an IP address)".to_string(),
+    };
+    report.add(Check::ok("tls", format!("{version} handshake {sni}")));
+    let presented: Vec<CertificateDer<'static>> = connection
+        .peer_certificates()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.clone().into_owned())
+        .collect();
+    for check in certificate_checks(&presented, &server_name, roots, UnixTime::now()) {
+        report.add(check);
+    }
+    Some((connector, server_name))
 }
 
 async fn resolve(url: &PublicUrl) -> Result<Vec<SocketAddr>, String> {
