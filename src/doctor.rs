@@ -109,8 +109,15 @@ impl Report {
             Status::Warn => self.warnings += 1,
             Status::Fail => self.failures += 1,
         }
-        println!("{check}");
+        say(&check.to_string());
     }
+}
+
+/// One line on stdout; a closed pipe (`linkgate --doctor | head`) is not worth a panic, the exit
+/// status still tells.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
 }
 
 /// Runs every check on a loaded config and prints the results; `extra_ca` (a PEM file) is
@@ -159,13 +166,13 @@ pub fn run(config: &Config, extra_ca: Option<&Path>) -> bool {
         report.add(secret_check(client));
     }
     report.add(data_directory_check(config));
-    println!(
+    say(&format!(
         "{} failed, {} warning{}, {} ok",
         report.failures,
         report.warnings,
         if report.warnings == 1 { "" } else { "s" },
         report.ok
-    );
+    ));
     report.failures == 0
 }
 
