@@ -15,6 +15,11 @@ Usage:
   linkgate [--config PATH] --check-config       validate the config and show what would be served
   linkgate [--config PATH] --backup FILE        write a consistent snapshot (server running or not)
   linkgate [--config PATH] --restore FILE       restore a snapshot into an empty data directory
+  linkgate [--config PATH] --doctor             check the deployment as Alexa and Google will see it:
+                                                public URL, certificate chain, endpoints, redirect
+                                                URIs, secrets, data directory; exits 1 on a failure
+      --doctor-ca FILE                          with --doctor: also trust the CA certificates in FILE
+                                                (PEM), for a private CA; Alexa itself will not
   linkgate --version | --help
 
 The config file is --config PATH, else $LINKGATE_CONFIG, else ./linkgate.toml.
@@ -31,6 +36,8 @@ pub enum Command {
     CheckConfig,
     Backup(PathBuf),
     Restore(PathBuf),
+    /// `--doctor`, with an extra CA file to trust (`--doctor-ca`).
+    Doctor(Option<PathBuf>),
     Version,
     Help,
 }
@@ -47,6 +54,7 @@ pub fn parse(
 ) -> Result<Args, String> {
     let mut config = None;
     let mut command = None;
+    let mut doctor_ca = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -67,6 +75,10 @@ pub fn parse(
                 config = Some(PathBuf::from(value("--config")?));
                 continue;
             }
+            "--doctor-ca" => {
+                doctor_ca = Some(PathBuf::from(value("--doctor-ca FILE")?));
+                continue;
+            }
             "--add-user" => Command::AddUser(value("--add-user NAME")?),
             "--remove-user" => Command::RemoveUser(value("--remove-user NAME")?),
             "--set-password" => Command::SetPassword(value("--set-password NAME")?),
@@ -75,6 +87,7 @@ pub fn parse(
             "--restore" => Command::Restore(PathBuf::from(value("--restore FILE")?)),
             "--list-users" => Command::ListUsers,
             "--check-config" => Command::CheckConfig,
+            "--doctor" => Command::Doctor(None),
             "--version" | "-V" => Command::Version,
             "--help" | "-h" => Command::Help,
             other => return Err(format!("unknown argument `{other}` (see --help)")),
@@ -83,6 +96,12 @@ pub fn parse(
             return Err("give one command at a time (see --help)".into());
         }
         command = Some(next);
+    }
+    if let Some(ca) = doctor_ca {
+        match &mut command {
+            Some(Command::Doctor(extra)) => *extra = Some(ca),
+            _ => return Err("--doctor-ca FILE goes with --doctor".into()),
+        }
     }
     Ok(Args {
         config: config
@@ -126,5 +145,21 @@ mod tests {
         assert!(parse_str("--add-user", None).is_err());
         assert!(parse_str("--bogus", None).is_err());
         assert!(parse_str("--list-users --check-config", None).is_err());
+        assert!(parse_str("--doctor-ca ca.pem", None).is_err());
+        assert!(parse_str("--list-users --doctor-ca ca.pem", None).is_err());
+    }
+
+    #[test]
+    fn doctor_takes_an_extra_ca() {
+        assert_eq!(
+            parse_str("--doctor", None).unwrap().command,
+            Command::Doctor(None)
+        );
+        assert_eq!(
+            parse_str("--doctor-ca ca.pem --doctor", None)
+                .unwrap()
+                .command,
+            Command::Doctor(Some(PathBuf::from("ca.pem")))
+        );
     }
 }

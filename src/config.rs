@@ -125,7 +125,7 @@ impl Config {
 }
 
 /// Secrets that appear in our documentation and must never guard a real deployment.
-const EXAMPLE_SECRETS: &[&str] = &[
+pub const EXAMPLE_SECRETS: &[&str] = &[
     "long-random-string",
     "change-me-to-a-long-random-string",
     "example-google-secret-change-me",

@@ -6,6 +6,7 @@ pub mod admin_socket;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod http;
 pub mod logging;
 pub mod metrics;

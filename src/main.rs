@@ -1,7 +1,7 @@
 //! linkgate: parse the command line, load the config, then serve or run one admin command.
 
 use linkgate::cli::Command;
-use linkgate::{admin, admin_socket, app, cli, config, http, logging, store};
+use linkgate::{admin, admin_socket, app, cli, config, doctor, http, logging, store};
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -32,6 +32,12 @@ fn main() -> ExitCode {
     };
     let result = match &args.command {
         Command::Serve => return serve(config),
+        Command::Doctor(extra_ca) => {
+            return match doctor::run(&config, extra_ca.as_deref()) {
+                true => ExitCode::SUCCESS,
+                false => ExitCode::from(1),
+            }
+        }
         Command::CheckConfig => admin::check_config(&config),
         Command::Backup(file) => admin::backup(&config, file),
         Command::Restore(file) => admin::restore(&config, file),
