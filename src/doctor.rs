@@ -572,7 +572,7 @@ pub fn secret_check(client: &Client) -> Check {
     if EXAMPLE_SECRETS.contains(&secret) {
         return Check::fail(
             "secret",
-            format!("`{id}`: the secret is the example one from config.example.toml or the README: anyone can read it. Generate one (`openssl rand -base64 32`) and put it in the config and the Alexa/Google console"),
+            format!("`{id}`: the secret is the example one from config.example.toml or the README: anyone can read it. Generate one (`openssl rand -hex 32`) and put it in the config and the Alexa/Google console"),
         );
     }
     let chars = secret.chars().count();
@@ -582,7 +582,7 @@ pub fn secret_check(client: &Client) -> Check {
     if chars < MIN_SECRET_CHARS || distinct.len() < 8 {
         return Check::warn(
             "secret",
-            format!("`{id}`: the secret is weak ({chars} characters, {} different): use at least {MIN_SECRET_CHARS} random ones (`openssl rand -base64 32`)", distinct.len()),
+            format!("`{id}`: the secret is weak ({chars} characters, {} different): use at least {MIN_SECRET_CHARS} random ones (`openssl rand -hex 32`)", distinct.len()),
         );
     }
     Check::ok(
