@@ -250,7 +250,8 @@ async fn refresh(app: &App, client: &Client, params: &Params) -> Result<TokenRes
         }
     }
     app.store.flush().await?;
-    tracing::info!(client = %client.id, rotated = rotated.is_some(), "tokens refreshed");
+    // Debug, not info: refreshes are the hot path, and the access log line already records each.
+    tracing::debug!(client = %client.id, rotated = rotated.is_some(), "tokens refreshed");
     Ok(TokenResponse {
         access_token,
         expires_in: app.config.tokens.access_secs,
