@@ -2,6 +2,8 @@
 //! the checks that turn it into a `Config` the server can trust. Every problem is reported as one
 //! line naming the file, the key and what is wrong.
 
+use crate::pages::contrast::{self, Rgb};
+use crate::pages::Lang;
 use crate::secret::{self, Secret};
 use serde::Deserialize;
 use std::fmt;
@@ -55,10 +57,36 @@ pub struct TokenTtls {
     pub refresh_secs: u64,
 }
 
+/// How the customer-facing pages look and speak.
 #[derive(Debug, Clone)]
 pub struct Ui {
     pub title: String,
+    /// Always this language, whatever the browser asks for.
+    pub language: Option<Lang>,
+    /// `#rrggbb`, lower case; readable under white text.
+    pub accent_color: Option<String>,
+    /// The SVG markup to inline, from `<svg` on; checked for scripts at start-up.
+    pub logo: Option<String>,
+    /// A contact line under the forms ("Help: help@example.com").
+    pub support: Option<String>,
 }
+
+impl Default for Ui {
+    fn default() -> Self {
+        Ui {
+            title: default_title(),
+            language: None,
+            accent_color: None,
+            logo: None,
+            support: None,
+        }
+    }
+}
+
+/// The largest logo accepted: it is inlined into every page.
+pub const MAX_LOGO_BYTES: u64 = 64 * 1024;
+/// The longest support line accepted.
+pub const MAX_SUPPORT_CHARS: usize = 300;
 
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -263,12 +291,20 @@ fn default_access_ttl() -> u64 {
 struct RawUi {
     #[serde(default = "default_title")]
     title: String,
+    language: Option<String>,
+    accent_color: Option<String>,
+    logo: Option<PathBuf>,
+    support: Option<String>,
 }
 
 impl Default for RawUi {
     fn default() -> Self {
         RawUi {
             title: default_title(),
+            language: None,
+            accent_color: None,
+            logo: None,
+            support: None,
         }
     }
 }
@@ -467,6 +503,8 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
         );
     }
 
+    let ui = check_ui(raw.ui, dir, &mut problem);
+
     let mut clients: Vec<Client> = Vec::new();
     if raw.clients.is_empty() {
         problem(
@@ -556,11 +594,178 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
         cache_bytes: raw.storage.cache_mib * 1024 * 1024,
         sweep_interval_secs: raw.storage.sweep_interval_secs,
         tokens,
-        ui: Ui {
-            title: raw.ui.title,
-        },
+        ui,
         clients,
     })
+}
+
+/// The `[ui]` table: branding the operator chose, checked so that a typo or an unreadable colour
+/// is caught at start-up rather than seen by customers.
+fn check_ui(raw: RawUi, dir: &Path, problem: &mut impl FnMut(&str, String)) -> Ui {
+    let language = raw.language.and_then(|name| {
+        let lang = Lang::from_tag(&name);
+        if lang.is_none() {
+            let known: Vec<&str> = Lang::ALL.iter().map(|l| l.code()).collect();
+            problem(
+                "ui.language",
+                format!(
+                    "`{name}` is not a supported language; use one of {}",
+                    known.join(", ")
+                ),
+            );
+        }
+        lang
+    });
+    let accent_color = raw
+        .accent_color
+        .and_then(|colour| match check_accent(&colour) {
+            Ok(rgb) => Some(rgb.hex()),
+            Err(why) => {
+                problem("ui.accent_color", why);
+                None
+            }
+        });
+    let logo = raw.logo.and_then(|path| {
+        let path = if path.is_absolute() {
+            path
+        } else {
+            dir.join(path)
+        };
+        match read_logo(&path) {
+            Ok(svg) => Some(svg),
+            Err(why) => {
+                problem("ui.logo", format!("{}: {why}", path.display()));
+                None
+            }
+        }
+    });
+    let support = raw.support.map(|s| s.trim().to_string());
+    if let Some(line) = &support {
+        if line.chars().count() > MAX_SUPPORT_CHARS {
+            problem(
+                "ui.support",
+                format!("is longer than {MAX_SUPPORT_CHARS} characters; keep it to one line"),
+            );
+        } else if line.chars().any(char::is_control) {
+            problem(
+                "ui.support",
+                "must be one line without control characters".into(),
+            );
+        }
+    }
+    Ui {
+        title: raw.title,
+        language,
+        accent_color,
+        logo,
+        support: support.filter(|s| !s.is_empty()),
+    }
+}
+
+/// `#rrggbb`, dark enough that the white button text on it keeps WCAG AA contrast (4.5:1).
+fn check_accent(colour: &str) -> Result<Rgb, String> {
+    let rgb = Rgb::parse(colour).ok_or_else(|| {
+        format!("`{colour}` is not a colour written as \"#rrggbb\" (e.g. \"#1a5fb4\")")
+    })?;
+    let ratio = contrast::ratio(rgb, contrast::WHITE);
+    if ratio < contrast::MIN_TEXT_CONTRAST {
+        // Rounded down, so a colour just short of the limit never reads as "4.50:1".
+        let shown = (ratio * 100.0).floor() / 100.0;
+        return Err(format!(
+            "`{colour}` is too light: white button text on it has a contrast of {shown:.2}:1, \
+             and WCAG AA needs at least 4.5:1; pick a darker colour"
+        ));
+    }
+    Ok(rgb)
+}
+
+/// Reads the logo and returns the markup to inline. The file is the operator's, but it goes into
+/// every page, so anything that could run (scripts, event handlers, `javascript:` links) is
+/// refused rather than trusted to the CSP alone.
+fn read_logo(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_LOGO_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > MAX_LOGO_BYTES {
+        return Err(format!(
+            "is larger than 64 KiB ({MAX_LOGO_BYTES} bytes); it is inlined into every page, so use a smaller (or optimised) SVG"
+        ));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| "is not an SVG file (it is not UTF-8 text)".to_string())?;
+    inline_svg(&text)
+}
+
+/// The `<svg>…</svg>` element of an SVG file, without the XML prolog, comments or doctype before
+/// it (they mean nothing inside HTML), or why it cannot be inlined.
+fn inline_svg(text: &str) -> Result<String, String> {
+    let not_svg = "is not an SVG file (it must start with an <svg> element)";
+    // ASCII lower-casing keeps byte offsets, so positions found in `lower` are valid in `text`.
+    let lower = text.to_ascii_lowercase();
+    let start = lower.find("<svg").ok_or(not_svg)?;
+    let after = lower.as_bytes().get(start + 4).copied().unwrap_or(b' ');
+    if !(after.is_ascii_whitespace() || after == b'>' || after == b'/') {
+        return Err(not_svg.into());
+    }
+    // Before the root element only a prolog, comments, a doctype and whitespace may come.
+    let mut before = lower[..start].trim_start_matches('\u{feff}').trim();
+    while !before.is_empty() {
+        let end = if before.starts_with("<!--") {
+            before.find("-->").map(|i| i + 3)
+        } else if before.starts_with("<?") || before.starts_with("<!doctype") {
+            before.find('>').map(|i| i + 1)
+        } else {
+            None
+        };
+        before = before[end.ok_or(not_svg)?..].trim_start();
+    }
+    let svg = text[start..].trim_end();
+    if !(lower.trim_end().ends_with("</svg>") || lower.trim_end().ends_with("/>")) {
+        return Err(format!("{not_svg}; it does not end with </svg>"));
+    }
+    if lower.contains("<script") {
+        return Err("contains a <script> element; a logo must not carry scripts".into());
+    }
+    if let Some(handler) = event_handler(&lower) {
+        return Err(format!(
+            "has an event-handler attribute (`{handler}=`); a logo must not carry scripts"
+        ));
+    }
+    if lower.contains("javascript:") {
+        return Err("contains a `javascript:` link; a logo must not carry scripts".into());
+    }
+    Ok(svg.to_string())
+}
+
+/// The first `on…=` attribute (`onload=`, `onclick =`) in lower-cased markup.
+fn event_handler(lower: &str) -> Option<&str> {
+    let bytes = lower.as_bytes();
+    let mut from = 0;
+    while let Some(found) = lower[from..].find("on") {
+        let at = from + found;
+        from = at + 2;
+        let boundary = at == 0
+            || matches!(
+                bytes[at - 1],
+                b' ' | b'\t' | b'\n' | b'\r' | b'"' | b'\'' | b'/'
+            );
+        let letters = bytes[at + 2..]
+            .iter()
+            .take_while(|b| b.is_ascii_alphabetic())
+            .count();
+        let name_end = at + 2 + letters;
+        let equals = bytes[name_end..]
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| *b == b'=');
+        if boundary && letters > 0 && equals {
+            return Some(&lower[at..name_end]);
+        }
+    }
+    None
 }
 
 struct Url<'a> {
