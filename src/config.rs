@@ -723,7 +723,9 @@ fn inline_svg(text: &str) -> Result<String, String> {
         before = before[end.ok_or(not_svg)?..].trim_start();
     }
     let svg = text[start..].trim_end();
-    if !(lower.trim_end().ends_with("</svg>") || lower.trim_end().ends_with("/>")) {
+    let rest = lower[start..].trim_end();
+    let self_closing = rest.ends_with("/>") && !rest[1..].contains('<');
+    if !(rest.ends_with("</svg>") || self_closing) {
         return Err(format!("{not_svg}; it does not end with </svg>"));
     }
     if lower.contains("<script") {
@@ -887,6 +889,111 @@ redirect_uris = ["https://pitangui.amazon.com/api/skill/link/M2X"]
         let dup = format!("{GOOD}{}", &GOOD[GOOD.find("[[clients]]").unwrap()..]);
         let err = check(&dup).unwrap_err();
         assert!(err.contains("duplicate client id"), "{err}");
+    }
+
+    fn check_in(text: &str, dir: &Path) -> Result<Config, String> {
+        validate(parse(text)?, dir).map_err(|p| p.join("\n"))
+    }
+
+    const LOGO: &str = r#"<?xml version="1.0"?>
+<!-- made by hand -->
+<!DOCTYPE svg>
+<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><circle cx="5" cy="5" r="4"/></svg>
+"#;
+
+    #[test]
+    fn ui_branding_is_read_and_normalised() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("logo.svg"), LOGO).unwrap();
+        let text = format!(
+            "{GOOD}[ui]\ntitle = \"Taxi\"\nlanguage = \"pt-BR\"\naccent_color = \"#0B6E4F\"\nlogo = \"logo.svg\"\nsupport = \"  Help: help@example.com \"\n"
+        );
+        let ui = check_in(&text, dir.path()).unwrap().ui;
+        assert_eq!(ui.title, "Taxi");
+        assert_eq!(ui.language, Some(Lang::PtBr));
+        assert_eq!(ui.accent_color.as_deref(), Some("#0b6e4f"));
+        let logo = ui.logo.unwrap();
+        assert!(
+            logo.starts_with("<svg xmlns") && logo.ends_with("</svg>"),
+            "{logo}"
+        );
+        assert_eq!(ui.support.as_deref(), Some("Help: help@example.com"));
+        let defaults = check(GOOD).unwrap().ui;
+        assert!(defaults.language.is_none() && defaults.logo.is_none());
+    }
+
+    #[test]
+    fn ui_problems_name_the_key() {
+        let ui = |line: &str| check(&format!("{GOOD}[ui]\n{line}\n")).unwrap_err();
+        let err = ui("language = \"klingon\"");
+        assert!(
+            err.contains("key `ui.language`") && err.contains("pt-BR"),
+            "{err}"
+        );
+        let err = ui("accent_color = \"#ffcc00\"");
+        assert!(err.contains("key `ui.accent_color`"), "{err}");
+        assert!(err.contains("4.5:1") && err.contains("1.5"), "{err}");
+        let err = ui("accent_color = \"blue\"");
+        assert!(
+            err.contains("key `ui.accent_color`") && err.contains("#rrggbb"),
+            "{err}"
+        );
+        // #777777 is 4.48:1 against white: just short, and must not read as "4.50".
+        let err = ui("accent_color = \"#777777\"");
+        assert!(err.contains("4.47:1") || err.contains("4.48:1"), "{err}");
+        assert!(check(&format!("{GOOD}[ui]\naccent_color = \"#767676\"\n")).is_ok());
+        let err = ui("support = \"line one\\nline two\"");
+        assert!(err.contains("key `ui.support`"), "{err}");
+        let err = ui("colour = \"#000000\"");
+        assert!(err.contains("colour"), "{err}");
+        let err = ui("logo = \"missing.svg\"");
+        assert!(
+            err.contains("key `ui.logo`") && err.contains("/etc/linkgate/missing.svg"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn logo_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let try_logo = |content: &[u8]| {
+            std::fs::write(dir.path().join("logo.svg"), content).unwrap();
+            check_in(&format!("{GOOD}[ui]\nlogo = \"logo.svg\"\n"), dir.path())
+                .map(|c| c.ui.logo.unwrap())
+        };
+        assert!(try_logo(LOGO.as_bytes()).is_ok());
+        assert!(try_logo(b"<svg/>").is_ok());
+        let big = format!("<svg>{}</svg>", " ".repeat(64 * 1024));
+        let err = try_logo(big.as_bytes()).unwrap_err();
+        assert!(
+            err.contains("key `ui.logo`") && err.contains("64 KiB"),
+            "{err}"
+        );
+        for (content, expect) in [
+            (&b"\x89PNG\r\n\x1a\n\0\0"[..], "not UTF-8"),
+            (b"<html><svg></svg></html>", "not an SVG"),
+            (b"hello", "not an SVG"),
+            (b"<svgx></svgx>", "not an SVG"),
+            (b"<svg><circle/>", "</svg>"),
+            (b"<svg><SCRIPT>alert(1)</SCRIPT></svg>", "<script>"),
+            (b"<svg onload=\"alert(1)\"></svg>", "onload="),
+            (
+                b"<svg><a xlink:href=\"#\" onClick = \"x()\">a</a></svg>",
+                "onclick=",
+            ),
+            (
+                b"<svg><a href=\"JavaScript:alert(1)\">a</a></svg>",
+                "javascript:",
+            ),
+        ] {
+            let err = try_logo(content).unwrap_err();
+            assert!(
+                err.contains("key `ui.logo`") && err.contains(expect),
+                "{expect}: {err}"
+            );
+        }
+        // Words that merely contain "on" are fine.
+        assert!(try_logo(b"<svg><text font=\"x\">one done on time</text></svg>").is_ok());
     }
 
     #[test]

@@ -37,7 +37,7 @@ h1{font-size:1.4rem;line-height:1.3;margin:0 0 .25rem}
 p{margin:.5rem 0 1rem}
 .muted{color:#4b4f56;font-size:.95rem}
 .brand{margin:0 0 .25rem}
-.support{margin:1.25rem 0 0;padding-top:1rem;border-top:1px solid #767676}
+.support{margin:1.25rem 0 0;padding-top:1rem;border-top:1px solid #d8dadf}
 label{display:block;font-weight:600;margin:1rem 0 .35rem}
 input[type=text],input[type=password]{display:block;width:100%;max-width:100%;font:inherit;font-size:1.05rem;padding:.75rem;border:1px solid #767676;border-radius:8px;background:#ffffff;color:#1c1e21}
 input[aria-invalid=true]{border:2px solid #8a1c10}
