@@ -144,7 +144,7 @@ pub fn from_accept_language(header: &str) -> Option<Lang> {
         }
     }
     // Stable: equal q-values keep the order the browser wrote them in.
-    ranges.sort_by(|a, b| b.0.cmp(&a.0));
+    ranges.sort_by_key(|&(q, _)| std::cmp::Reverse(q));
     ranges.into_iter().find_map(|(_, lang)| match lang {
         Some(lang) => Some(lang),
         None => Lang::ALL.into_iter().find(|l| !refused.contains(l)),
