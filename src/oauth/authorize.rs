@@ -89,10 +89,6 @@ impl ErrorPage {
     }
 }
 
-fn error_page(page: ErrorPage) -> Step {
-    Step::ErrorPage(page)
-}
-
 /// Google's `user_locale` parameter (e.g. `de_DE`), when it looks like a locale. Kept with the
 /// pending authorization so every page of the flow speaks the language the app asked for.
 pub fn user_locale(params: &Params) -> Option<String> {
@@ -112,22 +108,22 @@ pub fn user_locale(params: &Params) -> Option<String> {
 pub fn begin(app: &App, query: &[u8]) -> Step {
     let params = match Params::parse(query) {
         Ok(params) => params,
-        Err(_) => return error_page(ErrorPage::LinkNotUtf8),
+        Err(_) => return Step::ErrorPage(ErrorPage::LinkNotUtf8),
     };
     let client = match params.single("client_id") {
-        Err(_) => return error_page(ErrorPage::LinkRepeated("client_id")),
-        Ok(None) => return error_page(ErrorPage::LinkMissing("client_id")),
+        Err(_) => return Step::ErrorPage(ErrorPage::LinkRepeated("client_id")),
+        Ok(None) => return Step::ErrorPage(ErrorPage::LinkMissing("client_id")),
         Ok(Some(id)) => match app.config.client(id) {
             Some(client) => client,
-            None => return error_page(ErrorPage::UnknownClient),
+            None => return Step::ErrorPage(ErrorPage::UnknownClient),
         },
     };
     let (redirect_uri, redirect_uri_given) = match params.single("redirect_uri") {
-        Err(_) => return error_page(ErrorPage::LinkRepeated("redirect_uri")),
+        Err(_) => return Step::ErrorPage(ErrorPage::LinkRepeated("redirect_uri")),
         Ok(Some(uri)) if client.redirect_uris.iter().any(|r| r == uri) => (uri.to_string(), true),
-        Ok(Some(_)) => return error_page(ErrorPage::UnregisteredRedirectUri),
+        Ok(Some(_)) => return Step::ErrorPage(ErrorPage::UnregisteredRedirectUri),
         Ok(None) if client.redirect_uris.len() == 1 => (client.redirect_uris[0].clone(), false),
-        Ok(None) => return error_page(ErrorPage::LinkMissing("redirect_uri")),
+        Ok(None) => return Step::ErrorPage(ErrorPage::LinkMissing("redirect_uri")),
     };
     // From here on the redirect URI is trusted: errors go back to the client.
     let state = params.single("state").ok().flatten().map(str::to_string);
@@ -220,17 +216,17 @@ fn check_request(client: &Client, params: &Params) -> Result<(String, Option<Str
 /// stands. `cookie_csrf` is the CSRF cookie the browser sent.
 pub async fn submit(app: &App, body: &[u8], cookie_csrf: Option<&str>, ip: IpAddr) -> Step {
     let Ok(params) = Params::parse(body) else {
-        return error_page(ErrorPage::FormNotUtf8);
+        return Step::ErrorPage(ErrorPage::FormNotUtf8);
     };
     let (Ok(Some(request)), Ok(Some(csrf))) = (params.single("request"), params.single("csrf"))
     else {
-        return error_page(ErrorPage::FormIncomplete);
+        return Step::ErrorPage(ErrorPage::FormIncomplete);
     };
     let Some(pending) = app.pending.take(request, csrf, cookie_csrf) else {
-        return error_page(ErrorPage::FormExpired);
+        return Step::ErrorPage(ErrorPage::FormExpired);
     };
     let Some(client) = app.config.client(&pending.client_id) else {
-        return error_page(ErrorPage::ClientGone);
+        return Step::ErrorPage(ErrorPage::ClientGone);
     };
     let request = request.to_string();
     match pending.stage.clone() {
@@ -278,7 +274,7 @@ async fn login(
         Ok(None) => {}
         Err(e) => {
             tracing::error!("reading the login throttle failed: {e}");
-            return error_page(ErrorPage::SignInUnavailable);
+            return Step::ErrorPage(ErrorPage::SignInUnavailable);
         }
     }
     // Bounded queue: a flood of logins is turned away at once (503) instead of piling up; the
@@ -292,7 +288,7 @@ async fn login(
             Ok(user) => user,
             Err(e) => {
                 tracing::error!("reading a user failed: {e}");
-                return error_page(ErrorPage::SignInUnavailable);
+                return Step::ErrorPage(ErrorPage::SignInUnavailable);
             }
         },
         Err(_) => None,
@@ -331,7 +327,7 @@ async fn login(
         }
         None => {
             tracing::error!("the password workers are gone");
-            error_page(ErrorPage::SignInUnavailable)
+            Step::ErrorPage(ErrorPage::SignInUnavailable)
         }
     }
 }
@@ -383,7 +379,7 @@ async fn consent(
     };
     if let Err(e) = stored {
         tracing::error!("storing an authorization code failed: {e}");
-        return error_page(ErrorPage::LinkingUnavailable);
+        return Step::ErrorPage(ErrorPage::LinkingUnavailable);
     }
     tracing::info!(client = %client.id, "authorization code issued");
     count(&app.metrics.codes_issued);
