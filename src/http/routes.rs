@@ -23,15 +23,22 @@ pub async fn route(app: &App, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) 
     match (path, req.method().clone()) {
         ("/authorize", Method::GET) => {
             let query = req.uri().query().unwrap_or("").as_bytes().to_vec();
-            render(app, authorize::begin(app, &query))
+            // The hint counts on error pages too, before any pending authorization exists.
+            let hint = Params::parse(&query)
+                .ok()
+                .and_then(|params| authorize::user_locale(&params));
+            let accept_language = accept_language(&req);
+            let step = authorize::begin(app, &query);
+            render(app, step, hint, accept_language.as_deref())
         }
         ("/authorize", Method::POST) => {
             let cookie = request::csrf_cookie(req.headers()).map(str::to_string);
+            let accept_language = accept_language(&req);
             match body(app, req).await {
-                Ok(body) => render(
-                    app,
-                    authorize::submit(app, &body, cookie.as_deref(), ip).await,
-                ),
+                Ok(body) => {
+                    let step = authorize::submit(app, &body, cookie.as_deref(), ip).await;
+                    render(app, step, None, accept_language.as_deref())
+                }
                 Err(reply) => reply,
             }
         }
@@ -147,8 +154,36 @@ impl From<token::TokenResponse> for TokenBody {
     }
 }
 
-fn render(app: &App, step: Step) -> Reply {
-    let title = &app.config.ui.title;
+/// The browser's `Accept-Language`, if it is readable text.
+fn accept_language(req: &Request<Incoming>) -> Option<String> {
+    req.headers()
+        .get(hyper::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Renders a step of the browser flow. The page's language: `ui.language`, else the
+/// `user_locale` the authorization started with (carried in the pending request across the
+/// login and consent posts), else this request's `Accept-Language`, else English.
+fn render(app: &App, step: Step, hint: Option<String>, accept_language: Option<&str>) -> Reply {
+    let hint = match &step {
+        Step::Login { form, .. } | Step::Consent { form, .. } => form.locale.clone().or(hint),
+        _ => hint,
+    };
+    let lang = pages::i18n::choose(app.config.ui.language, hint.as_deref(), accept_language);
+    let frame = pages::Frame {
+        ui: &app.config.ui,
+        lang,
+    };
+    let mut reply = render_in(app, frame, step);
+    reply.headers_mut().insert(
+        hyper::header::CONTENT_LANGUAGE,
+        hyper::header::HeaderValue::from_static(lang.code()),
+    );
+    reply
+}
+
+fn render_in(app: &App, frame: pages::Frame<'_>, step: Step) -> Reply {
     let action = format!("{}/authorize", app.config.public_path());
     let cookie = |csrf: &crate::secret::Secret| {
         let secure = if app.config.public_https() {
@@ -171,18 +206,16 @@ fn render(app: &App, step: Step) -> Reply {
             };
             response::html(
                 status,
-                pages::login(title, &action, &form, failure),
+                pages::login(frame, &action, &form, failure),
                 cookie(&form.csrf),
             )
         }
         Step::Consent { form, username } => response::html(
             200,
-            pages::consent(title, &action, &form, &username),
+            pages::consent(frame, &action, &form, &username),
             cookie(&form.csrf),
         ),
         Step::Redirect(location) => response::redirect(&location),
-        Step::ErrorPage(page) => {
-            response::html(page.status, pages::error(title, &page.message), None)
-        }
+        Step::ErrorPage(page) => response::html(page.status(), pages::error(frame, page), None),
     }
 }

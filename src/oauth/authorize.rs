@@ -40,6 +40,8 @@ pub struct Form {
     pub scope: String,
     /// The username typed before a failed attempt, to fill the field again.
     pub username: Option<String>,
+    /// The `user_locale` hint `/authorize` carried, for the page's language.
+    pub locale: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,62 +54,76 @@ pub enum LoginFailure {
     Locked(u64),
 }
 
-#[derive(Debug)]
-pub struct ErrorPage {
-    pub status: u16,
-    pub message: String,
+/// Why the browser gets an error page instead of a redirect. The page explains it in the
+/// customer's language (`pages::error`); the status is decided here, in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorPage {
+    /// The `/authorize` query is not UTF-8.
+    LinkNotUtf8,
+    /// A parameter that must appear once appears more often.
+    LinkRepeated(&'static str),
+    /// A required parameter is missing.
+    LinkMissing(&'static str),
+    UnknownClient,
+    UnregisteredRedirectUri,
+    /// The posted form is not UTF-8.
+    FormNotUtf8,
+    /// The posted form lacks its hidden fields.
+    FormIncomplete,
+    /// The form is unknown, expired, already used, or its CSRF token does not match.
+    FormExpired,
+    /// The client was removed from the config while the customer was signing in.
+    ClientGone,
+    /// A storage fault while signing in.
+    SignInUnavailable,
+    /// A storage fault while issuing the code.
+    LinkingUnavailable,
 }
 
-fn error_page(status: u16, message: impl Into<String>) -> Step {
-    Step::ErrorPage(ErrorPage {
-        status,
-        message: message.into(),
-    })
+impl ErrorPage {
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorPage::SignInUnavailable | ErrorPage::LinkingUnavailable => 503,
+            _ => 400,
+        }
+    }
+}
+
+/// Google's `user_locale` parameter (e.g. `de_DE`), when it looks like a locale. Kept with the
+/// pending authorization so every page of the flow speaks the language the app asked for.
+pub fn user_locale(params: &Params) -> Option<String> {
+    params
+        .single("user_locale")
+        .ok()
+        .flatten()
+        .filter(|l| {
+            (1..=35).contains(&l.len())
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
+        .map(str::to_string)
 }
 
 /// `GET /authorize`: validates the request and shows the login page.
 pub fn begin(app: &App, query: &[u8]) -> Step {
     let params = match Params::parse(query) {
         Ok(params) => params,
-        Err(_) => {
-            return error_page(
-                400,
-                "This link is malformed (its parameters are not valid UTF-8).",
-            )
-        }
+        Err(_) => return Step::ErrorPage(ErrorPage::LinkNotUtf8),
     };
     let client = match params.single("client_id") {
-        Err(_) => {
-            return error_page(
-                400,
-                "This link is malformed: client_id appears more than once.",
-            )
-        }
-        Ok(None) => return error_page(400, "This link is incomplete: it has no client_id."),
+        Err(_) => return Step::ErrorPage(ErrorPage::LinkRepeated("client_id")),
+        Ok(None) => return Step::ErrorPage(ErrorPage::LinkMissing("client_id")),
         Ok(Some(id)) => match app.config.client(id) {
             Some(client) => client,
-            None => {
-                return error_page(
-                    400,
-                    "This link names an application that is not registered here.",
-                )
-            }
+            None => return Step::ErrorPage(ErrorPage::UnknownClient),
         },
     };
     let (redirect_uri, redirect_uri_given) = match params.single("redirect_uri") {
-        Err(_) => {
-            return error_page(
-                400,
-                "This link is malformed: redirect_uri appears more than once.",
-            )
-        }
+        Err(_) => return Step::ErrorPage(ErrorPage::LinkRepeated("redirect_uri")),
         Ok(Some(uri)) if client.redirect_uris.iter().any(|r| r == uri) => (uri.to_string(), true),
-        Ok(Some(_)) => return error_page(
-            400,
-            "This link asks to return to an address that is not registered for the application.",
-        ),
+        Ok(Some(_)) => return Step::ErrorPage(ErrorPage::UnregisteredRedirectUri),
         Ok(None) if client.redirect_uris.len() == 1 => (client.redirect_uris[0].clone(), false),
-        Ok(None) => return error_page(400, "This link is incomplete: it has no redirect_uri."),
+        Ok(None) => return Step::ErrorPage(ErrorPage::LinkMissing("redirect_uri")),
     };
     // From here on the redirect URI is trusted: errors go back to the client.
     let state = params.single("state").ok().flatten().map(str::to_string);
@@ -122,7 +138,7 @@ pub fn begin(app: &App, query: &[u8]) -> Step {
     };
     match check_request(client, &params) {
         Ok((scope, code_challenge)) => {
-            let pending = Pending::new(
+            let mut pending = Pending::new(
                 client.id.clone(),
                 redirect_uri.clone(),
                 redirect_uri_given,
@@ -130,6 +146,7 @@ pub fn begin(app: &App, query: &[u8]) -> Step {
                 scope,
                 code_challenge,
             );
+            pending.locale = user_locale(&params);
             login_form(app, client, None, pending, None, None)
         }
         Err(error) => fail(error),
@@ -199,23 +216,17 @@ fn check_request(client: &Client, params: &Params) -> Result<(String, Option<Str
 /// stands. `cookie_csrf` is the CSRF cookie the browser sent.
 pub async fn submit(app: &App, body: &[u8], cookie_csrf: Option<&str>, ip: IpAddr) -> Step {
     let Ok(params) = Params::parse(body) else {
-        return error_page(400, "The form could not be read (it is not valid UTF-8).");
+        return Step::ErrorPage(ErrorPage::FormNotUtf8);
     };
     let (Ok(Some(request)), Ok(Some(csrf))) = (params.single("request"), params.single("csrf"))
     else {
-        return error_page(
-            400,
-            "The form is incomplete. Please start linking again from the app.",
-        );
+        return Step::ErrorPage(ErrorPage::FormIncomplete);
     };
     let Some(pending) = app.pending.take(request, csrf, cookie_csrf) else {
-        return error_page(
-            400,
-            "This page has expired or was already used. Please start linking again from the app.",
-        );
+        return Step::ErrorPage(ErrorPage::FormExpired);
     };
     let Some(client) = app.config.client(&pending.client_id) else {
-        return error_page(400, "This application is no longer registered here.");
+        return Step::ErrorPage(ErrorPage::ClientGone);
     };
     let request = request.to_string();
     match pending.stage.clone() {
@@ -263,10 +274,7 @@ async fn login(
         Ok(None) => {}
         Err(e) => {
             tracing::error!("reading the login throttle failed: {e}");
-            return error_page(
-                503,
-                "A temporary problem stopped the sign-in. Please try again in a moment.",
-            );
+            return Step::ErrorPage(ErrorPage::SignInUnavailable);
         }
     }
     // Bounded queue: a flood of logins is turned away at once (503) instead of piling up; the
@@ -280,10 +288,7 @@ async fn login(
             Ok(user) => user,
             Err(e) => {
                 tracing::error!("reading a user failed: {e}");
-                return error_page(
-                    503,
-                    "A temporary problem stopped the sign-in. Please try again in a moment.",
-                );
+                return Step::ErrorPage(ErrorPage::SignInUnavailable);
             }
         },
         Err(_) => None,
@@ -322,10 +327,7 @@ async fn login(
         }
         None => {
             tracing::error!("the password workers are gone");
-            error_page(
-                503,
-                "A temporary problem stopped the sign-in. Please try again in a moment.",
-            )
+            Step::ErrorPage(ErrorPage::SignInUnavailable)
         }
     }
 }
@@ -377,10 +379,7 @@ async fn consent(
     };
     if let Err(e) = stored {
         tracing::error!("storing an authorization code failed: {e}");
-        return error_page(
-            503,
-            "A temporary problem stopped the linking. Please try again from the app.",
-        );
+        return Step::ErrorPage(ErrorPage::LinkingUnavailable);
     }
     tracing::info!(client = %client.id, "authorization code issued");
     count(&app.metrics.codes_issued);
@@ -396,6 +395,7 @@ fn login_form(
     failure: Option<LoginFailure>,
 ) -> Step {
     let scope = pending.scope.clone();
+    let locale = pending.locale.clone();
     let (request, csrf) = app.pending.put(id, pending);
     Step::Login {
         form: Form {
@@ -404,6 +404,7 @@ fn login_form(
             client_name: client.name.clone(),
             scope,
             username,
+            locale,
         },
         failure,
     }
@@ -417,6 +418,7 @@ fn consent_form(
     username: String,
 ) -> Step {
     let scope = pending.scope.clone();
+    let locale = pending.locale.clone();
     let (request, csrf) = app.pending.put(Some(id), pending);
     Step::Consent {
         form: Form {
@@ -425,6 +427,7 @@ fn consent_form(
             client_name: client.name.clone(),
             scope,
             username: None,
+            locale,
         },
         username,
     }

@@ -20,6 +20,8 @@ pub struct Pending {
     pub state: Option<String>,
     pub scope: String,
     pub code_challenge: Option<String>,
+    /// Google's `user_locale` hint (at most 35 characters), so later pages keep the language.
+    pub locale: Option<String>,
     pub stage: Stage,
     /// SHA-256 of the CSRF token the current form carries.
     csrf_key: [u8; 32],
@@ -52,6 +54,7 @@ impl Pending {
             state,
             scope,
             code_challenge,
+            locale: None,
             stage: Stage::Login,
             csrf_key: [0; 32],
             created: Instant::now(),

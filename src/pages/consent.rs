@@ -1,24 +1,31 @@
-//! The Accept / Reject page, shown after a successful sign-in.
+//! The Allow / Deny page, shown after a successful sign-in. Allow comes first: it is the
+//! expected answer, and keyboard and screen-reader users meet it first.
 
-use super::layout::page;
+use super::layout::{fill, page, Frame};
 use crate::oauth::authorize::Form;
 use maud::{html, Markup};
 
-pub fn consent(title: &str, action: &str, form: &Form, username: &str) -> Markup {
+pub fn consent(frame: Frame<'_>, action: &str, form: &Form, username: &str) -> Markup {
+    let t = frame.text();
     page(
-        title,
-        "Link your account?",
+        frame,
+        t.consent_heading,
         html! {
-            p { strong { (form.client_name) } " wants to access your account " strong { (username) } "." }
-            @if !form.scope.is_empty() {
-                p class="muted" { "Requested access: " span class="scope" { (form.scope) } }
+            p {
+                (fill(t.consent_intro, &[
+                    ("client", html! { strong { (form.client_name) } }),
+                    ("user", html! { strong { (username) } }),
+                ]))
             }
-            p class="muted" { "You can unlink at any time from the app." }
+            @if !form.scope.is_empty() {
+                p class="muted" { (t.requested_access) " " span class="scope" { (form.scope) } }
+            }
+            p class="muted" { (t.unlink_anytime) }
             form method="post" action=(action) {
                 input type="hidden" name="request" value=(form.request);
                 input type="hidden" name="csrf" value=(form.csrf.expose());
-                button type="submit" name="decision" value="allow" { "Allow" }
-                button type="submit" name="decision" value="deny" class="secondary" { "Deny" }
+                button type="submit" name="decision" value="allow" { (t.allow) }
+                button type="submit" name="decision" value="deny" class="secondary" { (t.deny) }
             }
         },
     )

@@ -1,16 +1,39 @@
 //! The page for a request we cannot send back to the client (unknown client, unregistered
 //! redirect URI, an expired form): the customer reads what happened instead of being redirected.
 
-use super::layout::page;
+use super::i18n::Text;
+use super::layout::{fill, page, Frame};
+use crate::oauth::authorize::ErrorPage;
 use maud::{html, Markup};
 
-pub fn error(title: &str, message: &str) -> Markup {
+pub fn error(frame: Frame<'_>, error: ErrorPage) -> Markup {
+    let t = frame.text();
     page(
-        title,
-        "Something went wrong",
+        frame,
+        t.error_heading,
         html! {
-            div class="error" role="alert" { (message) }
-            p class="muted" { "Close this page and start linking again from the app. If it keeps happening, contact the app's support." }
+            div class="error" role="alert" { (message(t, error)) }
+            p class="muted" { (t.error_advice) }
         },
     )
+}
+
+/// What went wrong, in the page's language.
+pub fn message(t: &Text, error: ErrorPage) -> Markup {
+    let plain = |s: &str| html! { (s) };
+    let param =
+        |template: &str, name: &str| fill(template, &[("param", html! { code { (name) } })]);
+    match error {
+        ErrorPage::LinkNotUtf8 => plain(t.link_not_utf8),
+        ErrorPage::LinkRepeated(name) => param(t.link_repeated, name),
+        ErrorPage::LinkMissing(name) => param(t.link_missing, name),
+        ErrorPage::UnknownClient => plain(t.unknown_client),
+        ErrorPage::UnregisteredRedirectUri => plain(t.unregistered_redirect_uri),
+        ErrorPage::FormNotUtf8 => plain(t.form_not_utf8),
+        ErrorPage::FormIncomplete => plain(t.form_incomplete),
+        ErrorPage::FormExpired => plain(t.form_expired),
+        ErrorPage::ClientGone => plain(t.client_gone),
+        ErrorPage::SignInUnavailable => plain(t.sign_in_unavailable),
+        ErrorPage::LinkingUnavailable => plain(t.linking_unavailable),
+    }
 }

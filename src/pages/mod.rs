@@ -1,11 +1,16 @@
 //! The HTML the customer sees in the Alexa or Google app's web view: small, mobile-first, no
-//! JavaScript and no external assets, so it works in any web view and under a strict CSP.
+//! JavaScript and no external assets, so it works in any web view and under a strict CSP. Every
+//! page speaks the customer's language (`i18n`) and carries the operator's branding (`layout`).
 
 mod consent;
+pub mod contrast;
 mod error;
+pub mod i18n;
 mod layout;
 mod login;
 
 pub use consent::consent;
 pub use error::error;
+pub use i18n::Lang;
+pub use layout::{Frame, DEFAULT_ACCENT};
 pub use login::login;
