@@ -142,7 +142,7 @@ impl Config {
             if let ClientSecret::Plain(secret) = &client.secret {
                 if EXAMPLE_SECRETS.contains(&secret.expose()) {
                     warnings.push(format!(
-                        "clients `{}`: the secret is the example one from the documentation; generate your own (e.g. `openssl rand -base64 32`)",
+                        "clients `{}`: the secret is the example one from the documentation; generate your own (e.g. `openssl rand -hex 32`)",
                         client.id
                     ));
                 }
