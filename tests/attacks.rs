@@ -76,9 +76,17 @@ fn a_code_redeemed_by_another_client_or_redirect_uri_fails() {
         GOOGLE_SECRET,
         &code_fields(&code, ALEXA_REDIRECT),
     );
+    assert_eq!(by_google.status, 400, "{}", by_google.text());
     assert_eq!(by_google.error(), "invalid_grant");
     let elsewhere =
         server.token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(&code, GOOGLE_REDIRECT));
+    assert_eq!(elsewhere.error(), "invalid_grant");
+
+    // Another of the skill's own registered URIs is still not the one the code was issued for.
+    let code = code_for(&server, ALEXA_ID, ALEXA_REDIRECT);
+    let layla = "https://layla.amazon.com/api/skill/link/M2TEST";
+    let elsewhere = server.token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(&code, layla));
+    assert_eq!(elsewhere.status, 400, "{}", elsewhere.text());
     assert_eq!(elsewhere.error(), "invalid_grant");
 }
 

@@ -284,27 +284,6 @@ fn a_code_used_twice_is_refused() {
 }
 
 #[test]
-fn a_code_is_bound_to_its_client_and_redirect_uri() {
-    let env = TestEnv::with_user();
-    let server = env.start();
-    let code = code_for(&server, ALEXA_ID, ALEXA_REDIRECT);
-    let by_google = server.token_post(
-        GOOGLE_ID,
-        GOOGLE_SECRET,
-        &code_fields(&code, ALEXA_REDIRECT),
-    );
-    assert_eq!(by_google.status, 400, "{}", by_google.text());
-    assert_eq!(by_google.error(), "invalid_grant");
-
-    // Another of the skill's own registered URIs is still not the one the code was issued for.
-    let code = code_for(&server, ALEXA_ID, ALEXA_REDIRECT);
-    let layla = "https://layla.amazon.com/api/skill/link/M2TEST";
-    let elsewhere = server.token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(&code, layla));
-    assert_eq!(elsewhere.status, 400, "{}", elsewhere.text());
-    assert_eq!(elsewhere.error(), "invalid_grant");
-}
-
-#[test]
 fn an_expired_code_is_refused() {
     let env = TestEnv::with_config(&config_text("[tokens]\ncode_ttl_secs = 1\n"));
     env.add_user(USER, PASSWORD);
