@@ -5,7 +5,7 @@
 //! those writes alone at 40k requests/s (BENCHMARKS.md). Here a line is appended to a shared
 //! buffer (a short critical section) and a background thread writes whatever has gathered at
 //! least every `FLUSH_EVERY`, in one write. Nothing is dropped: when the buffer is full (stderr is
-//! not keeping up), loggers wait for the writer, as they would on a blocking stderr. The price is
+//! not keeping up), the logger writes it out itself, as it would on a blocking stderr. The price is
 //! that a SIGKILL can lose the last few milliseconds of log lines; a normal stop flushes them.
 
 use std::io::{IsTerminal, Write};
@@ -16,37 +16,27 @@ use tracing_subscriber::EnvFilter;
 
 /// How long a line may wait in the buffer.
 const FLUSH_EVERY: Duration = Duration::from_millis(20);
-/// Past this many buffered bytes, loggers wait for the writer.
+/// Past this many buffered bytes, a logger writes the buffer out itself before adding its line.
 const MAX_BUFFERED: usize = 1 << 20;
 
-/// Logs to stderr, one line per event (level from `RUST_LOG`, `info` by default). Under systemd
-/// (`JOURNAL_STREAM` set) journald adds its own timestamps, so ours and the colours are left out.
-///
-/// `batched`: write through the background writer (the server); otherwise straight to stderr
-/// (one-shot commands). Keep the returned guard alive: dropping it writes what is left.
-pub fn init(batched: bool) -> Option<FlushGuard> {
+/// Logs to stderr, one line per event (level from `RUST_LOG`, `info` by default), through the
+/// background writer. Under systemd (`JOURNAL_STREAM` set) journald adds its own timestamps, so
+/// ours and the colours are left out. Keep the returned guard alive: dropping it writes what is
+/// left.
+pub fn init() -> FlushGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
-    let ansi = !journald && std::io::stderr().is_terminal();
+    let batch = Batch::start();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_writer(batch.clone())
         .with_target(false)
-        .with_ansi(ansi);
-    if !batched {
-        let builder = builder.with_writer(std::io::stderr);
-        match journald {
-            true => builder.without_time().init(),
-            false => builder.init(),
-        }
-        return None;
-    }
-    let batch = Batch::start();
-    let builder = builder.with_writer(batch.clone());
+        .with_ansi(!journald && std::io::stderr().is_terminal());
     match journald {
         true => builder.without_time().init(),
         false => builder.init(),
     }
-    Some(FlushGuard(batch))
+    FlushGuard(batch)
 }
 
 /// Writes what is still buffered when dropped.

@@ -61,7 +61,7 @@ fn fail(code: u8, message: &str) -> ExitCode {
 
 fn serve(config: config::Config) -> ExitCode {
     // Dropped last, at return: writes the log lines still buffered.
-    let _logs = logging::init(true);
+    let _logs = logging::init();
     let store = match store::Store::open(&config.storage_path, config.cache_bytes) {
         Ok(store) => store,
         Err(e) => return fail(1, &e.to_string()),
