@@ -34,21 +34,27 @@ echo profile-password | "$LINKGATE" --config "$OUT/linkgate.toml" --add-user ali
 
 wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
-# profile NAME PORT KIND COMMAND...: warm up, then count N requests of KIND only.
-profile() {
-  local name=$1 port=$2 kind=$3; shift 3
-  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/$name.out" "$@" \
-    >"$OUT/$name.stdout" 2>"$OUT/$name.log" &
-  local pid=$!
+# measure NAME PID PORT KIND: on a server already running under callgrind, warm up, then count
+# N requests of KIND only, and record the instructions per request.
+measure() {
+  local name=$1 pid=$2 port=$3 kind=$4
   wait_port "$port"
   python3 tools/profile_client.py "$port" "$kind" 200 "$OUT/tokens.json"
   callgrind_control -i on "$pid" >/dev/null
   python3 tools/profile_client.py "$port" "$kind" "$N" "$OUT/tokens.json"
   callgrind_control -i off "$pid" >/dev/null
-  kill -INT "$pid"; wait "$pid" || true
+  # TERM, not INT: a background job of a script starts with SIGINT ignored.
+  kill "$pid"; wait "$pid" || true
   local total
   total=$(callgrind_annotate "$OUT/$name.out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
   echo "$name $((total / N))" >>"$OUT/per-request.txt"
+}
+
+# callgrind NAME COMMAND...: starts COMMAND under callgrind, instrumentation off until measured.
+callgrind() {
+  local name=$1; shift
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/$name.out" "$@" \
+    >"$OUT/$name.stdout" 2>"$OUT/$name.log" &
 }
 
 # A linked user and its tokens, from a plain (unprofiled) run.
@@ -57,23 +63,15 @@ pid=$!; wait_port 18480
 python3 tools/profile_client.py 18480 link 0 >"$OUT/tokens.json"
 kill -INT "$pid"; wait "$pid" || true
 
-# The baseline server prints its port on stdout.
-valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/baseline.out" \
-  "$BENCH" --baseline-server >"$OUT/baseline.stdout" 2>"$OUT/baseline.log" &
+# The baseline first (the report divides by it); it prints its port on stdout.
+callgrind baseline "$BENCH" --baseline-server
 pid=$!
 for _ in $(seq 1 200); do [ -s "$OUT/baseline.stdout" ] && break; sleep 0.1; done
-port=$(cut -d: -f2 "$OUT/baseline.stdout")
-wait_port "$port"
-python3 tools/profile_client.py "$port" baseline 200
-callgrind_control -i on "$pid" >/dev/null
-python3 tools/profile_client.py "$port" baseline "$N"
-callgrind_control -i off "$pid" >/dev/null
-kill "$pid"; wait "$pid" || true
-total=$(callgrind_annotate "$OUT/baseline.out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
-echo "baseline $((total / N))" >"$OUT/per-request.txt"
+measure baseline "$pid" "$(cut -d: -f2 "$OUT/baseline.stdout")" baseline
 
 for kind in userinfo introspect refresh; do
-  profile "$kind" 18480 "$kind" "$LINKGATE" --config "$OUT/linkgate.toml"
+  callgrind "$kind" "$LINKGATE" --config "$OUT/linkgate.toml"
+  measure "$kind" $! 18480 "$kind"
 done
 
 echo "instructions per request (user space, all threads; $N requests each):"
