@@ -12,7 +12,7 @@ mod common;
 
 use common::*;
 use linkgate::secret;
-use linkgate::store::{CodeRecord, Grant, Store, TokenRecord};
+use linkgate::store::{CodeRecord, Grant, Replacement, Store, TokenRecord};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -376,7 +376,12 @@ fn store_with_tokens(count: usize, expired: usize) -> Prepared {
         let record = TokenRecord::access(&grant, "profile", issued, ttl);
         let key = secret::Secret::new(bulk_token(i)).key();
         store
-            .refresh(&refresh_token.key(), now, (&key, &record), None)
+            .refresh(&refresh_token.key(), now, |_, _| {
+                Ok::<_, linkgate::store::StoreError>(Replacement {
+                    access: (key, record),
+                    refresh: None,
+                })
+            })
             .expect("insert");
     }
     store.flush_blocking().expect("flush");

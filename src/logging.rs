@@ -9,8 +9,9 @@
 //! that a SIGKILL can lose the last few milliseconds of log lines; a normal stop flushes them.
 
 use std::io::{IsTerminal, Write};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
@@ -27,6 +28,12 @@ pub fn init() -> FlushGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     let batch = Batch::start();
+    let style = match (journald, std::io::stderr().is_terminal()) {
+        (true, _) => Style::Journald,
+        (false, true) => Style::Terminal,
+        (false, false) => Style::Plain,
+    };
+    let _ = ACCESS.set((batch.clone(), style));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(batch.clone())
@@ -37,6 +44,181 @@ pub fn init() -> FlushGuard {
         false => builder.init(),
     }
     FlushGuard(batch)
+}
+
+/// Where access lines go, and how they look; set by `init`.
+static ACCESS: OnceLock<(Batch, Style)> = OnceLock::new();
+
+/// How `tracing`'s formatter, as `init` sets it up, writes a line's timestamp and level.
+#[derive(Clone, Copy)]
+enum Style {
+    /// `2026-11-25T07:37:30.005661Z  INFO message`
+    Plain,
+    /// The same, timestamp dimmed and level green.
+    Terminal,
+    /// ` INFO message`: journald adds the time.
+    Journald,
+}
+
+/// Logs one request at `info` (target `linkgate::http::server`, so `RUST_LOG` filters it as
+/// before), in exactly the format of the other lines. It bypasses `tracing`'s formatter, which
+/// took a fifth of `/userinfo`'s instructions for this line alone (escaping the message a
+/// character at a time, formatting the date and the float; BENCHMARKS.md); here it costs a few
+/// hundred.
+pub fn access(method: &str, path: &str, status: u16, latency: Duration, ip: IpAddr) {
+    let Some((batch, style)) = ACCESS.get() else {
+        return;
+    };
+    if !tracing::enabled!(target: "linkgate::http::server", tracing::Level::INFO) {
+        return;
+    }
+    let mut line = Vec::with_capacity(160);
+    access_line(
+        &mut line,
+        *style,
+        SystemTime::now(),
+        method,
+        path,
+        status,
+        latency,
+        ip,
+    );
+    batch.append(&line);
+}
+
+/// The access line itself: `request method=GET path=/userinfo status=200 latency_ms=0.12
+/// ip=127.0.0.1`, after the timestamp and level. The path is cut at 200 characters (a hostile
+/// 60 KiB path must not flood the log) and control characters are escaped, as `tracing` does.
+#[allow(clippy::too_many_arguments)]
+fn access_line(
+    out: &mut Vec<u8>,
+    style: Style,
+    time: SystemTime,
+    method: &str,
+    path: &str,
+    status: u16,
+    latency: Duration,
+    ip: IpAddr,
+) {
+    match style {
+        Style::Plain => {
+            timestamp(out, time);
+            out.extend_from_slice(b"  INFO ");
+        }
+        Style::Terminal => {
+            out.extend_from_slice(b"\x1b[2m");
+            timestamp(out, time);
+            out.extend_from_slice(b"\x1b[0m \x1b[32m INFO\x1b[0m ");
+        }
+        Style::Journald => out.extend_from_slice(b" INFO "),
+    }
+    out.extend_from_slice(b"request method=");
+    escaped(out, method);
+    out.extend_from_slice(b" path=");
+    escaped(out, truncate(path, 200));
+    out.extend_from_slice(b" status=");
+    decimal(out, u64::from(status), 1);
+    // Milliseconds with two decimals, rounded.
+    let hundredths = (latency.as_micros() + 5) / 10;
+    out.extend_from_slice(b" latency_ms=");
+    decimal(out, u64::try_from(hundredths / 100).unwrap_or(u64::MAX), 1);
+    out.push(b'.');
+    decimal(out, (hundredths % 100) as u64, 2);
+    out.extend_from_slice(b" ip=");
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                decimal(out, u64::from(octet), 1);
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+    out.push(b'\n');
+}
+
+/// `2026-11-25T07:37:30.005661Z `, as tracing-subscriber's `SystemTime` timer writes it (UTC).
+fn timestamp(out: &mut Vec<u8>, time: SystemTime) {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (year, month, day) = civil_date(secs / 86_400);
+    let second_of_day = secs % 86_400;
+    decimal(out, year, 4);
+    out.push(b'-');
+    decimal(out, month, 2);
+    out.push(b'-');
+    decimal(out, day, 2);
+    out.push(b'T');
+    decimal(out, second_of_day / 3600, 2);
+    out.push(b':');
+    decimal(out, second_of_day / 60 % 60, 2);
+    out.push(b':');
+    decimal(out, second_of_day % 60, 2);
+    out.push(b'.');
+    decimal(out, u64::from(since.subsec_micros()), 6);
+    out.push(b'Z');
+}
+
+/// Year, month, day of a day counted from 1970-01-01 (H. Hinnant's `civil_from_days`).
+fn civil_date(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+/// `value` in decimal, zero-padded to at least `width` digits.
+fn decimal(out: &mut Vec<u8>, mut value: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut start = digits.len();
+    while value > 0 || digits.len() - start < width {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if start == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
+/// Control characters (an ESC could drive the operator's terminal, a newline forge a line) as
+/// `\x1b` or, for C1 controls, `\u{9b}`.
+fn escaped(out: &mut Vec<u8>, text: &str) {
+    if !text.bytes().any(|b| b.is_ascii_control() || b >= 0x80) {
+        out.extend_from_slice(text.as_bytes());
+        return;
+    }
+    for ch in text.chars() {
+        match ch {
+            ch if ch.is_ascii_control() => {
+                let _ = write!(out, "\\x{:02x}", ch as u32);
+            }
+            ch if ch.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", ch as u32);
+            }
+            ch => out.extend_from_slice(ch.encode_utf8(&mut [0; 4]).as_bytes()),
+        }
+    }
+}
+
+/// Cuts `s` after `max` characters.
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
 }
 
 /// Writes what is still buffered when dropped.
@@ -145,6 +327,121 @@ impl<'a> MakeWriter<'a> for Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `tracing`, set up as `init` does, writes for the same message (timestamp cut off).
+    fn tracing_line(ansi: bool, message: &str) -> String {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let sink = written.clone();
+        let batch = Batch::new(move |lines| sink.lock().unwrap().extend_from_slice(lines));
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(batch.clone())
+            .with_target(false)
+            .with_ansi(ansi)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || tracing::info!("{message}"));
+        batch.flush();
+        let line = String::from_utf8(written.lock().unwrap().clone()).unwrap();
+        line
+    }
+
+    fn ours(style: Style, path: &str, latency: Duration, ip: &str) -> String {
+        let mut out = Vec::new();
+        let time = UNIX_EPOCH + Duration::from_micros(1_764_056_250_005_661);
+        access_line(
+            &mut out,
+            style,
+            time,
+            "GET",
+            path,
+            200,
+            latency,
+            ip.parse().unwrap(),
+        );
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn access_lines_look_exactly_like_the_other_log_lines() {
+        let message = "request method=GET path=/userinfo status=200 latency_ms=1.50 ip=192.0.2.7";
+        let plain = ours(
+            Style::Plain,
+            "/userinfo",
+            Duration::from_micros(1499),
+            "192.0.2.7",
+        );
+        assert_eq!(
+            plain,
+            format!("2025-11-25T07:37:30.005661Z  INFO {message}\n")
+        );
+        let theirs = tracing_line(false, message);
+        assert_eq!(plain[27..], theirs[27..], "tracing wrote {theirs:?}");
+
+        let terminal = ours(
+            Style::Terminal,
+            "/userinfo",
+            Duration::from_micros(1499),
+            "192.0.2.7",
+        );
+        let theirs = tracing_line(true, message);
+        assert_eq!(terminal[..4], theirs[..4]);
+        assert_eq!(
+            terminal[4 + 27..],
+            theirs[4 + 27..],
+            "tracing wrote {theirs:?}"
+        );
+
+        let journald = ours(
+            Style::Journald,
+            "/userinfo",
+            Duration::from_micros(1499),
+            "192.0.2.7",
+        );
+        assert_eq!(journald, format!(" INFO {message}\n"));
+    }
+
+    #[test]
+    fn access_lines_escape_control_characters_and_bound_the_path() {
+        let line = ours(
+            Style::Journald,
+            "/a\u{1b}[31mb\nc\u{9b}d",
+            Duration::ZERO,
+            "::1",
+        );
+        assert_eq!(
+            line,
+            " INFO request method=GET path=/a\\x1b[31mb\\x0ac\\u{9b}d status=200 latency_ms=0.00 ip=::1\n"
+        );
+        let long = format!("/{}", "é".repeat(10_000));
+        let line = ours(Style::Journald, &long, Duration::from_secs(12), "10.0.0.1");
+        assert!(line.contains(&format!("path=/{} status", "é".repeat(199))));
+        assert!(line.contains("latency_ms=12000.00 ip=10.0.0.1\n"));
+    }
+
+    #[test]
+    fn timestamps_match_the_calendar_for_every_day_from_1970_to_2200() {
+        // An independent count: walk the calendar a day at a time.
+        let (mut year, mut month, mut day) = (1970, 1, 1);
+        for days in 0..84_000u64 {
+            assert_eq!(civil_date(days), (year, month, day), "day {days}");
+            let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+            let length = match month {
+                2 if leap => 29,
+                2 => 28,
+                4 | 6 | 9 | 11 => 30,
+                _ => 31,
+            };
+            day += 1;
+            if day > length {
+                (day, month) = (1, month + 1);
+                if month > 12 {
+                    (month, year) = (1, year + 1);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        timestamp(&mut out, UNIX_EPOCH + Duration::from_secs(951_868_799));
+        assert_eq!(out, b"2000-02-29T23:59:59.000000Z");
+    }
 
     #[test]
     fn every_line_comes_out_once_in_order_and_the_buffer_stays_bounded() {

@@ -202,6 +202,48 @@ fn set_password_and_remove_user_revoke_tokens() {
     );
 }
 
+/// Upgrading: data written before tokens and grants were stored in binary (JSON records) keeps
+/// working, and is rewritten in the new encoding as it changes. The fixture is a real version-1
+/// backup from the earlier release (tests/fixtures/README.md).
+#[test]
+fn a_backup_from_the_previous_record_format_restores_and_its_link_keeps_working() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/backup-v1.linkgate-backup"
+    );
+    let old_refresh = "lgrt_9Z3JeuJSTHy6ysVT0WBP6xrFWFA07uv6hOBz678-MxQ";
+    let env = TestEnv::new();
+    assert!(ok(&env.cli(&["--restore", fixture], "")).contains("restored 5 entries"));
+    let server = env.start();
+    let refreshed = refresh(&server, old_refresh);
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text());
+    let access = refreshed.json_str("access_token");
+    let info = server.userinfo(&access).json();
+    assert_eq!(info["sub"], "54FNwigYqEklJd9KqN8_kw");
+    assert_eq!(info["preferred_username"], USER);
+    // The old refresh token keeps working (no rotation for this client), and the password too.
+    assert_eq!(refresh(&server, old_refresh).status, 200);
+    let (new_access, _) = tokens_for(&server);
+    assert_eq!(server.userinfo(&new_access).json()["sub"], info["sub"]);
+    // A backup now is version 2, and restores too.
+    let again = env.dir.path().join("v2.backup");
+    ok(&env.cli(
+        &["--backup", again.to_str().expect("a UTF-8 temp path")],
+        "",
+    ));
+    let header = std::fs::read_to_string(&again).expect("read the backup");
+    assert!(header.starts_with(r#"{"format":"linkgate-backup","version":2,"#));
+    server.stop();
+    let target = TestEnv::new();
+    ok(&target.cli(
+        &["--restore", again.to_str().expect("a UTF-8 temp path")],
+        "",
+    ));
+    let restored = target.start();
+    assert_eq!(restored.userinfo(&access).json()["sub"], info["sub"]);
+    assert_eq!(refresh(&restored, old_refresh).status, 200);
+}
+
 #[test]
 fn a_backup_restores_into_a_new_server_that_accepts_old_tokens_and_passwords() {
     let env = TestEnv::with_user();

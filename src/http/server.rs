@@ -6,6 +6,7 @@ use super::request::client_ip;
 use super::routes::route;
 use super::tls::Tls;
 use crate::app::App;
+use crate::logging;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -66,19 +67,17 @@ pub async fn serve(
             async move {
                 let started = Instant::now();
                 let method = req.method().clone();
-                let path = req.uri().path().to_string();
+                let uri = req.uri().clone(); // shares the request's bytes
                 let ip = client_ip(req.headers(), peer, &app.config.trusted_proxies);
                 let reply = route(&app, req, peer.ip(), ip).await;
                 let latency = started.elapsed();
                 app.metrics.observe_request(latency);
-                // One preformatted message, not five structured fields: the same text, for
-                // half the formatting work (the profile showed this line at a quarter of
-                // /userinfo's instructions; BENCHMARKS.md).
-                tracing::info!(
-                    "request method={method} path={} status={} latency_ms={:.2} ip={ip}",
-                    truncate(&path, 200),
+                logging::access(
+                    method.as_str(),
+                    uri.path(),
                     reply.status().as_u16(),
-                    latency.as_secs_f64() * 1000.0,
+                    latency,
+                    ip,
                 );
                 Ok::<_, std::convert::Infallible>(reply)
             }
@@ -212,13 +211,5 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ActivityIo<IO> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
-    }
-}
-
-/// Paths are logged but bounded, so a hostile 60 KiB path does not flood the log.
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
     }
 }

@@ -8,7 +8,7 @@ use crate::app::App;
 use crate::config::Client;
 use crate::metrics::count;
 use crate::secret::{self, Secret};
-use crate::store::{now, Grant, Redeemed, Refreshed, TokenKind, TokenRecord};
+use crate::store::{now, Grant, Redeemed, Refreshed, Replacement, TokenRecord};
 use crate::urlencoded::Params;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -191,53 +191,34 @@ async fn refresh(app: &App, client: &Client, params: &Params) -> Result<TokenRes
     let presented = params
         .single("refresh_token")?
         .ok_or_else(|| OAuthError::InvalidRequest("refresh_token is required".into()))?;
+    let requested_scope = params.single("scope")?;
     let presented = Secret::new(presented);
-    let key = presented.key();
     let now = now();
     let dead =
         || OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked".into());
     if presented.expose().len() > MAX_TOKEN_LEN {
         return Err(dead());
     }
-    let (token, grant) = app.store.token(&key, now)?.ok_or_else(dead)?;
-    if token.kind != TokenKind::Refresh {
-        return Err(dead());
-    }
-    if grant.client_id != client.id {
-        return Err(OAuthError::InvalidGrant(
-            "the refresh token was issued to another client".into(),
-        ));
-    }
-    // §6: a refresh may narrow the scope, never widen it.
-    let scope = match params.single("scope")? {
-        None => token.scope.clone(),
-        Some(requested) => {
-            let requested = normalize_scope(requested).ok_or_else(|| {
-                OAuthError::InvalidScope("scope contains characters that are not allowed".into())
-            })?;
-            if !scope_within(&requested, &grant.scope) {
-                return Err(OAuthError::InvalidScope(
-                    "the requested scope exceeds what the user granted".into(),
-                ));
-            }
-            requested
-        }
-    };
     let access_token = secret::new_token(ACCESS_PREFIX);
-    let access = TokenRecord::access(&grant, &scope, now, app.config.tokens.access_secs);
-    let rotated = client.rotate_refresh_tokens.then(|| {
-        (
-            secret::new_token(REFRESH_PREFIX),
-            TokenRecord::refresh(&grant, &token.scope, now),
-        )
-    });
-    let new_refresh = rotated.as_ref().map(|(t, r)| (t.key(), r));
-    let outcome = app.store.refresh(
-        &key,
-        now,
-        (&access_token.key(), &access),
-        new_refresh.as_ref().map(|(k, r)| (k, *r)),
-    )?;
+    let rotated = client
+        .rotate_refresh_tokens
+        .then(|| secret::new_token(REFRESH_PREFIX));
+    let mut scope = String::new();
+    let outcome = app.store.refresh(&presented.key(), now, |token, grant| {
+        if grant.client_id != client.id {
+            return Err(OAuthError::InvalidGrant(
+                "the refresh token was issued to another client".into(),
+            ));
+        }
+        scope = narrowed_scope(requested_scope, &token.scope, &grant.scope)?;
+        let access = TokenRecord::access(grant, &scope, now, app.config.tokens.access_secs);
+        Ok(Replacement {
+            access: (access_token.key(), access),
+            refresh: rotated
+                .as_ref()
+                .map(|t| (t.key(), TokenRecord::refresh(grant, &token.scope, now))),
+        })
+    })?;
     match outcome {
         Refreshed::Issued => {}
         Refreshed::Dead => return Err(dead()),
@@ -255,9 +236,29 @@ async fn refresh(app: &App, client: &Client, params: &Params) -> Result<TokenRes
     Ok(TokenResponse {
         access_token,
         expires_in: app.config.tokens.access_secs,
-        refresh_token: rotated.map_or(presented, |(t, _)| t),
+        refresh_token: rotated.unwrap_or(presented),
         scope,
     })
+}
+
+/// §6: a refresh may narrow the scope, never widen it. Without `scope`, the refresh token's own.
+fn narrowed_scope(
+    requested: Option<&str>,
+    token_scope: &str,
+    granted: &str,
+) -> Result<String, OAuthError> {
+    let Some(requested) = requested else {
+        return Ok(token_scope.to_string());
+    };
+    let requested = normalize_scope(requested).ok_or_else(|| {
+        OAuthError::InvalidScope("scope contains characters that are not allowed".into())
+    })?;
+    if !scope_within(&requested, granted) {
+        return Err(OAuthError::InvalidScope(
+            "the requested scope exceeds what the user granted".into(),
+        ));
+    }
+    Ok(requested)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! memory, then written out) while the trees are read, so the file never holds, say, a token
 //! whose grant was written after the tokens were read.
 //!
-//! Format: a header line `{"format":"linkgate-backup","version":1,"created":SECS}`, one line per
+//! Format: a header line `{"format":"linkgate-backup","version":2,"created":SECS}`, one line per
 //! entry `{"tree":NAME,"key":B64,"value":B64}`, and a trailer `{"entries":N,"sha256":HEX}` over
 //! all entry lines, so a truncated or edited file is refused on restore.
 
@@ -15,7 +15,10 @@ use sha2::{Digest, Sha256};
 use std::io::{BufRead, Write};
 
 const FORMAT: &str = "linkgate-backup";
-const VERSION: u32 = 1;
+/// Version 2 holds tokens and grants in their binary encoding (`record.rs`); version 1 files,
+/// whose records are all JSON, are still restored (those records are still read).
+const VERSION: u32 = 2;
+const OLDEST_READABLE: u32 = 1;
 
 #[derive(Serialize, Deserialize)]
 struct Header {
@@ -122,9 +125,9 @@ impl Store {
         };
         let header: Header = serde_json::from_str(&next("the header")?)
             .map_err(|_| "not a linkgate backup (bad header line)".to_string())?;
-        if header.format != FORMAT || header.version != VERSION {
+        if header.format != FORMAT || !(OLDEST_READABLE..=VERSION).contains(&header.version) {
             return Err(format!(
-                "unsupported backup: format `{}` version {} (this linkgate reads `{FORMAT}` version {VERSION})",
+                "unsupported backup: format `{}` version {} (this linkgate reads `{FORMAT}` versions {OLDEST_READABLE} to {VERSION})",
                 header.format, header.version
             ));
         }

@@ -2,6 +2,7 @@
 //! A redeemed code is kept (marked with the grant it produced) until it expires, so that a second
 //! use can be detected and the tokens from the first use revoked.
 
+use super::record;
 use super::{decode, encode, expired, Grant, Store, StoreError, TokenRecord};
 use serde::{Deserialize, Serialize};
 
@@ -73,9 +74,10 @@ impl Store {
         // Tokens and grant first, the code's mark last: sled recovers a prefix of the writes
         // after a crash, and a prefix without the mark only leaves unused tokens behind.
         for (token_key, token) in tokens {
-            self.tokens.insert(&token_key[..], encode(token))?;
+            self.tokens.insert(&token_key[..], record::encode(token))?;
         }
-        self.grants.insert(grant.id.as_bytes(), encode(grant))?;
+        self.grants
+            .insert(grant.id.as_bytes(), record::encode(grant))?;
         code.redeemed_by = Some(grant.id.clone());
         self.codes.insert(&key[..], encode(&code))?;
         Ok(Redeemed::Issued)

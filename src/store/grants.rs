@@ -2,7 +2,8 @@
 //! refresh tokens point at it, so revoking the grant (deleting it) kills every token at once, and
 //! a token whose grant is gone is dead on the next read.
 
-use super::{decode, encode, expired, Store, StoreError};
+use super::record::{decode, encode};
+use super::{expired, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,6 +81,12 @@ pub enum Refreshed {
     Reused,
 }
 
+/// The tokens a refresh stores: a new access token and, with rotation, a new refresh token.
+pub struct Replacement {
+    pub access: ([u8; 32], TokenRecord),
+    pub refresh: Option<([u8; 32], TokenRecord)>,
+}
+
 impl Store {
     /// A live token with its grant; `None` if unknown, expired or revoked.
     pub fn token(
@@ -117,68 +124,79 @@ impl Store {
         }
     }
 
-    /// Exchanges a refresh token: checks it is still alive, stores the new access token and, with
-    /// rotation, the new refresh token as its child. Racing refreshes of one token are serialised
-    /// (see `Store::exclusive`), so the family stays consistent: every child is recorded.
+    /// Exchanges the refresh token `key`. The token and its grant are read once, under the
+    /// store's lock for read-modify-write operations (see `Store::exclusive`), and handed to
+    /// `replace`, which checks the request against them (client, scope) and says what to store,
+    /// or refuses with its own error. Racing refreshes of one token are serialised, so the family
+    /// stays consistent: every child is recorded.
     ///
     /// Rotation follows the contract: the old token stays valid until one of its children is
     /// first used; that use retires the parent and the unused siblings (responses that were lost
     /// or duplicated); presenting a retired token revokes the grant.
-    pub fn refresh(
+    pub fn refresh<E: From<StoreError>>(
         &self,
         key: &[u8; 32],
         now: u64,
-        access: (&[u8; 32], &TokenRecord),
-        new_refresh: Option<(&[u8; 32], &TokenRecord)>,
-    ) -> Result<Refreshed, StoreError> {
+        replace: impl FnOnce(&TokenRecord, &Grant) -> Result<Replacement, E>,
+    ) -> Result<Refreshed, E> {
         let _exclusive = self.exclusive();
         let _writing = self.writing();
-        let Some(bytes) = self.tokens.get(key)? else {
+        let Some((token, grant)) = self.token(key, now)? else {
             return Ok(Refreshed::Dead);
         };
-        let mut token: TokenRecord = decode(&bytes)?;
-        if token.kind != TokenKind::Refresh || expired(token.expires_at, now) {
+        if token.kind != TokenKind::Refresh {
             return Ok(Refreshed::Dead);
         }
-        let Some(grant) = self.grant(&token.grant_id)? else {
-            return Ok(Refreshed::Dead);
-        };
-        if expired(grant.expires_at, now) {
-            return Ok(Refreshed::Dead);
-        }
+        let replacement = replace(&token, &grant)?;
+        Ok(self.replace_token(key, token, replacement)?)
+    }
+
+    /// The writes of `refresh`, once the request has been checked.
+    fn replace_token(
+        &self,
+        key: &[u8; 32],
+        mut token: TokenRecord,
+        Replacement { access, refresh }: Replacement,
+    ) -> Result<Refreshed, StoreError> {
         if token.retired {
             self.grants.remove(token.grant_id.as_bytes())?;
             return Ok(Refreshed::Reused);
         }
-        self.tokens.insert(&access.0[..], encode(access.1))?;
-        if let Some((child_key, child)) = new_refresh {
-            let mut child = child.clone();
+        self.tokens.insert(&access.0[..], encode(&access.1))?;
+        if let Some((child_key, mut child)) = refresh {
             child.parent = Some(to_hex(key));
-            token.children.push(to_hex(child_key));
+            token.children.push(to_hex(&child_key));
             self.tokens.insert(&child_key[..], encode(&child))?;
             self.tokens.insert(&key[..], encode(&token))?;
         }
         // First use of a rotated token: its parent and unused siblings are retired.
         if let Some(parent_hex) = &token.parent {
-            let parent_key = from_hex(parent_hex);
-            if let Some(parent_bytes) = self.tokens.get(&parent_key)? {
-                let mut parent: TokenRecord = decode(&parent_bytes)?;
-                if !parent.retired {
-                    let me = to_hex(key);
-                    for sibling_hex in parent.children.iter().filter(|c| **c != me) {
-                        let sibling_key = from_hex(sibling_hex);
-                        if let Some(sibling_bytes) = self.tokens.get(&sibling_key)? {
-                            let mut sibling: TokenRecord = decode(&sibling_bytes)?;
-                            sibling.retired = true;
-                            self.tokens.insert(sibling_key, encode(&sibling))?;
-                        }
-                    }
-                    parent.retired = true;
-                    self.tokens.insert(parent_key, encode(&parent))?;
-                }
-            }
+            self.retire_family(parent_hex, &to_hex(key))?;
         }
         Ok(Refreshed::Issued)
+    }
+
+    /// Retires a rotated-out refresh token and its children other than `used` (hex keys).
+    fn retire_family(&self, parent_hex: &str, used: &str) -> Result<(), StoreError> {
+        let parent_key = from_hex(parent_hex);
+        let Some(parent_bytes) = self.tokens.get(&parent_key)? else {
+            return Ok(());
+        };
+        let mut parent: TokenRecord = decode(&parent_bytes)?;
+        if parent.retired {
+            return Ok(());
+        }
+        for sibling_hex in parent.children.iter().filter(|c| *c != used) {
+            let sibling_key = from_hex(sibling_hex);
+            if let Some(sibling_bytes) = self.tokens.get(&sibling_key)? {
+                let mut sibling: TokenRecord = decode(&sibling_bytes)?;
+                sibling.retired = true;
+                self.tokens.insert(sibling_key, encode(&sibling))?;
+            }
+        }
+        parent.retired = true;
+        self.tokens.insert(parent_key, encode(&parent))?;
+        Ok(())
     }
 
     /// Revokes a grant and so every token issued under it. The tokens themselves are removed by

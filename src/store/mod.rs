@@ -8,13 +8,14 @@
 mod backup;
 mod codes;
 mod grants;
+mod record;
 mod sweep;
 mod throttle;
 mod users;
 
 pub use codes::CodeRecord;
 pub use codes::Redeemed;
-pub use grants::{Grant, Refreshed, TokenKind, TokenRecord};
+pub use grants::{Grant, Refreshed, Replacement, TokenKind, TokenRecord};
 pub use throttle::ThrottleKey;
 pub use users::{AddUserError, Username};
 

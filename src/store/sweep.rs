@@ -1,6 +1,7 @@
 //! Housekeeping: removes expired codes, expired grants and tokens that are expired or whose grant
 //! was revoked. Works in small batches so that it never holds up requests for long.
 
+use super::record;
 use super::{decode, expired, CodeRecord, Grant, Store, StoreError, TokenRecord};
 
 /// Entries examined per batch; the caller yields between batches.
@@ -20,10 +21,10 @@ impl Store {
             decode::<CodeRecord>(bytes).is_ok_and(|c| expired(c.expires_at, now))
         })?;
         let grants = self.sweep_tree(&self.grants, &mut pause, |bytes| {
-            decode::<Grant>(bytes).is_ok_and(|g| expired(g.expires_at, now))
+            record::decode::<Grant>(bytes).is_ok_and(|g| expired(g.expires_at, now))
         })?;
         let tokens = self.sweep_tree(&self.tokens, &mut pause, |bytes| {
-            decode::<TokenRecord>(bytes).is_ok_and(|t| {
+            record::decode::<TokenRecord>(bytes).is_ok_and(|t| {
                 let revoked = !self
                     .grants
                     .contains_key(t.grant_id.as_bytes())

@@ -1,0 +1,267 @@
+//! How tokens and grants are stored: a compact binary record, because every `/userinfo` and
+//! `/introspect` decodes one of each, and decoding them from JSON was 18 % of `/userinfo`'s
+//! instructions (BENCHMARKS.md). Codes, users and throttle entries stay JSON: they are read once
+//! per sign-in or exchange, where argon2 and fsync dwarf decoding.
+//!
+//! Layout: a version byte, then the fields in a fixed order; integers are little-endian `u64`,
+//! strings a `u32` length and UTF-8 bytes. Records written by earlier versions of linkgate are
+//! JSON, which starts with `{`; they are still read, and become binary when next rewritten, so an
+//! upgrade needs no migration step. (A downgrade does: restore a backup taken before upgrading.)
+
+use super::{Grant, StoreError, TokenKind, TokenRecord};
+
+/// The first byte of a binary record. JSON records start with `{` (0x7b).
+const V1: u8 = 1;
+
+/// A record with a binary encoding (and, for records written before it, a JSON one).
+pub(super) trait Record: Sized + serde::de::DeserializeOwned {
+    fn write(&self, out: &mut Writer);
+    fn read(input: &mut Reader<'_>) -> Option<Self>;
+}
+
+pub(super) fn encode<T: Record>(record: &T) -> Vec<u8> {
+    let mut out = Writer(Vec::with_capacity(96));
+    out.0.push(V1);
+    record.write(&mut out);
+    out.0
+}
+
+pub(super) fn decode<T: Record>(bytes: &[u8]) -> Result<T, StoreError> {
+    match bytes.split_first() {
+        Some((&V1, rest)) => {
+            let mut input = Reader(rest);
+            match T::read(&mut input) {
+                Some(record) if input.0.is_empty() => Ok(record),
+                _ => Err(StoreError::Corrupt(format!(
+                    "a binary record of {} bytes does not decode",
+                    bytes.len()
+                ))),
+            }
+        }
+        Some((b'{', _)) => super::decode(bytes),
+        _ => Err(StoreError::Corrupt(format!(
+            "unknown record format (first byte {:?})",
+            bytes.first()
+        ))),
+    }
+}
+
+pub(super) struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, value: u8) {
+        self.0.push(value);
+    }
+
+    fn u64(&mut self, value: u64) {
+        self.0.extend_from_slice(&value.to_le_bytes());
+    }
+
+    fn str(&mut self, value: &str) {
+        // Every stored string is far below 4 GiB (requests are bounded by max_body_bytes).
+        let len = u32::try_from(value.len()).unwrap_or(u32::MAX);
+        self.0.extend_from_slice(&len.to_le_bytes());
+        self.0.extend_from_slice(&value.as_bytes()[..len as usize]);
+    }
+}
+
+pub(super) struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.0.split_first_chunk::<N>()?;
+        self.0 = rest;
+        Some(*head)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        self.take::<1>().map(|[b]| b)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        self.take().map(u64::from_le_bytes)
+    }
+
+    fn str(&mut self) -> Option<String> {
+        let len = usize::try_from(u32::from_le_bytes(self.take()?)).ok()?;
+        let (bytes, rest) = self.0.split_at_checked(len)?;
+        self.0 = rest;
+        String::from_utf8(bytes.to_vec()).ok()
+    }
+}
+
+impl Record for Grant {
+    fn write(&self, out: &mut Writer) {
+        out.u64(self.created_at);
+        out.u64(self.expires_at);
+        out.str(&self.id);
+        out.str(&self.sub);
+        out.str(&self.username);
+        out.str(&self.client_id);
+        out.str(&self.scope);
+    }
+
+    fn read(input: &mut Reader<'_>) -> Option<Self> {
+        Some(Grant {
+            created_at: input.u64()?,
+            expires_at: input.u64()?,
+            id: input.str()?,
+            sub: input.str()?,
+            username: input.str()?,
+            client_id: input.str()?,
+            scope: input.str()?,
+        })
+    }
+}
+
+/// Bits of a token record's flags byte.
+const REFRESH: u8 = 1;
+const RETIRED: u8 = 2;
+const HAS_PARENT: u8 = 4;
+
+impl Record for TokenRecord {
+    fn write(&self, out: &mut Writer) {
+        let mut flags = 0;
+        if self.kind == TokenKind::Refresh {
+            flags |= REFRESH;
+        }
+        if self.retired {
+            flags |= RETIRED;
+        }
+        if self.parent.is_some() {
+            flags |= HAS_PARENT;
+        }
+        out.u8(flags);
+        out.u64(self.issued_at);
+        out.u64(self.expires_at);
+        out.str(&self.grant_id);
+        out.str(&self.scope);
+        if let Some(parent) = &self.parent {
+            out.str(parent);
+        }
+        out.u64(self.children.len() as u64);
+        for child in &self.children {
+            out.str(child);
+        }
+    }
+
+    fn read(input: &mut Reader<'_>) -> Option<Self> {
+        let flags = input.u8()?;
+        if flags & !(REFRESH | RETIRED | HAS_PARENT) != 0 {
+            return None;
+        }
+        let issued_at = input.u64()?;
+        let expires_at = input.u64()?;
+        let grant_id = input.str()?;
+        let scope = input.str()?;
+        let parent = match flags & HAS_PARENT {
+            0 => None,
+            _ => Some(input.str()?),
+        };
+        let count = input.u64()?;
+        // Each child takes at least 4 bytes: a hostile count cannot make us allocate much.
+        if count > (input.0.len() / 4) as u64 {
+            return None;
+        }
+        let children = (0..count).map(|_| input.str()).collect::<Option<_>>()?;
+        Some(TokenRecord {
+            kind: match flags & REFRESH {
+                0 => TokenKind::Access,
+                _ => TokenKind::Refresh,
+            },
+            grant_id,
+            scope,
+            issued_at,
+            expires_at,
+            parent,
+            children,
+            retired: flags & RETIRED != 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant() -> Grant {
+        Grant {
+            id: "g1".into(),
+            sub: "sub-ü".into(),
+            username: "alice".into(),
+            client_id: "alexa-skill".into(),
+            scope: "profile offline_access".into(),
+            created_at: 1_764_000_000,
+            expires_at: 0,
+        }
+    }
+
+    fn rotated() -> TokenRecord {
+        let mut token = TokenRecord::refresh(&grant(), "profile", 1_764_000_001);
+        token.parent = Some("ab".repeat(32));
+        token.children = vec!["cd".repeat(32), "ef".repeat(32)];
+        token.retired = true;
+        token
+    }
+
+    #[test]
+    fn records_survive_a_round_trip() {
+        let g: Grant = decode(&encode(&grant())).unwrap();
+        assert_eq!(format!("{g:?}"), format!("{:?}", grant()));
+        for token in [
+            TokenRecord::access(&grant(), "profile", 5, 3600),
+            TokenRecord::refresh(&grant(), "", 5),
+            rotated(),
+        ] {
+            let back: TokenRecord = decode(&encode(&token)).unwrap();
+            assert_eq!(format!("{back:?}"), format!("{token:?}"));
+        }
+    }
+
+    #[test]
+    fn records_written_as_json_by_earlier_versions_are_still_read() {
+        let old = serde_json::to_vec(&rotated()).unwrap();
+        let back: TokenRecord = decode(&old).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{:?}", rotated()));
+        let old = br#"{"id":"g1","sub":"s","username":"alice","client_id":"c","scope":"profile","created_at":1,"expires_at":0}"#;
+        let back: Grant = decode(old).unwrap();
+        assert_eq!((back.username.as_str(), back.created_at), ("alice", 1));
+    }
+
+    #[test]
+    fn damaged_records_are_an_error_not_a_panic() {
+        let good = encode(&rotated());
+        // Every truncation, and a byte too many, is refused.
+        for len in 0..good.len() {
+            assert!(decode::<TokenRecord>(&good[..len]).is_err(), "length {len}");
+        }
+        let mut long = good.clone();
+        long.push(0);
+        assert!(decode::<TokenRecord>(&long).is_err());
+        // Unknown version, unknown flags, a huge length or child count, invalid UTF-8.
+        assert!(decode::<TokenRecord>(&[9, 0, 0]).is_err());
+        let mut flags = good.clone();
+        flags[1] |= 0x80;
+        assert!(decode::<TokenRecord>(&flags).is_err());
+        let mut huge = encode(&grant());
+        huge[17..21].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode::<Grant>(&huge).is_err());
+        let mut count = encode(&TokenRecord::access(&grant(), "", 0, 0));
+        let at = count.len() - 8;
+        count[at..].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(decode::<TokenRecord>(&count).is_err());
+        let mut utf8 = encode(&grant());
+        utf8[21] = 0xff;
+        assert!(decode::<Grant>(&utf8).is_err());
+    }
+
+    #[test]
+    fn binary_records_are_smaller_than_json() {
+        let token = TokenRecord::access(&grant(), "profile", 1_764_000_000, 3600);
+        let (binary, json) = (
+            encode(&token).len(),
+            serde_json::to_vec(&token).unwrap().len(),
+        );
+        assert!(binary * 2 < json, "binary {binary} bytes, JSON {json}");
+    }
+}
