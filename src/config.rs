@@ -18,6 +18,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `public_url` without a trailing slash.
     pub public_url: String,
+    /// Its path ("" or "/prefix"), worked out once: every request is routed through it.
+    public_path: String,
     pub trusted_proxies: Vec<IpAddr>,
     /// Serve `/metrics` (to loopback clients only).
     pub metrics: bool,
@@ -113,12 +115,7 @@ impl Config {
 
     /// The path part of `public_url` ("" or "/prefix"), for form actions behind a proxy prefix.
     pub fn public_path(&self) -> &str {
-        let rest = self
-            .public_url
-            .split_once("://")
-            .map(|(_, rest)| rest)
-            .unwrap_or("");
-        rest.find('/').map(|i| &rest[i..]).unwrap_or("")
+        &self.public_path
     }
 
     pub fn client(&self, id: &str) -> Option<&Client> {
@@ -582,10 +579,15 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
     if !problems.is_empty() {
         return Err(problems);
     }
+    let public_path = {
+        let rest = public_url.split_once("://").map_or("", |(_, rest)| rest);
+        rest.find('/').map_or("", |i| &rest[i..]).to_string()
+    };
     Ok(Config {
         file: PathBuf::new(),
         listen,
         public_url,
+        public_path,
         trusted_proxies,
         metrics: raw.server.metrics,
         tls,
@@ -861,6 +863,10 @@ redirect_uris = ["https://pitangui.amazon.com/api/skill/link/M2X"]
         assert_eq!(config.tokens.access_secs, 3600);
         assert_eq!(config.clients[0].name, "alexa-skill");
         assert_eq!(config.public_path(), "");
+        let prefixed = GOOD.replace("auth.example.com", "example.com/auth/");
+        let config = check(&prefixed).unwrap();
+        assert_eq!(config.public_url, "https://example.com/auth");
+        assert_eq!(config.public_path(), "/auth");
     }
 
     #[test]
