@@ -484,3 +484,43 @@ fn sustained_concurrent_refreshes_all_succeed() {
     assert!(counts.iter().all(|c| *c > 0), "{counts:?}");
     assert!(server.is_healthy());
 }
+
+/// RFC 6749 §6: a refresh is checked against the token's own client and granted scope; a refused
+/// refresh leaves the token working for its client.
+#[test]
+fn a_refresh_is_refused_to_another_client_and_may_not_widen_the_scope() {
+    let env = TestEnv::with_user();
+    let server = env.start();
+    let (_, refresh_token) = tokens_for(&server);
+    let refresh_with = |id, secret, scope: Option<&str>| {
+        let mut fields = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.as_str()),
+        ];
+        fields.extend(scope.map(|s| ("scope", s)));
+        server.token_basic(id, secret, &fields)
+    };
+
+    let stolen = refresh_with(GOOGLE_ID, GOOGLE_SECRET, None);
+    assert_eq!(
+        (stolen.status, stolen.error()),
+        (400, "invalid_grant".into())
+    );
+    assert!(
+        stolen.text().contains("another client"),
+        "{}",
+        stolen.text()
+    );
+
+    let wider = refresh_with(ALEXA_ID, ALEXA_SECRET, Some("profile email"));
+    assert_eq!((wider.status, wider.error()), (400, "invalid_scope".into()));
+
+    for scope in [Some("profile"), None] {
+        let ok = refresh_with(ALEXA_ID, ALEXA_SECRET, scope);
+        assert_eq!(ok.status, 200, "{}", ok.text());
+        assert_eq!(ok.json()["scope"], "profile");
+        assert_eq!(ok.json()["refresh_token"], refresh_token.as_str());
+        let info = server.userinfo(&ok.json_str("access_token"));
+        assert_eq!(info.json()["preferred_username"], USER);
+    }
+}
