@@ -7,7 +7,7 @@
 //! entry `{"tree":NAME,"key":B64,"value":B64}`, and a trailer `{"entries":N,"sha256":HEX}` over
 //! all entry lines, so a truncated or edited file is refused on restore.
 
-use super::{Store, StoreError};
+use super::{to_hex, Store, StoreError};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -90,7 +90,7 @@ impl Store {
         }
         let trailer = Trailer {
             entries: snapshot.len() as u64,
-            sha256: hex(&digest.finalize()),
+            sha256: to_hex(&digest.finalize()),
         };
         writeln!(
             out,
@@ -153,7 +153,7 @@ impl Store {
                 })?;
             }
         };
-        if trailer.entries != entries.len() as u64 || trailer.sha256 != hex(&digest.finalize()) {
+        if trailer.entries != entries.len() as u64 || trailer.sha256 != to_hex(&digest.finalize()) {
             return Err("the backup is damaged (entry count or checksum does not match)".into());
         }
         let trees = self.trees();
@@ -169,8 +169,4 @@ impl Store {
         self.flush_blocking().map_err(|e| e.to_string())?;
         Ok(entries.len() as u64)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

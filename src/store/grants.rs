@@ -3,7 +3,7 @@
 //! a token whose grant is gone is dead on the next read.
 
 use super::record::{decode, encode};
-use super::{expired, Store, StoreError};
+use super::{expired, to_hex, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -227,10 +227,6 @@ impl Store {
         }
         Ok(grants.len())
     }
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn from_hex(hex: &str) -> Vec<u8> {

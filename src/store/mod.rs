@@ -208,6 +208,11 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError>
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// Lower-case hex, for token keys inside records and for backup checksums.
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// An expiry of 0 means "never".
 fn expired(expires_at: u64, now: u64) -> bool {
     expires_at != 0 && expires_at <= now
