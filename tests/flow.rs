@@ -220,17 +220,7 @@ fn a_consent_without_its_cookie_or_csrf_field_gives_no_code() {
         ),
     ];
     for (what, response) in attempts {
-        assert!(
-            (400..500).contains(&response.status),
-            "{what}: expected a 4xx, got {} {}",
-            response.status,
-            response.text()
-        );
-        assert!(
-            response.header("Location").is_none(),
-            "{what}: redirected to {:?}",
-            response.header("Location")
-        );
+        assert_refused_without_redirect(&response, what);
     }
     // The forgeries did not spoil the customer's own form: it still links.
     let redirect = browser.decide(&consent, "allow");
@@ -254,17 +244,7 @@ fn a_consent_form_submitted_twice_gives_a_code_only_once() {
             consent.cookie.as_deref(),
             &[("decision", decision)],
         );
-        assert!(
-            (400..500).contains(&again.status),
-            "second {decision}: expected a 4xx, got {} {}",
-            again.status,
-            again.text()
-        );
-        assert!(
-            again.header("Location").is_none(),
-            "second {decision}: redirected to {:?}",
-            again.header("Location")
-        );
+        assert_refused_without_redirect(&again, &format!("second {decision}"));
     }
 }
 
@@ -523,4 +503,19 @@ fn a_refresh_is_refused_to_another_client_and_may_not_widen_the_scope() {
         let info = server.userinfo(&ok.json_str("access_token"));
         assert_eq!(info.json()["preferred_username"], USER);
     }
+}
+
+/// A refused form post: a 4xx, and no redirect anywhere (not even back to the client).
+fn assert_refused_without_redirect(response: &Response, what: &str) {
+    assert!(
+        (400..500).contains(&response.status),
+        "{what}: expected a 4xx, got {} {}",
+        response.status,
+        response.text()
+    );
+    assert!(
+        response.header("Location").is_none(),
+        "{what}: redirected to {:?}",
+        response.header("Location")
+    );
 }
