@@ -38,7 +38,7 @@ fn chromium() -> PathBuf {
     assert!(
         path.exists(),
         "Chromium is not installed at {} — the browser tests need it: \
-         `apt-get install -y chromium chromium-driver` (.ci/run does this), \
+         `tools/test.sh` installs it (Debian: `apt-get install -y chromium chromium-driver`), \
          or set LINKGATE_CHROMIUM to another Chromium",
         path.display()
     );

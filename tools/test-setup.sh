@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what `cargo test` drives besides Rust, where it is missing, so the README's test command
+# (tools/test.sh) passes on a fresh Debian machine with only Rust, Node.js and Python on it.
+# Idempotent: a tool already there is left alone. Needs root (or sudo) only when it installs.
+# Every failure stops here with the reason; the tests themselves fail (never skip) without a tool.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_updated=
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_install() {
+  if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
+  echo "test-setup: installing $* from Debian" >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# openssl: TLS protocol checks in tests/ops.rs.
+command -v openssl >/dev/null 2>&1 || apt_install openssl
+
+# Headless browser for tests/browser.rs and tests/locale.rs: Debian's Chromium.
+[ -x "${LINKGATE_CHROMIUM:-/usr/bin/chromium}" ] || apt_install chromium chromium-driver
+
+# playwright-core and axe-core from the npm registry, pinned by tests/browser/package-lock.json.
+command -v node >/dev/null 2>&1 || { echo "test-setup: node is missing: the browser tests need Node.js 20+" >&2; exit 1; }
+if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/axe-core ]; then
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# Python with a working venv (Debian splits ensurepip into python3-venv) for tests/python_client.rs,
+# which installs Authlib from PyPI into a venv under target/.
+probe="$(mktemp -d)"
+if ! python3 -m venv "$probe/v" >/dev/null 2>&1; then
+  apt_install python3 python3-venv
+  rm -rf "$probe/v"
+  python3 -m venv "$probe/v" >/dev/null
+fi
+rm -rf "$probe"
+
+echo "test-setup: everything the tests need is installed" >&2
