@@ -5,7 +5,7 @@
 //! Each test here starts linkgate, runs one part of that script, asserts on what the browser saw,
 //! and redeems the code the browser got at `/token` and `/userinfo`, as Alexa would.
 //!
-//! Needs Node.js and Chromium (`.ci/run` installs Chromium); a missing tool fails, never skips.
+//! Needs Node.js and Chromium (`tools/test.sh` installs Chromium); a missing tool fails, never skips.
 //! Regenerate the README's screenshots with
 //! `LINKGATE_SCREENSHOTS=docs/screenshots cargo test --test browser screenshots`.
 

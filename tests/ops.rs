@@ -201,7 +201,7 @@ fn openssl_handshake(addr: std::net::SocketAddr, version: &str) -> Result<(), St
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("openssl (installed by .ci/run) must be on PATH");
+        .expect("openssl (installed by tools/test.sh) must be on PATH");
     drop(child.stdin.take()); // EOF: s_client quits after the handshake
     let out = child.wait_with_output().expect("openssl");
     let stdout = text(&out.stdout);
