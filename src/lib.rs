@@ -9,6 +9,7 @@ pub mod config;
 pub mod doctor;
 pub mod http;
 pub mod logging;
+pub mod login_api;
 pub mod metrics;
 pub mod oauth;
 pub mod pages;

@@ -84,6 +84,11 @@ fn serve(config: config::Config) -> ExitCode {
         },
         None => None,
     };
+    if let Some(api) = config.login.api.clone() {
+        if let Err(e) = linkgate::login_api::LoginApiClient::new(api) {
+            return fail(2, &format!("{}: {e}", config.file.display()));
+        }
+    }
     let app = app::App::new(config, store.clone());
     let result = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)

@@ -8,10 +8,11 @@
 use super::pending::{Pending, Stage};
 use super::{normalize_scope, OAuthError};
 use crate::app::App;
-use crate::config::Client;
+use crate::config::{Client, LoginSource};
+use crate::login_api::{Failure, Outcome};
 use crate::metrics::count;
 use crate::secret::{self, Secret};
-use crate::store::{now, CodeRecord, ThrottleKey, Username};
+use crate::store::{now, CodeRecord, ThrottleKey, User, Username};
 use crate::urlencoded::{append_query, ParamError, Params};
 use std::net::IpAddr;
 
@@ -52,6 +53,9 @@ pub enum LoginFailure {
     Busy,
     /// Too many failures for this username or address: seconds to wait.
     Locked(u64),
+    /// The operator's login API could not answer (down, slow, or a malformed answer); not the
+    /// customer's fault and not counted as a failed guess.
+    Unavailable,
 }
 
 /// Why the browser gets an error page instead of a redirect. The page explains it in the
@@ -277,21 +281,96 @@ async fn login(
             return Step::ErrorPage(ErrorPage::SignInUnavailable);
         }
     }
-    // Bounded queue: a flood of logins is turned away at once (503) instead of piling up; the
-    // ones admitted wait at most queue length × one argon2 check.
-    let Ok(_queued) = app.login_queue.try_acquire() else {
-        count(&app.metrics.logins_refused);
-        return again(pending, LoginFailure::Busy);
-    };
+    match check_password(app, client, name, &typed, password).await {
+        Verdict::SignedIn {
+            sub,
+            username,
+            display_name,
+        } => {
+            tracing::info!(client = %client.id, "login succeeded");
+            count(&app.metrics.logins_ok);
+            if let Err(e) = app.store.login_succeeded(&user_key) {
+                tracing::warn!("clearing the login throttle failed: {e}");
+            }
+            pending.stage = Stage::Consent {
+                sub,
+                username: username.clone(),
+            };
+            pending.display_name = display_name;
+            consent_form(app, client, request.clone(), pending, username)
+        }
+        Verdict::Busy => {
+            count(&app.metrics.logins_refused);
+            again(pending, LoginFailure::Busy)
+        }
+        Verdict::Unavailable => {
+            count(&app.metrics.logins_unavailable);
+            again(pending, LoginFailure::Unavailable)
+        }
+        Verdict::Wrong => {
+            tracing::info!(client = %client.id, %ip, "login failed");
+            count(&app.metrics.logins_failed);
+            if let Err(e) = app.store.login_failed(&keys, now()) {
+                tracing::warn!("recording a failed login failed: {e}");
+            }
+            again(pending, LoginFailure::WrongCredentials)
+        }
+        Verdict::Fault => Step::ErrorPage(ErrorPage::SignInUnavailable),
+    }
+}
+
+/// What checking a username and password came to.
+enum Verdict {
+    SignedIn {
+        sub: String,
+        /// What `/userinfo` reports as `preferred_username`.
+        username: String,
+        /// Shown on the consent page instead of `username` (from the login API's answer).
+        display_name: Option<String>,
+    },
+    Wrong,
+    /// No capacity to check right now (argon2 queue or the login API's in-flight limit).
+    Busy,
+    /// The login API could not answer (already logged and counted by reason).
+    Unavailable,
+    /// A fault of our own (storage, worker pool), already logged.
+    Fault,
+}
+
+/// Checks the password where `[login] source` says: local users, the operator's login API, or a
+/// local user of that name first and the API for any other name.
+async fn check_password(
+    app: &App,
+    client: &Client,
+    name: Result<Username, String>,
+    typed: &str,
+    password: Secret,
+) -> Verdict {
+    let source = app.config.login.source;
     let user = match name {
-        Ok(name) => match app.store.user(&name) {
+        Ok(name) if source != LoginSource::Api => match app.store.user(&name) {
             Ok(user) => user,
             Err(e) => {
                 tracing::error!("reading a user failed: {e}");
-                return Step::ErrorPage(ErrorPage::SignInUnavailable);
+                return Verdict::Fault;
             }
         },
-        Err(_) => None,
+        _ => None,
+    };
+    match (source, user) {
+        (LoginSource::Local, user) | (LoginSource::Both, user @ Some(_)) => {
+            check_local(app, user, password).await
+        }
+        _ => check_api(app, client, typed, password).await,
+    }
+}
+
+/// A local user's argon2 hash (or, for an unknown name, a dummy check of the same cost).
+async fn check_local(app: &App, user: Option<User>, password: Secret) -> Verdict {
+    // Bounded queue: a flood of logins is turned away at once (503) instead of piling up; the
+    // ones admitted wait at most queue length × one argon2 check.
+    let Ok(_queued) = app.login_queue.try_acquire() else {
+        return Verdict::Busy;
     };
     let check = app
         .password_workers
@@ -305,29 +384,44 @@ async fn login(
         })
         .await;
     match check {
-        Some(Some(user)) => {
-            tracing::info!(client = %client.id, "login succeeded");
-            count(&app.metrics.logins_ok);
-            if let Err(e) = app.store.login_succeeded(&user_key) {
-                tracing::warn!("clearing the login throttle failed: {e}");
-            }
-            pending.stage = Stage::Consent {
-                sub: user.sub,
-                username: user.username.clone(),
-            };
-            consent_form(app, client, request.clone(), pending, user.username)
-        }
-        Some(None) => {
-            tracing::info!(client = %client.id, %ip, "login failed");
-            count(&app.metrics.logins_failed);
-            if let Err(e) = app.store.login_failed(&keys, now()) {
-                tracing::warn!("recording a failed login failed: {e}");
-            }
-            again(pending, LoginFailure::WrongCredentials)
-        }
+        Some(Some(user)) => Verdict::SignedIn {
+            sub: user.sub,
+            username: user.username,
+            display_name: None,
+        },
+        Some(None) => Verdict::Wrong,
         None => {
             tracing::error!("the password workers are gone");
-            Step::ErrorPage(ErrorPage::SignInUnavailable)
+            Verdict::Fault
+        }
+    }
+}
+
+/// The operator's login API: its subject becomes the grant's `sub`; the name the customer typed
+/// (trimmed) becomes `preferred_username`, as a local user's username does.
+async fn check_api(app: &App, client: &Client, typed: &str, password: Secret) -> Verdict {
+    let Some(api) = &app.login_api else {
+        tracing::error!("login.source needs the login API, but its client could not be built");
+        return Verdict::Fault;
+    };
+    let typed = typed.trim();
+    match api.verify(typed, &password).await {
+        Outcome::Accepted {
+            subject,
+            display_name,
+        } => Verdict::SignedIn {
+            sub: subject,
+            username: typed.to_string(),
+            display_name,
+        },
+        Outcome::Refused(_) => Verdict::Wrong,
+        Outcome::Unavailable(failure) => {
+            app.metrics.login_api_unavailable(failure.reason());
+            tracing::warn!(client = %client.id, reason = %failure, "the login API could not check a password");
+            match failure {
+                Failure::Busy => Verdict::Busy,
+                _ => Verdict::Unavailable,
+            }
         }
     }
 }
@@ -419,6 +513,7 @@ fn consent_form(
 ) -> Step {
     let scope = pending.scope.clone();
     let locale = pending.locale.clone();
+    let username = pending.display_name.clone().unwrap_or(username);
     let (request, csrf) = app.pending.put(Some(id), pending);
     Step::Consent {
         form: Form {

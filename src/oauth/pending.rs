@@ -22,6 +22,8 @@ pub struct Pending {
     pub code_challenge: Option<String>,
     /// Google's `user_locale` hint (at most 35 characters), so later pages keep the language.
     pub locale: Option<String>,
+    /// The name the login API gave the customer (`[login.api] display_name`), for the consent page.
+    pub display_name: Option<String>,
     pub stage: Stage,
     /// SHA-256 of the CSRF token the current form carries.
     csrf_key: [u8; 32],
@@ -55,6 +57,7 @@ impl Pending {
             scope,
             code_challenge,
             locale: None,
+            display_name: None,
             stage: Stage::Login,
             csrf_key: [0; 32],
             created: Instant::now(),
