@@ -65,8 +65,10 @@ pub fn request(command: &Command) -> Result<Request, AdminError> {
         Command::RemoveUser(name) => Request::RemoveUser {
             name: username(name)?.to_string(),
         },
+        // A local username or a login API subject (any string the API returned), so it is not
+        // held to the username rules here; `execute` decides which it is.
         Command::UnlinkUser(name) => Request::UnlinkUser {
-            name: username(name)?.to_string(),
+            name: name.trim().to_string(),
         },
         Command::Backup(_) => Request::Backup,
         other => return Err(AdminError(format!("{other:?} is not an admin command"))),
@@ -116,12 +118,7 @@ pub fn execute(store: &Store, request: Request) -> Result<String, AdminError> {
             }
             format!("changed the password of {name} and revoked their tokens")
         }
-        Request::UnlinkUser { name } => {
-            let name = username(&name)?;
-            let user = store.user(&name)?.ok_or_else(|| no_user(&name))?;
-            let revoked = store.revoke_user_grants(&user.sub)?;
-            format!("unlinked {name}: revoked {revoked} grant(s)")
-        }
+        Request::UnlinkUser { name } => unlink(store, &name)?,
     };
     store.flush_blocking()?;
     Ok(message)
@@ -183,6 +180,25 @@ pub fn restore(config: &Config, file: &Path) -> Result<String, AdminError> {
     ))
 }
 
+/// `--unlink-user NAME`: a local user's name, else the subject of a customer who signed in
+/// through the login API (they have no local record, only grants under that subject).
+fn unlink(store: &Store, name: &str) -> Result<String, AdminError> {
+    if let Ok(local) = Username::parse(name) {
+        if let Some(user) = store.user(&local)? {
+            let revoked = store.revoke_user_grants(&user.sub)?;
+            return Ok(format!("unlinked {local}: revoked {revoked} grant(s)"));
+        }
+    }
+    match store.revoke_user_grants(name)? {
+        0 => Err(AdminError(format!(
+            "no user `{name}` and no login API subject `{name}` with linked clients"
+        ))),
+        revoked => Ok(format!(
+            "unlinked login API subject {name}: revoked {revoked} grant(s)"
+        )),
+    }
+}
+
 fn no_user(name: &Username) -> AdminError {
     AdminError(format!("no user `{name}`"))
 }
@@ -229,7 +245,9 @@ fn read_new_password() -> Result<Secret, AdminError> {
 
 fn list_users(store: &Store) -> Result<String, AdminError> {
     let mut out = String::new();
+    let mut local_subs = BTreeSet::new();
     for user in store.users()? {
+        local_subs.insert(user.sub.clone());
         let clients: BTreeSet<String> = store
             .user_grants(&user.sub)?
             .into_iter()
@@ -243,10 +261,35 @@ fn list_users(store: &Store) -> Result<String, AdminError> {
             if clients.len() == 1 { "" } else { "s" }
         ));
     }
+    out.push_str(&api_subjects(store, &local_subs)?);
     if out.is_empty() {
         out.push_str("no users yet: add one with --add-user NAME\n");
     }
     Ok(out.trim_end().to_string())
+}
+
+/// Customers who signed in through the login API have no local record: they are listed by the
+/// subjects that hold links, with the name they last signed in with.
+fn api_subjects(store: &Store, local_subs: &BTreeSet<String>) -> Result<String, AdminError> {
+    let mut subjects: std::collections::BTreeMap<String, (String, BTreeSet<String>)> =
+        Default::default();
+    for grant in store.grants()? {
+        if local_subs.contains(&grant.sub) {
+            continue;
+        }
+        let entry = subjects.entry(grant.sub).or_default();
+        entry.0 = grant.username;
+        entry.1.insert(grant.client_id);
+    }
+    let mut out = String::new();
+    for (subject, (username, clients)) in subjects {
+        out.push_str(&format!(
+            "{subject}\tlogin API (signed in as {username})\t{} linked client{}\n",
+            clients.len(),
+            if clients.len() == 1 { "" } else { "s" }
+        ));
+    }
+    Ok(out)
 }
 
 pub fn check_config(config: &Config) -> Result<String, AdminError> {
@@ -276,6 +319,7 @@ pub fn check_config(config: &Config) -> Result<String, AdminError> {
             s => format!("{s}s"),
         }
     ));
+    out.push_str(&login_summary(config));
     for client in &config.clients {
         out.push_str(&format!("client      {} ({})\n", client.id, client.name));
         for uri in &client.redirect_uris {
@@ -286,6 +330,53 @@ pub fn check_config(config: &Config) -> Result<String, AdminError> {
         out.push_str(&format!("warning: {warning}\n"));
     }
     Ok(out.trim_end().to_string())
+}
+
+/// The `login` lines of `--check-config`: where passwords are checked.
+fn login_summary(config: &Config) -> String {
+    use crate::config::{BodyFormat, LoginSource};
+    let source = config.login.source;
+    let mut out = format!(
+        "login       {}\n",
+        match source {
+            LoginSource::Local => "local users (--add-user)",
+            LoginSource::Api => "the login API",
+            LoginSource::Both => "local users first, then the login API",
+        }
+    );
+    if let Some(api) = config.login.api.as_ref().filter(|_| source.uses_api()) {
+        out.push_str(&format!(
+            "  api       POST {} ({}, {} + {}); subject {}{}\n",
+            api.url,
+            match api.body {
+                BodyFormat::Json => "JSON",
+                BodyFormat::Form => "form",
+            },
+            api.username_field,
+            api.password_field,
+            api.subject,
+            api.display_name
+                .as_ref()
+                .map(|d| format!(", display name {d}"))
+                .unwrap_or_default()
+        ));
+        out.push_str(&format!(
+            "  limits    {} ms timeout, at most {} call(s) in flight{}{}\n",
+            api.timeout.as_millis(),
+            api.max_in_flight,
+            if api.headers.is_empty() {
+                String::new()
+            } else {
+                let names: Vec<&str> = api.headers.iter().map(|(n, _)| n.as_str()).collect();
+                format!(", headers {} (values not shown)", names.join(", "))
+            },
+            api.ca_file
+                .as_ref()
+                .map(|f| format!(", extra CA {}", f.display()))
+                .unwrap_or_default()
+        ));
+    }
+    out
 }
 
 /// `YYYY-MM-DD HH:MM:SS UTC` from Unix seconds (Howard Hinnant's civil-from-days).

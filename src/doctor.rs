@@ -18,6 +18,7 @@ use std::time::Duration;
 
 mod der;
 mod https;
+mod login;
 /// A certificate closer than this to its end fails; closer than `EXPIRY_WARN_DAYS` warns
 /// (Let's Encrypt's client renews at 30 days left, so by then renewal has already gone wrong).
 const EXPIRY_FAIL_DAYS: u64 = 14;
@@ -166,6 +167,9 @@ pub fn run(config: &Config, extra_ca: Option<&Path>) -> bool {
         report.add(secret_check(client));
     }
     report.add(data_directory_check(config));
+    if let Some(check) = login::check(config) {
+        report.add(check);
+    }
     say(&format!(
         "{} failed, {} warning{}, {} ok",
         report.failures,

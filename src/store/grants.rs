@@ -219,6 +219,11 @@ impl Store {
         Ok(found)
     }
 
+    /// Every stored grant, local users' and login API subjects' alike (for `--list-users`).
+    pub fn grants(&self) -> Result<Vec<Grant>, StoreError> {
+        self.grants.iter().map(|entry| decode(&entry?.1)).collect()
+    }
+
     /// Revokes every grant of a user (unlinks them everywhere). Returns how many.
     pub fn revoke_user_grants(&self, sub: &str) -> Result<usize, StoreError> {
         let grants = self.user_grants(sub)?;
