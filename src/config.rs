@@ -1054,6 +1054,24 @@ headers = { "X-Api-Key" = "very-secret-key" }
         assert!(unused.warnings().iter().any(|w| w.contains("[login.api]")));
     }
 
+    /// The commented-out `[login]` section of config.example.toml works once uncommented.
+    #[test]
+    fn the_example_login_section_is_valid() {
+        let example = include_str!("../config.example.toml");
+        let start = example.find("# [login]").expect("a [login] section");
+        let section: String = example[start..]
+            .lines()
+            .take_while(|line| line.starts_with('#'))
+            .filter(|line| !line.contains("ca_file"))
+            .map(|line| format!("{}\n", line.trim_start_matches("# ")))
+            .collect();
+        let section = section.replacen("source = \"local\"", "source = \"api\"", 1);
+        let config = check(&format!("{GOOD}{section}")).unwrap();
+        let api = config.login.api.unwrap();
+        assert_eq!(api.subject, "/user/id");
+        assert_eq!(api.headers.len(), 1);
+    }
+
     #[test]
     fn login_api_problems_name_the_key() {
         let with = |from: &str, to: &str| {

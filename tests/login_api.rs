@@ -276,6 +276,31 @@ fn an_unreachable_api_is_unavailable_not_a_wrong_password() {
 }
 
 #[test]
+fn an_api_whose_certificate_is_not_trusted_is_unavailable() {
+    let api = FakeApi::tls();
+    // Without ca_file the test CA is not among the trusted roots.
+    let env = env_for(&api, "api", "").replace_config("ca_file = \"api-ca.pem\"\n", "");
+    let server = env.start();
+    let page = sign_in(&mut Browser::new(&server), API_USER, API_PASSWORD);
+    assert_eq!(page.status, 503, "{}", page.html);
+    assert!(page.html.contains(UNAVAILABLE));
+    assert_eq!(api.calls(), 0, "no request before TLS verified");
+    assert_eq!(
+        metric(
+            &server,
+            "linkgate_login_api_unavailable_total{reason=\"tls\"}"
+        ),
+        1
+    );
+    let log = server.stop();
+    assert!(log.contains("TLS handshake failed"), "{log}");
+    assert!(
+        !log.contains(API_PASSWORD) && !log.contains(API_KEY),
+        "{log}"
+    );
+}
+
+#[test]
 fn a_slow_api_gets_the_page_within_the_timeout_plus_a_second() {
     let api = FakeApi::plain();
     let env = env_for(&api, "api", "").replace_config("timeout_ms = 3000", "timeout_ms = 500");
