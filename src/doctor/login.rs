@@ -71,3 +71,48 @@ pub fn judge(url: &str, https: bool, outcome: Outcome, took: Duration) -> Check 
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::Status;
+
+    fn run(outcome: Outcome) -> Check {
+        judge(
+            "https://api.example.com/login",
+            true,
+            outcome,
+            Duration::from_millis(12),
+        )
+    }
+
+    #[test]
+    fn only_a_refusal_is_healthy() {
+        let ok = run(Outcome::Refused(401));
+        assert_eq!(ok.status, Status::Ok);
+        assert!(ok.message.contains("answered 401") && ok.message.contains("TLS verified"));
+        let accepted = run(Outcome::Accepted {
+            subject: "42".into(),
+            display_name: None,
+        });
+        assert_eq!(accepted.status, Status::Fail);
+        assert!(
+            accepted.message.contains("anyone could sign in"),
+            "{}",
+            accepted.message
+        );
+        for failure in [
+            Failure::Timeout,
+            Failure::Status(500),
+            Failure::Redirect(302),
+            Failure::NotJson,
+            Failure::Tls("UnknownIssuer".into()),
+            Failure::Connect("refused".into()),
+        ] {
+            let check = run(Outcome::Unavailable(failure.clone()));
+            assert_eq!(check.status, Status::Fail, "{failure:?}");
+        }
+        let tls = run(Outcome::Unavailable(Failure::Tls("UnknownIssuer".into())));
+        assert!(tls.message.contains("ca_file"), "{}", tls.message);
+    }
+}
