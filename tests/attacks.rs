@@ -538,10 +538,7 @@ fn a_hashed_client_secret_works_and_a_wrong_one_does_not() {
 
 #[test]
 fn connections_beyond_the_limit_are_closed_at_once() {
-    let env = TestEnv::with_config(&config_text("").replace(
-        "public_url = \"http://127.0.0.1\"",
-        "public_url = \"http://127.0.0.1\"\nmax_connections = 2",
-    ));
+    let env = TestConfig::new().set("server.max_connections", 2).env();
     let server = env.start();
     use std::io::Read;
     let held: Vec<std::net::TcpStream> = (0..2)

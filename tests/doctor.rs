@@ -374,11 +374,9 @@ fn html_proxy(answers: usize) -> (u16, std::thread::JoinHandle<()>) {
 #[test]
 fn a_proxy_answering_html_fails_the_endpoint_checks() {
     let (port, proxy) = html_proxy(4);
-    let text = config(port, false, &good_clients()).replace(
-        &format!("https://localhost:{port}"),
-        &format!("http://127.0.0.1:{port}"),
-    );
-    let env = TestEnv::with_config(&text);
+    let env = TestConfig::from_text(&config(port, false, &good_clients()))
+        .set("server.public_url", format!("http://127.0.0.1:{port}"))
+        .env();
     let report = Report::of(env.cli(&["--doctor"], ""));
     report.assert_code(1);
     let said = |name: &str, what: &str| {

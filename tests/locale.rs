@@ -415,17 +415,9 @@ fn a_lockout_is_explained_in_the_customers_language() {
     );
 }
 
-/// The default test config with `lines` added to its `[ui]` table.
-fn with_ui(lines: &str) -> String {
-    let text = config_text("");
-    let ui = "[ui]\ntitle = \"Example Taxi\"\n";
-    assert!(text.contains(ui));
-    text.replace(ui, &format!("[ui]\n{lines}\n"))
-}
-
 #[test]
 fn the_configured_language_overrides_browser_and_hint() {
-    let env = TestEnv::with_config(&with_ui("title = \"Example Taxi\"\nlanguage = \"ja\""));
+    let env = TestConfig::new().set("ui.language", "ja").env();
     env.add_user(USER, PASSWORD);
     let server = env.start();
     let mut phone = Phone::new(&server, Some("de-DE,de"));
@@ -443,9 +435,11 @@ const LOGO: &str = r##"<?xml version="1.0" encoding="UTF-8"?>
 
 #[test]
 fn branding_shows_on_every_page() {
-    let env = TestEnv::with_config(&with_ui(
-        "title = \"Example Taxi\"\naccent_color = \"#0B6E4F\"\nlogo = \"brand/logo.svg\"\nsupport = \"Help: help@example.com\"",
-    ));
+    let env = TestConfig::new()
+        .set("ui.accent_color", "#0B6E4F")
+        .set("ui.logo", "brand/logo.svg")
+        .set("ui.support", "Help: help@example.com")
+        .env();
     std::fs::create_dir(env.dir.path().join("brand")).expect("mkdir");
     std::fs::write(env.dir.path().join("brand/logo.svg"), LOGO).expect("logo");
     env.add_user(USER, PASSWORD);
@@ -477,14 +471,14 @@ fn branding_shows_on_every_page() {
 
 #[test]
 fn operator_and_client_strings_are_escaped() {
-    let text = with_ui(
-        "title = \"<b>Taxi</b> & \\\"Co\\\"\"\nsupport = \"<img src=x onerror=alert(1)> help@example.com\"",
-    )
-    .replace(
-        "name = \"Example Taxi for Alexa\"",
-        "name = \"<script>alert('client')</script>\"",
-    );
-    let env = TestEnv::with_config(&text);
+    let env = TestConfig::new()
+        .set("ui.title", "<b>Taxi</b> & \"Co\"")
+        .set(
+            "ui.support",
+            "<img src=x onerror=alert(1)> help@example.com",
+        )
+        .client(ALEXA_ID, "name", "<script>alert('client')</script>")
+        .env();
     env.add_user(USER, PASSWORD);
     let server = env.start();
     let mut phone = Phone::new(&server, Some("fr"));
@@ -513,9 +507,9 @@ fn operator_and_client_strings_are_escaped() {
     }
 }
 
-/// `--check-config` on a config with `[ui]` lines; the failure's stderr.
-fn config_error(ui_lines: &str, setup: impl FnOnce(&std::path::Path)) -> String {
-    let env = TestEnv::with_config(&with_ui(ui_lines));
+/// `--check-config` on a config with `ui.key = value`; the failure's stderr.
+fn config_error(key: &str, value: &str, setup: impl FnOnce(&std::path::Path)) -> String {
+    let env = TestConfig::new().set(&format!("ui.{key}"), value).env();
     setup(env.dir.path());
     let out = env.cli(&["--check-config"], "");
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
@@ -526,18 +520,18 @@ fn config_error(ui_lines: &str, setup: impl FnOnce(&std::path::Path)) -> String 
 
 #[test]
 fn bad_branding_is_refused_naming_the_key() {
-    let low = config_error("accent_color = \"#7fb3ff\"", |_| {});
+    let low = config_error("accent_color", "#7fb3ff", |_| {});
     assert!(low.contains("key `ui.accent_color`"), "{low}");
     assert!(low.contains("4.5:1") && low.contains("contrast"), "{low}");
-    let not_colour = config_error("accent_color = \"teal\"", |_| {});
+    let not_colour = config_error("accent_color", "teal", |_| {});
     assert!(not_colour.contains("#rrggbb"), "{not_colour}");
 
-    let missing = config_error("logo = \"nope.svg\"", |_| {});
+    let missing = config_error("logo", "nope.svg", |_| {});
     assert!(
         missing.contains("key `ui.logo`") && missing.contains("nope.svg"),
         "{missing}"
     );
-    let big = config_error("logo = \"big.svg\"", |dir| {
+    let big = config_error("logo", "big.svg", |dir| {
         let svg = format!("<svg>{}</svg>", "<g/>".repeat(20_000));
         std::fs::write(dir.join("big.svg"), svg).expect("write");
     });
@@ -545,28 +539,28 @@ fn bad_branding_is_refused_naming_the_key() {
         big.contains("key `ui.logo`") && big.contains("64 KiB"),
         "{big}"
     );
-    let png = config_error("logo = \"logo.png\"", |dir| {
+    let png = config_error("logo", "logo.png", |dir| {
         std::fs::write(dir.join("logo.png"), b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").expect("write");
     });
     assert!(png.contains("not an SVG"), "{png}");
-    let scripted = config_error("logo = \"logo.svg\"", |dir| {
+    let scripted = config_error("logo", "logo.svg", |dir| {
         let svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"alert(1)\"></svg>";
         std::fs::write(dir.join("logo.svg"), svg).expect("write");
     });
     assert!(scripted.contains("onload="), "{scripted}");
 
-    let language = config_error("language = \"tlh\"", |_| {});
+    let language = config_error("language", "tlh", |_| {});
     assert!(language.contains("key `ui.language`"), "{language}");
     assert!(
         language.contains("en, de, fr, es, it, ja, pt-BR, hi"),
         "{language}"
     );
 
-    let typo = config_error("accent_colour = \"#0b6e4f\"", |_| {});
+    let typo = config_error("accent_colour", "#0b6e4f", |_| {});
     assert!(typo.contains("accent_colour"), "{typo}");
 
     // The server itself refuses to start with them, too.
-    let env = TestEnv::with_config(&with_ui("accent_color = \"#ffffff\""));
+    let env = TestConfig::new().set("ui.accent_color", "#ffffff").env();
     let out = env.cli(&[], "");
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("ui.accent_color"));

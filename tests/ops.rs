@@ -125,10 +125,10 @@ fn write_cert(dir: &std::path::Path, name: &str) -> Vec<u8> {
 
 #[test]
 fn https_is_served_directly_and_the_certificate_reloads_on_sighup() {
-    let env = TestEnv::with_config(&config_text("").replace(
-        "public_url = \"http://127.0.0.1\"",
-        "public_url = \"https://localhost\"\n[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"",
-    ));
+    let env = TestConfig::new()
+        .set("server.public_url", "https://localhost")
+        .tls()
+        .env();
     let first = write_cert(env.dir.path(), "first.example");
     env.add_user(USER, PASSWORD);
     let mut server = env.start();
@@ -215,10 +215,7 @@ fn openssl_handshake(addr: std::net::SocketAddr, version: &str) -> Result<(), St
 
 #[test]
 fn only_tls_1_2_and_1_3_are_offered() {
-    let env = TestEnv::with_config(&config_text("").replace(
-        "[storage]",
-        "[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\n[storage]",
-    ));
+    let env = TestConfig::new().tls().env();
     write_cert(env.dir.path(), "x.example");
     let server = env.start();
     assert_eq!(openssl_handshake(server.addr, "-tls1_3"), Ok(()));
@@ -232,10 +229,7 @@ fn only_tls_1_2_and_1_3_are_offered() {
 
 #[test]
 fn check_config_refuses_an_unreadable_certificate() {
-    let env = TestEnv::with_config(&config_text("").replace(
-        "[storage]",
-        "[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\n[storage]",
-    ));
+    let env = TestConfig::new().tls().env();
     let out = env.cli(&["--check-config"], "");
     assert!(!out.status.success());
     assert!(
@@ -260,10 +254,7 @@ fn metrics_are_off_by_default_and_count_when_on() {
     let server = env.start();
     assert_eq!(server.get("/metrics").status, 404);
     drop(server);
-    let env = TestEnv::with_config(&config_text("").replace(
-        "public_url = \"http://127.0.0.1\"",
-        "public_url = \"http://127.0.0.1\"\nmetrics = true",
-    ));
+    let env = TestConfig::new().set("server.metrics", true).env();
     env.add_user(USER, PASSWORD);
     let server = env.start();
     let (_, refresh_token) = tokens_for(&server);
@@ -284,10 +275,10 @@ fn metrics_are_off_by_default_and_count_when_on() {
 
 #[test]
 fn idle_and_slow_connections_are_closed() {
-    let env = TestEnv::with_config(&config_text("").replace(
-        "public_url = \"http://127.0.0.1\"",
-        "public_url = \"http://127.0.0.1\"\nheader_read_timeout_secs = 1\nidle_timeout_secs = 1",
-    ));
+    let env = TestConfig::new()
+        .set("server.header_read_timeout_secs", 1)
+        .set("server.idle_timeout_secs", 1)
+        .env();
     let server = env.start();
     use std::io::{Read, Write};
     // Slowloris: half a request line, then nothing.

@@ -61,6 +61,96 @@ redirect_uris = ["{GOOGLE_REDIRECT}"]
     )
 }
 
+/// A test config as a TOML document, changed key by key (`set("server.max_connections", 2)`)
+/// instead of by string replace, so a change to the base config cannot silently turn a patch into
+/// a no-op. Starts from `config_text("")`.
+#[derive(Clone)]
+pub struct TestConfig {
+    doc: toml::Table,
+}
+
+impl Default for TestConfig {
+    fn default() -> Self {
+        TestConfig::new()
+    }
+}
+
+impl TestConfig {
+    pub fn new() -> TestConfig {
+        TestConfig::from_text(&config_text(""))
+    }
+
+    /// Any config text, to be changed key by key.
+    pub fn from_text(text: &str) -> TestConfig {
+        let doc = text
+            .parse::<toml::Table>()
+            .unwrap_or_else(|e| panic!("test config is not TOML: {e}\n{text}"));
+        TestConfig { doc }
+    }
+
+    /// Sets a key by its dotted path (`server.tls.cert`, `ui.language`), creating the tables on
+    /// the way.
+    pub fn set(mut self, key: &str, value: impl Into<toml::Value>) -> TestConfig {
+        let (table, last) = table_for(&mut self.doc, key);
+        table.insert(last.to_string(), value.into());
+        self
+    }
+
+    /// Removes a key by its dotted path; it must be there.
+    pub fn remove(mut self, key: &str) -> TestConfig {
+        let (table, last) = table_for(&mut self.doc, key);
+        assert!(
+            table.remove(last).is_some(),
+            "no key `{key}` in the test config"
+        );
+        self
+    }
+
+    /// Sets `key` of the `[[clients]]` entry with `id`; the client must be there.
+    pub fn client(mut self, id: &str, key: &str, value: impl Into<toml::Value>) -> TestConfig {
+        let clients = self
+            .doc
+            .get_mut("clients")
+            .and_then(toml::Value::as_array_mut)
+            .expect("[[clients]] in the test config");
+        let client = clients
+            .iter_mut()
+            .filter_map(toml::Value::as_table_mut)
+            .find(|c| c.get("id").and_then(toml::Value::as_str) == Some(id))
+            .unwrap_or_else(|| panic!("no client `{id}` in the test config"));
+        client.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// `[server.tls]` with `cert.pem` and `key.pem` beside the config file.
+    pub fn tls(self) -> TestConfig {
+        self.set("server.tls.cert", "cert.pem")
+            .set("server.tls.key", "key.pem")
+    }
+
+    pub fn text(&self) -> String {
+        toml::to_string(&self.doc).expect("test config as TOML")
+    }
+
+    pub fn env(&self) -> TestEnv {
+        TestEnv::with_config(&self.text())
+    }
+}
+
+/// The table holding the last part of a dotted `key`, created as needed, and that last part.
+fn table_for<'a, 'k>(doc: &'a mut toml::Table, key: &'k str) -> (&'a mut toml::Table, &'k str) {
+    let (path, last) = key.rsplit_once('.').unwrap_or(("", key));
+    let mut table = doc;
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        table = table
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .unwrap_or_else(|| panic!("`{part}` in `{key}` is not a table"));
+    }
+    (table, last)
+}
+
 /// A config file and data directory in a temporary folder.
 pub struct TestEnv {
     pub dir: tempfile::TempDir,
