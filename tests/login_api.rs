@@ -9,17 +9,22 @@ use common::login_api::{FakeApi, Mode, API_KEY, API_NAME, API_PASSWORD, API_SUBJ
 use common::*;
 use std::time::{Duration, Instant};
 
-/// An env whose config uses `api` (with `source` and extra `[login.api]` keys), metrics on.
-fn env_for(api: &FakeApi, source: &str, extra: &str) -> TestEnv {
-    let text = config_text(&api.config(source, extra)).replace(
-        "public_url = \"http://127.0.0.1\"",
-        "public_url = \"http://127.0.0.1\"\nmetrics = true",
-    );
-    let env = TestEnv::with_config(&text);
+/// The test config with `[login] source` using `api`, and metrics on.
+fn config_for(api: &FakeApi, source: &str) -> TestConfig {
+    api.configure(TestConfig::new().set("server.metrics", true), source)
+}
+
+/// An env with `config`, and the fake API's CA file beside it (for HTTPS).
+fn env_of(api: &FakeApi, config: TestConfig) -> TestEnv {
+    let env = config.env();
     if api.ca_pem.is_some() {
         api.write_ca(env.dir.path());
     }
     env
+}
+
+fn env_for(api: &FakeApi, source: &str) -> TestEnv {
+    env_of(api, config_for(api, source))
 }
 
 /// Opens the login page and signs in: the next page (consent, or the login page again).
@@ -42,7 +47,7 @@ fn metric(server: &Server, series: &str) -> u64 {
 #[test]
 fn a_customer_of_the_login_api_links_alexa_and_userinfo_names_the_api_id() {
     let api = FakeApi::tls();
-    let env = env_for(&api, "api", "");
+    let env = env_for(&api, "api");
     let server = env.start();
     let mut browser = Browser::new(&server);
     let consent = sign_in(&mut browser, API_USER, API_PASSWORD);
@@ -132,7 +137,7 @@ fn a_customer_of_the_login_api_links_alexa_and_userinfo_names_the_api_id() {
 #[test]
 fn a_wrong_password_is_the_usual_inline_error_and_the_lock_stops_calls_to_the_api() {
     let api = FakeApi::plain();
-    let env = env_for(&api, "api", "");
+    let env = env_for(&api, "api");
     let server = env.start();
     for status in [400, 403] {
         api.set_mode(Mode::Status(status));
@@ -164,7 +169,7 @@ fn a_wrong_password_is_the_usual_inline_error_and_the_lock_stops_calls_to_the_ap
 #[test]
 fn every_failure_of_the_api_is_a_translated_503_page_never_a_wrong_guess() {
     let api = FakeApi::plain();
-    let env = env_for(&api, "api", "");
+    let env = env_for(&api, "api");
     let server = env.start();
     let modes = [
         (Mode::Status(500), "status"),
@@ -187,26 +192,8 @@ fn every_failure_of_the_api_is_a_translated_503_page_never_a_wrong_guess() {
     }
     // In the customer's language.
     api.set_mode(Mode::Status(503));
-    // A web view sends its Accept-Language with every request, the form post too.
-    let german = [("Accept-Language", "de-DE")];
-    let login = Page::from(server.request(
-        "GET",
-        &authorize_path(ALEXA_ID, ALEXA_REDIRECT, "s", &[]),
-        &german,
-        b"",
-    ));
-    let cookie = login.cookie.clone().expect("CSRF cookie");
-    let mut fields: Vec<(&str, &str)> = login
-        .hidden
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    fields.extend([("username", API_USER), ("password", API_PASSWORD)]);
-    let page = Page::from(server.post_form(
-        &login.action,
-        &[german[0], ("Cookie", cookie.as_str())],
-        &fields,
-    ));
+    let mut german = Browser::with_language(&server, Some("de-DE"));
+    let page = sign_in(&mut german, API_USER, API_PASSWORD);
     assert_eq!(page.status, 503);
     assert!(
         page.html.contains("Die Anmeldung ist gerade nicht möglich"),
@@ -256,17 +243,16 @@ fn every_failure_of_the_api_is_a_translated_503_page_never_a_wrong_guess() {
 
 #[test]
 fn an_unreachable_api_is_unavailable_not_a_wrong_password() {
-    // A port that was free a moment ago: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port that refuses connections while `closed` lives: bound, but not listening.
+    let closed = tokio::net::TcpSocket::new_v4().expect("socket");
+    closed
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind");
+    let port = closed.local_addr().expect("local address").port();
     let api = FakeApi::plain();
-    let text = api
-        .config("api", "")
-        .replace(&api.url, &format!("http://127.0.0.1:{port}/v1/login"));
-    let env = TestEnv::with_config(&config_text(&text));
+    let config =
+        config_for(&api, "api").set("login.api.url", format!("http://127.0.0.1:{port}/v1/login"));
+    let env = env_of(&api, config);
     let server = env.start();
     let page = sign_in(&mut Browser::new(&server), API_USER, API_PASSWORD);
     assert_eq!(page.status, 503, "{}", page.html);
@@ -279,7 +265,7 @@ fn an_unreachable_api_is_unavailable_not_a_wrong_password() {
 fn an_api_whose_certificate_is_not_trusted_is_unavailable() {
     let api = FakeApi::tls();
     // Without ca_file the test CA is not among the trusted roots.
-    let env = env_for(&api, "api", "").replace_config("ca_file = \"api-ca.pem\"\n", "");
+    let env = env_of(&api, config_for(&api, "api").remove("login.api.ca_file"));
     let server = env.start();
     let page = sign_in(&mut Browser::new(&server), API_USER, API_PASSWORD);
     assert_eq!(page.status, 503, "{}", page.html);
@@ -303,7 +289,10 @@ fn an_api_whose_certificate_is_not_trusted_is_unavailable() {
 #[test]
 fn a_slow_api_gets_the_page_within_the_timeout_plus_a_second() {
     let api = FakeApi::plain();
-    let env = env_for(&api, "api", "").replace_config("timeout_ms = 3000", "timeout_ms = 500");
+    let env = env_of(
+        &api,
+        config_for(&api, "api").set("login.api.timeout_ms", 500),
+    );
     api.set_delay(Duration::from_secs(5));
     let server = env.start();
     let mut browser = Browser::new(&server);
@@ -327,7 +316,10 @@ fn a_slow_api_gets_the_page_within_the_timeout_plus_a_second() {
 #[test]
 fn a_burst_of_sign_ins_never_has_more_than_max_in_flight_calls_at_the_api() {
     let api = FakeApi::plain();
-    let env = env_for(&api, "api", "max_in_flight = 2");
+    let env = env_of(
+        &api,
+        config_for(&api, "api").set("login.api.max_in_flight", 2),
+    );
     api.set_delay(Duration::from_millis(300));
     let server = env.start();
     // 12 customers at once, each with a login page open.
@@ -371,7 +363,7 @@ fn a_burst_of_sign_ins_never_has_more_than_max_in_flight_calls_at_the_api() {
 #[test]
 fn with_source_both_local_users_come_first_then_the_api() {
     let api = FakeApi::plain();
-    let env = env_for(&api, "both", "");
+    let env = env_for(&api, "both");
     env.add_user(USER, PASSWORD);
     let server = env.start();
     // A local user signs in locally: the API is not asked.
@@ -407,7 +399,7 @@ fn with_source_both_local_users_come_first_then_the_api() {
 #[test]
 fn check_config_shows_the_section_and_refuses_plain_http_to_another_host() {
     let api = FakeApi::tls();
-    let env = env_for(&api, "api", "");
+    let env = env_for(&api, "api");
     let out = env.cli(&["--check-config"], "");
     let shown = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -415,7 +407,10 @@ fn check_config_shows_the_section_and_refuses_plain_http_to_another_host() {
     assert!(shown.contains("X-Api-Key (values not shown)"), "{shown}");
     assert!(!shown.contains(API_KEY), "{shown}");
 
-    let bad = env_for(&api, "api", "").replace_config(&api.url, "http://api.example.com/login");
+    let bad = env_of(
+        &api,
+        config_for(&api, "api").set("login.api.url", "http://api.example.com/login"),
+    );
     let out = bad.cli(&["--check-config"], "");
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
@@ -428,7 +423,7 @@ fn check_config_shows_the_section_and_refuses_plain_http_to_another_host() {
 #[test]
 fn the_doctor_calls_the_api_with_a_wrong_password_and_reports_the_answer() {
     let api = FakeApi::tls();
-    let env = env_for(&api, "api", "");
+    let env = env_for(&api, "api");
     let line = |env: &TestEnv| {
         let out = env.cli(&["--doctor"], "");
         let report = text(&out.stdout);
@@ -457,25 +452,11 @@ fn the_doctor_calls_the_api_with_a_wrong_password_and_reports_the_answer() {
     assert!(down.starts_with("FAIL") && down.contains("503"), "{down}");
 
     // Without the test CA the certificate is not trusted.
-    let untrusted = env_for(&api, "api", "").replace_config("ca_file = \"api-ca.pem\"\n", "");
+    let untrusted = env_of(&api, config_for(&api, "api").remove("login.api.ca_file"));
     api.set_mode(Mode::Normal);
     let tls = line(&untrusted);
     assert!(
         tls.starts_with("FAIL") && tls.contains("TLS") && tls.contains("ca_file"),
         "{tls}"
     );
-}
-
-trait ReplaceConfig {
-    fn replace_config(self, from: &str, to: &str) -> Self;
-}
-
-impl ReplaceConfig for TestEnv {
-    /// The same env with `from` replaced by `to` in its config file.
-    fn replace_config(self, from: &str, to: &str) -> TestEnv {
-        let text = std::fs::read_to_string(&self.config).expect("config");
-        assert!(text.contains(from), "{from} not in\n{text}");
-        std::fs::write(&self.config, text.replace(from, to)).expect("write config");
-        self
-    }
 }

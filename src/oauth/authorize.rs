@@ -281,7 +281,7 @@ async fn login(
             return Step::ErrorPage(ErrorPage::SignInUnavailable);
         }
     }
-    match check_password(app, client, name, &typed, password).await {
+    match verify_credentials(app, client, name, &typed, password).await {
         Verdict::SignedIn {
             sub,
             username,
@@ -339,7 +339,7 @@ enum Verdict {
 
 /// Checks the password where `[login] source` says: local users, the operator's login API, or a
 /// local user of that name first and the API for any other name.
-async fn check_password(
+async fn verify_credentials(
     app: &App,
     client: &Client,
     name: Result<Username, String>,

@@ -175,31 +175,24 @@ impl FakeApi {
         "api-ca.pem".to_string()
     }
 
-    /// The `[login]` and `[login.api]` tables for this API (`extra` goes into `[login.api]`).
-    pub fn config(&self, source: &str, extra: &str) -> String {
-        let ca = if self.ca_pem.is_some() {
-            "ca_file = \"api-ca.pem\"\n"
-        } else {
-            ""
-        };
-        format!(
-            r#"
-[login]
-source = "{source}"
-
-[login.api]
-url = "{}"
-body = "json"
-username_field = "email"
-password_field = "password"
-subject = "/user/id"
-display_name = "/user/name"
-timeout_ms = 3000
-headers = {{ "X-Api-Key" = "{API_KEY}" }}
-{ca}{extra}
-"#,
-            self.url
-        )
+    /// `config` with `[login] source` and a `[login.api]` table for this API: JSON with the
+    /// fields `email` and `password`, subject `/user/id`, display name `/user/name`, the API key
+    /// header, and (for HTTPS) `ca_file = "api-ca.pem"` (see `write_ca`).
+    pub fn configure(&self, config: super::TestConfig, source: &str) -> super::TestConfig {
+        let config = config
+            .set("login.source", source)
+            .set("login.api.url", self.url.as_str())
+            .set("login.api.body", "json")
+            .set("login.api.username_field", "email")
+            .set("login.api.password_field", "password")
+            .set("login.api.subject", "/user/id")
+            .set("login.api.display_name", "/user/name")
+            .set("login.api.timeout_ms", 3000)
+            .set("login.api.headers.X-Api-Key", API_KEY);
+        match self.ca_pem {
+            Some(_) => config.set("login.api.ca_file", "api-ca.pem"),
+            None => config,
+        }
     }
 }
 
