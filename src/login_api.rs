@@ -135,8 +135,6 @@ pub struct LoginApiClient {
     /// Idle keep-alive connections, most recently used last.
     idle: Mutex<Vec<(SendRequest<Full<Bytes>>, Instant)>>,
     in_flight: Semaphore,
-    /// The highest number of calls in flight at once (for tests and `--doctor`).
-    peak: std::sync::atomic::AtomicUsize,
 }
 
 impl LoginApiClient {
@@ -168,12 +166,7 @@ impl LoginApiClient {
             api,
             tls,
             idle: Mutex::new(Vec::new()),
-            peak: Default::default(),
         })
-    }
-
-    pub fn config(&self) -> &LoginApi {
-        &self.api
     }
 
     /// Asks the API whether `username` and `password` belong together. Waits at most briefly for
@@ -190,20 +183,12 @@ impl LoginApiClient {
         let Ok(Ok(_slot)) = tokio::time::timeout(wait, self.in_flight.acquire()).await else {
             return Outcome::Unavailable(Failure::Busy);
         };
-        let now_in_flight = self.api.max_in_flight - self.in_flight.available_permits();
-        self.peak
-            .fetch_max(now_in_flight, std::sync::atomic::Ordering::Relaxed);
         let body = request_body(&self.api, username, password);
         match tokio::time::timeout(self.api.timeout, self.call(body)).await {
             Ok(Ok((status, answer))) => judge(&self.api, status, answer),
             Ok(Err(failure)) => Outcome::Unavailable(failure),
             Err(_) => Outcome::Unavailable(Failure::Timeout),
         }
-    }
-
-    /// The highest number of calls that were in flight at once since start-up.
-    pub fn peak_in_flight(&self) -> usize {
-        self.peak.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// One POST; the answer's status and body (or `TooLarge`).
