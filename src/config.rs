@@ -23,6 +23,8 @@ pub struct Config {
     pub trusted_proxies: Vec<IpAddr>,
     /// Serve `/metrics` (to loopback clients only).
     pub metrics: bool,
+    /// With it, `/metrics` also answers `Authorization: Bearer <token>` from anywhere.
+    pub metrics_token: Option<crate::secret::Secret>,
     /// Serve HTTPS directly with these PEM files.
     pub tls: Option<TlsFiles>,
     pub limits: Limits,
@@ -49,6 +51,10 @@ pub struct Limits {
     pub header_read_timeout_secs: u64,
     pub idle_timeout_secs: u64,
     pub max_connections: usize,
+    /// Open connections one client address (IPv6: one /64) may hold; trusted proxies are exempt.
+    pub max_connections_per_ip: usize,
+    /// The whole request body must arrive within this.
+    pub body_read_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -212,6 +218,11 @@ struct RawServer {
     idle_timeout_secs: u64,
     #[serde(default = "default_max_connections")]
     max_connections: usize,
+    #[serde(default = "default_max_connections_per_ip")]
+    max_connections_per_ip: usize,
+    #[serde(default = "default_body_read_timeout_secs")]
+    body_read_timeout_secs: u64,
+    metrics_token: Option<String>,
 }
 
 fn default_max_body_bytes() -> usize {
@@ -228,6 +239,12 @@ fn default_idle_timeout_secs() -> u64 {
 }
 fn default_max_connections() -> usize {
     1024
+}
+fn default_max_connections_per_ip() -> usize {
+    64
+}
+fn default_body_read_timeout_secs() -> u64 {
+    10
 }
 
 #[derive(Deserialize)]
@@ -432,7 +449,10 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
         header_read_timeout_secs: raw.server.header_read_timeout_secs,
         idle_timeout_secs: raw.server.idle_timeout_secs,
         max_connections: raw.server.max_connections,
+        max_connections_per_ip: raw.server.max_connections_per_ip,
+        body_read_timeout_secs: raw.server.body_read_timeout_secs,
     };
+    check_hardening_limits(&limits, &raw.server.metrics_token, &mut problem);
     if !(1024..=16 * 1024 * 1024).contains(&limits.max_body_bytes) {
         problem(
             "server.max_body_bytes",
@@ -590,6 +610,7 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
         public_path,
         trusted_proxies,
         metrics: raw.server.metrics,
+        metrics_token: raw.server.metrics_token.map(crate::secret::Secret::new),
         tls,
         limits,
         storage_path,
@@ -603,6 +624,38 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
 
 /// The `[ui]` table: branding the operator chose, checked so that a typo or an unreadable colour
 /// is caught at start-up rather than seen by customers.
+/// The limits against connection exhaustion and the metrics token (issue 12).
+fn check_hardening_limits(
+    limits: &Limits,
+    metrics_token: &Option<String>,
+    problem: &mut impl FnMut(&str, String),
+) {
+    if !(1..=limits.max_connections.max(1)).contains(&limits.max_connections_per_ip) {
+        problem(
+            "server.max_connections_per_ip",
+            format!(
+                "must be between 1 and server.max_connections ({})",
+                limits.max_connections
+            ),
+        );
+    }
+    if !(1..=300).contains(&limits.body_read_timeout_secs) {
+        problem(
+            "server.body_read_timeout_secs",
+            "must be between 1 and 300".into(),
+        );
+    }
+    if metrics_token
+        .as_ref()
+        .is_some_and(|t| t.chars().count() < 16)
+    {
+        problem(
+            "server.metrics_token",
+            "must be at least 16 characters (a long random string)".into(),
+        );
+    }
+}
+
 fn check_ui(raw: RawUi, dir: &Path, problem: &mut impl FnMut(&str, String)) -> Ui {
     let language = raw.language.and_then(|name| {
         let lang = Lang::from_tag(&name);

@@ -1,6 +1,6 @@
 //! Path to handler. Each handler parses what it needs, calls `oauth`, and renders the result.
 
-use super::request::{self, BodyError, CSRF_COOKIE};
+use super::request::{self, BodyError};
 use super::response::{self, Reply};
 use crate::app::App;
 use crate::oauth::authorize::{self, Step};
@@ -32,7 +32,8 @@ pub async fn route(app: &App, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) 
             render(app, step, hint, accept_language.as_deref())
         }
         ("/authorize", Method::POST) => {
-            let cookie = request::csrf_cookie(req.headers()).map(str::to_string);
+            let name = request::csrf_cookie_name(app.config.public_https());
+            let cookie = request::csrf_cookie(req.headers(), name).map(str::to_string);
             let accept_language = accept_language(&req);
             match body(app, req).await {
                 Ok(body) => {
@@ -81,8 +82,8 @@ pub async fn route(app: &App, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) 
         ("/.well-known/oauth-authorization-server", Method::GET) => {
             response::json(200, &metadata::metadata(&app.config))
         }
-        // Loopback only, and only the TCP peer counts: a proxy's forwarded header cannot open it.
-        ("/metrics", Method::GET) if app.config.metrics && peer.is_loopback() => {
+        // Loopback only (and not a request a trusted proxy forwarded), or the scrape token.
+        ("/metrics", Method::GET) if app.config.metrics && metrics_allowed(app, &req, peer) => {
             response::metrics(app.metrics.render())
         }
         ("/healthz", Method::GET | Method::HEAD) => match app.store.is_healthy() {
@@ -97,11 +98,32 @@ pub async fn route(app: &App, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) 
     }
 }
 
+/// Who may read `/metrics`: a loopback peer whose request no trusted proxy forwarded (a proxy on
+/// the same machine must not make the whole internet local), or anyone presenting
+/// `server.metrics_token` as a bearer token.
+fn metrics_allowed(app: &App, req: &Request<Incoming>, peer: IpAddr) -> bool {
+    if let Some(token) = &app.config.metrics_token {
+        if let Ok(Some(given)) = request::bearer_token(req.headers()) {
+            return crate::secret::ct_eq(&token.key(), &crate::secret::Secret::new(given).key());
+        }
+    }
+    let forwarded = ["x-forwarded-for", "forwarded", "x-real-ip"]
+        .iter()
+        .any(|name| req.headers().contains_key(*name));
+    peer.is_loopback() && !(forwarded && app.config.trusted_proxies.contains(&peer))
+}
+
 /// Reads a body within the configured limit, or the reply that refuses it.
 async fn body(app: &App, req: Request<Incoming>) -> Result<hyper::body::Bytes, Reply> {
-    match request::body(req, app.config.limits.max_body_bytes).await {
+    let limits = &app.config.limits;
+    let deadline = std::time::Duration::from_secs(limits.body_read_timeout_secs);
+    match request::body(req, limits.max_body_bytes, deadline).await {
         Ok(body) => Ok(body),
-        Err(BodyError::TooLarge) => Err(response::text(413, "request body too large\n")),
+        Err(BodyError::TooLarge) => Err(response::closing(413, "request body too large\n")),
+        Err(BodyError::TooSlow) => Err(response::closing(
+            408,
+            "the request body did not arrive in time\n",
+        )),
         Err(BodyError::Io) => Err(response::text(400, "could not read the request body\n")),
     }
 }
@@ -192,7 +214,8 @@ fn render_in(app: &App, frame: pages::Frame<'_>, step: Step) -> Reply {
             ""
         };
         Some(format!(
-            "{CSRF_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=900{secure}",
+            "{}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=900{secure}",
+            request::csrf_cookie_name(app.config.public_https()),
             csrf.expose()
         ))
     };
