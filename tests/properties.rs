@@ -51,7 +51,7 @@ proptest! {
             headers.insert(hyper::header::COOKIE, header);
             let _ = request::basic_credentials(&headers);
             let _ = request::bearer_token(&headers);
-            let _ = request::csrf_cookie(&headers);
+            let _ = request::csrf_cookie(&headers, request::CSRF_COOKIE_HTTPS);
         }
     }
 
