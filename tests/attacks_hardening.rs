@@ -541,3 +541,65 @@ fn a_request_forwarded_by_a_local_proxy_does_not_read_metrics() {
     );
     assert_eq!(server.get("/metrics").status, 200);
 }
+
+#[test]
+fn a_burst_of_client_secret_guesses_is_throttled_per_address_and_logged_without_the_secret() {
+    let env = behind_proxy();
+    let server = env.start();
+    let guesser = "198.51.100.23";
+    let barrier = Barrier::new(64);
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..64)
+            .map(|i| {
+                let (server, barrier) = (&server, &barrier);
+                scope.spawn(move || {
+                    let guess = format!("guessed-secret-{i:04}-xyzzy");
+                    barrier.wait();
+                    server
+                        .post_form(
+                            "/token",
+                            &[
+                                ("Authorization", &basic(ALEXA_ID, &guess)),
+                                ("X-Forwarded-For", guesser),
+                            ],
+                            &[("grant_type", "refresh_token"), ("refresh_token", "x")],
+                        )
+                        .status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    eprintln!("client-secret burst: {checked} of 64 guesses checked, {throttled} refused");
+    assert!(checked <= 21, "{checked} guesses checked: {statuses:?}");
+    assert_eq!(checked + throttled, 64, "{statuses:?}");
+    // The guesser stays refused; the real client, elsewhere, is not.
+    let again = server.post_form(
+        "/introspect",
+        &[
+            ("Authorization", &basic(ALEXA_ID, ALEXA_SECRET)),
+            ("X-Forwarded-For", guesser),
+        ],
+        &[("token", "x")],
+    );
+    assert_eq!(again.status, 429);
+    assert!(again.header("Retry-After").is_some());
+    assert_eq!(again.error(), "invalid_client");
+    let real = server.post_form(
+        "/introspect",
+        &[
+            ("Authorization", &basic(ALEXA_ID, ALEXA_SECRET)),
+            ("X-Forwarded-For", "203.0.113.50"),
+        ],
+        &[("token", "x")],
+    );
+    assert_eq!(real.status, 200, "{}", real.text());
+    let log = server.stop();
+    assert!(log.contains("client authentication failed"), "{log}");
+    assert!(
+        !log.contains("guessed-secret-"),
+        "a guessed secret reached the log"
+    );
+}

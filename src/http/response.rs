@@ -117,6 +117,11 @@ pub fn oauth_error(error: &OAuthError) -> Reply {
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, challenge);
     }
+    if let Some(wait) = error.retry_after() {
+        reply
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+    }
     reply
 }
 

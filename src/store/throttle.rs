@@ -112,6 +112,11 @@ impl Failures {
         Ok(())
     }
 
+    /// Whether nothing is left to remember: unlocked and its window over.
+    pub fn is_stale(&self, now: u64) -> bool {
+        self.locked_until <= now && now.saturating_sub(self.last) > WINDOW_SECS
+    }
+
     /// Gives back a reservation that turned out to be a success; `before` is the entry as it was
     /// before the reservation. A lock the reservation set is lifted; a lock a concurrent failure
     /// set since stays.
@@ -235,8 +240,7 @@ impl Store {
 
 /// Whether a throttle entry can be forgotten (for the sweeper).
 pub(super) fn stale(bytes: &[u8], now: u64) -> bool {
-    decode::<Failures>(bytes)
-        .is_ok_and(|f| f.locked_until <= now && now.saturating_sub(f.last) > WINDOW_SECS)
+    decode::<Failures>(bytes).is_ok_and(|f| f.is_stale(now))
 }
 
 #[cfg(test)]
