@@ -114,6 +114,41 @@ pub enum ClientSecret {
 }
 
 impl Config {
+    /// Warnings about who else on this machine can read what linkgate keeps secret: a config
+    /// holding plaintext secrets that is group- or world-readable, or a data directory (password
+    /// hashes, tokens' hashes; sled makes its files 0644) that is not 0700. For the start-up log,
+    /// `--check-config` and `--doctor`.
+    pub fn permission_warnings(&self) -> Vec<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut warnings = Vec::new();
+        let plaintext = self
+            .clients
+            .iter()
+            .any(|c| matches!(c.secret, ClientSecret::Plain(_)))
+            || self.metrics_token.is_some();
+        if let Ok(meta) = std::fs::metadata(&self.file) {
+            let mode = meta.permissions().mode() & 0o777;
+            if plaintext && mode & 0o077 != 0 {
+                warnings.push(format!(
+                    "{} holds client secrets in plain text and is readable by others (mode {mode:04o}): `chmod 600 {}` (or 640 with a group only linkgate's user is in), or use secret_hash",
+                    self.file.display(),
+                    self.file.display()
+                ));
+            }
+        }
+        if let Ok(meta) = std::fs::metadata(&self.storage_path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if meta.is_dir() && mode & 0o077 != 0 {
+                warnings.push(format!(
+                    "the data directory {} is mode {mode:04o}, not 0700: others on this machine can read password hashes and records from it; `chmod 700 {}`",
+                    self.storage_path.display(),
+                    self.storage_path.display()
+                ));
+            }
+        }
+        warnings
+    }
+
     /// Whether the world reaches us over HTTPS (decides the cookies' `Secure` flag).
     pub fn public_https(&self) -> bool {
         self.public_url.starts_with("https://")

@@ -166,6 +166,16 @@ pub fn run(config: &Config, extra_ca: Option<&Path>) -> bool {
         report.add(secret_check(client));
     }
     report.add(data_directory_check(config));
+    let permissions = config.permission_warnings();
+    if permissions.is_empty() {
+        report.add(Check::ok(
+            "permissions",
+            "the config's secrets and the data directory are readable by their owner only",
+        ));
+    }
+    for warning in permissions {
+        report.add(Check::warn("permissions", warning));
+    }
     say(&format!(
         "{} failed, {} warning{}, {} ok",
         report.failures,

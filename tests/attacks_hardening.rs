@@ -596,3 +596,70 @@ fn a_burst_of_client_secret_guesses_is_throttled_per_address_and_logged_without_
         "a guessed secret reached the log"
     );
 }
+
+#[test]
+fn a_backup_never_follows_a_planted_partial_file_and_is_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::with_user();
+    let target = env.dir.path().join("backup.jsonl");
+    // What an attacker with write access to the directory plants: the old fixed temporary name
+    // as a symlink to a world-readable file they can read.
+    let stolen = env.dir.path().join("stolen");
+    std::fs::write(&stolen, b"").unwrap();
+    std::fs::set_permissions(&stolen, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::os::unix::fs::symlink(&stolen, env.dir.path().join("backup.partial")).unwrap();
+    let out = env.cli(&["--backup", target.to_str().unwrap()], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read(&stolen).unwrap().len(),
+        0,
+        "the backup was written through the planted symlink"
+    );
+    let meta = std::fs::symlink_metadata(&target).unwrap();
+    assert!(meta.file_type().is_file());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert!(std::fs::read_to_string(&target)
+        .unwrap()
+        .contains("linkgate-backup"));
+    // No temporary file is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".partial") && n != "backup.partial")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn readable_secrets_and_an_open_data_directory_are_warned_about_everywhere() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::with_user();
+    std::fs::set_permissions(&env.config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(env.data_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let check = env.cli(&["--check-config"], "");
+    let said = text(&check.stdout) + &text(&check.stderr);
+    assert!(
+        said.contains("plain text and is readable by others"),
+        "{said}"
+    );
+    assert!(said.contains("not 0700"), "{said}");
+    let doctor = env.cli(&["--doctor"], "");
+    let said = text(&doctor.stdout) + &text(&doctor.stderr);
+    assert!(said.contains("readable by others"), "{said}");
+    assert!(said.contains("not 0700"), "{said}");
+    let log = env.start().stop();
+    assert!(
+        log.contains("readable by others") && log.contains("not 0700"),
+        "{log}"
+    );
+    // Fixed: no warning.
+    std::fs::set_permissions(&env.config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(env.data_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let check = env.cli(&["--check-config"], "");
+    let said = text(&check.stdout) + &text(&check.stderr);
+    assert!(
+        !said.contains("readable by others") && !said.contains("not 0700"),
+        "{said}"
+    );
+}
