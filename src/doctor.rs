@@ -16,7 +16,8 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-mod der;
+/// Public for the fuzz target (`fuzz/fuzz_targets/der.rs`).
+pub mod der;
 mod https;
 /// A certificate closer than this to its end fails; closer than `EXPIRY_WARN_DAYS` warns
 /// (Let's Encrypt's client renews at 30 days left, so by then renewal has already gone wrong).

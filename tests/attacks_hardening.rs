@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Barrier;
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 /// A config whose server trusts 127.0.0.1 as a proxy, so tests can speak for other addresses
@@ -661,5 +661,85 @@ fn readable_secrets_and_an_open_data_directory_are_warned_about_everywhere() {
     assert!(
         !said.contains("readable by others") && !said.contains("not 0700"),
         "{said}"
+    );
+}
+
+/// A TLS server on 127.0.0.1 presenting exactly `der` (no checks of its own), for a few
+/// connections. Returns its port.
+fn serve_raw_certificate(der: Vec<u8>, key_der: Vec<u8>) -> u16 {
+    use tokio_rustls::rustls;
+    #[derive(Debug)]
+    struct Fixed(Arc<rustls::sign::CertifiedKey>);
+    impl rustls::server::ResolvesServerCert for Fixed {
+        fn resolve(
+            &self,
+            _: rustls::server::ClientHello<'_>,
+        ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+            Some(self.0.clone())
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let key = rustls::pki_types::PrivateKeyDer::try_from(key_der).expect("key");
+    let signing = provider
+        .key_provider
+        .load_private_key(key)
+        .expect("signing key");
+    let certified = rustls::sign::CertifiedKey::new(vec![der.into()], signing);
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(Fixed(Arc::new(certified)))),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(16).flatten() {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let Ok(mut conn) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                let mut tls = rustls::Stream::new(&mut conn, &mut stream);
+                let mut buf = [0u8; 4096];
+                if tls.read(&mut buf).is_ok() {
+                    let _ = tls.write_all(
+                        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn the_doctor_reads_a_certificate_with_non_ascii_validity_bytes_without_panicking() {
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.not_after = rcgen::date_time_ymd(2030, 1, 1);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let mut der = cert.der().to_vec();
+    // notAfter 300101000000Z becomes "30011é00000Z": same length, valid UTF-8, not ASCII.
+    let at = der
+        .windows(13)
+        .position(|w| w == b"300101000000Z")
+        .expect("the notAfter time");
+    der[at..at + 13].copy_from_slice("30011é00000Z".as_bytes());
+    let port = serve_raw_certificate(der, key.serialize_der());
+    let env = TestEnv::with_config(&config_text("").replace(
+        "listen = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1\"",
+        &format!("listen = \"127.0.0.1:0\"\npublic_url = \"https://localhost:{port}\""),
+    ));
+    let out = env.cli(&["--doctor"], "");
+    let said = text(&out.stdout) + &text(&out.stderr);
+    assert!(!said.contains("panicked"), "{said}");
+    assert_ne!(out.status.code(), Some(101), "{said}");
+    assert!(
+        said.contains("chain"),
+        "the doctor did not get to the certificate: {said}"
     );
 }
