@@ -253,8 +253,8 @@ struct RawServer {
     idle_timeout_secs: u64,
     #[serde(default = "default_max_connections")]
     max_connections: usize,
-    #[serde(default = "default_max_connections_per_ip")]
-    max_connections_per_ip: usize,
+    /// Unset: 64, or `max_connections` when that is smaller.
+    max_connections_per_ip: Option<usize>,
     #[serde(default = "default_body_read_timeout_secs")]
     body_read_timeout_secs: u64,
     metrics_token: Option<String>,
@@ -484,7 +484,10 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
         header_read_timeout_secs: raw.server.header_read_timeout_secs,
         idle_timeout_secs: raw.server.idle_timeout_secs,
         max_connections: raw.server.max_connections,
-        max_connections_per_ip: raw.server.max_connections_per_ip,
+        max_connections_per_ip: raw
+            .server
+            .max_connections_per_ip
+            .unwrap_or_else(|| default_max_connections_per_ip().min(raw.server.max_connections)),
         body_read_timeout_secs: raw.server.body_read_timeout_secs,
     };
     check_hardening_limits(&limits, &raw.server.metrics_token, &mut problem);
@@ -983,6 +986,23 @@ redirect_uris = ["https://pitangui.amazon.com/api/skill/link/M2X"]
         let dup = format!("{GOOD}{}", &GOOD[GOOD.find("[[clients]]").unwrap()..]);
         let err = check(&dup).unwrap_err();
         assert!(err.contains("duplicate client id"), "{err}");
+    }
+
+    #[test]
+    fn connection_and_metrics_limits() {
+        let server = |extra: &str| GOOD.replacen("[server]\n", &format!("[server]\n{extra}\n"), 1);
+        let config = check(&server("max_connections = 10")).unwrap();
+        assert_eq!(
+            config.limits.max_connections_per_ip, 10,
+            "the default follows a smaller total"
+        );
+        assert_eq!(check(GOOD).unwrap().limits.max_connections_per_ip, 64);
+        let err = check(&server("max_connections = 10\nmax_connections_per_ip = 11")).unwrap_err();
+        assert!(err.contains("server.max_connections_per_ip"), "{err}");
+        let err = check(&server("body_read_timeout_secs = 0")).unwrap_err();
+        assert!(err.contains("server.body_read_timeout_secs"), "{err}");
+        let err = check(&server("metrics_token = \"short\"")).unwrap_err();
+        assert!(err.contains("server.metrics_token"), "{err}");
     }
 
     fn check_in(text: &str, dir: &Path) -> Result<Config, String> {

@@ -433,6 +433,7 @@ fn hostile_methods_and_bidi_characters_do_not_reach_the_log_raw() {
     let _ = raw(server.addr, request.as_bytes());
     let evil = "GET /invoice\u{202e}fdp.exe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     let answered = raw(server.addr, evil.as_bytes()).map(|r| r.status);
+    eprintln!("a path with U+202E got {answered:?}");
     let log = server.stop();
     let longest = log.lines().map(str::len).max().unwrap_or(0);
     assert!(longest < 4096, "a log line of {longest} bytes");
