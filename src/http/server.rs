@@ -147,7 +147,9 @@ pub async fn serve(
 
 /// The size of a request's head as it came on the wire (request line and headers).
 fn head_size<B>(req: &hyper::Request<B>) -> usize {
-    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len())
+        + req.uri().authority().map_or(0, |a| a.as_str().len());
+    let line = req.method().as_str().len() + target + 12;
     req.headers()
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 4)

@@ -5,7 +5,7 @@
 //! redirect URI is in doubt, the customer sees an error page and is never redirected; after that,
 //! errors go back to the client's registered redirect URI.
 
-use super::pending::{credentials_fingerprint, Opened, Pending, Stage};
+use super::pending::{Opened, Pending, Stage};
 use super::{normalize_scope, OAuthError};
 use crate::app::App;
 use crate::config::Client;
@@ -315,7 +315,7 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
             pending.stage = Stage::Consent {
                 sub: user.sub,
                 username: user.username.clone(),
-                credentials: credentials_fingerprint(&user.password_hash),
+                credentials: app.pending.credentials_fingerprint(&user.password_hash),
             };
             consent_form(app, client, pending, user.username)
         }
@@ -414,7 +414,9 @@ fn still_signed_in(
     };
     Ok(app.store.user(&name)?.is_some_and(|user| {
         secret::ct_eq(
-            credentials_fingerprint(&user.password_hash).as_bytes(),
+            app.pending
+                .credentials_fingerprint(&user.password_hash)
+                .as_bytes(),
             credentials.as_bytes(),
         )
     }))

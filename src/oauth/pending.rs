@@ -98,12 +98,6 @@ impl Pending {
     }
 }
 
-/// The short fingerprint of a password hash a consent form is bound to.
-pub fn credentials_fingerprint(password_hash: &str) -> String {
-    let digest = secret::sha256(password_hash.as_bytes());
-    URL_SAFE_NO_PAD.encode(&digest[..12])
-}
-
 impl PendingAuthorizations {
     pub fn new() -> Self {
         Self::with_key(secret::random_bytes::<32>())
@@ -114,6 +108,16 @@ impl PendingAuthorizations {
             key,
             spent: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The short fingerprint of a password hash a consent form is bound to: keyed, so the page
+    /// reveals nothing about the hash.
+    pub fn credentials_fingerprint(&self, password_hash: &str) -> String {
+        let mac = secret::hmac_sha256(
+            &self.key,
+            &[b"linkgate credentials\0", password_hash.as_bytes()],
+        );
+        URL_SAFE_NO_PAD.encode(&mac[..12])
     }
 
     /// Seals `pending` into a form value with a fresh CSRF token, which is returned for the

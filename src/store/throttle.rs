@@ -171,20 +171,6 @@ impl Store {
         }
     }
 
-    /// Seconds until any of `keys` may try again, if one is locked. Reads only.
-    pub fn login_locked(&self, keys: &[ThrottleKey], now: u64) -> Result<Option<u64>, StoreError> {
-        let mut wait = None;
-        for key in keys {
-            if let Some(bytes) = self.throttle.get(&key.key)? {
-                let failures: Failures = decode(&bytes)?;
-                if failures.locked_until > now {
-                    wait = wait.max(Some(failures.locked_until - now));
-                }
-            }
-        }
-        Ok(wait)
-    }
-
     /// Reserves an attempt against every key, in order, atomically per key. `Ok(Err(wait))` when
     /// a key is locked: nothing may be checked, and the keys after it were not touched.
     pub fn reserve_attempt(
