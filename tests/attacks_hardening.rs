@@ -13,10 +13,9 @@ use std::time::{Duration, Instant};
 /// A config whose server trusts 127.0.0.1 as a proxy, so tests can speak for other addresses
 /// through `X-Forwarded-For`.
 fn behind_proxy() -> TestEnv {
-    let env = TestEnv::with_config(&config_text("").replace(
-        "public_url = \"http://127.0.0.1\"",
-        "public_url = \"http://127.0.0.1\"\ntrusted_proxies = [\"127.0.0.1\"]",
-    ));
+    let env = TestConfig::new()
+        .set("server.trusted_proxies", vec!["127.0.0.1"])
+        .env();
     env.add_user(USER, PASSWORD);
     env
 }
@@ -363,10 +362,10 @@ fn a_body_trickled_slowly_is_cut_off_at_the_deadline() {
 
 #[test]
 fn a_silent_connection_is_closed_at_the_header_deadline() {
-    let env = TestEnv::with_config(&config_text("").replace(
-        "public_url = \"http://127.0.0.1\"",
-        "public_url = \"http://127.0.0.1\"\nheader_read_timeout_secs = 2\nidle_timeout_secs = 60",
-    ));
+    let env = TestConfig::new()
+        .set("server.header_read_timeout_secs", 2)
+        .set("server.idle_timeout_secs", 60)
+        .env();
     let server = env.start();
     let mut stream = TcpStream::connect(server.addr).unwrap();
     stream
@@ -445,10 +444,11 @@ fn hostile_methods_and_bidi_characters_do_not_reach_the_log_raw() {
 
 #[test]
 fn metrics_are_not_local_when_a_trusted_proxy_forwards_and_a_token_opens_them() {
-    let env = TestEnv::with_config(&config_text("").replace(
-        "public_url = \"http://127.0.0.1\"",
-        "public_url = \"http://127.0.0.1\"\ntrusted_proxies = [\"127.0.0.1\"]\nmetrics = true\nmetrics_token = \"scrape-token-0123456789\"",
-    ));
+    let env = TestConfig::new()
+        .set("server.trusted_proxies", vec!["127.0.0.1"])
+        .set("server.metrics", true)
+        .set("server.metrics_token", "scrape-token-0123456789")
+        .env();
     let server = env.start();
     let forwarded = server.request(
         "GET",
@@ -484,20 +484,10 @@ fn metrics_are_not_local_when_a_trusted_proxy_forwards_and_a_token_opens_them() 
 
 #[test]
 fn built_in_tls_sends_hsts_and_a_host_prefixed_csrf_cookie() {
-    let env = TestEnv::with_config(&config_text("").replace(
-        "public_url = \"http://127.0.0.1\"",
-        "public_url = \"https://localhost\"\n[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"",
-    ));
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    std::fs::write(env.dir.path().join("cert.pem"), cert.cert.pem()).unwrap();
-    std::fs::write(
-        env.dir.path().join("key.pem"),
-        cert.key_pair.serialize_pem(),
-    )
-    .unwrap();
+    let (env, cert) = https_env();
     env.add_user(USER, PASSWORD);
     let mut server = env.start();
-    server.tls = Some(tls_client(cert.cert.der()));
+    server.tls = Some(tls_client(&cert));
     let login = Page::from(server.get(&authorize_path(ALEXA_ID, ALEXA_REDIRECT, "s", &[])));
     let hsts = login.response.expect_header("Strict-Transport-Security");
     assert!(hsts.contains("max-age="), "{hsts}");
@@ -518,10 +508,10 @@ fn built_in_tls_sends_hsts_and_a_host_prefixed_csrf_cookie() {
 
 #[test]
 fn a_request_forwarded_by_a_local_proxy_does_not_read_metrics() {
-    let env = TestEnv::with_config(&config_text("").replace(
-        "public_url = \"http://127.0.0.1\"",
-        "public_url = \"http://127.0.0.1\"\ntrusted_proxies = [\"127.0.0.1\"]\nmetrics = true",
-    ));
+    let env = TestConfig::new()
+        .set("server.trusted_proxies", vec!["127.0.0.1"])
+        .set("server.metrics", true)
+        .env();
     let server = env.start();
     let forwarded = server.request(
         "GET",
@@ -731,10 +721,9 @@ fn the_doctor_reads_a_certificate_with_non_ascii_validity_bytes_without_panickin
         .expect("the notAfter time");
     der[at..at + 13].copy_from_slice("30011é00000Z".as_bytes());
     let port = serve_raw_certificate(der, key.serialize_der());
-    let env = TestEnv::with_config(&config_text("").replace(
-        "listen = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1\"",
-        &format!("listen = \"127.0.0.1:0\"\npublic_url = \"https://localhost:{port}\""),
-    ));
+    let env = TestConfig::new()
+        .set("server.public_url", format!("https://localhost:{port}"))
+        .env();
     let out = env.cli(&["--doctor"], "");
     let said = text(&out.stdout) + &text(&out.stderr);
     assert!(!said.contains("panicked"), "{said}");
