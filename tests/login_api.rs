@@ -167,6 +167,46 @@ fn a_wrong_password_is_the_usual_inline_error_and_the_lock_stops_calls_to_the_ap
 }
 
 #[test]
+fn a_burst_of_wrong_guesses_reaches_the_api_no_more_often_than_the_same_guesses_in_a_row() {
+    let api = FakeApi::plain();
+    let env = env_for(&api, "api");
+    api.set_delay(Duration::from_millis(200));
+    let server = env.start();
+    let pages: Vec<(Browser<'_>, Page)> = (0..20)
+        .map(|_| {
+            let mut browser = Browser::new(&server);
+            let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "guess", &[]);
+            (browser, login)
+        })
+        .collect();
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = pages
+            .into_iter()
+            .enumerate()
+            .map(|(i, (mut browser, login))| {
+                scope.spawn(move || {
+                    let guess = format!("guess {i}");
+                    browser.login(&login, API_USER, &guess).status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // Five free failures for a username at an address, and the sixth that sets the lock.
+    assert_eq!(api.calls(), 6, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        6,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        14,
+        "{statuses:?}"
+    );
+}
+
+#[test]
 fn every_failure_of_the_api_is_a_translated_503_page_never_a_wrong_guess() {
     let api = FakeApi::plain();
     let env = env_for(&api, "api");

@@ -5,14 +5,14 @@
 //! redirect URI is in doubt, the customer sees an error page and is never redirected; after that,
 //! errors go back to the client's registered redirect URI.
 
-use super::pending::{Pending, Stage};
+use super::pending::{Opened, Pending, Stage};
 use super::{normalize_scope, OAuthError};
 use crate::app::App;
 use crate::config::{Client, LoginSource};
 use crate::login_api::{Failure, Outcome};
 use crate::metrics::count;
 use crate::secret::{self, Secret};
-use crate::store::{now, CodeRecord, ThrottleKey, User, Username};
+use crate::store::{now, CodeRecord, User, Username};
 use crate::urlencoded::{append_query, ParamError, Params};
 use std::net::IpAddr;
 
@@ -82,6 +82,8 @@ pub enum ErrorPage {
     SignInUnavailable,
     /// A storage fault while issuing the code.
     LinkingUnavailable,
+    /// The user was removed or their password changed while the consent page was open.
+    SignInAgain,
 }
 
 impl ErrorPage {
@@ -149,9 +151,10 @@ pub fn begin(app: &App, query: &[u8]) -> Step {
                 state.clone(),
                 scope,
                 code_challenge,
+                now(),
             );
             pending.locale = user_locale(&params);
-            login_form(app, client, None, pending, None, None)
+            login_form(app, client, pending, None, None)
         }
         Err(error) => fail(error),
     }
@@ -226,29 +229,24 @@ pub async fn submit(app: &App, body: &[u8], cookie_csrf: Option<&str>, ip: IpAdd
     else {
         return Step::ErrorPage(ErrorPage::FormIncomplete);
     };
-    let Some(pending) = app.pending.take(request, csrf, cookie_csrf) else {
+    let Some(opened) = app.pending.open(request, csrf, cookie_csrf, now()) else {
         return Step::ErrorPage(ErrorPage::FormExpired);
     };
-    let Some(client) = app.config.client(&pending.client_id) else {
+    let Some(client) = app.config.client(&opened.pending.client_id) else {
         return Step::ErrorPage(ErrorPage::ClientGone);
     };
-    let request = request.to_string();
-    match pending.stage.clone() {
-        Stage::Login => login(app, client, request, pending, &params, ip).await,
-        Stage::Consent { sub, username } => {
-            consent(app, client, request, pending, &params, sub, username).await
-        }
+    match opened.pending.stage.clone() {
+        Stage::Login => login(app, client, opened, &params, ip).await,
+        Stage::Consent {
+            sub,
+            username,
+            credentials,
+        } => consent(app, client, opened, &params, sub, username, credentials).await,
     }
 }
 
-async fn login(
-    app: &App,
-    client: &Client,
-    request: String,
-    mut pending: Pending,
-    params: &Params,
-    ip: IpAddr,
-) -> Step {
+async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: IpAddr) -> Step {
+    let Opened { mut pending, nonce } = opened;
     let typed = params
         .single("username")
         .ok()
@@ -257,66 +255,126 @@ async fn login(
         .to_string();
     let password = Secret::new(params.single("password").ok().flatten().unwrap_or(""));
     let name = Username::parse(&typed);
-    let user_key = ThrottleKey::user(name.as_ref().map_or(typed.as_str(), |n| n.as_str()));
-    let keys = [user_key.clone(), ThrottleKey::ip(ip)];
     let again = |pending, failure| {
-        let typed = Some(typed.clone());
-        login_form(
-            app,
-            client,
-            Some(request.clone()),
-            pending,
-            typed,
-            Some(failure),
-        )
+        // Refilled into the field, but never longer than a username can be.
+        let typed = Some(typed.chars().take(MAX_REFILL).collect());
+        login_form(app, client, pending, typed, Some(failure))
     };
-    match app.store.login_locked(&keys, now()) {
-        Ok(Some(wait)) => {
+    // Where the password is checked decides what bounds the work: argon2's queue for a local
+    // user, the login API's own in-flight limit (`login_api`) for everyone else.
+    let checker = match checker(app, &name) {
+        Ok(checker) => checker,
+        Err(e) => {
+            tracing::error!("reading a user failed: {e}");
+            return Step::ErrorPage(ErrorPage::SignInUnavailable);
+        }
+    };
+    // Bounded queue: a flood of logins is turned away at once (503) instead of piling up; the
+    // ones admitted wait at most queue length × one argon2 check.
+    let _queued = match checker {
+        Checker::Local(_) => match app.login_queue.try_acquire() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                count(&app.metrics.logins_refused);
+                return again(pending, LoginFailure::Busy);
+            }
+        },
+        Checker::Api => None,
+    };
+    // The attempt is counted before the password is checked, atomically: a burst of guesses
+    // is held exactly like the same guesses in a row (store/throttle.rs). For the login API this
+    // means a locked sign-in never reaches it: linkgate is no password-guessing proxy.
+    let throttled = app
+        .store
+        .login_keys(name.as_ref().map_or(typed.as_str(), |n| n.as_str()), ip)
+        .and_then(|keys| app.store.reserve_attempt(&keys, now()));
+    let reservation = match throttled {
+        Ok(Ok(reservation)) => reservation,
+        Ok(Err(wait)) => {
             count(&app.metrics.logins_refused);
             return again(pending, LoginFailure::Locked(wait));
         }
-        Ok(None) => {}
         Err(e) => {
-            tracing::error!("reading the login throttle failed: {e}");
+            tracing::error!("the login throttle failed: {e}");
             return Step::ErrorPage(ErrorPage::SignInUnavailable);
         }
-    }
-    match verify_credentials(app, client, name, &typed, password).await {
+    };
+    let verdict = match checker {
+        Checker::Local(user) => check_local(app, user, password).await,
+        Checker::Api => check_api(app, client, &typed, password).await,
+    };
+    match verdict {
         Verdict::SignedIn {
             sub,
             username,
             display_name,
+            credentials,
         } => {
+            // The login form is spent once it signed someone in; of two racing submissions of
+            // it, one goes on.
+            if !app.pending.spend(&nonce, pending.expires_at, now()) {
+                return Step::ErrorPage(ErrorPage::FormExpired);
+            }
             tracing::info!(client = %client.id, "login succeeded");
             count(&app.metrics.logins_ok);
-            if let Err(e) = app.store.login_succeeded(&user_key) {
+            if let Err(e) = app.store.login_succeeded(reservation) {
                 tracing::warn!("clearing the login throttle failed: {e}");
             }
             pending.stage = Stage::Consent {
                 sub,
                 username: username.clone(),
+                credentials,
             };
             pending.display_name = display_name;
-            consent_form(app, client, request.clone(), pending, username)
-        }
-        Verdict::Busy => {
-            count(&app.metrics.logins_refused);
-            again(pending, LoginFailure::Busy)
-        }
-        Verdict::Unavailable => {
-            count(&app.metrics.logins_unavailable);
-            again(pending, LoginFailure::Unavailable)
+            consent_form(app, client, pending, username)
         }
         Verdict::Wrong => {
             tracing::info!(client = %client.id, %ip, "login failed");
             count(&app.metrics.logins_failed);
-            if let Err(e) = app.store.login_failed(&keys, now()) {
-                tracing::warn!("recording a failed login failed: {e}");
-            }
             again(pending, LoginFailure::WrongCredentials)
+        }
+        // The password was never judged: the attempt is given back, not counted as a guess.
+        Verdict::Busy | Verdict::Unavailable => {
+            if let Err(e) = app.store.login_unchecked(reservation) {
+                tracing::warn!("giving back a login throttle reservation failed: {e}");
+            }
+            if matches!(verdict, Verdict::Busy) {
+                count(&app.metrics.logins_refused);
+                again(pending, LoginFailure::Busy)
+            } else {
+                count(&app.metrics.logins_unavailable);
+                again(pending, LoginFailure::Unavailable)
+            }
         }
         Verdict::Fault => Step::ErrorPage(ErrorPage::SignInUnavailable),
     }
+}
+
+/// Who checks a password: a local user's hash (or, for an unknown name with `source = "local"`,
+/// the equal-cost dummy check), or the operator's login API.
+enum Checker {
+    Local(Option<User>),
+    Api,
+}
+
+/// `[login] source`: `local` checks every name here, `api` none, `both` the names of local users
+/// here and any other name at the API.
+fn checker(
+    app: &App,
+    name: &Result<Username, String>,
+) -> Result<Checker, crate::store::StoreError> {
+    let source = app.config.login.source;
+    if source == LoginSource::Api {
+        return Ok(Checker::Api);
+    }
+    let user = match name {
+        Ok(name) => app.store.user(name)?,
+        Err(_) => None,
+    };
+    Ok(match (source, user) {
+        (LoginSource::Both, None) => Checker::Api,
+        (_, user) => Checker::Local(user),
+    })
 }
 
 /// What checking a username and password came to.
@@ -327,57 +385,32 @@ enum Verdict {
         username: String,
         /// Shown on the consent page instead of `username` (from the login API's answer).
         display_name: Option<String>,
+        /// What the consent form is bound to (`Stage::Consent`).
+        credentials: String,
     },
     Wrong,
-    /// No capacity to check right now (argon2 queue or the login API's in-flight limit).
+    /// No capacity to check right now (the login API's in-flight limit).
     Busy,
     /// The login API could not answer (already logged and counted by reason).
     Unavailable,
-    /// A fault of our own (storage, worker pool), already logged.
+    /// A fault of our own (the worker pool), already logged.
     Fault,
 }
 
-/// Checks the password where `[login] source` says: local users, the operator's login API, or a
-/// local user of that name first and the API for any other name.
-async fn verify_credentials(
-    app: &App,
-    client: &Client,
-    name: Result<Username, String>,
-    typed: &str,
-    password: Secret,
-) -> Verdict {
-    let source = app.config.login.source;
-    let user = match name {
-        Ok(name) if source != LoginSource::Api => match app.store.user(&name) {
-            Ok(user) => user,
-            Err(e) => {
-                tracing::error!("reading a user failed: {e}");
-                return Verdict::Fault;
-            }
-        },
-        _ => None,
-    };
-    match (source, user) {
-        (LoginSource::Local, user) | (LoginSource::Both, user @ Some(_)) => {
-            check_local(app, user, password).await
-        }
-        _ => check_api(app, client, typed, password).await,
-    }
-}
+/// The consent binding of a login API customer. They have no local record to check again at
+/// consent (their password lives in the operator's system), so the sealed form's expiry bounds
+/// it. A local user's binding is a 16-character fingerprint and never equals this.
+const LOGIN_API_CREDENTIALS: &str = "login-api";
 
 /// A local user's argon2 hash (or, for an unknown name, a dummy check of the same cost).
 async fn check_local(app: &App, user: Option<User>, password: Secret) -> Verdict {
-    // Bounded queue: a flood of logins is turned away at once (503) instead of piling up; the
-    // ones admitted wait at most queue length × one argon2 check.
-    let Ok(_queued) = app.login_queue.try_acquire() else {
-        return Verdict::Busy;
-    };
     let check = app
         .password_workers
         .run(move || check_password(user, &password, secret::verify_password))
         .await;
     match check {
         Some(Some(user)) => Verdict::SignedIn {
+            credentials: app.pending.credentials_fingerprint(&user.password_hash),
             sub: user.sub,
             username: user.username,
             display_name: None,
@@ -406,6 +439,7 @@ async fn check_api(app: &App, client: &Client, typed: &str, password: Secret) ->
             sub: subject,
             username: typed.to_string(),
             display_name,
+            credentials: LOGIN_API_CREDENTIALS.to_string(),
         },
         Outcome::Refused(_) => Verdict::Wrong,
         Outcome::Unavailable(failure) => {
@@ -422,12 +456,13 @@ async fn check_api(app: &App, client: &Client, typed: &str, password: Secret) ->
 async fn consent(
     app: &App,
     client: &Client,
-    request: String,
-    pending: Pending,
+    opened: Opened,
     params: &Params,
     sub: String,
     username: String,
+    credentials: String,
 ) -> Step {
+    let Opened { pending, nonce } = opened;
     let state = pending.state.clone();
     let with_state = |mut query: Vec<(&'static str, String)>| {
         if let Some(state) = &state {
@@ -436,17 +471,34 @@ async fn consent(
         let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
         append_query(&pending.redirect_uri, &query)
     };
-    match params.single("decision") {
-        Ok(Some("allow")) => {}
-        Ok(Some("deny")) => {
-            tracing::info!(client = %client.id, "consent denied");
-            let error = OAuthError::AccessDenied;
-            return Step::Redirect(with_state(vec![
-                ("error", error.code().to_string()),
-                ("error_description", error.description()),
-            ]));
+    let allow = match params.single("decision") {
+        Ok(Some("allow")) => true,
+        Ok(Some("deny")) => false,
+        _ => return consent_form(app, client, pending, username),
+    };
+    // One decision per consent form: of two racing submissions, one goes on.
+    if !app.pending.spend(&nonce, pending.expires_at, now()) {
+        return Step::ErrorPage(ErrorPage::FormExpired);
+    }
+    if !allow {
+        tracing::info!(client = %client.id, "consent denied");
+        let error = OAuthError::AccessDenied;
+        return Step::Redirect(with_state(vec![
+            ("error", error.code().to_string()),
+            ("error_description", error.description()),
+        ]));
+    }
+    // Only the user as they signed in may allow: not after a removal or a password change.
+    match still_signed_in(app, &username, &credentials) {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(client = %client.id, "consent refused: the account changed since sign-in");
+            return Step::ErrorPage(ErrorPage::SignInAgain);
         }
-        _ => return consent_form(app, client, request, pending, username),
+        Err(e) => {
+            tracing::error!("reading a user failed: {e}");
+            return Step::ErrorPage(ErrorPage::SignInUnavailable);
+        }
     }
     let code = secret::new_token("lgc_");
     let record = CodeRecord {
@@ -473,6 +525,31 @@ async fn consent(
     Step::Redirect(with_state(vec![("code", code.expose().to_string())]))
 }
 
+/// Whether `username` still exists with the password it signed in with.
+fn still_signed_in(
+    app: &App,
+    username: &str,
+    credentials: &str,
+) -> Result<bool, crate::store::StoreError> {
+    if credentials == LOGIN_API_CREDENTIALS {
+        return Ok(true);
+    }
+    let Ok(name) = Username::parse(username) else {
+        return Ok(false);
+    };
+    Ok(app.store.user(&name)?.is_some_and(|user| {
+        secret::ct_eq(
+            app.pending
+                .credentials_fingerprint(&user.password_hash)
+                .as_bytes(),
+            credentials.as_bytes(),
+        )
+    }))
+}
+
+/// The longest username put back into the login form after a failure.
+const MAX_REFILL: usize = 256;
+
 /// The user, if `password` is theirs. An unknown user costs the same: the password is checked
 /// against `secret::dummy_hash()`, so timing does not reveal which usernames exist. `verify` is
 /// the argon2 check (`secret::verify_password`; a recording stand-in in tests).
@@ -493,14 +570,13 @@ fn check_password(
 fn login_form(
     app: &App,
     client: &Client,
-    id: Option<String>,
     pending: Pending,
     username: Option<String>,
     failure: Option<LoginFailure>,
 ) -> Step {
     let scope = pending.scope.clone();
     let locale = pending.locale.clone();
-    let (request, csrf) = app.pending.put(id, pending);
+    let (request, csrf) = app.pending.seal(pending);
     Step::Login {
         form: Form {
             request,
@@ -514,17 +590,11 @@ fn login_form(
     }
 }
 
-fn consent_form(
-    app: &App,
-    client: &Client,
-    id: String,
-    pending: Pending,
-    username: String,
-) -> Step {
+fn consent_form(app: &App, client: &Client, pending: Pending, username: String) -> Step {
     let scope = pending.scope.clone();
     let locale = pending.locale.clone();
     let username = pending.display_name.clone().unwrap_or(username);
-    let (request, csrf) = app.pending.put(Some(id), pending);
+    let (request, csrf) = app.pending.seal(pending);
     Step::Consent {
         form: Form {
             request,
