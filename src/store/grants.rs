@@ -3,7 +3,7 @@
 //! a token whose grant is gone is dead on the next read.
 
 use super::record::{decode, encode};
-use super::{expired, to_hex, Store, StoreError};
+use super::{expired, from_hex, to_hex, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -178,7 +178,7 @@ impl Store {
 
     /// Retires a rotated-out refresh token and its children other than `used` (hex keys).
     fn retire_family(&self, parent_hex: &str, used: &str) -> Result<(), StoreError> {
-        let parent_key = from_hex(parent_hex);
+        let parent_key = from_hex(parent_hex)?;
         let Some(parent_bytes) = self.tokens.get(&parent_key)? else {
             return Ok(());
         };
@@ -187,7 +187,7 @@ impl Store {
             return Ok(());
         }
         for sibling_hex in parent.children.iter().filter(|c| *c != used) {
-            let sibling_key = from_hex(sibling_hex);
+            let sibling_key = from_hex(sibling_hex)?;
             if let Some(sibling_bytes) = self.tokens.get(&sibling_key)? {
                 let mut sibling: TokenRecord = decode(&sibling_bytes)?;
                 sibling.retired = true;
@@ -227,12 +227,6 @@ impl Store {
         }
         Ok(grants.len())
     }
-}
-
-fn from_hex(hex: &str) -> Vec<u8> {
-    (0..hex.len() / 2)
-        .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]
