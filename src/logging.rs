@@ -3,19 +3,23 @@
 //! The server logs a line per request. Written straight to stderr, every line is a `write(2)` on
 //! the request's thread, under stderr's lock: the profile showed about 7 % of the server's CPU in
 //! those writes alone at 40k requests/s (BENCHMARKS.md). Here a line is appended to a shared
-//! buffer (a short critical section) and a background thread writes whatever has gathered at
-//! least every `FLUSH_EVERY`, in one write. Nothing is dropped: when the buffer is full (stderr is
+//! buffer (a short critical section) and a background thread writes whatever has gathered within
+//! `FLUSH_EVERY` of the first waiting line, in one write. The thread sleeps until a line arrives
+//! (the line that finds the buffer empty wakes it, so at most one wake-up per batch); an idle
+//! server's writer does not wake at all. Nothing is dropped: when the buffer is full (stderr is
 //! not keeping up), the logger writes it out itself, as it would on a blocking stderr. The price is
 //! that a SIGKILL can lose the last few milliseconds of log lines; a normal stop flushes them.
 
 use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
-/// How long a line may wait in the buffer.
+/// How long a line may wait in the buffer: the writer, woken by a first line, lets others gather
+/// this long before it writes them all.
 const FLUSH_EVERY: Duration = Duration::from_millis(20);
 /// Past this many buffered bytes, a logger writes the buffer out itself before adding its line.
 const MAX_BUFFERED: usize = 1 << 20;
@@ -224,6 +228,10 @@ struct Batch(Arc<Shared>);
 
 struct Shared {
     buffer: Mutex<Vec<u8>>,
+    /// Signalled when a line lands in an empty buffer: the writer thread waits on it.
+    line_waiting: Condvar,
+    /// How often the writer thread has woken to write (for the tests: never while idle).
+    wakes: AtomicU64,
     sink: Sink,
 }
 
@@ -238,16 +246,24 @@ impl Batch {
     fn new(sink: impl Fn(&[u8]) + Send + Sync + 'static) -> Batch {
         Batch(Arc::new(Shared {
             buffer: Mutex::new(Vec::with_capacity(64 * 1024)),
+            line_waiting: Condvar::new(),
+            wakes: AtomicU64::new(0),
             sink: Box::new(sink),
         }))
     }
 
     fn start() -> Batch {
-        let batch = Batch::new(to_stderr);
+        Batch::start_with(to_stderr)
+    }
+
+    /// A batch with its writer thread, writing to `sink`.
+    fn start_with(sink: impl Fn(&[u8]) + Send + Sync + 'static) -> Batch {
+        let batch = Batch::new(sink);
         let writer = batch.clone();
         let spawned = std::thread::Builder::new()
             .name("log-writer".into())
             .spawn(move || loop {
+                writer.wait_for_a_line();
                 std::thread::sleep(FLUSH_EVERY);
                 writer.flush();
             });
@@ -256,6 +272,19 @@ impl Batch {
             eprintln!("linkgate: cannot start the log writer thread ({e}); logging may lag");
         }
         batch
+    }
+
+    /// Blocks (without polling) until the buffer holds something.
+    fn wait_for_a_line(&self) {
+        let mut buffer = self.lock();
+        while buffer.is_empty() {
+            buffer = self
+                .0
+                .line_waiting
+                .wait(buffer)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        self.0.wakes.fetch_add(1, Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
@@ -286,7 +315,12 @@ impl Batch {
             self.flush();
             buffer = self.lock();
         }
+        let first = buffer.is_empty();
         buffer.extend_from_slice(line);
+        drop(buffer);
+        if first {
+            self.0.line_waiting.notify_one();
+        }
     }
 }
 
@@ -427,5 +461,53 @@ mod tests {
             String::from_utf8_lossy(&written.lock().unwrap()),
             lines.concat()
         );
+    }
+
+    /// Polls (bounded) until `written` holds `expected`.
+    fn arrives(written: &Mutex<Vec<u8>>, expected: &[u8]) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while written.lock().unwrap().as_slice() != expected {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "got {:?}",
+                String::from_utf8_lossy(&written.lock().unwrap())
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn the_writer_writes_lines_promptly_and_sleeps_while_idle() {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let sink = written.clone();
+        let batch = Batch::start_with(move |lines| sink.lock().unwrap().extend_from_slice(lines));
+        assert_eq!(
+            batch.0.wakes.load(Ordering::Relaxed),
+            0,
+            "nothing to write yet"
+        );
+        batch.append(b"one\ntwo\n");
+        arrives(&written, b"one\ntwo\n");
+        assert_eq!(batch.0.wakes.load(Ordering::Relaxed), 1);
+        // Idle: the old writer woke every 20 ms; this one stays asleep (10 polls' worth).
+        std::thread::sleep(FLUSH_EVERY * 10);
+        assert_eq!(batch.0.wakes.load(Ordering::Relaxed), 1, "woke while idle");
+        batch.append(b"three\n");
+        arrives(&written, b"one\ntwo\nthree\n");
+        assert_eq!(batch.0.wakes.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_normal_stop_writes_what_is_left_once() {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let sink = written.clone();
+        let batch = Batch::start_with(move |lines| sink.lock().unwrap().extend_from_slice(lines));
+        batch.append(b"last words\n");
+        // Dropped at once, before the writer's batch delay is over.
+        drop(FlushGuard(batch.clone()));
+        assert_eq!(written.lock().unwrap().as_slice(), b"last words\n");
+        // The writer, waking to an empty buffer, writes nothing twice.
+        std::thread::sleep(FLUSH_EVERY * 3);
+        assert_eq!(written.lock().unwrap().as_slice(), b"last words\n");
     }
 }
