@@ -285,6 +285,7 @@ fn narrowed_scope(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::fixtures;
 
     #[test]
     fn pkce_s256_example_from_rfc_7636_appendix_b() {
@@ -304,12 +305,8 @@ mod tests {
             client_id: "alexa".into(),
             redirect_uri: "https://x.example/cb".into(),
             redirect_uri_given,
-            sub: "s".into(),
-            username: "u".into(),
-            scope: "profile".into(),
             code_challenge: pkce.then(|| "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
-            expires_at: 0,
-            redeemed_by: None,
+            ..fixtures::code(0)
         }
     }
 
@@ -370,13 +367,9 @@ mod tests {
     #[test]
     fn a_refresh_is_for_its_client_and_may_narrow_but_not_widen_the_scope() {
         let grant = Grant {
-            id: "g".into(),
-            sub: "s".into(),
-            username: "u".into(),
             client_id: "alexa".into(),
             scope: "profile email".into(),
-            created_at: 0,
-            expires_at: 0,
+            ..fixtures::grant("g")
         };
         let token = TokenRecord::refresh(&grant, "profile email", 0);
         let scope = |client: &str, requested: Option<&str>| {

@@ -233,37 +233,18 @@ impl Store {
 mod tests {
     use super::*;
     use crate::secret;
+    use crate::store::fixtures;
 
     /// A link made at 100 whose refresh token lives until `refresh_expires_at` (0: forever), with
     /// an access token that lives 60 s; returns the keys of (access, refresh).
     fn link(store: &Store, refresh_expires_at: u64) -> ([u8; 32], [u8; 32]) {
         let grant = Grant {
-            id: "g".into(),
-            sub: "s".into(),
-            username: "u".into(),
-            client_id: "c".into(),
-            scope: "profile".into(),
-            created_at: 100,
             expires_at: refresh_expires_at,
+            ..fixtures::grant("g")
         };
         let (access, refresh) = (secret::sha256(b"access"), secret::sha256(b"refresh"));
         let code = secret::sha256(b"code");
-        store
-            .put_code(
-                &code,
-                &crate::store::CodeRecord {
-                    client_id: "c".into(),
-                    redirect_uri: "https://x/cb".into(),
-                    redirect_uri_given: true,
-                    sub: "s".into(),
-                    username: "u".into(),
-                    scope: "profile".into(),
-                    code_challenge: None,
-                    expires_at: 200,
-                    redeemed_by: None,
-                },
-            )
-            .unwrap();
+        store.put_code(&code, &fixtures::code(200)).unwrap();
         let tokens = [
             (access, TokenRecord::access(&grant, "profile", 100, 60)),
             (refresh, TokenRecord::refresh(&grant, "profile", 100)),

@@ -7,6 +7,8 @@
 
 mod backup;
 mod codes;
+#[cfg(test)]
+pub(crate) mod fixtures;
 mod grants;
 mod record;
 mod sweep;
