@@ -24,6 +24,8 @@ pub struct Config {
     pub trusted_proxies: Vec<IpAddr>,
     /// Serve `/metrics` (to loopback clients only).
     pub metrics: bool,
+    /// With it, `/metrics` also answers `Authorization: Bearer <token>` from anywhere.
+    pub metrics_token: Option<crate::secret::Secret>,
     /// Serve HTTPS directly with these PEM files.
     pub tls: Option<TlsFiles>,
     pub limits: Limits,
@@ -50,6 +52,10 @@ pub struct Limits {
     pub header_read_timeout_secs: u64,
     pub idle_timeout_secs: u64,
     pub max_connections: usize,
+    /// Open connections one client address (IPv6: one /64) may hold; trusted proxies are exempt.
+    pub max_connections_per_ip: usize,
+    /// The whole request body must arrive within this.
+    pub body_read_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -109,6 +115,41 @@ pub enum ClientSecret {
 }
 
 impl Config {
+    /// Warnings about who else on this machine can read what linkgate keeps secret: a config
+    /// holding plaintext secrets that is group- or world-readable, or a data directory (password
+    /// hashes, tokens' hashes; sled makes its files 0644) that is not 0700. For the start-up log,
+    /// `--check-config` and `--doctor`.
+    pub fn permission_warnings(&self) -> Vec<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut warnings = Vec::new();
+        let plaintext = self
+            .clients
+            .iter()
+            .any(|c| matches!(c.secret, ClientSecret::Plain(_)))
+            || self.metrics_token.is_some();
+        if let Ok(meta) = std::fs::metadata(&self.file) {
+            let mode = meta.permissions().mode() & 0o777;
+            if plaintext && mode & 0o077 != 0 {
+                warnings.push(format!(
+                    "{} holds client secrets in plain text and is readable by others (mode {mode:04o}): `chmod 600 {}` (or 640 with a group only linkgate's user is in), or use secret_hash",
+                    self.file.display(),
+                    self.file.display()
+                ));
+            }
+        }
+        if let Ok(meta) = std::fs::metadata(&self.storage_path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if meta.is_dir() && mode & 0o077 != 0 {
+                warnings.push(format!(
+                    "the data directory {} is mode {mode:04o}, not 0700: others on this machine can read password hashes and records from it; `chmod 700 {}`",
+                    self.storage_path.display(),
+                    self.storage_path.display()
+                ));
+            }
+        }
+        warnings
+    }
+
     /// Whether the world reaches us over HTTPS (decides the cookies' `Secure` flag).
     pub fn public_https(&self) -> bool {
         self.public_url.starts_with("https://")
@@ -213,6 +254,11 @@ struct RawServer {
     idle_timeout_secs: u64,
     #[serde(default = "default_max_connections")]
     max_connections: usize,
+    /// Unset: 64, or `max_connections` when that is smaller.
+    max_connections_per_ip: Option<usize>,
+    #[serde(default = "default_body_read_timeout_secs")]
+    body_read_timeout_secs: u64,
+    metrics_token: Option<String>,
 }
 
 fn default_max_body_bytes() -> usize {
@@ -229,6 +275,12 @@ fn default_idle_timeout_secs() -> u64 {
 }
 fn default_max_connections() -> usize {
     1024
+}
+fn default_max_connections_per_ip() -> usize {
+    64
+}
+fn default_body_read_timeout_secs() -> u64 {
+    10
 }
 
 #[derive(Deserialize)]
@@ -421,6 +473,7 @@ pub const MAX_BODY_BYTES: Range = Range::new(1024, 16 * 1024 * 1024);
 pub const MAX_HEADER_BYTES: Range = Range::new(8192, 1024 * 1024);
 pub const HEADER_READ_TIMEOUT_SECS: Range = Range::new(1, 300);
 pub const IDLE_TIMEOUT_SECS: Range = Range::new(1, 3600);
+pub const BODY_READ_TIMEOUT_SECS: Range = Range::new(1, 300);
 pub const MAX_CONNECTIONS: Range = Range::at_least(1);
 pub const SWEEP_INTERVAL_SECS: Range = Range::new(1, 86400);
 pub const CACHE_MIB: Range = Range::at_least(1);
@@ -447,6 +500,7 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
         public_path: server.public_path,
         trusted_proxies: server.trusted_proxies,
         metrics: server.metrics,
+        metrics_token: server.metrics_token,
         tls: server.tls,
         limits: server.limits,
         storage_path: storage.path,
@@ -474,6 +528,7 @@ struct Server {
     public_path: String,
     trusted_proxies: Vec<IpAddr>,
     metrics: bool,
+    metrics_token: Option<Secret>,
     tls: Option<TlsFiles>,
     limits: Limits,
 }
@@ -533,7 +588,12 @@ fn check_server(raw: RawServer, dir: &Path, problem: &mut impl FnMut(&str, Strin
         header_read_timeout_secs: raw.header_read_timeout_secs,
         idle_timeout_secs: raw.idle_timeout_secs,
         max_connections: raw.max_connections,
+        max_connections_per_ip: raw
+            .max_connections_per_ip
+            .unwrap_or_else(|| default_max_connections_per_ip().min(raw.max_connections)),
+        body_read_timeout_secs: raw.body_read_timeout_secs,
     };
+    check_hardening_limits(&limits, &raw.metrics_token, problem);
     let as_u64 = |n: usize| n as u64;
     MAX_BODY_BYTES.check(
         "server.max_body_bytes",
@@ -563,6 +623,7 @@ fn check_server(raw: RawServer, dir: &Path, problem: &mut impl FnMut(&str, Strin
         public_path,
         trusted_proxies,
         metrics: raw.metrics,
+        metrics_token: raw.metrics_token.map(Secret::new),
         tls,
         limits,
     }
@@ -701,6 +762,37 @@ fn check_secret(
 
 /// The `[ui]` table: branding the operator chose, checked so that a typo or an unreadable colour
 /// is caught at start-up rather than seen by customers.
+/// The limits against connection exhaustion and the metrics token (issue 12).
+fn check_hardening_limits(
+    limits: &Limits,
+    metrics_token: &Option<String>,
+    problem: &mut impl FnMut(&str, String),
+) {
+    if !(1..=limits.max_connections.max(1)).contains(&limits.max_connections_per_ip) {
+        problem(
+            "server.max_connections_per_ip",
+            format!(
+                "must be between 1 and server.max_connections ({})",
+                limits.max_connections
+            ),
+        );
+    }
+    BODY_READ_TIMEOUT_SECS.check(
+        "server.body_read_timeout_secs",
+        limits.body_read_timeout_secs,
+        problem,
+    );
+    if metrics_token
+        .as_ref()
+        .is_some_and(|t| t.chars().count() < 16)
+    {
+        problem(
+            "server.metrics_token",
+            "must be at least 16 characters (a long random string)".into(),
+        );
+    }
+}
+
 fn check_ui(raw: RawUi, dir: &Path, problem: &mut impl FnMut(&str, String)) -> Ui {
     let language = raw.language.and_then(|name| {
         let lang = Lang::from_tag(&name);
@@ -946,6 +1038,23 @@ redirect_uris = ["https://pitangui.amazon.com/api/skill/link/M2X"]
         assert!(err.contains("duplicate client id"), "{err}");
     }
 
+    #[test]
+    fn connection_and_metrics_limits() {
+        let server = |extra: &str| GOOD.replacen("[server]\n", &format!("[server]\n{extra}\n"), 1);
+        let config = check(&server("max_connections = 10")).unwrap();
+        assert_eq!(
+            config.limits.max_connections_per_ip, 10,
+            "the default follows a smaller total"
+        );
+        assert_eq!(check(GOOD).unwrap().limits.max_connections_per_ip, 64);
+        let err = check(&server("max_connections = 10\nmax_connections_per_ip = 11")).unwrap_err();
+        assert!(err.contains("server.max_connections_per_ip"), "{err}");
+        let err = check(&server("body_read_timeout_secs = 0")).unwrap_err();
+        assert!(err.contains("server.body_read_timeout_secs"), "{err}");
+        let err = check(&server("metrics_token = \"short\"")).unwrap_err();
+        assert!(err.contains("server.metrics_token"), "{err}");
+    }
+
     fn check_in(text: &str, dir: &Path) -> Result<Config, String> {
         validate(parse(text)?, dir).map_err(|p| p.join("\n"))
     }
@@ -1061,7 +1170,7 @@ redirect_uris = ["https://pitangui.amazon.com/api/skill/link/M2X"]
             "key `server.max_body_bytes`: must be between 1024 and 16777216"
         );
         assert_eq!(
-            server("max_connections = 0"),
+            server("max_connections = 0\nmax_connections_per_ip = 1"),
             "key `server.max_connections`: must be at least 1"
         );
         let err = check(&format!("{GOOD}[tokens]\ncode_ttl_secs = 601\n")).unwrap_err();
