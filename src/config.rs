@@ -25,6 +25,10 @@ pub struct Config {
     pub metrics: bool,
     /// Serve HTTPS directly with these PEM files.
     pub tls: Option<TlsFiles>,
+    /// Serve HTTPS with a certificate obtained and renewed over ACME (`[server.acme]`).
+    pub acme: Option<AcmeConfig>,
+    /// A plain-HTTP listener: ACME HTTP-01 challenges, and a redirect to https for the rest.
+    pub http_listen: Option<SocketAddr>,
     pub limits: Limits,
     pub storage_path: PathBuf,
     /// sled's page cache in bytes.
@@ -41,6 +45,24 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
 }
+
+/// `[server.acme]`: where the certificate for `public_url`'s host comes from.
+#[derive(Debug, Clone)]
+pub struct AcmeConfig {
+    /// The account contact (`mailto:` is added).
+    pub email: String,
+    /// The ACME directory URL.
+    pub directory: String,
+    /// An extra CA (PEM) trusted for the ACME server's own HTTPS API.
+    pub directory_ca: Option<PathBuf>,
+    /// The DNS name the certificate is for: `public_url`'s host, lower case.
+    pub domain: String,
+}
+
+/// Let's Encrypt's production directory, the default `server.acme.directory`.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// Let's Encrypt's staging directory (untrusted certificates, generous rate limits) for trials.
+pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
 
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -130,7 +152,7 @@ impl Config {
                 "server.public_url `{}` is plain http: Alexa and Google only link over HTTPS with a trusted certificate",
                 self.public_url
             ));
-        } else if self.tls.is_none() && self.trusted_proxies.is_empty() {
+        } else if self.tls.is_none() && self.acme.is_none() && self.trusted_proxies.is_empty() {
             warnings.push(
                 "no [server.tls] and no server.trusted_proxies: HTTPS must be terminated by a reverse proxy in front of linkgate; list its address in trusted_proxies so client addresses are seen".to_string(),
             );
@@ -200,6 +222,8 @@ struct RawServer {
     #[serde(default)]
     trusted_proxies: Vec<String>,
     tls: Option<RawTls>,
+    acme: Option<RawAcme>,
+    http_listen: Option<String>,
     #[serde(default)]
     metrics: bool,
     #[serde(default = "default_max_body_bytes")]
@@ -235,6 +259,14 @@ fn default_max_connections() -> usize {
 struct RawTls {
     cert: PathBuf,
     key: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAcme {
+    email: String,
+    directory: Option<String>,
+    directory_ca: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -426,6 +458,14 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
             }
         }
     }
+    let (acme, http_listen) = check_acme(
+        raw.server.acme,
+        raw.server.http_listen.as_deref(),
+        tls.is_some(),
+        &public_url,
+        dir,
+        &mut problem,
+    );
     let limits = Limits {
         max_body_bytes: raw.server.max_body_bytes,
         max_header_bytes: raw.server.max_header_bytes,
@@ -591,6 +631,8 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
         trusted_proxies,
         metrics: raw.server.metrics,
         tls,
+        acme,
+        http_listen,
         limits,
         storage_path,
         cache_bytes: raw.storage.cache_mib * 1024 * 1024,
@@ -662,6 +704,107 @@ fn check_ui(raw: RawUi, dir: &Path, problem: &mut impl FnMut(&str, String)) -> U
         logo,
         support: support.filter(|s| !s.is_empty()),
     }
+}
+
+/// `[server.acme]` and `server.http_listen`: exclusive with `[server.tls]`, for an https
+/// `public_url` whose host is a DNS name (the name the certificate is for).
+fn check_acme(
+    raw: Option<RawAcme>,
+    http_listen: Option<&str>,
+    has_tls: bool,
+    public_url: &str,
+    dir: &Path,
+    problem: &mut impl FnMut(&str, String),
+) -> (Option<AcmeConfig>, Option<SocketAddr>) {
+    let http_listen = http_listen.and_then(|addr| match addr.parse::<SocketAddr>() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            problem(
+                "server.http_listen",
+                format!("`{addr}` is not a socket address (expected e.g. \"[::]:80\")"),
+            );
+            None
+        }
+    });
+    if http_listen.is_some() && raw.is_none() && !has_tls {
+        problem(
+            "server.http_listen",
+            "redirects plain HTTP to https, which needs [server.acme] or [server.tls]".into(),
+        );
+    }
+    let Some(raw) = raw else {
+        return (None, http_listen);
+    };
+    if has_tls {
+        problem(
+            "server.acme",
+            "[server.acme] and [server.tls] are mutually exclusive: [server.acme] obtains and renews the certificate itself, [server.tls] serves certificate files you manage; keep one of them".into(),
+        );
+    }
+    let email = raw.email.trim().to_string();
+    let valid_email = email.split_once('@').is_some_and(|(user, host)| {
+        !user.is_empty() && host.contains('.') && !host.starts_with('.') && !host.ends_with('.')
+    }) && !email
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == ',');
+    if !valid_email {
+        problem(
+            "server.acme.email",
+            format!("`{email}` is not an email address (the ACME account's contact, e.g. \"ops@example.com\")"),
+        );
+    }
+    let directory = raw.directory.unwrap_or_else(|| LETS_ENCRYPT.to_string());
+    if !directory.starts_with("https://") || parse_url(&directory).is_none() {
+        problem(
+            "server.acme.directory",
+            format!("`{directory}` is not an https URL (RFC 8555 §6.1: ACME runs over HTTPS); Let's Encrypt's is \"{LETS_ENCRYPT}\""),
+        );
+    }
+    let directory_ca = raw.directory_ca.map(|path| {
+        let path = if path.is_absolute() {
+            path
+        } else {
+            dir.join(path)
+        };
+        if let Err(e) = std::fs::metadata(&path) {
+            problem(
+                "server.acme.directory_ca",
+                format!("cannot read {}: {e}", path.display()),
+            );
+        }
+        path
+    });
+    let host = parse_url(public_url)
+        .filter(|url| url.https)
+        .map(|url| url.host.to_ascii_lowercase());
+    let domain = match host {
+        None => {
+            problem(
+                "server.acme",
+                format!("needs an https server.public_url (the certificate is for its host), not `{public_url}`"),
+            );
+            String::new()
+        }
+        Some(host)
+            if host.starts_with('[') || host.parse::<IpAddr>().is_ok() || !host.contains('.') =>
+        {
+            problem(
+                "server.acme",
+                format!("server.public_url's host `{host}` is not a public DNS name such as \"auth.example.com\"; ACME certificates here are for DNS names"),
+            );
+            String::new()
+        }
+        Some(host) => host,
+    };
+    (
+        Some(AcmeConfig {
+            email,
+            directory,
+            directory_ca,
+            domain,
+        }),
+        http_listen,
+    )
 }
 
 /// `#rrggbb`, dark enough that the white button text on it keeps WCAG AA contrast (4.5:1).

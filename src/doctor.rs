@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-mod der;
+pub(crate) mod der;
 mod https;
 /// A certificate closer than this to its end fails; closer than `EXPIRY_WARN_DAYS` warns
 /// (Let's Encrypt's client renews at 30 days left, so by then renewal has already gone wrong).
@@ -166,6 +166,9 @@ pub fn run(config: &Config, extra_ca: Option<&Path>) -> bool {
         report.add(secret_check(client));
     }
     report.add(data_directory_check(config));
+    if let Some(check) = crate::acme::doctor_check(config, crate::store::now()) {
+        report.add(check);
+    }
     say(&format!(
         "{} failed, {} warning{}, {} ok",
         report.failures,

@@ -239,7 +239,7 @@ fn https_env() -> (TestEnv, Vec<u8>) {
     ));
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
     std::fs::write(env.dir.path().join("cert.pem"), cert.cert.pem()).expect("cert.pem");
-    let key = cert.key_pair.serialize_pem();
+    let key = cert.signing_key.serialize_pem();
     std::fs::write(env.dir.path().join("key.pem"), key).expect("key.pem");
     (env, cert.cert.der().to_vec())
 }

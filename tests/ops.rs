@@ -119,7 +119,7 @@ fn write_cert(dir: &std::path::Path, name: &str) -> Vec<u8> {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), name.to_string()])
         .expect("rcgen");
     std::fs::write(dir.join("cert.pem"), cert.cert.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), cert.key_pair.serialize_pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
     cert.cert.der().to_vec()
 }
 
