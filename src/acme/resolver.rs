@@ -107,5 +107,8 @@ fn challenge_certificate(domain: &str, digest: &[u8]) -> Result<CertifiedKey, St
     let key = rcgen::KeyPair::generate().map_err(fail)?;
     let cert = params.self_signed(&key).map_err(fail)?;
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    certified_key(vec![cert.der().clone()], &key)
+    // Not `certified_key`: its key check parses the certificate with webpki, which refuses the
+    // critical acmeIdentifier extension. The pair was made together just above.
+    let signing = any_supported_type(&key).map_err(|e| format!("unusable private key: {e}"))?;
+    Ok(CertifiedKey::new(vec![cert.der().clone()], signing))
 }
