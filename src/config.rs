@@ -1146,6 +1146,81 @@ redirect_uris = ["https://pitangui.amazon.com/api/skill/link/M2X"]
     }
 
     #[test]
+    fn acme_takes_its_name_from_public_url_and_excludes_static_tls() {
+        let acme = "[server.acme]\nemail = \"ops@example.com\"\n";
+        let with = |text: &str| GOOD.replace("[storage]", &format!("{text}[storage]"));
+        let config = check(&with(acme)).unwrap();
+        let settings = config.acme.unwrap();
+        assert_eq!(settings.domain, "auth.example.com");
+        assert_eq!(settings.directory, LETS_ENCRYPT);
+        assert_eq!(settings.email, "ops@example.com");
+        assert!(config.http_listen.is_none());
+        let text = with(&format!(
+            "http_listen = \"[::]:80\"\n{acme}directory = \"{LETS_ENCRYPT_STAGING}\"\ndirectory_ca = \"ca.pem\"\n"
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), "").unwrap();
+        let config = check_in(&text, dir.path()).unwrap();
+        assert_eq!(config.http_listen, Some("[::]:80".parse().unwrap()));
+        let settings = config.acme.unwrap();
+        assert_eq!(settings.directory, LETS_ENCRYPT_STAGING);
+        assert_eq!(settings.directory_ca, Some(dir.path().join("ca.pem")));
+        // No "terminate HTTPS in a proxy" warning: linkgate serves it.
+        assert!(check(&with(acme)).unwrap().warnings().is_empty());
+    }
+
+    #[test]
+    fn acme_problems_name_the_key() {
+        let acme = "[server.acme]\nemail = \"ops@example.com\"\n";
+        let with = |text: &str| GOOD.replace("[storage]", &format!("{text}[storage]"));
+        let dir = tempfile::tempdir().unwrap();
+        for file in ["cert.pem", "key.pem"] {
+            std::fs::write(dir.path().join(file), "").unwrap();
+        }
+        let both = with(&format!(
+            "[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n{acme}"
+        ));
+        let err = check_in(&both, dir.path()).unwrap_err();
+        assert!(
+            err.contains("key `server.acme`") && err.contains("mutually exclusive"),
+            "{err}"
+        );
+        let err = check(&with("[server.acme]\nemail = \"nobody\"\n")).unwrap_err();
+        assert!(err.contains("key `server.acme.email`"), "{err}");
+        let err = check(&with("[server.acme]\n")).unwrap_err();
+        assert!(err.contains("email"), "{err}");
+        let err = check(&with(&format!(
+            "{acme}directory = \"http://ca.example/dir\"\n"
+        )))
+        .unwrap_err();
+        assert!(err.contains("key `server.acme.directory`"), "{err}");
+        let err = check(&with(&format!("{acme}directory_ca = \"missing.pem\"\n"))).unwrap_err();
+        assert!(
+            err.contains("key `server.acme.directory_ca`")
+                && err.contains("/etc/linkgate/missing.pem"),
+            "{err}"
+        );
+        let err = check(&with(&format!("{acme}typo = 1\n"))).unwrap_err();
+        assert!(err.contains("typo"), "{err}");
+        for url in [
+            "http://auth.example.com",
+            "https://127.0.0.1",
+            "https://localhost",
+        ] {
+            let text = with(acme).replace("https://auth.example.com/", url);
+            let err = check(&text).unwrap_err();
+            assert!(err.contains("key `server.acme`"), "{url}: {err}");
+        }
+        let err = check(&with("http_listen = \"[::]:80\"\n")).unwrap_err();
+        assert!(
+            err.contains("key `server.http_listen`") && err.contains("[server.acme]"),
+            "{err}"
+        );
+        let err = check(&with(&format!("http_listen = \"port 80\"\n{acme}"))).unwrap_err();
+        assert!(err.contains("key `server.http_listen`"), "{err}");
+    }
+
+    #[test]
     fn redirect_uri_rules() {
         assert!(check_redirect_uri("https://layla.amazon.com/api/skill/link/M2X").is_ok());
         assert!(check_redirect_uri("http://127.0.0.1:9000/cb").is_ok());

@@ -74,7 +74,8 @@ mod tests {
         assert_eq!(retry_delay(1), 5);
         assert_eq!(retry_delay(2), 10);
         assert_eq!(retry_delay(3), 20);
-        assert_eq!(retry_delay(10), MAX_RETRY_SECS);
+        assert_eq!(retry_delay(10), 2560);
+        assert_eq!(retry_delay(11), MAX_RETRY_SECS);
         assert_eq!(retry_delay(u32::MAX), MAX_RETRY_SECS);
         // No certificate: the back-off decides.
         assert_eq!(next_attempt(None, 2, Some(1_000)), 1_010);
