@@ -1,12 +1,12 @@
 //! The admin commands: `--add-user` and friends. They work with the server stopped (opening the
 //! data directory) and running (asking the server over its admin socket).
 
+pub use crate::admin_protocol::{AdminError, Request};
 use crate::admin_socket;
 use crate::cli::Command;
 use crate::config::Config;
 use crate::secret::{self, Secret};
 use crate::store::{AddUserError, Store, StoreError, Username};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal};
 use std::os::unix::fs::OpenOptionsExt;
@@ -14,41 +14,6 @@ use std::path::Path;
 
 const MIN_PASSWORD_LEN: usize = 8;
 const MAX_PASSWORD_LEN: usize = 1024;
-
-/// An admin failure: the message to print; the process exits 1.
-#[derive(Debug)]
-pub struct AdminError(pub String);
-
-impl From<StoreError> for AdminError {
-    fn from(e: StoreError) -> Self {
-        AdminError(e.to_string())
-    }
-}
-
-/// One admin operation. The CLI builds it (reading and hashing any password itself, so no
-/// plaintext password crosses the socket) and runs it on the store directly or, when the server
-/// holds the store, through the server's admin socket.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "command", rename_all = "kebab-case")]
-pub enum Request {
-    AddUser {
-        name: String,
-        password_hash: String,
-    },
-    ListUsers,
-    RemoveUser {
-        name: String,
-    },
-    SetPassword {
-        name: String,
-        password_hash: String,
-    },
-    UnlinkUser {
-        name: String,
-    },
-    /// Streams a snapshot (see `store::backup`) after the response line.
-    Backup,
-}
 
 /// Builds the request for a CLI command, asking for a password where one is needed.
 pub fn request(command: &Command) -> Result<Request, AdminError> {

@@ -2,8 +2,8 @@
 //! the checks that turn it into a `Config` the server can trust. Every problem is reported as one
 //! line naming the file, the key and what is wrong.
 
-use crate::pages::contrast::{self, Rgb};
-use crate::pages::Lang;
+use crate::contrast::{self, Rgb};
+use crate::lang::Lang;
 use crate::secret::{self, Secret};
 use serde::Deserialize;
 use std::fmt;

@@ -111,12 +111,13 @@ fn serve(config: config::Config) -> ExitCode {
         );
         let signals = Signals::install()?;
         let socket_path = admin_socket::path(&app.config);
-        let admin = admin_socket::listen(&socket_path, app.store.clone()).map_err(|e| {
-            format!(
-                "cannot create the admin socket {}: {e}",
-                socket_path.display()
-            )
-        })?;
+        let admin =
+            admin_socket::listen(&socket_path, app.store.clone(), admin::execute).map_err(|e| {
+                format!(
+                    "cannot create the admin socket {}: {e}",
+                    socket_path.display()
+                )
+            })?;
         let sweeper = tokio::spawn(sweep_forever(
             app.store.clone(),
             Duration::from_secs(app.config.sweep_interval_secs),

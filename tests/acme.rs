@@ -177,15 +177,17 @@ impl Pebble {
 }
 
 /// A linkgate config for `https://auth.linkgate.test:PORT` with certificates from `pebble`.
-fn acme_config(port: u16, pebble: &Pebble, extra_server: &str) -> String {
-    config_text("").replace(
-        "listen = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1\"",
-        &format!(
-            "listen = \"127.0.0.1:{port}\"\npublic_url = \"https://{DOMAIN}:{port}\"\nmetrics = true\n{extra_server}\n[server.acme]\nemail = \"ops@linkgate.example.org\"\ndirectory = \"{}\"\ndirectory_ca = \"{}\"",
-            pebble.directory(),
-            pebble.api_ca.display()
-        ),
-    )
+fn acme_config(port: u16, pebble: &Pebble) -> TestConfig {
+    TestConfig::new()
+        .set("server.listen", format!("127.0.0.1:{port}"))
+        .set("server.public_url", format!("https://{DOMAIN}:{port}"))
+        .set("server.metrics", true)
+        .set("server.acme.email", "ops@linkgate.example.org")
+        .set("server.acme.directory", pebble.directory())
+        .set(
+            "server.acme.directory_ca",
+            pebble.api_ca.display().to_string(),
+        )
 }
 
 /// One GET over TLS with SNI `auth.linkgate.test`, verified by `tls`. Returns the response and
@@ -235,7 +237,8 @@ fn wait_for_https(
                 assert!(server.is_running(), "linkgate exited");
                 assert!(
                     Instant::now() < deadline,
-                    "no HTTPS with pebble's certificate within {within:?}: {e}"
+                    "no HTTPS with pebble's certificate within {within:?}: {e}; log:\n{}",
+                    server.log()
                 );
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -269,7 +272,7 @@ fn a_first_start_obtains_a_certificate_and_a_restart_serves_it_without_the_acme_
     let port = free_port();
     let mut pebble = Pebble::new(port, free_port(), 90 * 86400);
     pebble.start();
-    let env = TestEnv::with_config(&acme_config(port, &pebble, ""));
+    let env = acme_config(port, &pebble).env();
     let trust = pebble.trust();
     let mut server = env.start();
     let leaf = wait_for_https(&mut server, &trust, ISSUANCE);
@@ -338,7 +341,7 @@ fn a_short_lived_certificate_is_renewed_and_swapped_without_a_failed_request() {
     let port = free_port();
     let mut pebble = Pebble::new(port, free_port(), 24);
     pebble.start();
-    let env = TestEnv::with_config(&acme_config(port, &pebble, ""));
+    let env = acme_config(port, &pebble).env();
     let trust = pebble.trust();
     let mut server = env.start();
     let first = wait_for_https(&mut server, &trust, ISSUANCE);
@@ -415,7 +418,7 @@ fn a_short_lived_certificate_is_renewed_and_swapped_without_a_failed_request() {
 fn the_acme_server_down_at_first_start_is_retried_until_it_comes_up() {
     let port = free_port();
     let mut pebble = Pebble::new(port, free_port(), 90 * 86400);
-    let env = TestEnv::with_config(&acme_config(port, &pebble, ""));
+    let env = acme_config(port, &pebble).env();
     let mut server = env.start();
 
     // The failure is recorded (for --doctor) and the server keeps running without a certificate.
@@ -426,6 +429,18 @@ fn the_acme_server_down_at_first_start_is_retried_until_it_comes_up() {
         assert!(Instant::now() < deadline, "no renewal state recorded");
         std::thread::sleep(Duration::from_millis(50));
     }
+    server.wait_for_log(
+        &format!(
+            "ACME: no certificate for {DOMAIN} from {}",
+            pebble.directory()
+        ),
+        1,
+    );
+    let log = server.log();
+    assert!(
+        log.contains("cannot connect") && log.contains("next try in 5 s"),
+        "{log}"
+    );
     let line = acme_line(&doctor(&env));
     assert!(line.starts_with("FAIL"), "{line}");
     assert!(
@@ -442,25 +457,18 @@ fn the_acme_server_down_at_first_start_is_retried_until_it_comes_up() {
     let line = acme_line(&doctor(&env));
     assert!(line.contains("last renewal error: none"), "{line}");
     let (metrics, _) = https_get(server.addr, &trust, "/metrics").expect("metrics");
-    assert!(
-        metrics
-            .text()
-            .contains("linkgate_acme_orders_total{outcome=\"error\"} 1")
-            || metrics
-                .text()
-                .contains("linkgate_acme_orders_total{outcome=\"error\"} 2"),
-        "{}",
-        metrics.text()
-    );
-    let log = server.stop();
-    assert!(
-        log.contains(&format!(
-            "ACME: no certificate for {DOMAIN} from {}",
-            pebble.directory()
-        )) && log.contains("cannot connect")
-            && log.contains("next try in"),
-        "{log}"
-    );
+    let counted = |outcome: &str| -> u64 {
+        let prefix = format!("linkgate_acme_orders_total{{outcome=\"{outcome}\"}} ");
+        let text = metrics.text();
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix).map(str::to_string));
+        line.and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in {text}"))
+    };
+    assert!(counted("error") >= 1);
+    assert_eq!(counted("ok"), 1);
+    assert!(server.is_running());
 }
 
 #[test]
@@ -469,11 +477,9 @@ fn with_http_listen_http01_is_used_and_plain_http_redirects_to_https() {
     // TLS-ALPN-01 validations go to a closed port: only HTTP-01 can succeed.
     let mut pebble = Pebble::new(free_port(), http_port, 90 * 86400);
     pebble.start();
-    let env = TestEnv::with_config(&acme_config(
-        port,
-        &pebble,
-        &format!("http_listen = \"127.0.0.1:{http_port}\""),
-    ));
+    let env = acme_config(port, &pebble)
+        .set("server.http_listen", format!("127.0.0.1:{http_port}"))
+        .env();
     let trust = pebble.trust();
     let mut server = env.start();
     wait_for_https(&mut server, &trust, ISSUANCE);
@@ -505,12 +511,7 @@ fn with_http_listen_http01_is_used_and_plain_http_redirects_to_https() {
 #[test]
 fn acme_and_static_tls_together_are_refused_by_check_config() {
     let pebble = Pebble::new(free_port(), free_port(), 90 * 86400);
-    let config = acme_config(
-        free_port(),
-        &pebble,
-        "[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"",
-    );
-    let env = TestEnv::with_config(&config);
+    let env = acme_config(free_port(), &pebble).tls().env();
     std::fs::write(env.dir.path().join("cert.pem"), "").unwrap();
     std::fs::write(env.dir.path().join("key.pem"), "").unwrap();
     let out = env.cli(&["--check-config"], "");

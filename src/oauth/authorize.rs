@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::config::Client;
 use crate::metrics::count;
 use crate::secret::{self, Secret};
-use crate::store::{now, CodeRecord, ThrottleKey, Username};
+use crate::store::{now, CodeRecord, ThrottleKey, User, Username};
 use crate::urlencoded::{append_query, ParamError, Params};
 use std::net::IpAddr;
 
@@ -295,14 +295,7 @@ async fn login(
     };
     let check = app
         .password_workers
-        .run(move || match user {
-            Some(user) => secret::verify_password(&password, &user.password_hash).then_some(user),
-            None => {
-                // Same cost as a real check, so timing does not reveal which usernames exist.
-                secret::dummy_verify(&password);
-                None
-            }
-        })
+        .run(move || check_password(user, &password, secret::verify_password))
         .await;
     match check {
         Some(Some(user)) => {
@@ -386,6 +379,23 @@ async fn consent(
     Step::Redirect(with_state(vec![("code", code.expose().to_string())]))
 }
 
+/// The user, if `password` is theirs. An unknown user costs the same: the password is checked
+/// against `secret::dummy_hash()`, so timing does not reveal which usernames exist. `verify` is
+/// the argon2 check (`secret::verify_password`; a recording stand-in in tests).
+fn check_password(
+    user: Option<User>,
+    password: &Secret,
+    verify: impl Fn(&Secret, &str) -> bool,
+) -> Option<User> {
+    match user {
+        Some(user) => verify(password, &user.password_hash).then_some(user),
+        None => {
+            let _ = verify(password, secret::dummy_hash());
+            None
+        }
+    }
+}
+
 fn login_form(
     app: &App,
     client: &Client,
@@ -430,5 +440,60 @@ fn consent_form(
             locale,
         },
         username,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    /// Runs `check_password` with a stand-in for argon2 that records the hashes it was given.
+    fn checked(user: Option<User>, password: &str, matches: bool) -> (Option<User>, Vec<String>) {
+        let hashes = RefCell::new(Vec::new());
+        let found = check_password(user, &Secret::new(password), |_, phc| {
+            hashes.borrow_mut().push(phc.to_string());
+            matches
+        });
+        (found, hashes.into_inner())
+    }
+
+    fn alice() -> User {
+        User {
+            sub: "sub-alice".into(),
+            username: "alice".into(),
+            password_hash: secret::hash_password(&Secret::new("correct horse")),
+            created_at: 0,
+        }
+    }
+
+    /// The argon2 parameters of a PHC string: `$argon2id$v=19$m=19456,t=2,p=1$…`.
+    fn parameters(phc: &str) -> String {
+        phc.split('$').take(4).collect::<Vec<_>>().join("$")
+    }
+
+    #[test]
+    fn an_unknown_user_costs_one_argon2_check_with_a_real_users_parameters() {
+        let (found, hashes) = checked(None, "some password", true);
+        assert!(found.is_none(), "an unknown user never signs in");
+        assert_eq!(hashes.len(), 1, "exactly one check, as for a real user");
+        assert!(secret::is_phc_hash(&hashes[0]));
+        assert_eq!(parameters(&hashes[0]), parameters(&alice().password_hash));
+        assert_eq!(parameters(&hashes[0]), "$argon2id$v=19$m=19456,t=2,p=1");
+        // The dummy check runs for real, at full cost, in production.
+        assert!(!secret::verify_password(
+            &Secret::new("x"),
+            secret::dummy_hash()
+        ));
+    }
+
+    #[test]
+    fn a_known_user_is_checked_against_their_own_hash() {
+        let user = alice();
+        let (found, hashes) = checked(Some(user.clone()), "wrong horse", false);
+        assert!(found.is_none());
+        assert_eq!(hashes, vec![user.password_hash.clone()]);
+        let (found, _) = checked(Some(user), "correct horse", true);
+        assert_eq!(found.map(|u| u.sub).as_deref(), Some("sub-alice"));
     }
 }

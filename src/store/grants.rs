@@ -234,3 +234,95 @@ fn from_hex(hex: &str) -> Vec<u8> {
         .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret;
+
+    /// A link made at 100 whose refresh token lives until `refresh_expires_at` (0: forever), with
+    /// an access token that lives 60 s; returns the keys of (access, refresh).
+    fn link(store: &Store, refresh_expires_at: u64) -> ([u8; 32], [u8; 32]) {
+        let grant = Grant {
+            id: "g".into(),
+            sub: "s".into(),
+            username: "u".into(),
+            client_id: "c".into(),
+            scope: "profile".into(),
+            created_at: 100,
+            expires_at: refresh_expires_at,
+        };
+        let (access, refresh) = (secret::sha256(b"access"), secret::sha256(b"refresh"));
+        let code = secret::sha256(b"code");
+        store
+            .put_code(
+                &code,
+                &crate::store::CodeRecord {
+                    client_id: "c".into(),
+                    redirect_uri: "https://x/cb".into(),
+                    redirect_uri_given: true,
+                    sub: "s".into(),
+                    username: "u".into(),
+                    scope: "profile".into(),
+                    code_challenge: None,
+                    expires_at: 200,
+                    redeemed_by: None,
+                },
+            )
+            .unwrap();
+        let tokens = [
+            (access, TokenRecord::access(&grant, "profile", 100, 60)),
+            (refresh, TokenRecord::refresh(&grant, "profile", 100)),
+        ];
+        store.redeem_code(&code, 100, &grant, &tokens).unwrap();
+        (access, refresh)
+    }
+
+    /// A refresh at `now` that asks for a new access token.
+    fn refresh_at(store: &Store, key: &[u8; 32], now: u64) -> Refreshed {
+        store
+            .refresh(key, now, |_, grant| {
+                Ok::<_, StoreError>(Replacement {
+                    access: (
+                        secret::sha256(&now.to_be_bytes()),
+                        TokenRecord::access(grant, "profile", now, 60),
+                    ),
+                    refresh: None,
+                })
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn an_expired_access_token_is_refused_but_its_refresh_token_still_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let (access, refresh) = link(&store, 0);
+        assert!(
+            store.token(&access, 159).unwrap().is_some(),
+            "live until 160"
+        );
+        assert!(store.token(&access, 160).unwrap().is_none(), "dead at 160");
+        // Years later the refresh token (no refresh_ttl_secs) still refreshes.
+        let later = 100 + 10 * 366 * 86400;
+        assert!(store.token(&refresh, later).unwrap().is_some());
+        assert_eq!(refresh_at(&store, &refresh, later), Refreshed::Issued);
+        let new_access = secret::sha256(&later.to_be_bytes());
+        assert!(store.token(&new_access, later + 59).unwrap().is_some());
+        assert!(store.token(&new_access, later + 60).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_refresh_token_dies_with_its_grant_at_refresh_ttl() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let (access, refresh) = link(&store, 1000);
+        assert_eq!(refresh_at(&store, &refresh, 999), Refreshed::Issued);
+        assert_eq!(refresh_at(&store, &refresh, 1000), Refreshed::Dead);
+        assert!(store.token(&refresh, 1000).unwrap().is_none());
+        // An access token never outlives its grant either.
+        assert!(store.token(&access, 120).unwrap().is_some());
+        let issued_at_999 = secret::sha256(&999u64.to_be_bytes());
+        assert!(store.token(&issued_at_999, 1000).unwrap().is_none());
+    }
+}

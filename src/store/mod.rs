@@ -17,7 +17,7 @@ pub use codes::CodeRecord;
 pub use codes::Redeemed;
 pub use grants::{Grant, Refreshed, Replacement, TokenKind, TokenRecord};
 pub use throttle::ThrottleKey;
-pub use users::{AddUserError, Username};
+pub use users::{AddUserError, User, Username};
 
 use std::fmt;
 use std::os::unix::fs::DirBuilderExt;
