@@ -157,6 +157,11 @@ impl Config {
                 "no [server.tls] and no server.trusted_proxies: HTTPS must be terminated by a reverse proxy in front of linkgate; list its address in trusted_proxies so client addresses are seen".to_string(),
             );
         }
+        if let Some(acme) = &self.acme {
+            if let Some(warning) = acme_port_warning(acme, &self.public_url, self.http_listen) {
+                warnings.push(warning);
+            }
+        }
         for client in &self.clients {
             if let ClientSecret::Plain(secret) = &client.secret {
                 if EXAMPLE_SECRETS.contains(&secret.expose()) {
@@ -706,6 +711,24 @@ fn check_ui(raw: RawUi, dir: &Path, problem: &mut impl FnMut(&str, String)) -> U
     }
 }
 
+/// TLS-ALPN-01 validations arrive on port 443 of the name (RFC 8737 §3); HTTP-01 ones on port 80.
+fn acme_port_warning(
+    acme: &AcmeConfig,
+    public_url: &str,
+    http_listen: Option<SocketAddr>,
+) -> Option<String> {
+    let port = parse_url(public_url)
+        .and_then(|url| public_url.split_once(url.host))
+        .and_then(|(_, rest)| rest.strip_prefix(':'))
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|port| port.parse::<u16>().ok())
+        .unwrap_or(443);
+    (port != 443 && http_listen.is_none()).then(|| format!(
+        "server.public_url is on port {port}, but the CA validates {} over TLS-ALPN-01 on port 443: make port 443 reach this listener (or set server.http_listen for HTTP-01 on port 80)",
+        acme.domain
+    ))
+}
+
 /// `[server.acme]` and `server.http_listen`: exclusive with `[server.tls]`, for an https
 /// `public_url` whose host is a DNS name (the name the certificate is for).
 fn check_acme(
@@ -1167,6 +1190,16 @@ redirect_uris = ["https://pitangui.amazon.com/api/skill/link/M2X"]
         assert_eq!(settings.directory_ca, Some(dir.path().join("ca.pem")));
         // No "terminate HTTPS in a proxy" warning: linkgate serves it.
         assert!(check(&with(acme)).unwrap().warnings().is_empty());
+        // TLS-ALPN-01 is validated on port 443 only.
+        let other_port = with(acme).replace("auth.example.com/", "auth.example.com:8443/");
+        let warnings = check(&other_port).unwrap().warnings();
+        assert!(
+            warnings.len() == 1 && warnings[0].contains("port 8443") && warnings[0].contains("443"),
+            "{warnings:?}"
+        );
+        let http01 =
+            other_port.replace("[server.acme]", "http_listen = \"[::]:80\"\n[server.acme]");
+        assert!(check(&http01).unwrap().warnings().is_empty());
     }
 
     #[test]

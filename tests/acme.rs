@@ -222,6 +222,55 @@ fn https_get(
     Ok((parse_response(&data)?, leaf))
 }
 
+/// A kept-alive HTTPS connection, for requests before and after a certificate swap.
+struct KeepAlive {
+    stream: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+}
+
+impl KeepAlive {
+    fn open(addr: SocketAddr, tls: &Arc<rustls::ClientConfig>) -> KeepAlive {
+        let name = ServerName::try_from(DOMAIN).expect("name");
+        let conn = rustls::ClientConnection::new(tls.clone(), name).expect("client");
+        let tcp = TcpStream::connect(addr).expect("connect");
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        KeepAlive {
+            stream: rustls::StreamOwned::new(conn, tcp),
+        }
+    }
+
+    /// One GET; the response is read by its Content-Length, the connection stays open.
+    fn get(&mut self, path: &str) -> Result<Response, String> {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {DOMAIN}\r\n\r\n");
+        self.stream
+            .write_all(request.as_bytes())
+            .map_err(|e| format!("write: {e}"))?;
+        let mut data = Vec::new();
+        let mut byte = [0u8; 1];
+        while !data.ends_with(b"\r\n\r\n") {
+            self.stream
+                .read_exact(&mut byte)
+                .map_err(|e| format!("read: {e}"))?;
+            data.push(byte[0]);
+        }
+        let head = parse_response(&data)?;
+        let length: usize = head
+            .header("content-length")
+            .and_then(|n| n.parse().ok())
+            .ok_or("no Content-Length")?;
+        let mut body = vec![0; length];
+        self.stream
+            .read_exact(&mut body)
+            .map_err(|e| format!("read body: {e}"))?;
+        data.extend_from_slice(&body);
+        parse_response(&data)
+    }
+
+    fn certificate(&self) -> Vec<u8> {
+        self.stream.conn.peer_certificates().expect("certificates")[0].to_vec()
+    }
+}
+
 /// Polls until HTTPS answers `/healthz` with a chain `tls` accepts; returns the leaf.
 fn wait_for_https(
     server: &mut Server,
@@ -345,6 +394,9 @@ fn a_short_lived_certificate_is_renewed_and_swapped_without_a_failed_request() {
     let trust = pebble.trust();
     let mut server = env.start();
     let first = wait_for_https(&mut server, &trust, ISSUANCE);
+    // A connection opened before the swap stays usable through it.
+    let mut kept = KeepAlive::open(server.addr, &trust);
+    assert_eq!(kept.get("/healthz").expect("before the swap").status, 200);
 
     // Clients keep requesting on new connections (each handshake sees the certificate of the
     // moment) until a new certificate is served; every request must succeed.
@@ -382,6 +434,12 @@ fn a_short_lived_certificate_is_renewed_and_swapped_without_a_failed_request() {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !seen.lock().unwrap().iter().any(|leaf| *leaf != first) {
         assert!(server.is_running(), "linkgate exited");
+        // The kept connection is used all along (an idle one would be closed after
+        // header_read_timeout_secs, swap or not).
+        let reply = kept
+            .get("/healthz")
+            .expect("the kept connection during the swap");
+        assert_eq!(reply.status, 200);
         if Instant::now() > deadline {
             stop.store(true, Ordering::Relaxed);
             let failures = failures.lock().unwrap().clone();
@@ -404,6 +462,15 @@ fn a_short_lived_certificate_is_renewed_and_swapped_without_a_failed_request() {
         failures.is_empty(),
         "{} of {requests} requests failed: {failures:?}",
         failures.len()
+    );
+    let after = kept
+        .get("/healthz")
+        .expect("the kept connection after the swap");
+    assert_eq!(after.status, 200);
+    assert_eq!(
+        kept.certificate(),
+        first,
+        "an open connection keeps its certificate"
     );
     let log = server.stop();
     assert!(

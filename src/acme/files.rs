@@ -92,6 +92,16 @@ impl Files {
         self.write(ACCOUNT, json)
     }
 
+    pub fn remove_account(&self) -> Result<(), String> {
+        let path = self.dir.join(ACCOUNT);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(format!("cannot remove {}: {e}", path.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub fn read_certificate(&self) -> Result<Option<StoredCertificate>, String> {
         self.read_json(CERTIFICATE)
     }

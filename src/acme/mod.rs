@@ -178,10 +178,21 @@ impl Acme {
     async fn renew(&mut self) -> Result<Validity, String> {
         let account = self.account().await?;
         let identifiers = [Identifier::Dns(self.config.domain.clone())];
-        let mut order = account
-            .new_order(&NewOrder::new(&identifiers))
-            .await
-            .map_err(|e| format!("new order: {e}"))?;
+        let mut order = match account.new_order(&NewOrder::new(&identifiers)).await {
+            Ok(order) => order,
+            Err(instant_acme::Error::Api(problem))
+                if problem.r#type.as_deref()
+                    == Some("urn:ietf:params:acme:error:accountDoesNotExist") =>
+            {
+                // The CA forgot the account (a reset private CA): make a new one next time.
+                self.account = None;
+                self.files.remove_account()?;
+                return Err(format!(
+                    "new order: {problem}; a new account is made on the next try"
+                ));
+            }
+            Err(e) => return Err(format!("new order: {e}")),
+        };
         let _cleanup = Cleanup {
             resolver: self.resolver.clone(),
             http01: self.http01.clone(),
