@@ -56,15 +56,24 @@ pub struct Acme {
 
 impl Acme {
     /// Loads the account state and the cached certificate, if it is for this domain and this
-    /// ACME directory. Fails only on an unreadable data directory or `directory_ca`.
+    /// ACME directory. Fails only on an unusable `directory_ca`.
     pub fn prepare(config: &Config) -> Result<Acme, String> {
         let acme = config.acme.clone().ok_or("no [server.acme]")?;
         let files = Files::new(&config.storage_path);
         client::AcmeHttp::new(acme.directory_ca.as_deref())?;
-        let state = files.read_state()?.unwrap_or_default();
+        // Damaged files cost a new order, never the start: HTTPS must come up.
+        let state = files.read_state().unwrap_or_else(|e| {
+            tracing::warn!("ACME: ignoring the renewal state: {e}");
+            None
+        });
+        let state = state.unwrap_or_default();
+        let cached = files.read_certificate().unwrap_or_else(|e| {
+            tracing::warn!("ACME: ignoring the cached certificate: {e}");
+            None
+        });
         let resolver = Arc::new(CertResolver::default());
         let mut validity = None;
-        match files.read_certificate()? {
+        match cached {
             Some(cert) if cert.domain == acme.domain && cert.directory == acme.directory => {
                 match load(&resolver, &cert) {
                     Ok(v) => {
