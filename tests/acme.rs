@@ -589,3 +589,46 @@ fn acme_and_static_tls_together_are_refused_by_check_config() {
         "{err}"
     );
 }
+
+#[test]
+fn a_refused_validation_is_logged_with_the_cas_problem_and_shown_by_doctor() {
+    let port = free_port();
+    // The CA validates TLS-ALPN-01 on a port nothing listens on.
+    let mut pebble = Pebble::new(free_port(), free_port(), 90 * 86400);
+    pebble.start();
+    let env = acme_config(port, &pebble).env();
+    let mut server = env.start();
+    server.wait_for_log("validation failed", 1);
+    let log = server.log();
+    assert!(
+        log.contains(&format!(
+            "ACME: no certificate for {DOMAIN} from {}",
+            pebble.directory()
+        )) && log.contains("urn:ietf:params:acme:error:")
+            && log.contains("HTTPS handshakes fail until one is issued"),
+        "{log}"
+    );
+    let line = acme_line(&doctor(&env));
+    assert!(
+        line.starts_with("FAIL")
+            && line.contains("last renewal error")
+            && line.contains("validation failed"),
+        "{line}"
+    );
+    assert!(server.is_running());
+}
+
+#[test]
+fn a_damaged_cached_certificate_is_replaced_not_fatal() {
+    let port = free_port();
+    let mut pebble = Pebble::new(port, free_port(), 90 * 86400);
+    pebble.start();
+    let env = acme_config(port, &pebble).env();
+    let acme_dir = env.data_dir().join("acme");
+    std::fs::create_dir_all(&acme_dir).expect("acme dir");
+    std::fs::write(acme_dir.join("certificate.json"), "{ not json").expect("damage");
+    let mut server = env.start();
+    wait_for_https(&mut server, &pebble.trust(), ISSUANCE);
+    let log = server.stop();
+    assert!(log.contains("ignoring the cached certificate"), "{log}");
+}

@@ -211,7 +211,7 @@ impl Acme {
         let status = order
             .poll_ready(&retries)
             .await
-            .map_err(|e| format!("waiting for validation: {e}"))?;
+            .map_err(|e| format!("validation failed: {e}"))?;
         if status != OrderStatus::Ready {
             return Err(failed_validation(&mut order, status).await);
         }
