@@ -632,3 +632,24 @@ fn a_damaged_cached_certificate_is_replaced_not_fatal() {
     let log = server.stop();
     assert!(log.contains("ignoring the cached certificate"), "{log}");
 }
+
+#[test]
+fn http_listen_beside_static_tls_redirects_plain_http_to_https() {
+    let http_port = free_port();
+    let env = TestConfig::new()
+        .set("server.public_url", "https://localhost")
+        .set("server.http_listen", format!("127.0.0.1:{http_port}"))
+        .tls()
+        .env();
+    let cert = write_self_signed(env.dir.path(), &[]);
+    let mut server = env.start();
+    server.tls = Some(tls_client(&cert));
+    assert!(server.is_healthy());
+    let plain: SocketAddr = ([127, 0, 0, 1], http_port).into();
+    let reply = http(plain, "POST", "/token", &[], b"grant_type=x");
+    assert_eq!(reply.status, 308, "the method is kept on the way to https");
+    assert_eq!(reply.expect_header("location"), "https://localhost/token");
+    // No challenge is pending without ACME.
+    let reply = http(plain, "GET", "/.well-known/acme-challenge/x", &[], b"");
+    assert_eq!(reply.status, 404);
+}
