@@ -76,6 +76,9 @@ fn serve(config: config::Config) -> ExitCode {
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
+    for warning in config.permission_warnings() {
+        tracing::warn!("{warning}");
+    }
     let listen = config.listen;
     let tls = match &config.tls {
         Some(files) => match http::tls::Tls::load(&files.cert, &files.key) {

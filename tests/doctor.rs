@@ -173,6 +173,10 @@ impl Deployment {
         let env = TestConfig::from_text(&config(port, true, clients))
             .set("server.listen", "127.0.0.1:0")
             .env();
+        // As an operator keeps a config with secrets in it (the doctor warns otherwise).
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&env.config, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod config");
         write_tls_files(env.dir.path(), chain, key);
         let ca_file = env.dir.path().join("root.pem");
         std::fs::write(&ca_file, root.cert.pem()).expect("write root");
@@ -265,6 +269,7 @@ fn a_healthy_https_deployment_passes_with_only_the_local_address_warnings() {
         ("metadata", "issuer and endpoints match public_url"),
         ("token", "RFC 6749 JSON error (401 invalid_client)"),
         ("data", "held by the running server"),
+        ("permissions", "readable by their owner only"),
     ] {
         let line = report.line("ok", name);
         assert!(line.contains(says), "`{line}` should say `{says}`");

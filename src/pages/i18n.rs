@@ -63,6 +63,8 @@ pub struct Text {
     pub client_gone: &'static str,
     pub sign_in_unavailable: &'static str,
     pub linking_unavailable: &'static str,
+    /// The account was removed or its password changed while the consent page was open.
+    pub sign_in_again: &'static str,
 }
 
 pub const EN: Text = Text {
@@ -94,6 +96,7 @@ pub const EN: Text = Text {
     client_gone: "This application is no longer registered here.",
     sign_in_unavailable: "A temporary problem stopped the sign-in. Please try again in a moment.",
     linking_unavailable: "A temporary problem stopped the linking. Please try again from the app.",
+    sign_in_again: "Your account changed since you signed in (its password was changed or it was removed). Please sign in again from the app.",
 };
 
 pub const DE: Text = Text {
@@ -125,6 +128,7 @@ pub const DE: Text = Text {
     client_gone: "Diese Anwendung ist hier nicht mehr registriert.",
     sign_in_unavailable: "Ein vorübergehendes Problem hat die Anmeldung verhindert. Bitte versuchen Sie es gleich noch einmal.",
     linking_unavailable: "Ein vorübergehendes Problem hat die Verknüpfung verhindert. Bitte versuchen Sie es in der App erneut.",
+    sign_in_again: "Ihr Konto hat sich seit der Anmeldung geändert (Passwort geändert oder Konto entfernt). Bitte melden Sie sich in der App erneut an.",
 };
 
 // French typography puts a no-break space (U+00A0) before `?` and `:`.
@@ -157,6 +161,7 @@ pub const FR: Text = Text {
     client_gone: "Cette application n’est plus enregistrée ici.",
     sign_in_unavailable: "Un problème temporaire a empêché la connexion. Veuillez réessayer dans un instant.",
     linking_unavailable: "Un problème temporaire a empêché l’association. Veuillez réessayer depuis l’application.",
+    sign_in_again: "Votre compte a changé depuis votre connexion (mot de passe modifié ou compte supprimé). Veuillez vous reconnecter depuis l’application.",
 };
 
 pub const ES: Text = Text {
@@ -188,6 +193,7 @@ pub const ES: Text = Text {
     client_gone: "Esta aplicación ya no está registrada aquí.",
     sign_in_unavailable: "Un problema temporal ha impedido iniciar sesión. Vuelve a intentarlo en un momento.",
     linking_unavailable: "Un problema temporal ha impedido la vinculación. Vuelve a intentarlo desde la aplicación.",
+    sign_in_again: "Tu cuenta ha cambiado desde que iniciaste sesión (se cambió la contraseña o se eliminó). Vuelve a iniciar sesión desde la aplicación.",
 };
 
 pub const IT: Text = Text {
@@ -219,6 +225,7 @@ pub const IT: Text = Text {
     client_gone: "Questa applicazione non è più registrata qui.",
     sign_in_unavailable: "Un problema temporaneo ha impedito l’accesso. Riprova tra qualche istante.",
     linking_unavailable: "Un problema temporaneo ha impedito il collegamento. Riprova dall’app.",
+    sign_in_again: "Il tuo account è cambiato dall’accesso (password cambiata o account rimosso). Accedi di nuovo dall’app.",
 };
 
 pub const JA: Text = Text {
@@ -250,6 +257,7 @@ pub const JA: Text = Text {
     client_gone: "このアプリケーションは、ここでの登録が解除されています。",
     sign_in_unavailable: "一時的な問題によりログインできませんでした。しばらくしてからもう一度お試しください。",
     linking_unavailable: "一時的な問題により連携できませんでした。アプリからもう一度お試しください。",
+    sign_in_again: "サインイン後にアカウントが変更されました（パスワードの変更または削除）。アプリからもう一度サインインしてください。",
 };
 
 pub const PT_BR: Text = Text {
@@ -281,6 +289,7 @@ pub const PT_BR: Text = Text {
     client_gone: "Este aplicativo não está mais registrado aqui.",
     sign_in_unavailable: "Um problema temporário impediu o login. Tente novamente em instantes.",
     linking_unavailable: "Um problema temporário impediu a vinculação. Tente novamente pelo app.",
+    sign_in_again: "Sua conta mudou desde que você entrou (a senha foi alterada ou a conta foi removida). Entre novamente pelo app.",
 };
 
 pub const HI: Text = Text {
@@ -312,6 +321,7 @@ pub const HI: Text = Text {
     client_gone: "यह ऐप्लिकेशन अब यहाँ रजिस्टर नहीं है।",
     sign_in_unavailable: "किसी अस्थायी समस्या की वजह से साइन इन नहीं हो सका। कृपया थोड़ी देर बाद फिर से कोशिश करें।",
     linking_unavailable: "किसी अस्थायी समस्या की वजह से खाता लिंक नहीं हो सका। कृपया ऐप से फिर से कोशिश करें।",
+    sign_in_again: "साइन इन करने के बाद आपका खाता बदल गया है (पासवर्ड बदला गया या खाता हटाया गया)। कृपया ऐप से फिर से साइन इन करें।",
 };
 
 #[cfg(test)]
@@ -347,6 +357,7 @@ mod tests {
                 t.client_gone,
                 t.sign_in_unavailable,
                 t.linking_unavailable,
+                t.sign_in_again,
             ] {
                 assert!(!s.is_empty() && !s.contains('{'), "{lang:?}: {s}");
             }

@@ -16,7 +16,7 @@ mod users;
 pub use codes::CodeRecord;
 pub use codes::Redeemed;
 pub use grants::{Grant, Refreshed, Replacement, TokenKind, TokenRecord};
-pub use throttle::ThrottleKey;
+pub use throttle::{address_prefix, Failures, Policy, Reservation, ThrottleKey};
 pub use users::{AddUserError, User, Username};
 
 use std::fmt;

@@ -24,8 +24,14 @@ pub const PASSWORD: &str = "correct horse battery";
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The binary under test; `LINKGATE_TEST_BINARY` points the same tests at another build (to
+/// measure an older version against a new test, say).
 pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_linkgate")
+    static BINARY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BINARY.get_or_init(|| {
+        std::env::var("LINKGATE_TEST_BINARY")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_linkgate").to_string())
+    })
 }
 
 /// The config every test starts from; `extra` is appended (more `[[clients]]`, `[tokens]`, …).
