@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -59,19 +60,29 @@ fn a_burst_of_32_prepared_guesses_is_held_like_a_sequence() {
         .map(|_| Page::from(server.get(&authorize_path(ALEXA_ID, ALEXA_REDIRECT, "s", &[]))))
         .collect();
     let barrier = Barrier::new(pages.len());
+    // Wrong guesses answered so far, and how many of them were refused.
+    let (answered, refused) = (AtomicUsize::new(0), AtomicUsize::new(0));
     let statuses: Vec<(bool, u16)> = std::thread::scope(|scope| {
         let handles: Vec<_> = pages
             .iter()
             .enumerate()
             .map(|(i, page)| {
                 let (server, barrier) = (&server, &barrier);
+                let (answered, refused) = (&answered, &refused);
                 scope.spawn(move || {
                     let right = i == 31;
                     let password = if right { PASSWORD } else { "wrong password" };
                     barrier.wait();
                     if right {
-                        // Among the burst, but after the limit has been reached.
-                        std::thread::sleep(Duration::from_millis(300));
+                        // Among the burst, but once the limit has been reached: the first
+                        // refusal, or (where nothing is refused) every wrong guess answered.
+                        let deadline = Instant::now() + Duration::from_secs(20);
+                        while refused.load(Ordering::SeqCst) == 0
+                            && answered.load(Ordering::SeqCst) < 31
+                            && Instant::now() < deadline
+                        {
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
                     }
                     let status = page
                         .submit(
@@ -80,6 +91,12 @@ fn a_burst_of_32_prepared_guesses_is_held_like_a_sequence() {
                             &[("username", USER), ("password", password)],
                         )
                         .status;
+                    if !right {
+                        if status == 429 {
+                            refused.fetch_add(1, Ordering::SeqCst);
+                        }
+                        answered.fetch_add(1, Ordering::SeqCst);
+                    }
                     (right, status)
                 })
             })
