@@ -88,10 +88,11 @@ impl FakeApi {
             .distinguished_name
             .push(rcgen::DnType::CommonName, "linkgate test login API CA");
         let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+        let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
         let key = rcgen::KeyPair::generate().expect("key");
         let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
             .expect("params")
-            .signed_by(&key, &ca, &ca_key)
+            .signed_by(&key, &issuer)
             .expect("certificate");
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)
