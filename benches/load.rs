@@ -12,7 +12,7 @@ mod common;
 
 use common::*;
 use linkgate::secret;
-use linkgate::store::{CodeRecord, Grant, Replacement, Store, TokenRecord};
+use linkgate::store::{CodeRecord, Grant, Store, TokenRecord};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -334,15 +334,19 @@ fn store_with_tokens(count: usize, expired: usize) -> Prepared {
     env.add_user(USER, PASSWORD);
     let store = Store::open(&env.data_dir(), 16 << 20).expect("open store");
     let now = linkgate::store::now();
-    let grant = Grant {
-        id: secret::new_id(),
-        sub: "bench-sub".into(),
-        username: USER.into(),
-        client_id: ALEXA_ID.into(),
-        scope: "profile".into(),
-        created_at: now,
-        expires_at: 0,
-    };
+    let user = store
+        .user_generation(USER)
+        .expect("read user")
+        .expect("the user exists");
+    let grant = Grant::new(
+        &user.sub,
+        USER,
+        ALEXA_ID,
+        "profile",
+        user.generation,
+        now,
+        0,
+    );
     let code = secret::new_token("lgc_");
     let record = CodeRecord {
         client_id: ALEXA_ID.into(),
@@ -354,6 +358,7 @@ fn store_with_tokens(count: usize, expired: usize) -> Prepared {
         code_challenge: None,
         expires_at: now + 60,
         redeemed_by: None,
+        generation: user.generation,
     };
     store.put_code(&code.key(), &record).expect("code");
     let refresh_token = secret::new_token("lgrt_");
@@ -380,14 +385,8 @@ fn store_with_tokens(count: usize, expired: usize) -> Prepared {
         };
         let record = TokenRecord::access(&grant, "profile", issued, ttl);
         let key = secret::Secret::new(bulk_token(i)).key();
-        store
-            .refresh(&refresh_token.key(), now, |_, _| {
-                Ok::<_, linkgate::store::StoreError>(Replacement {
-                    access: (key, record),
-                    refresh: None,
-                })
-            })
-            .expect("insert");
+        // Stored, as earlier releases stored every access token: the upgrade path's lookups.
+        store.put_stored_token(&key, &record).expect("insert");
     }
     store.flush_blocking().expect("flush");
     drop(store);

@@ -41,7 +41,9 @@ fn main() -> ExitCode {
         Command::CheckConfig => admin::check_config(&config),
         Command::Backup(file) => admin::backup(&config, file),
         Command::Restore(file) => admin::restore(&config, file),
-        command => admin::request(command).and_then(|request| admin::run(&config, request)),
+        command => {
+            admin::request_for(&config, command).and_then(|request| admin::run(&config, request))
+        }
     };
     match result {
         Ok(message) => {
@@ -84,6 +86,13 @@ fn serve(config: config::Config) -> ExitCode {
         },
         None => None,
     };
+    // A key for access tokens exists, durably, before the first one is issued.
+    if let Err(e) = store
+        .ensure_token_key(store::now())
+        .and_then(|()| store.flush_blocking())
+    {
+        return fail(1, &e.to_string());
+    }
     let app = app::App::new(config, store.clone());
     let result = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
