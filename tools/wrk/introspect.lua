@@ -1,0 +1,9 @@
+-- wrk: POST /introspect of one access token, client-authenticated.
+-- Environment: ACCESS_TOKEN, CLIENT_BASIC.
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "Basic " .. os.getenv("CLIENT_BASIC")
+wrk.body = "token=" .. os.getenv("ACCESS_TOKEN")
+function done(summary, latency, requests)
+  io.write(string.format("non-200 answers: %d\n", summary.errors.status))
+end
