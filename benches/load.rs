@@ -45,7 +45,10 @@ fn main() {
         return wrk_prepare(std::path::Path::new(dir), conns);
     }
     if let Some(at) = args.iter().position(|a| a == "--refresh-growth") {
-        let n = args.get(at + 1).and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
+        let n = args
+            .get(at + 1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1_000_000);
         return refresh_growth(n);
     }
     let quick = std::env::args().any(|a| a == "--quick");
@@ -324,14 +327,27 @@ fn refresh_growth(n: usize) {
     for (label, count, rotate, follow) in [
         ("no rotation, one token", n, false, false),
         ("rotation, following the chain", n / 10, true, true),
-        ("rotation, the same token again and again", n / 10, true, false),
+        (
+            "rotation, the same token again and again",
+            n / 10,
+            true,
+            false,
+        ),
     ] {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(dir.path(), 16 << 20).expect("open");
         let name = linkgate::store::Username::parse(USER).expect("name");
         let user = store.add_user(&name, "hash".into()).expect("user");
         let now = linkgate::store::now();
-        let grant = Grant::new(&user.sub, USER, ALEXA_ID, "profile", user.generation, now, 0);
+        let grant = Grant::new(
+            &user.sub,
+            USER,
+            ALEXA_ID,
+            "profile",
+            user.generation,
+            now,
+            0,
+        );
         store
             .put_code(
                 &[0; 32],
@@ -349,7 +365,9 @@ fn refresh_growth(n: usize) {
                 },
             )
             .expect("code");
-        store.redeem_code(&[0; 32], now, &grant, &[]).expect("redeem");
+        store
+            .redeem_code(&[0; 32], now, &grant, &[])
+            .expect("redeem");
         store.ensure_token_key(now).expect("key");
         let mut current = Store::issue_refresh(&grant, 0, now).expect("refresh");
         store.flush_blocking().expect("flush");
@@ -703,10 +721,7 @@ fn kill9(plan: &Plan, report: &mut Report) {
                             while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
                                 match raw(addr, &request) {
                                     Ok(r) if r.status == 200 => got.push(
-                                        r.json()["access_token"]
-                                            .as_str()
-                                            .unwrap_or("")
-                                            .to_string(),
+                                        r.json()["access_token"].as_str().unwrap_or("").to_string(),
                                     ),
                                     Ok(_) => {}
                                     Err(_) => break, // the server is gone
