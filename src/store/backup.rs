@@ -175,10 +175,7 @@ impl Store {
         self.reload_keys().map_err(|e| e.to_string())?;
         *self.deny_list.lock().unwrap_or_else(|p| p.into_inner()) =
             Store::load_deny_list(&self.denied).map_err(|e| e.to_string())?;
-        self.generations
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.forget_generations();
         Ok(entries.len() as u64)
     }
 }

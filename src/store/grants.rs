@@ -357,13 +357,14 @@ impl Store {
         if token.kind != TokenKind::Refresh {
             return Ok(Refreshed::Dead);
         }
+        // The request is checked first (client, scope): another client cannot revoke a family.
+        let issue = check(&token, &grant)?;
         if token.retired {
             self.grants
                 .remove(grant.id.as_bytes())
                 .map_err(StoreError::from)?;
             return Ok(Refreshed::Reused);
         }
-        let issue = check(&token, &grant)?;
         let mut wrote = false;
         // First use of a rotated token: it becomes the one in use.
         if let Some((seq, nonce)) = sealed {

@@ -50,7 +50,7 @@ pub struct Store {
     denied: sled::Tree,
     deny_list: Arc<Mutex<HashMap<[u8; 16], u64>>>,
     /// Users' current generations (`users.rs`), by username; `None`: no such user.
-    generations: Arc<Mutex<HashMap<String, Option<Generation>>>>,
+    generations: Arc<Mutex<users::GenerationCache>>,
     /// Writers hold it shared, a backup exclusively, so a backup sees a state between writes.
     gate: Arc<RwLock<()>>,
     /// Serialises the read-modify-write operations (code exchange, refresh). sled's own
@@ -127,7 +127,7 @@ impl Store {
             ring: Arc::new(RwLock::new(ring)),
             denied,
             deny_list: Arc::new(Mutex::new(deny_list)),
-            generations: Arc::new(Mutex::new(HashMap::new())),
+            generations: Arc::new(Mutex::new(users::GenerationCache::default())),
             users: db.open_tree("users")?,
             codes: db.open_tree("codes")?,
             grants: db.open_tree("grants")?,

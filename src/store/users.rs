@@ -33,6 +33,14 @@ pub struct Generation {
 /// The generation cache holds at most this many users; past it, it starts again empty.
 const GENERATION_CACHE: usize = 65_536;
 
+/// Users' generations by username (`None`: no such user). `epoch` counts changes to users, so
+/// that a lookup racing a change does not cache what it read before the change.
+#[derive(Default)]
+pub(super) struct GenerationCache {
+    epoch: u64,
+    users: std::collections::HashMap<String, Option<Generation>>,
+}
+
 /// A valid, normalised username: lower case (phones capitalise the first letter), 1 to 64 of
 /// `a-z 0-9 . _ @ + -`, not starting with `-` (it would read as a CLI flag).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,9 +131,13 @@ impl Store {
     /// store, which updates the cache). A pending sign-in records it, and checks it again before
     /// it issues anything.
     pub fn user_generation(&self, name: &str) -> Result<Option<Generation>, StoreError> {
-        if let Some(cached) = self.generation_cache().get(name) {
-            return Ok(cached.clone());
-        }
+        let epoch = {
+            let cache = self.generation_cache();
+            if let Some(cached) = cache.users.get(name) {
+                return Ok(cached.clone());
+            }
+            cache.epoch
+        };
         let found = match self.users.get(name)? {
             Some(bytes) => {
                 let user: User = decode(&bytes)?;
@@ -137,10 +149,13 @@ impl Store {
             None => None,
         };
         let mut cache = self.generation_cache();
-        if cache.len() >= GENERATION_CACHE {
-            cache.clear();
+        // A user changed since the read above: what was read may be stale, do not keep it.
+        if cache.epoch == epoch {
+            if cache.users.len() >= GENERATION_CACHE {
+                cache.users.clear();
+            }
+            cache.users.insert(name.to_string(), found.clone());
         }
-        cache.insert(name.to_string(), found.clone());
         Ok(found)
     }
 
@@ -156,17 +171,24 @@ impl Store {
             .is_some_and(|g| g.sub == sub && g.generation == generation))
     }
 
-    fn generation_cache(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Option<Generation>>> {
+    fn generation_cache(&self) -> std::sync::MutexGuard<'_, GenerationCache> {
         self.generations
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Drops a user's cached generation (after any change to the user).
+    /// Drops a user's cached generation, after a change to the user has been written.
     fn forget_generation(&self, name: &str) {
-        self.generation_cache().remove(name);
+        let mut cache = self.generation_cache();
+        cache.epoch += 1;
+        cache.users.remove(name);
+    }
+
+    /// Empties the generation cache (after a restore wrote the users underneath).
+    pub(super) fn forget_generations(&self) {
+        let mut cache = self.generation_cache();
+        cache.epoch += 1;
+        cache.users.clear();
     }
 
     /// Removes a user: every code, grant and token they had dies with the record (lookups find
@@ -229,6 +251,42 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_generation_follows_every_change_of_the_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let name = Username::parse("alice").unwrap();
+        assert_eq!(store.user_generation("alice").unwrap(), None);
+        let user = store.add_user(&name, "h1".into()).unwrap();
+        let first = store.user_generation("alice").unwrap().unwrap();
+        assert_eq!(
+            (first.sub.as_str(), first.generation),
+            (user.sub.as_str(), user.generation)
+        );
+        assert!(store
+            .issued_to_current_user("alice", &user.sub, user.generation)
+            .unwrap());
+        store.set_password(&name, "h2".into()).unwrap();
+        let second = store.user_generation("alice").unwrap().unwrap();
+        assert_eq!(second.sub, first.sub, "sub stays");
+        assert_ne!(second.generation, first.generation);
+        assert!(!store
+            .issued_to_current_user("alice", &user.sub, user.generation)
+            .unwrap());
+        assert_eq!(store.unlink_user(&name).unwrap(), Some(0));
+        let third = store.user_generation("alice").unwrap().unwrap();
+        assert_ne!(third.generation, second.generation);
+        assert!(store.remove_user(&name).unwrap());
+        assert_eq!(store.user_generation("alice").unwrap(), None);
+        store.add_user(&name, "h3".into()).unwrap();
+        let again = store.user_generation("alice").unwrap().unwrap();
+        assert_ne!(again.sub, first.sub);
+        // What the cache says is what a fresh store reads.
+        drop(store);
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(store.user_generation("alice").unwrap(), Some(again));
+    }
 
     #[test]
     fn usernames_are_normalised_and_checked() {
