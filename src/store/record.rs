@@ -276,6 +276,37 @@ mod tests {
         assert_eq!((back.username.as_str(), back.created_at), ("alice", 1));
     }
 
+    /// Grants written by the previous release (record version 1) read with generation 0, no
+    /// refresh-token secret and no rotation yet (the layout of the grant in tests/fixtures'
+    /// backup-v2.linkgate-backup).
+    #[test]
+    fn version_1_grants_are_still_read() {
+        let mut v1 = vec![1u8];
+        v1.extend_from_slice(&1_795_618_672u64.to_le_bytes());
+        v1.extend_from_slice(&0u64.to_le_bytes());
+        for field in ["g1", "sub", "alice", "alexa-skill", "profile"] {
+            v1.extend_from_slice(&(field.len() as u32).to_le_bytes());
+            v1.extend_from_slice(field.as_bytes());
+        }
+        let grant: Grant = decode(&v1).unwrap();
+        assert_eq!(
+            (
+                grant.id.as_str(),
+                grant.generation,
+                grant.secret,
+                grant.rotation.clone()
+            ),
+            ("g1", 0, None, Rotation::default())
+        );
+        // Rewritten, it is version 2 and keeps everything.
+        let again = encode(&grant);
+        assert_eq!(again[0], 2);
+        assert_eq!(
+            format!("{:?}", decode::<Grant>(&again).unwrap()),
+            format!("{grant:?}")
+        );
+    }
+
     #[test]
     fn damaged_records_are_an_error_not_a_panic() {
         let good = encode(&rotated());
