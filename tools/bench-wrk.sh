@@ -10,7 +10,8 @@
 #
 # Installs wrk from Debian when missing (as root, or through sudo). Loopback only. Builds the
 # release binary and the benchmark harness (benches/load.rs, which also serves the baseline
-# and prepares the data directory and tokens).
+# and prepares the data directory and tokens). On a machine shared with other work the figures
+# are noisy (the load average is printed with them): compare ratios from one run only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,8 +30,9 @@ if ! command -v wrk >/dev/null; then
   fi
 fi
 
+# One build: the bench harness, and with it the release binary it starts (the same binary
+# `cargo bench --bench load` measures; a separate `cargo build --release` would rebuild it).
 echo "building (release)..." >&2
-cargo build --release --quiet
 BENCH=$(cargo bench --bench load --no-run --message-format=json 2>/dev/null |
   sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n1)
 BIN=target/release/linkgate
@@ -53,7 +55,7 @@ p99_ms() {
 }
 rate() { awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$1"; }
 total() { awk '/requests in/ { print $1 }' "$1"; }
-non200() { awk '/^non-200 answers:/ { print $3 }' "$1"; }
+non200() { awk '/^non-200 answers:/ { n = $3 } END { print (n == "" ? "-" : n) }' "$1"; }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 run_wrk() { # NAME URL [wrk args...]
