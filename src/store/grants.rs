@@ -327,10 +327,11 @@ impl Store {
         }
     }
 
-    /// Exchanges the refresh token `presented`. The token and its grant are read once, under
-    /// the store's lock for read-modify-write operations (see `Store::exclusive`), and handed to
+    /// Exchanges the refresh token `presented`. The token and its grant are read and handed to
     /// `check`, which checks the request against them (client, scope) and says what to issue,
-    /// or refuses with its own error.
+    /// or refuses with its own error. If the refresh must write (rotation, reuse), they are read
+    /// and checked again under the store's lock for read-modify-write operations (see
+    /// `Store::exclusive`), so racing refreshes of one family are serialised.
     ///
     /// Rotation follows the contract: the old token stays valid until one of its children is
     /// first used; that use (one write of the grant) retires the parent and the unused siblings
@@ -340,10 +341,31 @@ impl Store {
         &self,
         presented: &str,
         now: u64,
-        check: impl FnOnce(&TokenRecord, &Grant) -> Result<Issue, E>,
+        mut check: impl FnMut(&TokenRecord, &Grant) -> Result<Issue, E>,
     ) -> Result<Refreshed, E> {
         // Before the locks: making a key takes them itself.
         self.ensure_token_key(now)?;
+        // A refresh that changes nothing (no rotation, no first use, no reuse) only reads, so it
+        // takes no lock: refreshes of non-rotating clients never wait for one another.
+        let Some(found) = self.find(presented, now)? else {
+            return Ok(Refreshed::Dead);
+        };
+        if found.token.kind != TokenKind::Refresh {
+            return Ok(Refreshed::Dead);
+        }
+        let issue = check(&found.token, &found.grant)?;
+        let first_use = found
+            .sealed
+            .is_some_and(|(seq, _)| seq == found.grant.rotation.seq + 1);
+        if !issue.rotate && !found.token.retired && !first_use {
+            let access = self.issue_access(&found.grant, &issue.scope, now, issue.access_secs)?;
+            return Ok(Refreshed::Issued {
+                access,
+                refresh: None,
+                wrote: false,
+            });
+        }
+        // Otherwise read again, under the lock for read-modify-write operations.
         let _exclusive = self.exclusive();
         let _writing = self.writing();
         let Some(Found {
@@ -354,9 +376,6 @@ impl Store {
         else {
             return Ok(Refreshed::Dead);
         };
-        if token.kind != TokenKind::Refresh {
-            return Ok(Refreshed::Dead);
-        }
         // The request is checked first (client, scope): another client cannot revoke a family.
         let issue = check(&token, &grant)?;
         if token.retired {
