@@ -1,12 +1,12 @@
 //! The admin commands: `--add-user` and friends. They work with the server stopped (opening the
 //! data directory) and running (asking the server over its admin socket).
 
+pub use crate::admin_protocol::{AdminError, Request};
 use crate::admin_socket;
 use crate::cli::Command;
 use crate::config::Config;
 use crate::secret::{self, Secret};
 use crate::store::{AddUserError, Store, StoreError, Username};
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, IsTerminal};
 use std::os::unix::fs::OpenOptionsExt;
@@ -14,45 +14,6 @@ use std::path::Path;
 
 const MIN_PASSWORD_LEN: usize = 8;
 const MAX_PASSWORD_LEN: usize = 1024;
-
-/// An admin failure: the message to print; the process exits 1.
-#[derive(Debug)]
-pub struct AdminError(pub String);
-
-impl From<StoreError> for AdminError {
-    fn from(e: StoreError) -> Self {
-        AdminError(e.to_string())
-    }
-}
-
-/// One admin operation. The CLI builds it (reading and hashing any password itself, so no
-/// plaintext password crosses the socket) and runs it on the store directly or, when the server
-/// holds the store, through the server's admin socket.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "command", rename_all = "kebab-case")]
-pub enum Request {
-    AddUser {
-        name: String,
-        password_hash: String,
-    },
-    ListUsers,
-    RemoveUser {
-        name: String,
-    },
-    SetPassword {
-        name: String,
-        password_hash: String,
-    },
-    UnlinkUser {
-        name: String,
-    },
-    /// Streams a snapshot (see `store::backup`) after the response line.
-    Backup,
-    /// A new server key for access tokens; the current one verifies `access_secs` more.
-    RotateTokenKey {
-        access_secs: u64,
-    },
-}
 
 /// Builds the request for a CLI command, asking for a password where one is needed.
 pub fn request(command: &Command) -> Result<Request, AdminError> {
@@ -151,16 +112,30 @@ pub fn execute(store: &Store, request: Request) -> Result<String, AdminError> {
 }
 
 /// `--backup FILE`: a snapshot from the stopped store, or streamed by the running server. Written
-/// to a temporary file first (mode 0600: it holds password hashes), then renamed into place.
+/// to a temporary file first, then renamed into place. The temporary file holds password hashes:
+/// it is made in the target's directory under a random name, exclusively (`O_EXCL`), without
+/// following symlinks (`O_NOFOLLOW`), mode 0600, so nothing planted there beforehand (a symlink,
+/// a world-readable file) can receive the backup.
 pub fn backup(config: &Config, file: &Path) -> Result<String, AdminError> {
-    let tmp = file.with_extension("partial");
+    use std::os::unix::fs::PermissionsExt;
+    let name = file
+        .file_name()
+        .ok_or_else(|| AdminError(format!("{} is not a file name", file.display())))?;
+    let tmp = file.with_file_name(format!(
+        ".{}.{}.partial",
+        name.to_string_lossy(),
+        crate::secret::new_id()
+    ));
     let fail = |e: std::io::Error| AdminError(format!("cannot write {}: {e}", tmp.display()));
     let out = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&tmp)
+        .map_err(fail)?;
+    // The umask can only take permissions away; make sure of 0600 whatever it is.
+    out.set_permissions(std::fs::Permissions::from_mode(0o600))
         .map_err(fail)?;
     let mut out = std::io::BufWriter::new(out);
     let written = match Store::open(&config.storage_path, config.cache_bytes) {
@@ -306,7 +281,11 @@ pub fn check_config(config: &Config) -> Result<String, AdminError> {
             out.push_str(&format!("  redirect  {uri}\n"));
         }
     }
-    for warning in config.warnings() {
+    for warning in config
+        .warnings()
+        .into_iter()
+        .chain(config.permission_warnings())
+    {
         out.push_str(&format!("warning: {warning}\n"));
     }
     Ok(out.trim_end().to_string())

@@ -3,10 +3,9 @@
 //! mode 0600: only the service's user (and root) can use it. One JSON request line in, one JSON
 //! response line out.
 
-use crate::admin::{self, AdminError, Request};
+use crate::admin_protocol::{AdminError, Request, Response};
 use crate::config::Config;
 use crate::store::Store;
-use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
@@ -20,19 +19,17 @@ use tokio::task::JoinHandle;
 const MAX_LINE: usize = 64 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-#[derive(Serialize, Deserialize)]
-struct Response {
-    ok: bool,
-    message: String,
-}
+/// Carries out one request on the store (`admin::execute`, given by the caller).
+pub type Execute = fn(&Store, Request) -> Result<String, AdminError>;
 
 pub fn path(config: &Config) -> PathBuf {
     config.storage_path.join("admin.sock")
 }
 
 /// Binds the socket (replacing a stale one: we hold the data directory's lock, so no other
-/// server can be using it) and serves it until the returned task is aborted.
-pub fn listen(path: &Path, store: Store) -> std::io::Result<JoinHandle<()>> {
+/// server can be using it) and serves it, running each request with `execute`, until the returned
+/// task is aborted.
+pub fn listen(path: &Path, store: Store, execute: Execute) -> std::io::Result<JoinHandle<()>> {
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
@@ -44,13 +41,17 @@ pub fn listen(path: &Path, store: Store) -> std::io::Result<JoinHandle<()>> {
             };
             let store = store.clone();
             tokio::spawn(async move {
-                let _ = tokio::time::timeout(TIMEOUT, serve_one(stream, store)).await;
+                let _ = tokio::time::timeout(TIMEOUT, serve_one(stream, store, execute)).await;
             });
         }
     }))
 }
 
-async fn serve_one(stream: tokio::net::UnixStream, store: Store) -> std::io::Result<()> {
+async fn serve_one(
+    stream: tokio::net::UnixStream,
+    store: Store,
+    execute: Execute,
+) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = Vec::new();
     let mut reader = tokio::io::BufReader::new(read).take(MAX_LINE as u64);
@@ -66,8 +67,7 @@ async fn serve_one(stream: tokio::net::UnixStream, store: Store) -> std::io::Res
     }
     let response = match request {
         Ok(request) => {
-            let outcome =
-                tokio::task::spawn_blocking(move || admin::execute(&store, request)).await;
+            let outcome = tokio::task::spawn_blocking(move || execute(&store, request)).await;
             match outcome {
                 Ok(Ok(message)) => Response { ok: true, message },
                 Ok(Err(AdminError(message))) => Response { ok: false, message },

@@ -19,6 +19,8 @@ pub struct App {
     /// Logins allowed to wait for a password check; beyond that they are refused at once.
     pub login_queue: Semaphore,
     pub client_secret_cache: crate::oauth::client::SecretCache,
+    /// Failed client authentications at `/token`, `/introspect`, `/revoke`.
+    pub client_throttle: crate::oauth::client_throttle::ClientThrottle,
     pub metrics: crate::metrics::Metrics,
 }
 
@@ -32,6 +34,7 @@ impl App {
             password_workers: PasswordWorkers::new(cores.saturating_sub(1).max(1)),
             login_queue: Semaphore::new(cores * 16),
             client_secret_cache: Default::default(),
+            client_throttle: Default::default(),
             metrics: Default::default(),
         })
     }

@@ -2,8 +2,8 @@
 //! the checks that turn it into a `Config` the server can trust. Every problem is reported as one
 //! line naming the file, the key and what is wrong.
 
-use crate::pages::contrast::{self, Rgb};
-use crate::pages::Lang;
+use crate::contrast::{self, Rgb};
+use crate::lang::Lang;
 use crate::secret::{self, Secret};
 use serde::Deserialize;
 use std::fmt;
@@ -23,6 +23,8 @@ pub struct Config {
     pub trusted_proxies: Vec<IpAddr>,
     /// Serve `/metrics` (to loopback clients only).
     pub metrics: bool,
+    /// With it, `/metrics` also answers `Authorization: Bearer <token>` from anywhere.
+    pub metrics_token: Option<crate::secret::Secret>,
     /// Serve HTTPS directly with these PEM files.
     pub tls: Option<TlsFiles>,
     pub limits: Limits,
@@ -49,6 +51,10 @@ pub struct Limits {
     pub header_read_timeout_secs: u64,
     pub idle_timeout_secs: u64,
     pub max_connections: usize,
+    /// Open connections one client address (IPv6: one /64) may hold; trusted proxies are exempt.
+    pub max_connections_per_ip: usize,
+    /// The whole request body must arrive within this.
+    pub body_read_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -108,6 +114,41 @@ pub enum ClientSecret {
 }
 
 impl Config {
+    /// Warnings about who else on this machine can read what linkgate keeps secret: a config
+    /// holding plaintext secrets that is group- or world-readable, or a data directory (password
+    /// hashes, tokens' hashes; sled makes its files 0644) that is not 0700. For the start-up log,
+    /// `--check-config` and `--doctor`.
+    pub fn permission_warnings(&self) -> Vec<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut warnings = Vec::new();
+        let plaintext = self
+            .clients
+            .iter()
+            .any(|c| matches!(c.secret, ClientSecret::Plain(_)))
+            || self.metrics_token.is_some();
+        if let Ok(meta) = std::fs::metadata(&self.file) {
+            let mode = meta.permissions().mode() & 0o777;
+            if plaintext && mode & 0o077 != 0 {
+                warnings.push(format!(
+                    "{} holds client secrets in plain text and is readable by others (mode {mode:04o}): `chmod 600 {}` (or 640 with a group only linkgate's user is in), or use secret_hash",
+                    self.file.display(),
+                    self.file.display()
+                ));
+            }
+        }
+        if let Ok(meta) = std::fs::metadata(&self.storage_path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if meta.is_dir() && mode & 0o077 != 0 {
+                warnings.push(format!(
+                    "the data directory {} is mode {mode:04o}, not 0700: others on this machine can read password hashes and records from it; `chmod 700 {}`",
+                    self.storage_path.display(),
+                    self.storage_path.display()
+                ));
+            }
+        }
+        warnings
+    }
+
     /// Whether the world reaches us over HTTPS (decides the cookies' `Secure` flag).
     pub fn public_https(&self) -> bool {
         self.public_url.starts_with("https://")
@@ -212,6 +253,11 @@ struct RawServer {
     idle_timeout_secs: u64,
     #[serde(default = "default_max_connections")]
     max_connections: usize,
+    /// Unset: 64, or `max_connections` when that is smaller.
+    max_connections_per_ip: Option<usize>,
+    #[serde(default = "default_body_read_timeout_secs")]
+    body_read_timeout_secs: u64,
+    metrics_token: Option<String>,
 }
 
 fn default_max_body_bytes() -> usize {
@@ -228,6 +274,12 @@ fn default_idle_timeout_secs() -> u64 {
 }
 fn default_max_connections() -> usize {
     1024
+}
+fn default_max_connections_per_ip() -> usize {
+    64
+}
+fn default_body_read_timeout_secs() -> u64 {
+    10
 }
 
 #[derive(Deserialize)]
@@ -432,7 +484,13 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
         header_read_timeout_secs: raw.server.header_read_timeout_secs,
         idle_timeout_secs: raw.server.idle_timeout_secs,
         max_connections: raw.server.max_connections,
+        max_connections_per_ip: raw
+            .server
+            .max_connections_per_ip
+            .unwrap_or_else(|| default_max_connections_per_ip().min(raw.server.max_connections)),
+        body_read_timeout_secs: raw.server.body_read_timeout_secs,
     };
+    check_hardening_limits(&limits, &raw.server.metrics_token, &mut problem);
     if !(1024..=16 * 1024 * 1024).contains(&limits.max_body_bytes) {
         problem(
             "server.max_body_bytes",
@@ -590,6 +648,7 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
         public_path,
         trusted_proxies,
         metrics: raw.server.metrics,
+        metrics_token: raw.server.metrics_token.map(crate::secret::Secret::new),
         tls,
         limits,
         storage_path,
@@ -603,6 +662,38 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
 
 /// The `[ui]` table: branding the operator chose, checked so that a typo or an unreadable colour
 /// is caught at start-up rather than seen by customers.
+/// The limits against connection exhaustion and the metrics token (issue 12).
+fn check_hardening_limits(
+    limits: &Limits,
+    metrics_token: &Option<String>,
+    problem: &mut impl FnMut(&str, String),
+) {
+    if !(1..=limits.max_connections.max(1)).contains(&limits.max_connections_per_ip) {
+        problem(
+            "server.max_connections_per_ip",
+            format!(
+                "must be between 1 and server.max_connections ({})",
+                limits.max_connections
+            ),
+        );
+    }
+    if !(1..=300).contains(&limits.body_read_timeout_secs) {
+        problem(
+            "server.body_read_timeout_secs",
+            "must be between 1 and 300".into(),
+        );
+    }
+    if metrics_token
+        .as_ref()
+        .is_some_and(|t| t.chars().count() < 16)
+    {
+        problem(
+            "server.metrics_token",
+            "must be at least 16 characters (a long random string)".into(),
+        );
+    }
+}
+
 fn check_ui(raw: RawUi, dir: &Path, problem: &mut impl FnMut(&str, String)) -> Ui {
     let language = raw.language.and_then(|name| {
         let lang = Lang::from_tag(&name);
@@ -895,6 +986,23 @@ redirect_uris = ["https://pitangui.amazon.com/api/skill/link/M2X"]
         let dup = format!("{GOOD}{}", &GOOD[GOOD.find("[[clients]]").unwrap()..]);
         let err = check(&dup).unwrap_err();
         assert!(err.contains("duplicate client id"), "{err}");
+    }
+
+    #[test]
+    fn connection_and_metrics_limits() {
+        let server = |extra: &str| GOOD.replacen("[server]\n", &format!("[server]\n{extra}\n"), 1);
+        let config = check(&server("max_connections = 10")).unwrap();
+        assert_eq!(
+            config.limits.max_connections_per_ip, 10,
+            "the default follows a smaller total"
+        );
+        assert_eq!(check(GOOD).unwrap().limits.max_connections_per_ip, 64);
+        let err = check(&server("max_connections = 10\nmax_connections_per_ip = 11")).unwrap_err();
+        assert!(err.contains("server.max_connections_per_ip"), "{err}");
+        let err = check(&server("body_read_timeout_secs = 0")).unwrap_err();
+        assert!(err.contains("server.body_read_timeout_secs"), "{err}");
+        let err = check(&server("metrics_token = \"short\"")).unwrap_err();
+        assert!(err.contains("server.metrics_token"), "{err}");
     }
 
     fn check_in(text: &str, dir: &Path) -> Result<Config, String> {

@@ -16,7 +16,8 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-mod der;
+/// Public for the fuzz target (`fuzz/fuzz_targets/der.rs`).
+pub mod der;
 mod https;
 /// A certificate closer than this to its end fails; closer than `EXPIRY_WARN_DAYS` warns
 /// (Let's Encrypt's client renews at 30 days left, so by then renewal has already gone wrong).
@@ -166,6 +167,16 @@ pub fn run(config: &Config, extra_ca: Option<&Path>) -> bool {
         report.add(secret_check(client));
     }
     report.add(data_directory_check(config));
+    let permissions = config.permission_warnings();
+    if permissions.is_empty() {
+        report.add(Check::ok(
+            "permissions",
+            "the config's secrets and the data directory are readable by their owner only",
+        ));
+    }
+    for warning in permissions {
+        report.add(Check::warn("permissions", warning));
+    }
     say(&format!(
         "{} failed, {} warning{}, {} ok",
         report.failures,

@@ -2,12 +2,15 @@
 //! fuzz targets and benchmarks reach the parsers and the store through here.
 
 pub mod admin;
+pub mod admin_protocol;
 pub mod admin_socket;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod contrast;
 pub mod doctor;
 pub mod http;
+pub mod lang;
 pub mod logging;
 pub mod metrics;
 pub mod oauth;

@@ -113,7 +113,8 @@ fn access_line(
         Style::Journald => out.extend_from_slice(b" INFO "),
     }
     out.extend_from_slice(b"request method=");
-    escaped(out, method);
+    // Methods are tokens of any length to hyper: a 100 KB one must not become the log line.
+    escaped(out, truncate(method, 16));
     out.extend_from_slice(b" path=");
     escaped(out, truncate(path, 200));
     out.extend_from_slice(b" status=");
@@ -205,12 +206,21 @@ fn escaped(out: &mut Vec<u8>, text: &str) {
             ch if ch.is_ascii_control() => {
                 let _ = write!(out, "\\x{:02x}", ch as u32);
             }
-            ch if ch.is_control() => {
+            ch if ch.is_control() || is_invisible_format(ch) => {
                 let _ = write!(out, "\\u{{{:x}}}", ch as u32);
             }
             ch => out.extend_from_slice(ch.encode_utf8(&mut [0; 4]).as_bytes()),
         }
     }
+}
+
+/// Characters that reorder or hide text without showing themselves (Trojan Source, CVE-2021-42574):
+/// bidi embeddings, overrides and isolates, direction marks, line and paragraph separators, and
+/// zero-width characters. In a log they can make a line read as something else.
+fn is_invisible_format(ch: char) -> bool {
+    matches!(ch,
+        '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
+        | '\u{2060}'..='\u{2069}' | '\u{feff}')
 }
 
 /// Cuts `s` after `max` characters.
@@ -358,6 +368,27 @@ mod tests {
             ip.parse().unwrap(),
         );
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn hostile_methods_and_bidi_overrides_are_cut_and_escaped() {
+        let mut out = Vec::new();
+        let method = "A".repeat(100_000);
+        access_line(
+            &mut out,
+            Style::Journald,
+            UNIX_EPOCH,
+            &method,
+            "/evil\u{202e}gpj.exe\u{2066}",
+            200,
+            Duration::ZERO,
+            "192.0.2.7".parse().unwrap(),
+        );
+        let line = String::from_utf8(out).unwrap();
+        assert!(line.len() < 200, "{line}");
+        assert!(line.contains("method=AAAAAAAAAAAAAAAA path="), "{line}");
+        assert!(line.contains("/evil\\u{202e}gpj.exe\\u{2066}"), "{line}");
+        assert!(!line.contains('\u{202e}'));
     }
 
     #[test]

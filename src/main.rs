@@ -78,6 +78,9 @@ fn serve(config: config::Config) -> ExitCode {
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
+    for warning in config.permission_warnings() {
+        tracing::warn!("{warning}");
+    }
     let listen = config.listen;
     let tls = match &config.tls {
         Some(files) => match http::tls::Tls::load(&files.cert, &files.key) {
@@ -106,12 +109,13 @@ fn serve(config: config::Config) -> ExitCode {
         );
         let signals = Signals::install()?;
         let socket_path = admin_socket::path(&app.config);
-        let admin = admin_socket::listen(&socket_path, app.store.clone()).map_err(|e| {
-            format!(
-                "cannot create the admin socket {}: {e}",
-                socket_path.display()
-            )
-        })?;
+        let admin =
+            admin_socket::listen(&socket_path, app.store.clone(), admin::execute).map_err(|e| {
+                format!(
+                    "cannot create the admin socket {}: {e}",
+                    socket_path.display()
+                )
+            })?;
         let sweeper = tokio::spawn(sweep_forever(
             app.store.clone(),
             Duration::from_secs(app.config.sweep_interval_secs),

@@ -103,6 +103,26 @@ impl HmacKey {
     }
 }
 
+/// HMAC-SHA256 (RFC 2104): a keyed hash, for values that must not be guessable from what is
+/// stored (throttle keys) and for sealing forms that must come back unchanged.
+pub fn hmac_sha256(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
+    let mut inner_pad = [0x36u8; 64];
+    let mut outer_pad = [0x5cu8; 64];
+    for (i, byte) in key.iter().enumerate() {
+        inner_pad[i] ^= byte;
+        outer_pad[i] ^= byte;
+    }
+    let mut inner = Sha256::new();
+    inner.update(inner_pad);
+    for part in parts {
+        inner.update(part);
+    }
+    let mut outer = Sha256::new();
+    outer.update(outer_pad);
+    outer.update(inner.finalize());
+    outer.finalize().into()
+}
+
 /// Compares two secrets in constant time (for equal lengths; the length itself is not secret
 /// because callers compare fixed-size hashes or tokens of a fixed format).
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
@@ -135,17 +155,33 @@ pub fn verify_password(password: &Secret, phc: &str) -> bool {
     }
 }
 
-/// Spends the same work as a real check, for usernames that do not exist, so that response time
-/// does not tell an attacker which usernames are real.
-pub fn dummy_verify(password: &Secret) {
+/// The hash of a random password, made (once) with the same parameters as every user's: checking
+/// a password against it costs what a real check costs, for usernames that do not exist, so that
+/// response time does not tell an attacker which usernames are real.
+pub fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
-    let phc = DUMMY.get_or_init(|| hash_password(&Secret::new(new_id())));
-    let _ = verify_password(password, phc);
+    DUMMY.get_or_init(|| hash_password(&Secret::new(new_id())))
 }
 
 /// Whether a string is a PHC string that `verify_password` understands.
 pub fn is_phc_hash(s: &str) -> bool {
     PasswordHash::new(s).is_ok()
+}
+
+#[cfg(test)]
+mod hmac_tests {
+    #[test]
+    fn hmac_matches_rfc_4231_test_case_1() {
+        // RFC 4231 test case 1 uses a 20-byte key; padded with zeros it is the same HMAC key.
+        let mut key = [0u8; 32];
+        key[..20].copy_from_slice(&[0x0b; 20]);
+        let mac = super::hmac_sha256(&key, &[b"Hi ", b"There"]);
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -13,12 +13,10 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The whole script; it gives up by itself after 240 s.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -61,7 +59,7 @@ fn ensure_node_packages() {
     let mut npm = Command::new("npm");
     npm.args(["ci", "--no-audit", "--no-fund"])
         .current_dir(&dir);
-    let out = run_bounded(npm, NPM_TIMEOUT, "npm ci in tests/browser");
+    let out = run_bounded(&mut npm, NPM_TIMEOUT, "npm ci in tests/browser");
     assert!(
         out.status.success(),
         "`npm ci` in {} failed:\n{}{}",
@@ -69,68 +67,6 @@ fn ensure_node_packages() {
         text(&out.stdout),
         text(&out.stderr)
     );
-}
-
-/// Runs `command` with its output captured, stopping it (TERM, then KILL) after `timeout`.
-fn run_bounded(mut command: Command, timeout: Duration, what: &str) -> Output {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            stop(&mut child);
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let stdout = stdout.join().unwrap_or_default();
-    let stderr = stderr.join().unwrap_or_default();
-    match status {
-        Some(status) => Output {
-            status,
-            stdout,
-            stderr,
-        },
-        None => panic!(
-            "{what}: no answer within {timeout:?}; stderr:\n{}",
-            text(&stderr)
-        ),
-    }
-}
-
-fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut all = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut all);
-        }
-        all
-    })
-}
-
-/// SIGTERM lets Playwright close Chromium; SIGKILL to the group if it does not go in 5 s.
-fn stop(child: &mut Child) {
-    let group = format!("-{}", child.id());
-    let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-    let _ = child.wait();
 }
 
 /// Runs linking.mjs against `server` with `args`; returns the JSON it printed.
@@ -154,7 +90,7 @@ fn run_script(server: &Server, args: &[&str]) -> Value {
         .arg("--chromium")
         .arg(&chromium)
         .args(args);
-    let out = run_bounded(node, SCRIPT_TIMEOUT, "node tests/browser/linking.mjs");
+    let out = run_bounded(&mut node, SCRIPT_TIMEOUT, "node tests/browser/linking.mjs");
     assert!(
         out.status.success(),
         "linking.mjs failed ({}):\n{}",

@@ -63,9 +63,9 @@ fn add_user_takes_the_password_from_stdin_and_checks_it() {
 #[test]
 fn config_problems_name_the_file_and_the_key() {
     let cases = [
-        (config_text("").replace("listen =", "listne ="), "listne"),
-        (config_text("").replace("127.0.0.1:0", "not-an-address"), "server.listen"),
-        (config_text("").replace("public_url = \"http://127.0.0.1\"", "public_url = \"auth.example.com\""), "server.public_url"),
+        (TestConfig::new().remove("server.listen").set("server.listne", "127.0.0.1:0").text(), "listne"),
+        (TestConfig::new().set("server.listen", "not-an-address").text(), "server.listen"),
+        (TestConfig::new().set("server.public_url", "auth.example.com").text(), "server.public_url"),
         (config_text("[tokens]\ncode_ttl_secs = \"five\"\n"), "tokens.code_ttl_secs"),
         (config_text("[[clients]]\nid = \"x\"\nsecret = \"0123456789abcdef\"\nredirect_uris = []\n"), "redirect_uris"),
         (config_text("[[clients]]\nid = \"x\"\nsecret = \"0123456789abcdef\"\n"), "redirect_uris"),
@@ -90,7 +90,9 @@ fn config_problems_name_the_file_and_the_key() {
 
 #[test]
 fn check_config_shows_what_would_be_served_with_warnings() {
-    let env = TestEnv::with_config(&config_text("").replace(ALEXA_SECRET, "long-random-string"));
+    let env = TestConfig::new()
+        .client(ALEXA_ID, "secret", "long-random-string")
+        .env();
     let out = ok(&env.cli(&["--check-config"], ""));
     assert!(out.contains("listen      127.0.0.1:0"), "{out}");
     assert!(out.contains(ALEXA_REDIRECT), "{out}");

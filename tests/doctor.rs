@@ -101,12 +101,42 @@ fn date_text((year, month, day): (i32, u8, u8)) -> String {
     format!("{year:04}-{month:02}-{day:02}")
 }
 
-/// A port nothing listens on (bound and released; nothing else here binds fixed ports).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+/// Forwards every connection to `front` to `to`, byte for byte (TLS passes through), on
+/// background threads that end with the test process.
+fn relay(front: std::net::TcpListener, to: std::net::SocketAddr) {
+    use std::net::{Shutdown, TcpStream};
+    let pipe = |mut from: TcpStream, mut into: TcpStream| {
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut from, &mut into);
+            let _ = into.shutdown(Shutdown::Write);
+        });
+    };
+    std::thread::spawn(move || {
+        for client in front.incoming() {
+            let Ok(client) = client else { continue };
+            let Ok(server) = TcpStream::connect(to) else {
+                continue;
+            };
+            match (client.try_clone(), server.try_clone()) {
+                (Ok(client_read), Ok(server_read)) => {
+                    pipe(client_read, server);
+                    pipe(server_read, client);
+                }
+                _ => continue,
+            }
+        }
+    });
+}
+
+/// A port that refuses connections for as long as the returned socket lives: bound, so nothing
+/// else can take it, but not listening.
+fn closed_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind");
+    let port = socket.local_addr().expect("local address").port();
+    (socket, port)
 }
 
 /// A config for linkgate on 127.0.0.1:`port`, public_url `https://localhost:port`, with TLS
@@ -131,11 +161,22 @@ struct Deployment {
 
 impl Deployment {
     fn start(root: &Ca, chain: &[&Certificate], key: &KeyPair, clients: &str) -> Deployment {
-        let env = TestEnv::with_config(&config(free_port(), true, clients));
+        // public_url names the port of a relay the test holds (no port is released and taken
+        // again), which forwards to wherever the server came up.
+        let front = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the relay");
+        let port = front.local_addr().expect("relay address").port();
+        let env = TestConfig::from_text(&config(port, true, clients))
+            .set("server.listen", "127.0.0.1:0")
+            .env();
+        // As an operator keeps a config with secrets in it (the doctor warns otherwise).
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&env.config, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod config");
         write_tls_files(env.dir.path(), chain, key);
         let ca_file = env.dir.path().join("root.pem");
         std::fs::write(&ca_file, root.cert.pem()).expect("write root");
         let server = env.start();
+        relay(front, server.addr);
         Deployment {
             env,
             _server: server,
@@ -223,6 +264,7 @@ fn a_healthy_https_deployment_passes_with_only_the_local_address_warnings() {
         ("metadata", "issuer and endpoints match public_url"),
         ("token", "RFC 6749 JSON error (401 invalid_client)"),
         ("data", "held by the running server"),
+        ("permissions", "readable by their owner only"),
     ] {
         let line = report.line("ok", name);
         assert!(line.contains(says), "`{line}` should say `{says}`");
@@ -330,7 +372,8 @@ fn the_example_secret_fails() {
 
 #[test]
 fn a_closed_port_fails_reachability_quickly() {
-    let env = TestEnv::with_config(&config(free_port(), false, &good_clients()));
+    let (_closed, port) = closed_port();
+    let env = TestEnv::with_config(&config(port, false, &good_clients()));
     let started = Instant::now();
     let report = Report::of(env.cli(&["--doctor"], ""));
     assert!(
@@ -374,11 +417,9 @@ fn html_proxy(answers: usize) -> (u16, std::thread::JoinHandle<()>) {
 #[test]
 fn a_proxy_answering_html_fails_the_endpoint_checks() {
     let (port, proxy) = html_proxy(4);
-    let text = config(port, false, &good_clients()).replace(
-        &format!("https://localhost:{port}"),
-        &format!("http://127.0.0.1:{port}"),
-    );
-    let env = TestEnv::with_config(&text);
+    let env = TestConfig::from_text(&config(port, false, &good_clients()))
+        .set("server.public_url", format!("http://127.0.0.1:{port}"))
+        .env();
     let report = Report::of(env.cli(&["--doctor"], ""));
     report.assert_code(1);
     let said = |name: &str, what: &str| {

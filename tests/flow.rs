@@ -142,11 +142,7 @@ fn a_wrong_password_shows_the_page_again_with_a_generic_error() {
         &login,
         &[("username", USER), ("password", "not the password")],
     );
-    assert!(
-        again.status == 200 || again.status == 401,
-        "{}",
-        again.status
-    );
+    assert_eq!(again.status, 401, "{}", again.html);
     assert!(again.response.header("Location").is_none());
     assert!(
         again.html.contains("Wrong username or password"),
@@ -264,18 +260,6 @@ fn a_code_used_twice_is_refused() {
 }
 
 #[test]
-fn an_expired_code_is_refused() {
-    let env = TestEnv::with_config(&config_text("[tokens]\ncode_ttl_secs = 1\n"));
-    env.add_user(USER, PASSWORD);
-    let server = env.start();
-    let code = code_for(&server, ALEXA_ID, ALEXA_REDIRECT);
-    std::thread::sleep(std::time::Duration::from_millis(2500));
-    let response = server.token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(&code, ALEXA_REDIRECT));
-    assert_eq!(response.status, 400);
-    assert_eq!(response.error(), "invalid_grant");
-}
-
-#[test]
 fn a_wrong_client_secret_is_invalid_client_with_a_challenge() {
     let env = TestEnv::with_user();
     let server = env.start();
@@ -317,17 +301,24 @@ fn userinfo_refuses_missing_and_bad_tokens() {
     }
 }
 
+/// Expiry itself (codes, access and refresh tokens) is decided by the store with `now` passed in
+/// and tested there (`store::codes`, `store::grants`); here, that the configured lifetime is the
+/// one the server announces.
 #[test]
-fn an_expired_access_token_is_refused_but_refresh_still_works() {
-    let env = TestEnv::with_config(&config_text("[tokens]\naccess_ttl_secs = 1\n"));
+fn token_responses_announce_the_configured_access_token_lifetime() {
+    let env = TestConfig::new()
+        .set("tokens.access_ttl_secs", 120)
+        .set("tokens.code_ttl_secs", 30)
+        .env();
     env.add_user(USER, PASSWORD);
     let server = env.start();
-    let (access, refresh_token) = tokens_for(&server);
-    std::thread::sleep(std::time::Duration::from_millis(2100));
-    assert_eq!(server.userinfo(&access).status, 401);
-    let refreshed = refresh(&server, &refresh_token);
-    assert_eq!(refreshed.status, 200);
-    assert_eq!(refreshed.json()["expires_in"], 1);
+    let code = code_for(&server, ALEXA_ID, ALEXA_REDIRECT);
+    let issued = server.token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(&code, ALEXA_REDIRECT));
+    assert_eq!(issued.status, 200, "{}", issued.text());
+    assert_eq!(issued.json()["expires_in"], 120);
+    let refreshed = refresh(&server, &issued.json_str("refresh_token"));
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text());
+    assert_eq!(refreshed.json()["expires_in"], 120);
 }
 
 #[test]

@@ -5,65 +5,6 @@
 mod common;
 use common::*;
 
-/// A browser with a language preference: every request carries `Accept-Language` (if any).
-struct Phone<'a> {
-    server: &'a Server,
-    accept_language: Option<&'a str>,
-    cookie: Option<String>,
-}
-
-impl<'a> Phone<'a> {
-    fn new(server: &'a Server, accept_language: Option<&'a str>) -> Self {
-        Phone {
-            server,
-            accept_language,
-            cookie: None,
-        }
-    }
-
-    fn headers(&self) -> Vec<(&str, &str)> {
-        let mut headers = Vec::new();
-        if let Some(lang) = self.accept_language {
-            headers.push(("Accept-Language", lang));
-        }
-        if let Some(cookie) = &self.cookie {
-            headers.push(("Cookie", cookie.as_str()));
-        }
-        headers
-    }
-
-    fn open(&mut self, path: &str) -> Page {
-        let page = Page::from(self.server.request("GET", path, &self.headers(), b""));
-        if page.cookie.is_some() {
-            self.cookie = page.cookie.clone();
-        }
-        page
-    }
-
-    fn authorize(&mut self, extra: &[(&str, &str)]) -> Page {
-        self.open(&authorize_path(ALEXA_ID, ALEXA_REDIRECT, "st", extra))
-    }
-
-    fn submit(&mut self, page: &Page, fields: &[(&str, &str)]) -> Page {
-        let mut all: Vec<(&str, &str)> = page
-            .hidden
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        all.extend_from_slice(fields);
-        let response = self.server.post_form(&page.action, &self.headers(), &all);
-        let next = Page::from(response);
-        if next.cookie.is_some() {
-            self.cookie = next.cookie.clone();
-        }
-        next
-    }
-
-    fn login(&mut self, page: &Page, password: &str) -> Page {
-        self.submit(page, &[("username", USER), ("password", password)])
-    }
-}
-
 /// The text inside the first `<tag ...>…</tag>`.
 fn inner(html: &str, tag: &str) -> String {
     let open = format!("<{tag}");
@@ -212,8 +153,8 @@ fn each_language_is_picked_from_accept_language_through_login_and_consent() {
     let env = TestEnv::with_user();
     let server = env.start();
     for locale in &LOCALES {
-        let mut phone = Phone::new(&server, Some(locale.accept_language));
-        let login = phone.authorize(&[]);
+        let mut phone = Browser::with_language(&server, Some(locale.accept_language));
+        let login = phone.authorize(ALEXA_ID, ALEXA_REDIRECT, "st", &[]);
         assert_eq!(login.status, 200, "{}", login.html);
         assert_eq!(html_lang(&login), locale.lang);
         assert_eq!(login.response.header("Content-Language"), Some(locale.lang));
@@ -230,12 +171,12 @@ fn each_language_is_picked_from_accept_language_through_login_and_consent() {
         let title = inner(&login.html, "title");
         assert_eq!(title, format!("{} · Example Taxi", locale.sign_in));
 
-        let again = phone.login(&login, "not the password");
+        let again = phone.login(&login, USER, "not the password");
         assert_eq!(again.status, 401);
         assert_eq!(alert(&again), locale.wrong_password);
         assert_eq!(html_lang(&again), locale.lang);
 
-        let consent = phone.login(&again, PASSWORD);
+        let consent = phone.login(&again, USER, PASSWORD);
         assert_eq!(consent.status, 200, "{}", consent.html);
         assert_eq!(html_lang(&consent), locale.lang);
         assert_eq!(inner(&consent.html, "h1"), locale.consent);
@@ -250,7 +191,12 @@ fn each_language_is_picked_from_accept_language_through_login_and_consent() {
 }
 
 fn login_lang(server: &Server, accept_language: Option<&str>) -> String {
-    html_lang(&Phone::new(server, accept_language).authorize(&[]))
+    html_lang(&Browser::with_language(server, accept_language).authorize(
+        ALEXA_ID,
+        ALEXA_REDIRECT,
+        "st",
+        &[],
+    ))
 }
 
 #[test]
@@ -311,29 +257,34 @@ fn unknown_missing_or_hostile_headers_get_english() {
 fn googles_user_locale_beats_accept_language_and_lasts_to_the_consent_page() {
     let env = TestEnv::with_user();
     let server = env.start();
-    let mut phone = Phone::new(&server, Some("fr-FR,fr;q=0.9"));
-    let login = phone.authorize(&[("user_locale", "de_DE")]);
+    let mut phone = Browser::with_language(&server, Some("fr-FR,fr;q=0.9"));
+    let login = phone.authorize(ALEXA_ID, ALEXA_REDIRECT, "st", &[("user_locale", "de_DE")]);
     assert_eq!(html_lang(&login), "de");
     assert_eq!(inner(&login.html, "h1"), "Anmelden");
     // The posts carry no user_locale; the choice travels with the pending authorization.
-    let again = phone.login(&login, "wrong password");
+    let again = phone.login(&login, USER, "wrong password");
     assert_eq!(html_lang(&again), "de");
-    let consent = phone.login(&again, PASSWORD);
+    let consent = phone.login(&again, USER, PASSWORD);
     assert_eq!(html_lang(&consent), "de");
     assert_eq!(buttons(&consent.html), ["Zulassen", "Ablehnen"]);
 
     // A locale we do not speak is no hint: Accept-Language decides.
-    let mut phone = Phone::new(&server, Some("it"));
+    let mut phone = Browser::with_language(&server, Some("it"));
     assert_eq!(
-        html_lang(&phone.authorize(&[("user_locale", "ko_KR")])),
+        html_lang(&phone.authorize(ALEXA_ID, ALEXA_REDIRECT, "st", &[("user_locale", "ko_KR")])),
         "it"
     );
     assert_eq!(
-        html_lang(&phone.authorize(&[("user_locale", "pt_BR")])),
+        html_lang(&phone.authorize(ALEXA_ID, ALEXA_REDIRECT, "st", &[("user_locale", "pt_BR")])),
         "pt-BR"
     );
     // Rubbish in the parameter is ignored, not an error.
-    let odd = phone.authorize(&[("user_locale", "<script>")]);
+    let odd = phone.authorize(
+        ALEXA_ID,
+        ALEXA_REDIRECT,
+        "st",
+        &[("user_locale", "<script>")],
+    );
     assert_eq!((odd.status, html_lang(&odd)), (200, "it".to_string()));
 }
 
@@ -341,7 +292,7 @@ fn googles_user_locale_beats_accept_language_and_lasts_to_the_consent_page() {
 fn error_pages_are_translated_too() {
     let env = TestEnv::new();
     let server = env.start();
-    let mut phone = Phone::new(&server, Some("ja-JP"));
+    let mut phone = Browser::with_language(&server, Some("ja-JP"));
     let unknown = phone.open(&authorize_path("no-such-client", ALEXA_REDIRECT, "s", &[]));
     assert_eq!(unknown.status, 400);
     assert!(unknown.response.header("Location").is_none());
@@ -352,7 +303,7 @@ fn error_pages_are_translated_too() {
         "このリンクで指定されたアプリケーションは、ここに登録されていません。"
     );
 
-    let mut phone = Phone::new(&server, Some("es"));
+    let mut phone = Browser::with_language(&server, Some("es"));
     let evil = phone.open(&authorize_path(
         ALEXA_ID,
         "https://evil.example/cb",
@@ -371,8 +322,8 @@ fn error_pages_are_translated_too() {
     );
 
     // An expired or forged form, in the language of the post.
-    let mut phone = Phone::new(&server, Some("hi"));
-    let login = phone.authorize(&[]);
+    let mut phone = Browser::with_language(&server, Some("hi"));
+    let login = phone.authorize(ALEXA_ID, ALEXA_REDIRECT, "st", &[]);
     let forged = Page {
         hidden: vec![
             ("request".into(), "nope".into()),
@@ -386,7 +337,7 @@ fn error_pages_are_translated_too() {
     assert!(alert(&expired).starts_with("इस पेज की समय-सीमा खत्म हो गई है"));
 
     // user_locale counts on an error page as well.
-    let mut phone = Phone::new(&server, Some("en"));
+    let mut phone = Browser::with_language(&server, Some("en"));
     let hinted = phone.open(&authorize_path(
         "no-such-client",
         ALEXA_REDIRECT,
@@ -401,13 +352,13 @@ fn error_pages_are_translated_too() {
 fn a_lockout_is_explained_in_the_customers_language() {
     let env = TestEnv::with_user();
     let server = env.start();
-    let mut phone = Phone::new(&server, Some("de"));
-    let mut page = phone.authorize(&[]);
+    let mut phone = Browser::with_language(&server, Some("de"));
+    let mut page = phone.authorize(ALEXA_ID, ALEXA_REDIRECT, "st", &[]);
     for _ in 0..6 {
-        page = phone.login(&page, "wrong password");
+        page = phone.login(&page, USER, "wrong password");
         assert_eq!(page.status, 401, "{}", page.html);
     }
-    let locked = phone.login(&page, PASSWORD);
+    let locked = phone.login(&page, USER, PASSWORD);
     assert_eq!(locked.status, 429, "{}", locked.html);
     assert_eq!(
         alert(&locked),
@@ -415,24 +366,16 @@ fn a_lockout_is_explained_in_the_customers_language() {
     );
 }
 
-/// The default test config with `lines` added to its `[ui]` table.
-fn with_ui(lines: &str) -> String {
-    let text = config_text("");
-    let ui = "[ui]\ntitle = \"Example Taxi\"\n";
-    assert!(text.contains(ui));
-    text.replace(ui, &format!("[ui]\n{lines}\n"))
-}
-
 #[test]
 fn the_configured_language_overrides_browser_and_hint() {
-    let env = TestEnv::with_config(&with_ui("title = \"Example Taxi\"\nlanguage = \"ja\""));
+    let env = TestConfig::new().set("ui.language", "ja").env();
     env.add_user(USER, PASSWORD);
     let server = env.start();
-    let mut phone = Phone::new(&server, Some("de-DE,de"));
-    let login = phone.authorize(&[("user_locale", "fr_FR")]);
+    let mut phone = Browser::with_language(&server, Some("de-DE,de"));
+    let login = phone.authorize(ALEXA_ID, ALEXA_REDIRECT, "st", &[("user_locale", "fr_FR")]);
     assert_eq!(html_lang(&login), "ja");
     assert_eq!(inner(&login.html, "h1"), "ログイン");
-    let consent = phone.login(&login, PASSWORD);
+    let consent = phone.login(&login, USER, PASSWORD);
     assert_eq!(html_lang(&consent), "ja");
     assert_eq!(buttons(&consent.html), ["許可する", "拒否する"]);
 }
@@ -443,16 +386,18 @@ const LOGO: &str = r##"<?xml version="1.0" encoding="UTF-8"?>
 
 #[test]
 fn branding_shows_on_every_page() {
-    let env = TestEnv::with_config(&with_ui(
-        "title = \"Example Taxi\"\naccent_color = \"#0B6E4F\"\nlogo = \"brand/logo.svg\"\nsupport = \"Help: help@example.com\"",
-    ));
+    let env = TestConfig::new()
+        .set("ui.accent_color", "#0B6E4F")
+        .set("ui.logo", "brand/logo.svg")
+        .set("ui.support", "Help: help@example.com")
+        .env();
     std::fs::create_dir(env.dir.path().join("brand")).expect("mkdir");
     std::fs::write(env.dir.path().join("brand/logo.svg"), LOGO).expect("logo");
     env.add_user(USER, PASSWORD);
     let server = env.start();
-    let mut phone = Phone::new(&server, None);
-    let login = phone.authorize(&[]);
-    let consent = phone.login(&login, PASSWORD);
+    let mut phone = Browser::with_language(&server, None);
+    let login = phone.authorize(ALEXA_ID, ALEXA_REDIRECT, "st", &[]);
+    let consent = phone.login(&login, USER, PASSWORD);
     let error = phone.open(&authorize_path("nobody", ALEXA_REDIRECT, "s", &[]));
     for page in [&login, &consent, &error] {
         assert!(inner(&page.html, "title").ends_with(" · Example Taxi"));
@@ -477,18 +422,18 @@ fn branding_shows_on_every_page() {
 
 #[test]
 fn operator_and_client_strings_are_escaped() {
-    let text = with_ui(
-        "title = \"<b>Taxi</b> & \\\"Co\\\"\"\nsupport = \"<img src=x onerror=alert(1)> help@example.com\"",
-    )
-    .replace(
-        "name = \"Example Taxi for Alexa\"",
-        "name = \"<script>alert('client')</script>\"",
-    );
-    let env = TestEnv::with_config(&text);
+    let env = TestConfig::new()
+        .set("ui.title", "<b>Taxi</b> & \"Co\"")
+        .set(
+            "ui.support",
+            "<img src=x onerror=alert(1)> help@example.com",
+        )
+        .client(ALEXA_ID, "name", "<script>alert('client')</script>")
+        .env();
     env.add_user(USER, PASSWORD);
     let server = env.start();
-    let mut phone = Phone::new(&server, Some("fr"));
-    let login = phone.authorize(&[]);
+    let mut phone = Browser::with_language(&server, Some("fr"));
+    let login = phone.authorize(ALEXA_ID, ALEXA_REDIRECT, "st", &[]);
     assert_eq!(login.status, 200, "{}", login.html);
     // What the customer typed comes back in the field, escaped.
     let typed = "\"><script>alert(1)</script>";
@@ -500,7 +445,7 @@ fn operator_and_client_strings_are_escaped() {
     // The field is marked invalid and points at the message.
     assert!(again.html.contains("aria-invalid=\"true\""));
     assert!(again.html.contains("aria-describedby=\"login-error\""));
-    let consent = phone.login(&again, PASSWORD);
+    let consent = phone.login(&again, USER, PASSWORD);
     assert_eq!(consent.status, 200, "{}", consent.html);
     for page in [&login, &again, &consent] {
         let html = &page.html;
@@ -513,9 +458,9 @@ fn operator_and_client_strings_are_escaped() {
     }
 }
 
-/// `--check-config` on a config with `[ui]` lines; the failure's stderr.
-fn config_error(ui_lines: &str, setup: impl FnOnce(&std::path::Path)) -> String {
-    let env = TestEnv::with_config(&with_ui(ui_lines));
+/// `--check-config` on a config with `ui.key = value`; the failure's stderr.
+fn config_error(key: &str, value: &str, setup: impl FnOnce(&std::path::Path)) -> String {
+    let env = TestConfig::new().set(&format!("ui.{key}"), value).env();
     setup(env.dir.path());
     let out = env.cli(&["--check-config"], "");
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
@@ -526,18 +471,18 @@ fn config_error(ui_lines: &str, setup: impl FnOnce(&std::path::Path)) -> String 
 
 #[test]
 fn bad_branding_is_refused_naming_the_key() {
-    let low = config_error("accent_color = \"#7fb3ff\"", |_| {});
+    let low = config_error("accent_color", "#7fb3ff", |_| {});
     assert!(low.contains("key `ui.accent_color`"), "{low}");
     assert!(low.contains("4.5:1") && low.contains("contrast"), "{low}");
-    let not_colour = config_error("accent_color = \"teal\"", |_| {});
+    let not_colour = config_error("accent_color", "teal", |_| {});
     assert!(not_colour.contains("#rrggbb"), "{not_colour}");
 
-    let missing = config_error("logo = \"nope.svg\"", |_| {});
+    let missing = config_error("logo", "nope.svg", |_| {});
     assert!(
         missing.contains("key `ui.logo`") && missing.contains("nope.svg"),
         "{missing}"
     );
-    let big = config_error("logo = \"big.svg\"", |dir| {
+    let big = config_error("logo", "big.svg", |dir| {
         let svg = format!("<svg>{}</svg>", "<g/>".repeat(20_000));
         std::fs::write(dir.join("big.svg"), svg).expect("write");
     });
@@ -545,28 +490,28 @@ fn bad_branding_is_refused_naming_the_key() {
         big.contains("key `ui.logo`") && big.contains("64 KiB"),
         "{big}"
     );
-    let png = config_error("logo = \"logo.png\"", |dir| {
+    let png = config_error("logo", "logo.png", |dir| {
         std::fs::write(dir.join("logo.png"), b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").expect("write");
     });
     assert!(png.contains("not an SVG"), "{png}");
-    let scripted = config_error("logo = \"logo.svg\"", |dir| {
+    let scripted = config_error("logo", "logo.svg", |dir| {
         let svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"alert(1)\"></svg>";
         std::fs::write(dir.join("logo.svg"), svg).expect("write");
     });
     assert!(scripted.contains("onload="), "{scripted}");
 
-    let language = config_error("language = \"tlh\"", |_| {});
+    let language = config_error("language", "tlh", |_| {});
     assert!(language.contains("key `ui.language`"), "{language}");
     assert!(
         language.contains("en, de, fr, es, it, ja, pt-BR, hi"),
         "{language}"
     );
 
-    let typo = config_error("accent_colour = \"#0b6e4f\"", |_| {});
+    let typo = config_error("accent_colour", "#0b6e4f", |_| {});
     assert!(typo.contains("accent_colour"), "{typo}");
 
     // The server itself refuses to start with them, too.
-    let env = TestEnv::with_config(&with_ui("accent_color = \"#ffffff\""));
+    let env = TestConfig::new().set("ui.accent_color", "#ffffff").env();
     let out = env.cli(&[], "");
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("ui.accent_color"));

@@ -230,20 +230,6 @@ fn the_oauth2_crate_links_with_http_basic_as_alexa_does() {
     assert!(!sent.contains("client_secret"), "{sent}");
 }
 
-/// An env whose server speaks HTTPS with a self-signed certificate for `localhost`; returns the
-/// certificate (DER) for the client to trust.
-fn https_env() -> (TestEnv, Vec<u8>) {
-    let env = TestEnv::with_config(&config_text("").replace(
-        "public_url = \"http://127.0.0.1\"",
-        "public_url = \"https://localhost\"\n[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"",
-    ));
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
-    std::fs::write(env.dir.path().join("cert.pem"), cert.cert.pem()).expect("cert.pem");
-    let key = cert.key_pair.serialize_pem();
-    std::fs::write(env.dir.path().join("key.pem"), key).expect("key.pem");
-    (env, cert.cert.der().to_vec())
-}
-
 /// Over HTTPS, as Google calls it: the crate refuses to send a revocation to a plain-http URL.
 #[test]
 fn the_oauth2_crate_links_with_credentials_in_the_body_as_google_does() {

@@ -51,7 +51,7 @@ proptest! {
             headers.insert(hyper::header::COOKIE, header);
             let _ = request::basic_credentials(&headers);
             let _ = request::bearer_token(&headers);
-            let _ = request::csrf_cookie(&headers);
+            let _ = request::csrf_cookie(&headers, request::CSRF_COOKIE_HTTPS);
         }
     }
 
@@ -142,5 +142,38 @@ proptest! {
         if let Err(error) = outcome {
             prop_assert!((400..500).contains(&error.status()), "{error}");
         }
+    }
+}
+
+/// A real certificate's DER and where its notAfter time's 13 bytes start.
+fn certificate_template() -> &'static (Vec<u8>, usize) {
+    static TEMPLATE: std::sync::OnceLock<(Vec<u8>, usize)> = std::sync::OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(2030, 1, 1);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let der = params.self_signed(&key).unwrap().der().to_vec();
+        let at = der.windows(13).position(|w| w == b"300101000000Z").unwrap();
+        (der, at)
+    })
+}
+
+proptest! {
+    #![proptest_config(cases(512))]
+
+    #[test]
+    fn the_der_reader_never_panics_on_any_validity_bytes(time in "[0-9Zé€\u{7f}+-]{0,13}") {
+        let (template, at) = certificate_template();
+        // Exactly 13 bytes, as the field's length says: padded with digits, or cut.
+        let mut bytes = time.into_bytes();
+        bytes.resize(13, b'0');
+        let mut der = template.clone();
+        der[*at..*at + 13].copy_from_slice(&bytes);
+        let _ = linkgate::doctor::der::Certificate::parse(&der);
+    }
+
+    #[test]
+    fn the_der_reader_never_panics_on_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = linkgate::doctor::der::Certificate::parse(&bytes);
     }
 }

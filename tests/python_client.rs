@@ -11,65 +11,14 @@ mod common;
 use common::*;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn python_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python")
-}
-
-/// Runs a command to the end or kills it at `limit`; fails the test with `what` and its output
-/// when it cannot start, times out or exits non-zero.
-fn run(what: &str, command: &mut Command, limit: Duration) -> Output {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: cannot start {command:?}: {e}"));
-    // Drain the pipes while waiting, so a chatty child cannot block on a full pipe.
-    let stdout = child.stdout.take().map(drain);
-    let stderr = child.stderr.take().map(drain);
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{what}: {command:?} did not finish within {limit:?}");
-            }
-            Err(e) => panic!("{what}: waiting for {command:?}: {e}"),
-        }
-    };
-    let join = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
-        h.and_then(|h| h.join().ok()).unwrap_or_default()
-    };
-    let output = Output {
-        status,
-        stdout: join(stdout),
-        stderr: join(stderr),
-    };
-    assert!(
-        output.status.success(),
-        "{what}: {command:?} failed ({})\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    output
-}
-
-fn drain(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let _ = pipe.read_to_end(&mut all);
-        all
-    })
 }
 
 /// The venv's python, creating the venv when this requirements file has none yet. It is built
@@ -89,13 +38,12 @@ fn venv_python() -> PathBuf {
     }
     let building = venv.with_extension(format!("building-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&building);
-    run(
-        "creating the venv (needs python3 with the venv module: apt-get install python3-venv)",
+    run_ok(
         Command::new("python3").arg("-m").arg("venv").arg(&building),
         INSTALL_TIMEOUT,
+        "creating the venv (needs python3 with the venv module: apt-get install python3-venv)",
     );
-    run(
-        "installing tests/python/requirements.txt from PyPI",
+    run_ok(
         Command::new(building.join("bin/python"))
             .args([
                 "-m",
@@ -107,6 +55,7 @@ fn venv_python() -> PathBuf {
             .args(["--no-input", "--timeout", "60", "-r"])
             .arg(&requirements),
         INSTALL_TIMEOUT,
+        "installing tests/python/requirements.txt from PyPI",
     );
     // Another test run may have won the race; then its venv is as good as ours.
     if std::fs::rename(&building, &venv).is_err() {
@@ -132,12 +81,12 @@ fn authlib_links_with_basic_and_body_credentials_refreshes_and_reads_userinfo() 
              "auth_method": "client_secret_post", "extra": {"user_locale": "en-US"}},
         ],
     });
-    let out = run(
-        "running tests/python/authlib_flow.py",
+    let out = run_ok(
         Command::new(&python)
             .arg(python_dir().join("authlib_flow.py"))
             .arg(config.to_string()),
         SCRIPT_TIMEOUT,
+        "running tests/python/authlib_flow.py",
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("script output is not JSON ({e}): {}", text(&out.stdout)));

@@ -10,6 +10,6 @@ fuzz_target!(|data: &[u8]| {
         headers.insert(hyper::header::COOKIE, value);
         let _ = request::basic_credentials(&headers);
         let _ = request::bearer_token(&headers);
-        let _ = request::csrf_cookie(&headers);
+        let _ = request::csrf_cookie(&headers, request::CSRF_COOKIE_HTTPS);
     }
 });

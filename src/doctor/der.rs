@@ -82,7 +82,9 @@ fn time(tag: u8, bytes: &[u8]) -> Option<u64> {
     if rest.len() != 10 {
         return None;
     }
-    let field = |at: usize| number(&rest[at..at + 2]);
+    // `.get()`: the text is UTF-8 but not necessarily ASCII, so a byte index may fall inside a
+    // character (a certificate is whatever a server sends).
+    let field = |at: usize| number(rest.get(at..at + 2)?);
     let (month, day) = (field(0)?, field(2)?);
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
         return None;
@@ -121,6 +123,25 @@ mod tests {
         );
         assert_eq!(super::time(super::UTC_TIME, b"7001010000Z"), None);
         assert_eq!(super::time(super::UTC_TIME, b"70130100000+Z"), None);
+    }
+
+    #[test]
+    fn non_ascii_validity_bytes_are_refused_without_a_panic() {
+        // "é" is two bytes: every two-byte field boundary of the rest falls inside it.
+        // Each is 10 bytes after the year, so only the field slicing sees the split character.
+        assert_eq!(
+            super::time(super::UTC_TIME, "261é1231235Z".as_bytes()),
+            None
+        );
+        assert_eq!(
+            super::time(super::UTC_TIME, "26011é31235Z".as_bytes()),
+            None
+        );
+        assert_eq!(
+            super::time(super::GENERALIZED_TIME, "20261é1231235Z".as_bytes()),
+            None
+        );
+        assert_eq!(super::time(super::UTC_TIME, "€€€€Z".as_bytes()), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::secret::Secret;
 use crate::urlencoded;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderMap, AUTHORIZATION, CONTENT_LENGTH, COOKIE};
 use hyper::Request;
@@ -15,26 +15,82 @@ use std::net::{IpAddr, SocketAddr};
 
 /// The name of the cookie that carries the CSRF token of the current form.
 pub const CSRF_COOKIE: &str = "linkgate_csrf";
+/// Its name over https: the `__Host-` prefix makes browsers refuse it unless it is `Secure`,
+/// has `Path=/` and no `Domain`, so a sibling subdomain cannot plant one (RFC 6265bis §4.1.3.2).
+pub const CSRF_COOKIE_HTTPS: &str = "__Host-linkgate_csrf";
+
+/// The CSRF cookie's name for a server whose public URL is (or is not) https.
+pub fn csrf_cookie_name(https: bool) -> &'static str {
+    if https {
+        CSRF_COOKIE_HTTPS
+    } else {
+        CSRF_COOKIE
+    }
+}
 
 pub enum BodyError {
     TooLarge,
     Io,
+    /// The body did not arrive within the body read deadline.
+    TooSlow,
 }
 
-/// Reads the whole body, refusing more than `limit` bytes (413) without buffering past it.
-pub async fn body(req: Request<Incoming>, limit: usize) -> Result<Bytes, BodyError> {
-    let declared = req
-        .headers()
+/// A body declared this large or less is read and thrown away after a 413, so a client that
+/// writes its whole request before reading (most do) reads the 413 instead of a reset.
+const DRAIN_MAX: u64 = 16 * 1024 * 1024;
+
+/// Reads the whole body within `deadline`, refusing more than `limit` bytes (413) without
+/// buffering past it.
+pub async fn body(
+    req: Request<Incoming>,
+    limit: usize,
+    deadline: std::time::Duration,
+) -> Result<Bytes, BodyError> {
+    let headers = req.headers();
+    let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(BodyError::TooLarge);
-    }
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
-        Err(_) => Err(BodyError::Io),
+    // A client waiting for `100 Continue` has sent nothing yet: nothing to drain.
+    let expects_continue = headers.contains_key(hyper::header::EXPECT);
+    let drain = !expects_continue && !declared.is_some_and(|n| n > DRAIN_MAX);
+    let mut body = req.into_body();
+    let read = async {
+        if declared.is_some_and(|n| n > limit as u64) {
+            if drain {
+                discard(&mut body).await;
+            }
+            return Err(BodyError::TooLarge);
+        }
+        let mut collected = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame.map_err(|_| BodyError::Io)?.into_data() else {
+                continue;
+            };
+            if collected.len() + data.len() > limit {
+                if drain {
+                    discard(&mut body).await;
+                }
+                return Err(BodyError::TooLarge);
+            }
+            collected.extend_from_slice(&data);
+        }
+        Ok(Bytes::from(collected))
+    };
+    tokio::time::timeout(deadline, read)
+        .await
+        .unwrap_or(Err(BodyError::TooSlow))
+}
+
+/// Reads and drops the rest of a body, at most `DRAIN_MAX` bytes.
+async fn discard(body: &mut Incoming) {
+    let mut left = DRAIN_MAX;
+    while let Some(Ok(frame)) = body.frame().await {
+        let size = frame.data_ref().map_or(0, |d| d.len() as u64);
+        match left.checked_sub(size) {
+            Some(rest) => left = rest,
+            None => return,
+        }
     }
 }
 
@@ -81,15 +137,15 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
     }
 }
 
-/// The value of the CSRF cookie, from any `Cookie` header.
-pub fn csrf_cookie(headers: &HeaderMap) -> Option<&str> {
+/// The value of the CSRF cookie called `name`, from any `Cookie` header.
+pub fn csrf_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == CSRF_COOKIE)
+        .find(|(given, _)| *given == name)
         .map(|(_, value)| value)
 }
 
@@ -163,7 +219,8 @@ mod tests {
             COOKIE,
             HeaderValue::from_static("a=1; linkgate_csrf=xyz; b=2"),
         );
-        assert_eq!(csrf_cookie(&headers), Some("xyz"));
+        assert_eq!(csrf_cookie(&headers, CSRF_COOKIE), Some("xyz"));
+        assert_eq!(csrf_cookie(&headers, CSRF_COOKIE_HTTPS), None);
     }
 
     #[test]

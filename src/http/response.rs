@@ -63,6 +63,21 @@ pub fn text(status: u16, body: &'static str) -> Reply {
     base(status, "text/plain; charset=utf-8", body)
 }
 
+/// A refusal after which the connection closes (`Connection: close`): the request's head or
+/// body was too large or too slow, and what is left of it is not worth reading.
+pub fn closing(status: u16, body: &'static str) -> Reply {
+    let mut reply = text(status, body);
+    reply
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    reply
+}
+
+/// 431 (RFC 6585 §5): the request line and headers exceed `max_header_bytes`.
+pub fn too_large_head() -> Reply {
+    closing(431, "request header fields too large\n")
+}
+
 /// 303: the browser follows with a GET, whatever method brought it here.
 pub fn redirect(location: &str) -> Reply {
     let mut reply = base(303, "text/plain; charset=utf-8", Bytes::new());
@@ -101,6 +116,11 @@ pub fn oauth_error(error: &OAuthError) -> Reply {
         reply
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, challenge);
+    }
+    if let Some(wait) = error.retry_after() {
+        reply
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
     }
     reply
 }

@@ -1,6 +1,6 @@
 //! Path to handler. Each handler parses what it needs, calls `oauth`, and renders the result.
 
-use super::request::{self, BodyError, CSRF_COOKIE};
+use super::request::{self, BodyError};
 use super::response::{self, Reply};
 use crate::app::App;
 use crate::oauth::authorize::{self, Step};
@@ -32,7 +32,8 @@ pub async fn route(app: &App, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) 
             render(app, step, hint, accept_language.as_deref())
         }
         ("/authorize", Method::POST) => {
-            let cookie = request::csrf_cookie(req.headers()).map(str::to_string);
+            let name = request::csrf_cookie_name(app.config.public_https());
+            let cookie = request::csrf_cookie(req.headers(), name).map(str::to_string);
             let accept_language = accept_language(&req);
             match body(app, req).await {
                 Ok(body) => {
@@ -44,7 +45,7 @@ pub async fn route(app: &App, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) 
         }
         ("/authorize", _) => response::method_not_allowed("GET, POST"),
         ("/token", Method::POST) => {
-            form_endpoint(app, req, |app, params, basic| async move {
+            form_endpoint(app, req, ip, |app, params, basic| async move {
                 let issued = token::exchange(app, &params, basic).await?;
                 Ok(response::json(200, &TokenBody::from(issued)))
             })
@@ -61,7 +62,7 @@ pub async fn route(app: &App, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) 
         }
         ("/userinfo", _) => response::method_not_allowed("GET, POST"),
         ("/introspect", Method::POST) => {
-            form_endpoint(app, req, |app, params, basic| async move {
+            form_endpoint(app, req, ip, |app, params, basic| async move {
                 Ok(response::json(
                     200,
                     &resource::introspect(app, &params, basic).await?,
@@ -71,7 +72,7 @@ pub async fn route(app: &App, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) 
         }
         ("/introspect", _) => response::method_not_allowed("POST"),
         ("/revoke", Method::POST) => {
-            form_endpoint(app, req, |app, params, basic| async move {
+            form_endpoint(app, req, ip, |app, params, basic| async move {
                 resource::revoke(app, &params, basic).await?;
                 Ok(response::json(200, &serde_json::json!({})))
             })
@@ -81,8 +82,8 @@ pub async fn route(app: &App, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) 
         ("/.well-known/oauth-authorization-server", Method::GET) => {
             response::json(200, &metadata::metadata(&app.config))
         }
-        // Loopback only, and only the TCP peer counts: a proxy's forwarded header cannot open it.
-        ("/metrics", Method::GET) if app.config.metrics && peer.is_loopback() => {
+        // Loopback only (and not a request a trusted proxy forwarded), or the scrape token.
+        ("/metrics", Method::GET) if app.config.metrics && metrics_allowed(app, &req, peer) => {
             response::metrics(app.metrics.render())
         }
         ("/healthz", Method::GET | Method::HEAD) => match app.store.is_healthy() {
@@ -97,18 +98,46 @@ pub async fn route(app: &App, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) 
     }
 }
 
+/// Who may read `/metrics`: a loopback peer whose request no trusted proxy forwarded (a proxy on
+/// the same machine must not make the whole internet local), or anyone presenting
+/// `server.metrics_token` as a bearer token.
+fn metrics_allowed(app: &App, req: &Request<Incoming>, peer: IpAddr) -> bool {
+    if let Some(token) = &app.config.metrics_token {
+        if let Ok(Some(given)) = request::bearer_token(req.headers()) {
+            return crate::secret::ct_eq(&token.key(), &crate::secret::Secret::new(given).key());
+        }
+    }
+    let forwarded = ["x-forwarded-for", "forwarded", "x-real-ip"]
+        .iter()
+        .any(|name| req.headers().contains_key(*name));
+    peer.is_loopback() && !(forwarded && app.config.trusted_proxies.contains(&peer))
+}
+
 /// Reads a body within the configured limit, or the reply that refuses it.
 async fn body(app: &App, req: Request<Incoming>) -> Result<hyper::body::Bytes, Reply> {
-    match request::body(req, app.config.limits.max_body_bytes).await {
+    let limits = &app.config.limits;
+    let deadline = std::time::Duration::from_secs(limits.body_read_timeout_secs);
+    match request::body(req, limits.max_body_bytes, deadline).await {
         Ok(body) => Ok(body),
-        Err(BodyError::TooLarge) => Err(response::text(413, "request body too large\n")),
+        Err(BodyError::TooLarge) => Err(response::closing(413, "request body too large\n")),
+        Err(BodyError::TooSlow) => Err(response::closing(
+            408,
+            "the request body did not arrive in time\n",
+        )),
         Err(BodyError::Io) => Err(response::text(400, "could not read the request body\n")),
     }
 }
 
 /// The shape shared by `/token`, `/introspect` and `/revoke`: a form body plus client
-/// credentials in, JSON or an OAuth error out.
-async fn form_endpoint<'a, F, Fut>(app: &'a App, req: Request<Incoming>, handle: F) -> Reply
+/// credentials in, JSON or an OAuth error out. Every call reserves a client-authentication
+/// attempt first (`oauth::client_throttle`): a failed one keeps counting, any other outcome
+/// gives it back.
+async fn form_endpoint<'a, F, Fut>(
+    app: &'a App,
+    req: Request<Incoming>,
+    ip: IpAddr,
+    handle: F,
+) -> Reply
 where
     F: FnOnce(&'a App, Params, Option<crate::oauth::client::BasicCredentials>) -> Fut,
     Fut: std::future::Future<Output = Result<Reply, OAuthError>>,
@@ -125,7 +154,29 @@ where
     };
     let result = async {
         let params = Params::parse(&body)?;
-        handle(app, params, basic?).await
+        let basic = basic?;
+        let named = match &basic {
+            Some(basic) => Some(basic.client_id.clone()),
+            None => params.single("client_id")?.map(str::to_string),
+        };
+        // Only registered ids get a count of their own (bounded by the config).
+        let client_id = named.filter(|id| app.config.client(id).is_some());
+        let attempt = app
+            .client_throttle
+            .reserve(ip, client_id.as_deref(), crate::store::now())
+            .map_err(|wait| {
+                tracing::warn!(client = ?client_id, %ip, "client authentication throttled for {wait} s");
+                OAuthError::ClientThrottled(wait)
+            })?;
+        let result = handle(app, params, basic).await;
+        match &result {
+            Err(OAuthError::InvalidClient(_)) => {
+                // Never the secret: who, from where.
+                tracing::warn!(client = ?client_id, %ip, "client authentication failed");
+            }
+            _ => app.client_throttle.succeeded(attempt),
+        }
+        result
     };
     result
         .await
@@ -192,7 +243,8 @@ fn render_in(app: &App, frame: pages::Frame<'_>, step: Step) -> Reply {
             ""
         };
         Some(format!(
-            "{CSRF_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=900{secure}",
+            "{}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=900{secure}",
+            request::csrf_cookie_name(app.config.public_https()),
             csrf.expose()
         ))
     };

@@ -1,6 +1,6 @@
 //! The accept loop: one task per connection, HTTP/1.1 with timeouts against slow clients, a cap
-//! on open connections, one log line per request, and a graceful stop that lets requests in
-//! flight finish.
+//! on open connections in total and per client address (so one address cannot take every
+//! slot), one log line per request, and a graceful stop that lets requests in flight finish.
 
 use super::request::client_ip;
 use super::routes::route;
@@ -10,10 +10,12 @@ use crate::logging;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -38,6 +40,7 @@ pub async fn serve(
         .max_buf_size(limits.max_header_bytes.max(8192))
         .keep_alive(true);
     let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let per_address = Arc::new(PerAddress::default());
     let idle = Duration::from_secs(limits.idle_timeout_secs);
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
@@ -55,6 +58,22 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
+        // Proxies speak for many clients: only direct clients are capped per address.
+        let address_slot = if app.config.trusted_proxies.contains(&peer.ip()) {
+            None
+        } else {
+            match per_address
+                .clone()
+                .take(peer.ip(), limits.max_connections_per_ip)
+            {
+                Some(slot) => Some(slot),
+                None => {
+                    tracing::debug!(ip = %peer.ip(), "per-address connection limit reached; closing a new connection");
+                    drop(stream);
+                    continue;
+                }
+            }
+        };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             tracing::warn!("connection limit reached; closing a new connection");
             drop(stream);
@@ -62,6 +81,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
+        let hsts = tls.is_some();
         let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let app = app.clone();
             async move {
@@ -69,7 +89,19 @@ pub async fn serve(
                 let method = req.method().clone();
                 let uri = req.uri().clone(); // shares the request's bytes
                 let ip = client_ip(req.headers(), peer, &app.config.trusted_proxies);
-                let reply = route(&app, req, peer.ip(), ip).await;
+                let mut reply = if head_size(&req) > app.config.limits.max_header_bytes {
+                    // hyper bounds its read buffer, not the head itself: count it here.
+                    super::response::too_large_head()
+                } else {
+                    route(&app, req, peer.ip(), ip).await
+                };
+                if hsts {
+                    // RFC 6797: only over TLS, which this server terminates itself.
+                    reply.headers_mut().insert(
+                        hyper::header::STRICT_TRANSPORT_SECURITY,
+                        hyper::header::HeaderValue::from_static("max-age=31536000"),
+                    );
+                }
                 let latency = started.elapsed();
                 app.metrics.observe_request(latency);
                 logging::access(
@@ -100,6 +132,7 @@ pub async fn serve(
                 }
             }
             drop(permit);
+            drop(address_slot);
         });
     }
 
@@ -109,6 +142,57 @@ pub async fn serve(
     tokio::select! {
         _ = connections.acquire_many(all) => tracing::info!("all connections closed"),
         _ = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("some connections did not finish in time"),
+    }
+}
+
+/// The size of a request's head as it came on the wire (request line and headers).
+fn head_size<B>(req: &hyper::Request<B>) -> usize {
+    let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len())
+        + req.uri().authority().map_or(0, |a| a.as_str().len());
+    let line = req.method().as_str().len() + target + 12;
+    req.headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum::<usize>()
+        + line
+}
+
+/// Open connections per client address (IPv6 by /64, as the login throttle counts them).
+#[derive(Default)]
+struct PerAddress(Mutex<HashMap<IpAddr, usize>>);
+
+/// One open connection of an address; closing it gives the slot back.
+struct AddressSlot {
+    owner: Arc<PerAddress>,
+    address: IpAddr,
+}
+
+impl PerAddress {
+    fn take(self: Arc<Self>, ip: IpAddr, limit: usize) -> Option<AddressSlot> {
+        let address = crate::store::address_prefix(ip);
+        let mut open = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(address).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        drop(open);
+        Some(AddressSlot {
+            owner: self,
+            address,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self.owner.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.address);
+            }
+        }
     }
 }
 

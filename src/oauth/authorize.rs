@@ -5,13 +5,13 @@
 //! redirect URI is in doubt, the customer sees an error page and is never redirected; after that,
 //! errors go back to the client's registered redirect URI.
 
-use super::pending::{Pending, Stage};
+use super::pending::{Opened, Pending, Stage};
 use super::{normalize_scope, OAuthError};
 use crate::app::App;
 use crate::config::Client;
 use crate::metrics::count;
 use crate::secret::{self, Secret};
-use crate::store::{now, CodeRecord, ThrottleKey, Username};
+use crate::store::{now, CodeRecord, User, Username};
 use crate::urlencoded::{append_query, ParamError, Params};
 use std::net::IpAddr;
 
@@ -78,6 +78,8 @@ pub enum ErrorPage {
     SignInUnavailable,
     /// A storage fault while issuing the code.
     LinkingUnavailable,
+    /// The user was removed or their password changed while the consent page was open.
+    SignInAgain,
 }
 
 impl ErrorPage {
@@ -145,9 +147,10 @@ pub fn begin(app: &App, query: &[u8]) -> Step {
                 state.clone(),
                 scope,
                 code_challenge,
+                now(),
             );
             pending.locale = user_locale(&params);
-            login_form(app, client, None, pending, None, None)
+            login_form(app, client, pending, None, None)
         }
         Err(error) => fail(error),
     }
@@ -222,29 +225,24 @@ pub async fn submit(app: &App, body: &[u8], cookie_csrf: Option<&str>, ip: IpAdd
     else {
         return Step::ErrorPage(ErrorPage::FormIncomplete);
     };
-    let Some(pending) = app.pending.take(request, csrf, cookie_csrf) else {
+    let Some(opened) = app.pending.open(request, csrf, cookie_csrf, now()) else {
         return Step::ErrorPage(ErrorPage::FormExpired);
     };
-    let Some(client) = app.config.client(&pending.client_id) else {
+    let Some(client) = app.config.client(&opened.pending.client_id) else {
         return Step::ErrorPage(ErrorPage::ClientGone);
     };
-    let request = request.to_string();
-    match pending.stage.clone() {
-        Stage::Login => login(app, client, request, pending, &params, ip).await,
-        Stage::Consent { sub, username } => {
-            consent(app, client, request, pending, &params, sub, username).await
-        }
+    match opened.pending.stage.clone() {
+        Stage::Login => login(app, client, opened, &params, ip).await,
+        Stage::Consent {
+            sub,
+            username,
+            credentials,
+        } => consent(app, client, opened, &params, sub, username, credentials).await,
     }
 }
 
-async fn login(
-    app: &App,
-    client: &Client,
-    request: String,
-    mut pending: Pending,
-    params: &Params,
-    ip: IpAddr,
-) -> Step {
+async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: IpAddr) -> Step {
+    let Opened { mut pending, nonce } = opened;
     let typed = params
         .single("username")
         .ok()
@@ -253,35 +251,33 @@ async fn login(
         .to_string();
     let password = Secret::new(params.single("password").ok().flatten().unwrap_or(""));
     let name = Username::parse(&typed);
-    let user_key = ThrottleKey::user(name.as_ref().map_or(typed.as_str(), |n| n.as_str()));
-    let keys = [user_key.clone(), ThrottleKey::ip(ip)];
     let again = |pending, failure| {
-        let typed = Some(typed.clone());
-        login_form(
-            app,
-            client,
-            Some(request.clone()),
-            pending,
-            typed,
-            Some(failure),
-        )
+        // Refilled into the field, but never longer than a username can be.
+        let typed = Some(typed.chars().take(MAX_REFILL).collect());
+        login_form(app, client, pending, typed, Some(failure))
     };
-    match app.store.login_locked(&keys, now()) {
-        Ok(Some(wait)) => {
-            count(&app.metrics.logins_refused);
-            return again(pending, LoginFailure::Locked(wait));
-        }
-        Ok(None) => {}
-        Err(e) => {
-            tracing::error!("reading the login throttle failed: {e}");
-            return Step::ErrorPage(ErrorPage::SignInUnavailable);
-        }
-    }
     // Bounded queue: a flood of logins is turned away at once (503) instead of piling up; the
     // ones admitted wait at most queue length × one argon2 check.
     let Ok(_queued) = app.login_queue.try_acquire() else {
         count(&app.metrics.logins_refused);
         return again(pending, LoginFailure::Busy);
+    };
+    // The attempt is counted before the password is checked, atomically: a burst of guesses
+    // is held exactly like the same guesses in a row (store/throttle.rs).
+    let throttled = app
+        .store
+        .login_keys(name.as_ref().map_or(typed.as_str(), |n| n.as_str()), ip)
+        .and_then(|keys| app.store.reserve_attempt(&keys, now()));
+    let reservation = match throttled {
+        Ok(Ok(reservation)) => reservation,
+        Ok(Err(wait)) => {
+            count(&app.metrics.logins_refused);
+            return again(pending, LoginFailure::Locked(wait));
+        }
+        Err(e) => {
+            tracing::error!("the login throttle failed: {e}");
+            return Step::ErrorPage(ErrorPage::SignInUnavailable);
+        }
     };
     let user = match name {
         Ok(name) => match app.store.user(&name) {
@@ -295,34 +291,30 @@ async fn login(
     };
     let check = app
         .password_workers
-        .run(move || match user {
-            Some(user) => secret::verify_password(&password, &user.password_hash).then_some(user),
-            None => {
-                // Same cost as a real check, so timing does not reveal which usernames exist.
-                secret::dummy_verify(&password);
-                None
-            }
-        })
+        .run(move || check_password(user, &password, secret::verify_password))
         .await;
     match check {
         Some(Some(user)) => {
+            // The login form is spent once it signed someone in; of two racing submissions of
+            // it, one goes on.
+            if !app.pending.spend(&nonce, pending.expires_at, now()) {
+                return Step::ErrorPage(ErrorPage::FormExpired);
+            }
             tracing::info!(client = %client.id, "login succeeded");
             count(&app.metrics.logins_ok);
-            if let Err(e) = app.store.login_succeeded(&user_key) {
+            if let Err(e) = app.store.login_succeeded(reservation) {
                 tracing::warn!("clearing the login throttle failed: {e}");
             }
             pending.stage = Stage::Consent {
                 sub: user.sub,
                 username: user.username.clone(),
+                credentials: app.pending.credentials_fingerprint(&user.password_hash),
             };
-            consent_form(app, client, request.clone(), pending, user.username)
+            consent_form(app, client, pending, user.username)
         }
         Some(None) => {
             tracing::info!(client = %client.id, %ip, "login failed");
             count(&app.metrics.logins_failed);
-            if let Err(e) = app.store.login_failed(&keys, now()) {
-                tracing::warn!("recording a failed login failed: {e}");
-            }
             again(pending, LoginFailure::WrongCredentials)
         }
         None => {
@@ -335,12 +327,13 @@ async fn login(
 async fn consent(
     app: &App,
     client: &Client,
-    request: String,
-    pending: Pending,
+    opened: Opened,
     params: &Params,
     sub: String,
     username: String,
+    credentials: String,
 ) -> Step {
+    let Opened { pending, nonce } = opened;
     let state = pending.state.clone();
     let with_state = |mut query: Vec<(&'static str, String)>| {
         if let Some(state) = &state {
@@ -349,17 +342,34 @@ async fn consent(
         let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
         append_query(&pending.redirect_uri, &query)
     };
-    match params.single("decision") {
-        Ok(Some("allow")) => {}
-        Ok(Some("deny")) => {
-            tracing::info!(client = %client.id, "consent denied");
-            let error = OAuthError::AccessDenied;
-            return Step::Redirect(with_state(vec![
-                ("error", error.code().to_string()),
-                ("error_description", error.description()),
-            ]));
+    let allow = match params.single("decision") {
+        Ok(Some("allow")) => true,
+        Ok(Some("deny")) => false,
+        _ => return consent_form(app, client, pending, username),
+    };
+    // One decision per consent form: of two racing submissions, one goes on.
+    if !app.pending.spend(&nonce, pending.expires_at, now()) {
+        return Step::ErrorPage(ErrorPage::FormExpired);
+    }
+    if !allow {
+        tracing::info!(client = %client.id, "consent denied");
+        let error = OAuthError::AccessDenied;
+        return Step::Redirect(with_state(vec![
+            ("error", error.code().to_string()),
+            ("error_description", error.description()),
+        ]));
+    }
+    // Only the user as they signed in may allow: not after a removal or a password change.
+    match still_signed_in(app, &username, &credentials) {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(client = %client.id, "consent refused: the account changed since sign-in");
+            return Step::ErrorPage(ErrorPage::SignInAgain);
         }
-        _ => return consent_form(app, client, request, pending, username),
+        Err(e) => {
+            tracing::error!("reading a user failed: {e}");
+            return Step::ErrorPage(ErrorPage::SignInUnavailable);
+        }
     }
     // The user's generation now; hardening replaces this with the one seen at sign-in.
     let generation = match app.store.user_generation(&username) {
@@ -396,17 +406,55 @@ async fn consent(
     Step::Redirect(with_state(vec![("code", code.expose().to_string())]))
 }
 
+/// Whether `username` still exists with the password it signed in with.
+fn still_signed_in(
+    app: &App,
+    username: &str,
+    credentials: &str,
+) -> Result<bool, crate::store::StoreError> {
+    let Ok(name) = Username::parse(username) else {
+        return Ok(false);
+    };
+    Ok(app.store.user(&name)?.is_some_and(|user| {
+        secret::ct_eq(
+            app.pending
+                .credentials_fingerprint(&user.password_hash)
+                .as_bytes(),
+            credentials.as_bytes(),
+        )
+    }))
+}
+
+/// The longest username put back into the login form after a failure.
+const MAX_REFILL: usize = 256;
+
+/// The user, if `password` is theirs. An unknown user costs the same: the password is checked
+/// against `secret::dummy_hash()`, so timing does not reveal which usernames exist. `verify` is
+/// the argon2 check (`secret::verify_password`; a recording stand-in in tests).
+fn check_password(
+    user: Option<User>,
+    password: &Secret,
+    verify: impl Fn(&Secret, &str) -> bool,
+) -> Option<User> {
+    match user {
+        Some(user) => verify(password, &user.password_hash).then_some(user),
+        None => {
+            let _ = verify(password, secret::dummy_hash());
+            None
+        }
+    }
+}
+
 fn login_form(
     app: &App,
     client: &Client,
-    id: Option<String>,
     pending: Pending,
     username: Option<String>,
     failure: Option<LoginFailure>,
 ) -> Step {
     let scope = pending.scope.clone();
     let locale = pending.locale.clone();
-    let (request, csrf) = app.pending.put(id, pending);
+    let (request, csrf) = app.pending.seal(pending);
     Step::Login {
         form: Form {
             request,
@@ -420,16 +468,10 @@ fn login_form(
     }
 }
 
-fn consent_form(
-    app: &App,
-    client: &Client,
-    id: String,
-    pending: Pending,
-    username: String,
-) -> Step {
+fn consent_form(app: &App, client: &Client, pending: Pending, username: String) -> Step {
     let scope = pending.scope.clone();
     let locale = pending.locale.clone();
-    let (request, csrf) = app.pending.put(Some(id), pending);
+    let (request, csrf) = app.pending.seal(pending);
     Step::Consent {
         form: Form {
             request,
@@ -440,5 +482,61 @@ fn consent_form(
             locale,
         },
         username,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    /// Runs `check_password` with a stand-in for argon2 that records the hashes it was given.
+    fn checked(user: Option<User>, password: &str, matches: bool) -> (Option<User>, Vec<String>) {
+        let hashes = RefCell::new(Vec::new());
+        let found = check_password(user, &Secret::new(password), |_, phc| {
+            hashes.borrow_mut().push(phc.to_string());
+            matches
+        });
+        (found, hashes.into_inner())
+    }
+
+    fn alice() -> User {
+        User {
+            sub: "sub-alice".into(),
+            username: "alice".into(),
+            password_hash: secret::hash_password(&Secret::new("correct horse")),
+            created_at: 0,
+            generation: 0,
+        }
+    }
+
+    /// The argon2 parameters of a PHC string: `$argon2id$v=19$m=19456,t=2,p=1$…`.
+    fn parameters(phc: &str) -> String {
+        phc.split('$').take(4).collect::<Vec<_>>().join("$")
+    }
+
+    #[test]
+    fn an_unknown_user_costs_one_argon2_check_with_a_real_users_parameters() {
+        let (found, hashes) = checked(None, "some password", true);
+        assert!(found.is_none(), "an unknown user never signs in");
+        assert_eq!(hashes.len(), 1, "exactly one check, as for a real user");
+        assert!(secret::is_phc_hash(&hashes[0]));
+        assert_eq!(parameters(&hashes[0]), parameters(&alice().password_hash));
+        assert_eq!(parameters(&hashes[0]), "$argon2id$v=19$m=19456,t=2,p=1");
+        // The dummy check runs for real, at full cost, in production.
+        assert!(!secret::verify_password(
+            &Secret::new("x"),
+            secret::dummy_hash()
+        ));
+    }
+
+    #[test]
+    fn a_known_user_is_checked_against_their_own_hash() {
+        let user = alice();
+        let (found, hashes) = checked(Some(user.clone()), "wrong horse", false);
+        assert!(found.is_none());
+        assert_eq!(hashes, vec![user.password_hash.clone()]);
+        let (found, _) = checked(Some(user), "correct horse", true);
+        assert_eq!(found.map(|u| u.sub).as_deref(), Some("sub-alice"));
     }
 }

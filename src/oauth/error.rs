@@ -21,6 +21,9 @@ pub enum OAuthError {
     InvalidToken(Option<String>),
     /// A fault on our side (storage). The detail is logged, not shown. Clients retry 5xx.
     ServerError(String),
+    /// Too many failed client authentications from this address or for this client: seconds
+    /// to wait (429 with `Retry-After`; the secret was not checked).
+    ClientThrottled(u64),
 }
 
 impl OAuthError {
@@ -28,7 +31,7 @@ impl OAuthError {
     pub fn code(&self) -> &'static str {
         match self {
             OAuthError::InvalidRequest(_) => "invalid_request",
-            OAuthError::InvalidClient(_) => "invalid_client",
+            OAuthError::InvalidClient(_) | OAuthError::ClientThrottled(_) => "invalid_client",
             OAuthError::InvalidGrant(_) => "invalid_grant",
             OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
             OAuthError::UnsupportedResponseType(_) => "unsupported_response_type",
@@ -45,6 +48,7 @@ impl OAuthError {
             OAuthError::InvalidClient(_) | OAuthError::InvalidToken(_) => 401,
             OAuthError::AccessDenied => 403,
             OAuthError::ServerError(_) => 500,
+            OAuthError::ClientThrottled(_) => 429,
             _ => 400,
         }
     }
@@ -62,6 +66,17 @@ impl OAuthError {
             OAuthError::InvalidToken(Some(d)) => d.clone(),
             OAuthError::InvalidToken(None) => "a bearer token is required".into(),
             OAuthError::ServerError(_) => "temporary server error; retry later".into(),
+            OAuthError::ClientThrottled(wait) => {
+                format!("too many failed client authentications; retry in {wait} s")
+            }
+        }
+    }
+
+    /// Seconds for a `Retry-After` header, if the client should wait.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            OAuthError::ClientThrottled(wait) => Some(*wait),
+            _ => None,
         }
     }
 

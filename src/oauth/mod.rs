@@ -3,6 +3,7 @@
 
 pub mod authorize;
 pub mod client;
+pub mod client_throttle;
 pub mod error;
 pub mod metadata;
 pub mod pending;

@@ -35,5 +35,6 @@ pub fn message(t: &Text, error: ErrorPage) -> Markup {
         ErrorPage::ClientGone => plain(t.client_gone),
         ErrorPage::SignInUnavailable => plain(t.sign_in_unavailable),
         ErrorPage::LinkingUnavailable => plain(t.linking_unavailable),
+        ErrorPage::SignInAgain => plain(t.sign_in_again),
     }
 }

@@ -5,8 +5,9 @@
 //! WCAG AA contrast by a unit test, text wraps instead of scrolling sideways at 320 px and 200 %
 //! zoom, and focus is always visible.
 
-use super::i18n::{Lang, Text};
+use super::i18n::Text;
 use crate::config::Ui;
+use crate::lang::Lang;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 /// What a page needs to know about its surroundings.
@@ -109,7 +110,7 @@ pub fn fill(template: &str, slots: &[(&str, Markup)]) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pages::contrast::{ratio, Rgb, MIN_TEXT_CONTRAST};
+    use crate::contrast::{ratio, Rgb, MIN_TEXT_CONTRAST};
 
     // The palette of `CSS`.
     const TEXT: &str = "#1c1e21";

@@ -3,14 +3,14 @@
 //! page speaks the customer's language (`i18n`) and carries the operator's branding (`layout`).
 
 mod consent;
-pub mod contrast;
 mod error;
 pub mod i18n;
 mod layout;
 mod login;
 
+pub use crate::contrast;
+pub use crate::lang::Lang;
 pub use consent::consent;
 pub use error::error;
-pub use i18n::Lang;
 pub use layout::{Frame, DEFAULT_ACCENT};
 pub use login::login;

@@ -92,3 +92,66 @@ impl Store {
         Ok(Redeemed::Issued)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret;
+
+    fn grant(user: &crate::store::User) -> Grant {
+        Grant {
+            id: "g".into(),
+            ..Grant::new(&user.sub, "u", "c", "profile", user.generation, 100, 0)
+        }
+    }
+
+    /// A code issued at 100 with `code_ttl_secs = 60`.
+    fn code(user: &crate::store::User) -> CodeRecord {
+        CodeRecord {
+            client_id: "c".into(),
+            redirect_uri: "https://x/cb".into(),
+            redirect_uri_given: true,
+            sub: user.sub.clone(),
+            username: "u".into(),
+            scope: "profile".into(),
+            code_challenge: None,
+            expires_at: 160,
+            redeemed_by: None,
+            generation: user.generation,
+        }
+    }
+
+    #[test]
+    fn an_expired_code_is_refused_by_lookup_and_by_exchange() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let user = store
+            .add_user(&crate::store::Username::parse("u").unwrap(), "hash".into())
+            .unwrap();
+        let (grant, code) = (|| grant(&user), code(&user));
+        let key = secret::sha256(b"code");
+        store.put_code(&key, &code).unwrap();
+        assert!(store.code(&key, 159).unwrap().is_some(), "live until 160");
+        assert!(store.code(&key, 160).unwrap().is_none(), "dead at 160");
+        assert!(store.code(&key, 10_000).unwrap().is_none());
+        let tokens = [(
+            secret::sha256(b"access"),
+            TokenRecord::access(&grant(), "profile", 160, 3600),
+        )];
+        assert_eq!(
+            store.redeem_code(&key, 160, &grant(), &tokens).unwrap(),
+            Redeemed::Unknown
+        );
+        assert!(store.grant("g").unwrap().is_none(), "nothing was stored");
+        assert_eq!(store.token_count(), 0);
+        // The same code a second earlier is exchanged, once.
+        assert_eq!(
+            store.redeem_code(&key, 159, &grant(), &tokens).unwrap(),
+            Redeemed::Issued
+        );
+        assert_eq!(
+            store.redeem_code(&key, 159, &grant(), &tokens).unwrap(),
+            Redeemed::AlreadyUsed("g".into())
+        );
+    }
+}

@@ -531,3 +531,142 @@ impl Store {
         Ok(grants.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A link made at 100 whose refresh token lives until `refresh_expires_at` (0: forever), with
+    /// an access token that lives 60 s; returns (access, refresh).
+    fn link(store: &Store, refresh_expires_at: u64) -> (String, String) {
+        let name = crate::store::Username::parse("u").unwrap();
+        let user = store.add_user(&name, "hash".into()).unwrap();
+        let grant = Grant::new(
+            &user.sub,
+            "u",
+            "c",
+            "profile",
+            user.generation,
+            100,
+            refresh_expires_at,
+        );
+        let code = secret::sha256(b"code");
+        store
+            .put_code(
+                &code,
+                &crate::store::CodeRecord {
+                    client_id: "c".into(),
+                    redirect_uri: "https://x/cb".into(),
+                    redirect_uri_given: true,
+                    sub: user.sub.clone(),
+                    username: "u".into(),
+                    scope: "profile".into(),
+                    code_challenge: None,
+                    expires_at: 200,
+                    redeemed_by: None,
+                    generation: user.generation,
+                },
+            )
+            .unwrap();
+        store.redeem_code(&code, 100, &grant, &[]).unwrap();
+        let access = store.issue_access(&grant, "profile", 100, 60).unwrap();
+        let refresh = Store::issue_refresh(&grant, 0, 100).unwrap();
+        (access.expose().into(), refresh.expose().into())
+    }
+
+    /// A refresh at `now` that asks for a new access token: the token, or `None` if refused.
+    fn refresh_at(store: &Store, token: &str, now: u64) -> Option<String> {
+        let outcome = store
+            .refresh(token, now, |_, _| {
+                Ok::<_, StoreError>(Issue {
+                    scope: "profile".into(),
+                    access_secs: 60,
+                    rotate: false,
+                })
+            })
+            .unwrap();
+        match outcome {
+            Refreshed::Issued { access, .. } => Some(access.expose().into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn an_expired_access_token_is_refused_but_its_refresh_token_still_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let (access, refresh) = link(&store, 0);
+        assert!(
+            store.token(&access, 159).unwrap().is_some(),
+            "live until 160"
+        );
+        assert!(store.token(&access, 160).unwrap().is_none(), "dead at 160");
+        // Years later the refresh token (no refresh_ttl_secs) still refreshes.
+        let later = 100 + 10 * 366 * 86400;
+        assert!(store.token(&refresh, later).unwrap().is_some());
+        let new_access = refresh_at(&store, &refresh, later).expect("refreshed");
+        assert!(store.token(&new_access, later + 59).unwrap().is_some());
+        assert!(store.token(&new_access, later + 60).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_refresh_token_dies_with_its_grant_at_refresh_ttl() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let (access, refresh) = link(&store, 1000);
+        let issued_at_999 = refresh_at(&store, &refresh, 999).expect("refreshed at 999");
+        assert_eq!(refresh_at(&store, &refresh, 1000), None);
+        assert!(store.token(&refresh, 1000).unwrap().is_none());
+        // An access token never outlives its grant either.
+        assert!(store.token(&access, 120).unwrap().is_some());
+        assert!(store.token(&issued_at_999, 999).unwrap().is_some());
+        assert!(store.token(&issued_at_999, 1000).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_rotation_chain_of_any_length_keeps_one_fixed_size_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let (_, mut refresh) = link(&store, 0);
+        let rotate = |token: &str| {
+            store
+                .refresh(token, 200, |_, _| {
+                    Ok::<_, StoreError>(Issue {
+                        scope: "profile".into(),
+                        access_secs: 60,
+                        rotate: true,
+                    })
+                })
+                .unwrap()
+        };
+        let grant_id = store.token(&refresh, 200).unwrap().unwrap().1.id;
+        let size = || {
+            store
+                .grants
+                .get(grant_id.as_bytes())
+                .unwrap()
+                .unwrap()
+                .len()
+        };
+        let first = refresh.clone();
+        let mut initial = 0;
+        for i in 0..1000 {
+            let Refreshed::Issued {
+                refresh: Some(next),
+                ..
+            } = rotate(&refresh)
+            else {
+                panic!("rotation refused");
+            };
+            refresh = next.expose().into();
+            // From the first rotated token's use on, the record holds a nonce and stays that size.
+            if i == 1 {
+                initial = size();
+            }
+        }
+        assert_eq!(size(), initial, "the grant record does not grow");
+        // An ancestor 1000 rotations back is still recognised, and revokes the family.
+        assert!(matches!(rotate(&first), Refreshed::Reused));
+        assert!(matches!(rotate(&refresh), Refreshed::Dead));
+    }
+}

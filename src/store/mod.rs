@@ -20,8 +20,8 @@ mod users;
 pub use codes::CodeRecord;
 pub use codes::Redeemed;
 pub use grants::{Grant, Issue, Refreshed, Rotation, TokenKind, TokenRecord};
-pub use throttle::ThrottleKey;
-pub use users::{AddUserError, Generation, Username};
+pub use throttle::{address_prefix, Failures, Policy, Reservation, ThrottleKey};
+pub use users::{AddUserError, Generation, User, Username};
 
 use std::collections::HashMap;
 use std::fmt;

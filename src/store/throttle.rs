@@ -1,98 +1,288 @@
-//! Failed sign-ins, counted per username and per client address, so that password guessing gets
-//! slower and then stops for a while. Kept in sled so a restart does not wipe the slate.
+//! Failed sign-ins and failed client authentications, counted so that guessing gets slower and
+//! then stops for a while. Sign-in counts are kept in sled so a restart does not wipe the slate.
 //!
-//! Policy: failures within `WINDOW` of each other add up; from the `free`-th failure on, each
-//! further failure locks the key for a doubling time (30 s, 60 s, …, at most 15 minutes).
-//! Unknown usernames are counted like real ones, so the lockout reveals nothing.
+//! Policy: failures within `WINDOW_SECS` of each other add up; after a key's `free` failures,
+//! each further failure locks it for a doubling time (`first_lock`, twice that, …, at most
+//! `max_lock`). Unknown usernames are counted like real ones, so the lockout reveals nothing.
+//!
+//! An attempt is *reserved* before the password is checked: the count goes up atomically (a
+//! sled compare-and-swap per key) and a locked key refuses before anything is checked, so a
+//! burst of concurrent guesses is held exactly like the same guesses in a row. A successful
+//! sign-in gives its reservation back.
+//!
+//! Sign-ins are counted under three keys, most specific first (so a refusal by an attacker's own
+//! key never counts against the keys the owner shares):
+//! - username *and* address (IPv6 by /64): 5 free, locks up to 15 minutes. This is what slows a
+//!   guesser at one address.
+//! - address alone: 20 free (carrier NAT puts many customers behind one), up to 15 minutes.
+//! - username alone, from any address: 50 free, locks at most 60 s. It bounds guessing spread
+//!   over many addresses without letting anyone lock the owner out for long: one address alone
+//!   cannot even reach it (its own keys stop it first).
+//!
+//! Usernames are stored as a keyed hash (HMAC-SHA256 under a random key kept in this tree):
+//! bounded in size, and a password typed into the username field is never stored in clear.
 
 use super::{decode, encode, Store, StoreError};
+use crate::secret;
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
 
 /// Failures further apart than this start a new count.
 pub const WINDOW_SECS: u64 = 15 * 60;
-const FIRST_LOCK_SECS: u64 = 30;
-const MAX_LOCK_SECS: u64 = 15 * 60;
+/// Where the key for hashing usernames lives (no counter key starts with a NUL byte).
+const HASH_KEY: &[u8] = b"\0username-hash-key";
 
-/// What is counted, and how many failures are free before locks start.
+/// How many failures are free and how long the locks after them last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub free: u32,
+    pub first_lock: u64,
+    pub max_lock: u64,
+}
+
+/// Username and address together.
+pub const PAIR: Policy = Policy {
+    free: 5,
+    first_lock: 30,
+    max_lock: 15 * 60,
+};
+/// One address, any username.
+pub const ADDRESS: Policy = Policy {
+    free: 20,
+    first_lock: 30,
+    max_lock: 15 * 60,
+};
+/// One username, any address: looser, and it only slows.
+pub const USERNAME: Policy = Policy {
+    free: 50,
+    first_lock: 30,
+    max_lock: 60,
+};
+
+/// What is counted, under which policy.
 #[derive(Debug, Clone)]
 pub struct ThrottleKey {
-    key: String,
-    free: u32,
+    key: Vec<u8>,
+    policy: Policy,
 }
 
 impl ThrottleKey {
-    /// A username gets 5 free tries.
-    pub fn user(name: &str) -> Self {
-        ThrottleKey {
-            key: format!("user:{name}"),
-            free: 5,
-        }
-    }
-
-    /// An address gets more (several customers may share one, behind carrier NAT).
-    pub fn ip(ip: std::net::IpAddr) -> Self {
-        ThrottleKey {
-            key: format!("ip:{ip}"),
-            free: 20,
-        }
+    pub fn new(key: Vec<u8>, policy: Policy) -> Self {
+        ThrottleKey { key, policy }
     }
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Failures {
+/// The address a limit counts: IPv4 as is, IPv6 by its /64 (one customer's network typically
+/// gets a whole /64, so counting single IPv6 addresses would not slow anyone).
+pub fn address_prefix(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mut octets = v6.octets();
+            octets[8..].fill(0);
+            IpAddr::V6(octets.into())
+        }
+        v4 => v4,
+    }
+}
+
+/// One key's count.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failures {
     count: u32,
     last: u64,
     locked_until: u64,
 }
 
-impl Store {
-    /// Seconds until any of `keys` may try again, if one is locked.
-    pub fn login_locked(&self, keys: &[ThrottleKey], now: u64) -> Result<Option<u64>, StoreError> {
-        let mut wait = None;
-        for key in keys {
-            if let Some(bytes) = self.throttle.get(key.key.as_bytes())? {
-                let failures: Failures = decode(&bytes)?;
-                if failures.locked_until > now {
-                    wait = wait.max(Some(failures.locked_until - now));
-                }
-            }
+impl Failures {
+    /// Counts an attempt, or says how long the key is still locked. Pure: `now` is passed in.
+    pub fn reserve(&mut self, policy: Policy, now: u64) -> Result<(), u64> {
+        if self.locked_until > now {
+            return Err(self.locked_until - now);
         }
-        Ok(wait)
-    }
-
-    /// Counts a failed sign-in against every key.
-    pub fn login_failed(&self, keys: &[ThrottleKey], now: u64) -> Result<(), StoreError> {
-        let _writing = self.writing();
-        for key in keys {
-            self.throttle.fetch_and_update(key.key.as_bytes(), |old| {
-                let mut failures: Failures = old.and_then(|b| decode(b).ok()).unwrap_or_default();
-                if now.saturating_sub(failures.last) > WINDOW_SECS {
-                    failures.count = 0;
-                }
-                failures.count = failures.count.saturating_add(1);
-                failures.last = now;
-                if failures.count > key.free {
-                    let doublings = (failures.count - key.free - 1).min(16);
-                    let lock = (FIRST_LOCK_SECS << doublings).min(MAX_LOCK_SECS);
-                    failures.locked_until = now + lock;
-                }
-                Some(encode(&failures))
-            })?;
+        if now.saturating_sub(self.last) > WINDOW_SECS {
+            self.count = 0;
+        }
+        self.count = self.count.saturating_add(1);
+        self.last = now;
+        if self.count > policy.free {
+            let doublings = (self.count - policy.free - 1).min(16);
+            let lock = policy.first_lock.saturating_mul(1 << doublings);
+            self.locked_until = now + lock.min(policy.max_lock);
         }
         Ok(())
     }
 
-    /// A successful sign-in clears the username's count (not the address's: an attacker who
-    /// owns one account must not reset the count of the address they guess from).
-    pub fn login_succeeded(&self, user: &ThrottleKey) -> Result<(), StoreError> {
+    /// Whether nothing is left to remember: unlocked and its window over.
+    pub fn is_stale(&self, now: u64) -> bool {
+        self.locked_until <= now && now.saturating_sub(self.last) > WINDOW_SECS
+    }
+
+    /// Gives back a reservation that turned out to be a success; `before` is the entry as it was
+    /// before the reservation. A lock the reservation set is lifted; a lock a concurrent failure
+    /// set since stays.
+    pub fn refund(&mut self, before: Failures, reserved: Failures) {
+        self.count = self.count.saturating_sub(1);
+        if self.locked_until == reserved.locked_until {
+            self.locked_until = before.locked_until;
+        }
+    }
+}
+
+/// A reservation of every key of one attempt, to give back on success.
+#[derive(Debug)]
+pub struct Reservation {
+    taken: Vec<(ThrottleKey, Failures, Failures)>,
+}
+
+impl Store {
+    /// The three keys a sign-in by `username` from `ip` is counted under.
+    pub fn login_keys(&self, username: &str, ip: IpAddr) -> Result<[ThrottleKey; 3], StoreError> {
+        let hash_key = self.username_hash_key()?;
+        let prefix = address_prefix(ip).to_string();
+        let name = secret::hmac_sha256(&hash_key, &[username.as_bytes()]);
+        let pair = secret::hmac_sha256(&hash_key, &[username.as_bytes(), b"\0", prefix.as_bytes()]);
+        Ok([
+            ThrottleKey::new([b"p:".as_slice(), &pair[..16]].concat(), PAIR),
+            ThrottleKey::new(format!("ip:{prefix}").into_bytes(), ADDRESS),
+            ThrottleKey::new([b"u:".as_slice(), &name[..16]].concat(), USERNAME),
+        ])
+    }
+
+    /// The random key usernames are hashed with, made on first use and kept in the tree (so
+    /// counts survive a restart and travel with a backup).
+    fn username_hash_key(&self) -> Result<[u8; 32], StoreError> {
+        if let Some(bytes) = self.throttle.get(HASH_KEY)? {
+            if let Ok(key) = <[u8; 32]>::try_from(bytes.as_ref()) {
+                return Ok(key);
+            }
+        }
+        let fresh = secret::random_bytes::<32>();
         let _writing = self.writing();
-        self.throttle.remove(user.key.as_bytes())?;
+        // Two first sign-ins racing: the first key written wins, both use it.
+        match self
+            .throttle
+            .compare_and_swap(HASH_KEY, None::<&[u8]>, Some(&fresh[..]))?
+        {
+            Ok(()) => Ok(fresh),
+            Err(current) => current
+                .current
+                .and_then(|bytes| <[u8; 32]>::try_from(bytes.as_ref()).ok())
+                .ok_or_else(|| StoreError::Io("the username hash key is unreadable".into())),
+        }
+    }
+
+    /// Reserves an attempt against every key, in order, atomically per key. `Ok(Err(wait))` when
+    /// a key is locked: nothing may be checked, and the keys after it were not touched.
+    pub fn reserve_attempt(
+        &self,
+        keys: &[ThrottleKey],
+        now: u64,
+    ) -> Result<Result<Reservation, u64>, StoreError> {
+        let _writing = self.writing();
+        let mut taken = Vec::with_capacity(keys.len());
+        for key in keys {
+            let mut outcome = Ok((Failures::default(), Failures::default()));
+            self.throttle.fetch_and_update(&key.key, |old| {
+                let before: Failures = old.and_then(|b| decode(b).ok()).unwrap_or_default();
+                let mut after = before;
+                match after.reserve(key.policy, now) {
+                    Ok(()) => {
+                        outcome = Ok((before, after));
+                        Some(encode(&after))
+                    }
+                    Err(wait) => {
+                        outcome = Err(wait);
+                        old.map(|b| b.to_vec())
+                    }
+                }
+            })?;
+            match outcome {
+                Ok((before, after)) => taken.push((key.clone(), before, after)),
+                Err(wait) => return Ok(Err(wait)),
+            }
+        }
+        Ok(Ok(Reservation { taken }))
+    }
+
+    /// A successful sign-in: the username's counts are cleared, the address gets its
+    /// reservation back (not cleared: an attacker who owns one account must not reset the count
+    /// of the address they guess from).
+    pub fn login_succeeded(&self, reservation: Reservation) -> Result<(), StoreError> {
+        let _writing = self.writing();
+        for (key, before, reserved) in reservation.taken {
+            if key.policy == ADDRESS {
+                self.throttle.fetch_and_update(&key.key, |old| {
+                    let mut now: Failures = old.and_then(|b| decode(b).ok())?;
+                    now.refund(before, reserved);
+                    Some(encode(&now))
+                })?;
+            } else {
+                self.throttle.remove(&key.key)?;
+            }
+        }
         Ok(())
     }
 }
 
 /// Whether a throttle entry can be forgotten (for the sweeper).
 pub(super) fn stale(bytes: &[u8], now: u64) -> bool {
-    decode::<Failures>(bytes)
-        .is_ok_and(|f| f.locked_until <= now && now.saturating_sub(f.last) > WINDOW_SECS)
+    decode::<Failures>(bytes).is_ok_and(|f| f.is_stale(now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_allows_its_free_failures_then_one_more_that_locks_it() {
+        let mut f = Failures::default();
+        for _ in 0..PAIR.free {
+            assert_eq!(f.reserve(PAIR, 1000), Ok(()));
+        }
+        // The sixth attempt is checked and sets a 30 s lock; the seventh waits for it.
+        assert_eq!(f.reserve(PAIR, 1000), Ok(()));
+        assert_eq!(f.reserve(PAIR, 1000), Err(30));
+        assert_eq!(f.reserve(PAIR, 1030), Ok(()));
+        assert_eq!(f.reserve(PAIR, 1030), Err(60));
+    }
+
+    #[test]
+    fn the_username_lock_never_exceeds_a_minute() {
+        let mut f = Failures::default();
+        let mut now = 0;
+        for _ in 0..200 {
+            match f.reserve(USERNAME, now) {
+                Ok(()) => {}
+                Err(wait) => {
+                    assert!(wait <= 60);
+                    now += wait;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_refund_lifts_the_lock_its_own_reservation_set() {
+        let mut f = Failures::default();
+        for _ in 0..ADDRESS.free {
+            f.reserve(ADDRESS, 10).unwrap();
+        }
+        let before = f;
+        f.reserve(ADDRESS, 10).unwrap();
+        let reserved = f;
+        assert!(f.locked_until > 10);
+        f.refund(before, reserved);
+        assert_eq!(f.reserve(ADDRESS, 11), Ok(()));
+    }
+
+    #[test]
+    fn ipv6_is_counted_by_its_64_prefix() {
+        let a = address_prefix("2001:db8:1:2:aaaa::1".parse().unwrap());
+        let b = address_prefix("2001:db8:1:2:bbbb::9".parse().unwrap());
+        let c = address_prefix("2001:db8:1:3::1".parse().unwrap());
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        let mapped = address_prefix("::ffff:192.0.2.7".parse().unwrap());
+        assert_eq!(mapped.to_string(), "192.0.2.7");
+    }
 }

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_rustls::rustls;
 
@@ -24,8 +24,14 @@ pub const PASSWORD: &str = "correct horse battery";
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The binary under test; `LINKGATE_TEST_BINARY` points the same tests at another build (to
+/// measure an older version against a new test, say).
 pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_linkgate")
+    static BINARY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BINARY.get_or_init(|| {
+        std::env::var("LINKGATE_TEST_BINARY")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_linkgate").to_string())
+    })
 }
 
 /// The config every test starts from; `extra` is appended (more `[[clients]]`, `[tokens]`, …).
@@ -59,6 +65,96 @@ redirect_uris = ["{GOOGLE_REDIRECT}"]
 {extra}
 "#
     )
+}
+
+/// A test config as a TOML document, changed key by key (`set("server.max_connections", 2)`)
+/// instead of by string replace, so a change to the base config cannot silently turn a patch into
+/// a no-op. Starts from `config_text("")`.
+#[derive(Clone)]
+pub struct TestConfig {
+    doc: toml::Table,
+}
+
+impl Default for TestConfig {
+    fn default() -> Self {
+        TestConfig::new()
+    }
+}
+
+impl TestConfig {
+    pub fn new() -> TestConfig {
+        TestConfig::from_text(&config_text(""))
+    }
+
+    /// Any config text, to be changed key by key.
+    pub fn from_text(text: &str) -> TestConfig {
+        let doc = text
+            .parse::<toml::Table>()
+            .unwrap_or_else(|e| panic!("test config is not TOML: {e}\n{text}"));
+        TestConfig { doc }
+    }
+
+    /// Sets a key by its dotted path (`server.tls.cert`, `ui.language`), creating the tables on
+    /// the way.
+    pub fn set(mut self, key: &str, value: impl Into<toml::Value>) -> TestConfig {
+        let (table, last) = table_for(&mut self.doc, key);
+        table.insert(last.to_string(), value.into());
+        self
+    }
+
+    /// Removes a key by its dotted path; it must be there.
+    pub fn remove(mut self, key: &str) -> TestConfig {
+        let (table, last) = table_for(&mut self.doc, key);
+        assert!(
+            table.remove(last).is_some(),
+            "no key `{key}` in the test config"
+        );
+        self
+    }
+
+    /// Sets `key` of the `[[clients]]` entry with `id`; the client must be there.
+    pub fn client(mut self, id: &str, key: &str, value: impl Into<toml::Value>) -> TestConfig {
+        let clients = self
+            .doc
+            .get_mut("clients")
+            .and_then(toml::Value::as_array_mut)
+            .expect("[[clients]] in the test config");
+        let client = clients
+            .iter_mut()
+            .filter_map(toml::Value::as_table_mut)
+            .find(|c| c.get("id").and_then(toml::Value::as_str) == Some(id))
+            .unwrap_or_else(|| panic!("no client `{id}` in the test config"));
+        client.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// `[server.tls]` with `cert.pem` and `key.pem` beside the config file.
+    pub fn tls(self) -> TestConfig {
+        self.set("server.tls.cert", "cert.pem")
+            .set("server.tls.key", "key.pem")
+    }
+
+    pub fn text(&self) -> String {
+        toml::to_string(&self.doc).expect("test config as TOML")
+    }
+
+    pub fn env(&self) -> TestEnv {
+        TestEnv::with_config(&self.text())
+    }
+}
+
+/// The table holding the last part of a dotted `key`, created as needed, and that last part.
+fn table_for<'a, 'k>(doc: &'a mut toml::Table, key: &'k str) -> (&'a mut toml::Table, &'k str) {
+    let (path, last) = key.rsplit_once('.').unwrap_or(("", key));
+    let mut table = doc;
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        table = table
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .unwrap_or_else(|| panic!("`{part}` in `{key}` is not a table"));
+    }
+    (table, last)
 }
 
 /// A config file and data directory in a temporary folder.
@@ -152,7 +248,9 @@ pub struct Server {
     /// Set to speak HTTPS to a server with `[server.tls]`.
     pub tls: Option<Arc<rustls::ClientConfig>>,
     config: PathBuf,
-    stderr: Option<std::thread::JoinHandle<String>>,
+    /// Its log so far (stderr), line by line as it arrives.
+    log: Arc<Mutex<String>>,
+    stderr: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -168,10 +266,14 @@ impl Server {
             .expect("start linkgate");
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let log_in = log.clone();
         let stderr = std::thread::spawn(move || {
-            let mut all = String::new();
-            let _ = BufReader::new(stderr).read_to_string(&mut all);
-            all
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = log_in.lock().unwrap_or_else(|e| e.into_inner());
+                log.push_str(&line);
+                log.push('\n');
+            }
         });
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -185,7 +287,8 @@ impl Server {
             Ok(addr) => addr.parse().expect("listen address"),
             Err(_) => {
                 let _ = child.kill();
-                let log = stderr.join().unwrap_or_default();
+                let _ = stderr.join();
+                let log = log.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 panic!("linkgate did not start within {TIMEOUT:?}; stderr:\n{log}");
             }
         };
@@ -194,7 +297,30 @@ impl Server {
             addr,
             tls: None,
             config: config.to_path_buf(),
+            log,
             stderr: Some(stderr),
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Waits (bounded) until `needle` has appeared in `times` lines of the log, for events that
+    /// leave nothing else to observe (a signal handled); fails with the log.
+    pub fn wait_for_log(&self, needle: &str, times: usize) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let log = self.log();
+            if log.lines().filter(|l| l.contains(needle)).count() >= times {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{needle}` not logged {times} time(s) within {TIMEOUT:?}; log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -226,10 +352,10 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        self.stderr
-            .take()
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default()
+        if let Some(handle) = self.stderr.take() {
+            let _ = handle.join();
+        }
+        self.log()
     }
 
     /// Stops and starts again on the same config and data directory.
@@ -666,19 +792,24 @@ impl Page {
         cookie: Option<&str>,
         fields: &[(&str, &str)],
     ) -> Response {
+        let headers: Vec<(&str, &str)> = cookie.map(|c| ("Cookie", c)).into_iter().collect();
+        self.submit_with(server, &headers, fields)
+    }
+
+    /// Submits the form with its hidden fields plus `fields`, sending `headers`.
+    pub fn submit_with(
+        &self,
+        server: &Server,
+        headers: &[(&str, &str)],
+        fields: &[(&str, &str)],
+    ) -> Response {
         let mut all: Vec<(&str, &str)> = self
             .hidden
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
         all.extend_from_slice(fields);
-        let cookie_header;
-        let mut headers = Vec::new();
-        if let Some(cookie) = cookie {
-            cookie_header = cookie.to_string();
-            headers.push(("Cookie", cookie_header.as_str()));
-        }
-        server.post_form(&self.action, &headers, &all)
+        server.post_form(&self.action, headers, &all)
     }
 }
 
@@ -705,6 +836,8 @@ fn unescape(s: &str) -> String {
 pub struct Browser<'a> {
     pub server: &'a Server,
     pub cookie: Option<String>,
+    /// Sent as `Accept-Language` with every request, when set: a phone set to that language.
+    pub accept_language: Option<String>,
 }
 
 impl<'a> Browser<'a> {
@@ -712,11 +845,30 @@ impl<'a> Browser<'a> {
         Browser {
             server,
             cookie: None,
+            accept_language: None,
         }
     }
 
+    /// A browser whose every request carries `Accept-Language: accept_language` (if any).
+    pub fn with_language(server: &'a Server, accept_language: Option<&str>) -> Self {
+        Browser {
+            accept_language: accept_language.map(str::to_string),
+            ..Browser::new(server)
+        }
+    }
+
+    /// The headers every request carries: the language, and the cookie once there is one.
+    fn headers(&self) -> Vec<(&str, &str)> {
+        let language = self
+            .accept_language
+            .as_deref()
+            .map(|l| ("Accept-Language", l));
+        let cookie = self.cookie.as_deref().map(|c| ("Cookie", c));
+        language.into_iter().chain(cookie).collect()
+    }
+
     pub fn open(&mut self, path: &str) -> Page {
-        let page = Page::from(self.server.get(path));
+        let page = Page::from(self.server.request("GET", path, &self.headers(), b""));
         if page.cookie.is_some() {
             self.cookie = page.cookie.clone();
         }
@@ -724,7 +876,7 @@ impl<'a> Browser<'a> {
     }
 
     pub fn submit(&mut self, page: &Page, fields: &[(&str, &str)]) -> Page {
-        let response = page.submit(self.server, self.cookie.as_deref(), fields);
+        let response = page.submit_with(self.server, &self.headers(), fields);
         let next = Page::from(response);
         if next.cookie.is_some() {
             self.cookie = next.cookie.clone();
@@ -815,4 +967,105 @@ pub fn refresh(server: &Server, refresh_token: &str) -> Response {
             ("refresh_token", refresh_token),
         ],
     )
+}
+
+/// Writes `cert.pem` and `key.pem` (a self-signed certificate for `localhost` and `names`) into
+/// `dir`, for a config with `TestConfig::tls`; returns the certificate (DER) for a client to trust.
+pub fn write_self_signed(dir: &Path, names: &[&str]) -> Vec<u8> {
+    let mut all = vec!["localhost".to_string()];
+    all.extend(names.iter().map(|n| n.to_string()));
+    let cert = rcgen::generate_simple_self_signed(all).expect("rcgen");
+    std::fs::write(dir.join("cert.pem"), cert.cert.pem()).expect("cert.pem");
+    std::fs::write(dir.join("key.pem"), cert.key_pair.serialize_pem()).expect("key.pem");
+    cert.cert.der().to_vec()
+}
+
+/// An env whose server speaks HTTPS as `https://localhost` with a self-signed certificate;
+/// returns the certificate (DER) for the client to trust.
+pub fn https_env() -> (TestEnv, Vec<u8>) {
+    let env = TestConfig::new()
+        .set("server.public_url", "https://localhost")
+        .tls()
+        .env();
+    let cert = write_self_signed(env.dir.path(), &[]);
+    (env, cert)
+}
+
+/// Runs `command` to its end with stdin closed and its output captured (drained while it runs,
+/// so a chatty child cannot block on a full pipe). It runs in its own process group; past
+/// `timeout` the group gets SIGTERM, then SIGKILL after 5 s, and the test fails naming `what`.
+pub fn run_bounded(command: &mut Command, timeout: Duration, what: &str) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot start {command:?}: {e}"));
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            stop_group(&mut child);
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    match status {
+        Some(status) => Output {
+            status,
+            stdout,
+            stderr,
+        },
+        None => panic!(
+            "{what}: no answer within {timeout:?}; stderr:\n{}",
+            text(&stderr)
+        ),
+    }
+}
+
+/// `run_bounded`, and the test fails (with the output) unless the command exits 0.
+pub fn run_ok(command: &mut Command, timeout: Duration, what: &str) -> Output {
+    let output = run_bounded(command, timeout, what);
+    assert!(
+        output.status.success(),
+        "{what}: {command:?} failed ({})\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    output
+}
+
+fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut all = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut all);
+        }
+        all
+    })
+}
+
+/// SIGTERM to the child's process group (lets Playwright close Chromium), SIGKILL if it is not
+/// gone within 5 s.
+fn stop_group(child: &mut Child) {
+    let group = format!("-{}", child.id());
+    let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+    let _ = child.wait();
 }

@@ -1,0 +1,139 @@
+//! Client-secret guessing at `/token`, `/introspect` and `/revoke`: every client authentication
+//! reserves an attempt against the calling address (IPv6 by /64) and, for a registered client,
+//! against that client, before the secret is checked; a success gives it back. So a burst is
+//! held like a sequence, and ~90,000 guesses a second become a handful a minute.
+//!
+//! Policy (see `store::throttle` for how counts and locks work):
+//! - an address: 20 failures free within 15 minutes, then locks from 30 s doubling to 15 minutes;
+//! - a client id, from any address: 100 free, then locks of 1 s doubling to at most 10 s, so
+//!   guessing spread over many addresses is slowed without shutting the real client (Alexa,
+//!   Google) out for longer than a retry.
+//!
+//! Kept in memory: client secrets are long and random, so what matters is the guessing rate and
+//! the CPU it costs (an argon2 `secret_hash`), not surviving a restart. Bounded in entries.
+
+use crate::store::{Failures, Policy};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+pub const ADDRESS: Policy = Policy {
+    free: 20,
+    first_lock: 30,
+    max_lock: 15 * 60,
+};
+pub const CLIENT: Policy = Policy {
+    free: 100,
+    first_lock: 1,
+    max_lock: 10,
+};
+/// Entries kept at most; beyond that addresses are no longer counted (the per-client count
+/// still holds) until old entries expire.
+const MAX_ENTRIES: usize = 65_536;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Address(IpAddr),
+    Client(String),
+}
+
+#[derive(Default)]
+pub struct ClientThrottle(Mutex<HashMap<Key, Failures>>);
+
+/// An attempt in progress: give it back with `succeeded`, keep it with `failed`.
+#[derive(Debug)]
+pub struct Attempt {
+    taken: Vec<(Key, Policy, Failures, Failures)>,
+}
+
+impl ClientThrottle {
+    /// Reserves an attempt for `client_id` (when registered) from `ip`, or says how long to wait.
+    pub fn reserve(&self, ip: IpAddr, client_id: Option<&str>, now: u64) -> Result<Attempt, u64> {
+        let mut map = self.lock();
+        if map.len() >= MAX_ENTRIES {
+            map.retain(|_, f| !f.is_stale(now));
+        }
+        let mut keys = vec![(Key::Address(crate::store::address_prefix(ip)), ADDRESS)];
+        if let Some(id) = client_id {
+            keys.push((Key::Client(id.to_string()), CLIENT));
+        }
+        // Check every key first, so a refusal counts against none of them.
+        for (key, policy) in &keys {
+            if let Some(failures) = map.get(key) {
+                let mut probe = *failures;
+                probe.reserve(*policy, now)?;
+            }
+        }
+        let mut taken = Vec::new();
+        for (key, policy) in keys {
+            if !map.contains_key(&key) && map.len() >= MAX_ENTRIES {
+                continue;
+            }
+            let entry = map.entry(key.clone()).or_default();
+            let before = *entry;
+            // Cannot fail: checked above under the same lock.
+            let _ = entry.reserve(policy, now);
+            taken.push((key, policy, before, *entry));
+        }
+        Ok(Attempt { taken })
+    }
+
+    /// The secret was right: the attempt does not count.
+    pub fn succeeded(&self, attempt: Attempt) {
+        let mut map = self.lock();
+        for (key, _, before, reserved) in attempt.taken {
+            if let Some(entry) = map.get_mut(&key) {
+                entry.refund(before, reserved);
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Failures>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_gets_20_free_failures_then_waits() {
+        let throttle = ClientThrottle::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..21 {
+            throttle.reserve(ip, Some("alexa"), 100).unwrap();
+        }
+        assert_eq!(throttle.reserve(ip, Some("alexa"), 100).unwrap_err(), 30);
+        // Another address is not held up by it.
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        assert!(throttle.reserve(other, Some("alexa"), 100).is_ok());
+    }
+
+    #[test]
+    fn successes_do_not_count() {
+        let throttle = ClientThrottle::default();
+        let ip: IpAddr = "2001:db8::1".parse().unwrap();
+        for _ in 0..1000 {
+            let attempt = throttle.reserve(ip, Some("alexa"), 100).unwrap();
+            throttle.succeeded(attempt);
+        }
+        assert!(throttle.reserve(ip, Some("alexa"), 100).is_ok());
+    }
+
+    #[test]
+    fn a_client_spread_over_many_addresses_is_slowed_for_seconds_only() {
+        let throttle = ClientThrottle::default();
+        let mut waits = Vec::new();
+        for i in 0..300u32 {
+            let ip = IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8]);
+            if let Err(wait) = throttle.reserve(ip, Some("alexa"), 100) {
+                waits.push(wait);
+            }
+        }
+        assert!(!waits.is_empty());
+        assert!(waits.iter().all(|w| *w <= 10), "{waits:?}");
+    }
+}
