@@ -8,7 +8,10 @@
 #   tools/bench-wrk.sh [SECONDS]         # default 10 s per endpoint; about a minute in all
 #   CONNS=32 SERVER_CPU=0 WRK_CPU=1 tools/bench-wrk.sh 30
 #
-# Installs wrk from Debian when missing (as root, or through sudo). Loopback only. Builds the
+# The client-authenticated scenarios give each wrk thread its own X-Forwarded-For address (the
+# bench config trusts 127.0.0.1): linkgate's client-authentication throttle refuses more than 20
+# authentications in progress at once from one address, which 32 connections from 127.0.0.1
+# exceed. Installs wrk from Debian when missing (as root, or through sudo). Loopback only. Builds the
 # release binary and the benchmark harness (benches/load.rs, which also serves the baseline
 # and prepares the data directory and tokens). On a machine shared with other work the figures
 # are noisy (the load average is printed with them): compare ratios from one run only.
@@ -42,6 +45,7 @@ WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
