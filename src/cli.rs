@@ -142,6 +142,10 @@ mod tests {
             parse_str("--config=a.toml", None).unwrap().config,
             PathBuf::from("a.toml")
         );
+        assert_eq!(
+            parse_str("--rotate-token-key", None).unwrap().command,
+            Command::RotateTokenKey
+        );
     }
 
     #[test]
