@@ -5,6 +5,7 @@
 use crate::contrast::{self, Rgb};
 use crate::lang::Lang;
 use crate::secret::{self, Secret};
+use crate::url;
 use serde::Deserialize;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -27,6 +28,10 @@ pub struct Config {
     pub metrics_token: Option<crate::secret::Secret>,
     /// Serve HTTPS directly with these PEM files.
     pub tls: Option<TlsFiles>,
+    /// Serve HTTPS with a certificate obtained and renewed over ACME (`[server.acme]`).
+    pub acme: Option<AcmeConfig>,
+    /// A plain-HTTP listener: ACME HTTP-01 challenges, and a redirect to https for the rest.
+    pub http_listen: Option<SocketAddr>,
     pub limits: Limits,
     pub storage_path: PathBuf,
     /// sled's page cache in bytes.
@@ -43,6 +48,24 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
 }
+
+/// `[server.acme]`: where the certificate for `public_url`'s host comes from.
+#[derive(Debug, Clone)]
+pub struct AcmeConfig {
+    /// The account contact (`mailto:` is added).
+    pub email: String,
+    /// The ACME directory URL.
+    pub directory: String,
+    /// An extra CA (PEM) trusted for the ACME server's own HTTPS API.
+    pub directory_ca: Option<PathBuf>,
+    /// The DNS name the certificate is for: `public_url`'s host, lower case.
+    pub domain: String,
+}
+
+/// Let's Encrypt's production directory, the default `server.acme.directory`.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// Let's Encrypt's staging directory (untrusted certificates, generous rate limits) for trials.
+pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
 
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -171,10 +194,15 @@ impl Config {
                 "server.public_url `{}` is plain http: Alexa and Google only link over HTTPS with a trusted certificate",
                 self.public_url
             ));
-        } else if self.tls.is_none() && self.trusted_proxies.is_empty() {
+        } else if self.tls.is_none() && self.acme.is_none() && self.trusted_proxies.is_empty() {
             warnings.push(
                 "no [server.tls] and no server.trusted_proxies: HTTPS must be terminated by a reverse proxy in front of linkgate; list its address in trusted_proxies so client addresses are seen".to_string(),
             );
+        }
+        if let Some(acme) = &self.acme {
+            if let Some(warning) = acme_port_warning(acme, &self.public_url, self.http_listen) {
+                warnings.push(warning);
+            }
         }
         for client in &self.clients {
             if let ClientSecret::Plain(secret) = &client.secret {
@@ -241,6 +269,8 @@ struct RawServer {
     #[serde(default)]
     trusted_proxies: Vec<String>,
     tls: Option<RawTls>,
+    acme: Option<RawAcme>,
+    http_listen: Option<String>,
     #[serde(default)]
     metrics: bool,
     #[serde(default = "default_max_body_bytes")]
@@ -287,6 +317,14 @@ fn default_body_read_timeout_secs() -> u64 {
 struct RawTls {
     cert: PathBuf,
     key: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAcme {
+    email: String,
+    directory: Option<String>,
+    directory_ca: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -422,23 +460,136 @@ fn parse(text: &str) -> Result<RawConfig, String> {
     })
 }
 
+/// The allowed range of a number in the config, written once: the check and its message both come
+/// from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    pub min: u64,
+    /// `u64::MAX`: no upper bound.
+    pub max: u64,
+    /// Read after the bounds in the message (" seconds").
+    unit: &'static str,
+}
+
+impl Range {
+    pub const fn new(min: u64, max: u64) -> Range {
+        Range { min, max, unit: "" }
+    }
+
+    pub const fn at_least(min: u64) -> Range {
+        Range::new(min, u64::MAX)
+    }
+
+    pub const fn seconds(min: u64, max: u64) -> Range {
+        Range {
+            min,
+            max,
+            unit: " seconds",
+        }
+    }
+
+    pub fn contains(self, value: u64) -> bool {
+        (self.min..=self.max).contains(&value)
+    }
+
+    /// Reports `key` through `problem` unless `value` is in range.
+    fn check(self, key: &str, value: u64, problem: &mut impl FnMut(&str, String)) {
+        if self.contains(value) {
+            return;
+        }
+        let (min, max, unit) = (self.min, self.max, self.unit);
+        if max == u64::MAX {
+            problem(key, format!("must be at least {min}{unit}"));
+        } else {
+            problem(key, format!("must be between {min} and {max}{unit}"));
+        }
+    }
+}
+
+pub const MAX_BODY_BYTES: Range = Range::new(1024, 16 * 1024 * 1024);
+pub const MAX_HEADER_BYTES: Range = Range::new(8192, 1024 * 1024);
+pub const HEADER_READ_TIMEOUT_SECS: Range = Range::new(1, 300);
+pub const IDLE_TIMEOUT_SECS: Range = Range::new(1, 3600);
+pub const BODY_READ_TIMEOUT_SECS: Range = Range::new(1, 300);
+pub const MAX_CONNECTIONS: Range = Range::at_least(1);
+pub const SWEEP_INTERVAL_SECS: Range = Range::new(1, 86400);
+pub const CACHE_MIB: Range = Range::at_least(1);
+/// RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is RECOMMENDED."
+pub const CODE_TTL_SECS: Range = Range::seconds(1, 600);
+/// Up to a year (366 days).
+pub const ACCESS_TTL_SECS: Range = Range::seconds(1, 366 * 86400);
+
 fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
     let mut problems = Vec::new();
     let mut problem = |key: &str, what: String| problems.push(format!("key `{key}`: {what}"));
+    let server = check_server(raw.server, dir, &mut problem);
+    let storage = check_storage(raw.storage, dir, &mut problem);
+    let tokens = check_tokens(raw.tokens, &mut problem);
+    let ui = check_ui(raw.ui, dir, &mut problem);
+    let clients = check_clients(raw.clients, &mut problem);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Config {
+        file: PathBuf::new(),
+        listen: server.listen,
+        public_url: server.public_url,
+        public_path: server.public_path,
+        trusted_proxies: server.trusted_proxies,
+        metrics: server.metrics,
+        metrics_token: server.metrics_token,
+        tls: server.tls,
+        acme: server.acme,
+        http_listen: server.http_listen,
+        limits: server.limits,
+        storage_path: storage.path,
+        cache_bytes: storage.cache_bytes,
+        sweep_interval_secs: storage.sweep_interval_secs,
+        tokens,
+        ui,
+        clients,
+    })
+}
 
-    let listen = raw.server.listen.parse::<SocketAddr>().unwrap_or_else(|_| {
+/// `path` as written if absolute, else relative to the config file's directory.
+fn relative(dir: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        dir.join(path)
+    }
+}
+
+/// The checked `[server]` table.
+struct Server {
+    listen: SocketAddr,
+    public_url: String,
+    public_path: String,
+    trusted_proxies: Vec<IpAddr>,
+    metrics: bool,
+    metrics_token: Option<Secret>,
+    tls: Option<TlsFiles>,
+    acme: Option<AcmeConfig>,
+    http_listen: Option<SocketAddr>,
+    limits: Limits,
+}
+
+/// The `[server]` table: where to listen, how the world reaches us, and the connection limits.
+fn check_server(raw: RawServer, dir: &Path, problem: &mut impl FnMut(&str, String)) -> Server {
+    let listen = raw.listen.parse::<SocketAddr>().unwrap_or_else(|_| {
         problem(
             "server.listen",
             format!(
                 "`{}` is not a socket address (expected e.g. \"127.0.0.1:8080\" or \"[::]:443\")",
-                raw.server.listen
+                raw.listen
             ),
         );
         SocketAddr::from(([127, 0, 0, 1], 0))
     });
 
-    let public_url = raw.server.public_url.trim_end_matches('/').to_string();
-    match parse_url(&public_url) {
+    let public_url = raw.public_url.trim_end_matches('/').to_string();
+    let parsed = url::parse(&public_url);
+    match parsed {
         Some(url) if url.query_or_fragment => problem(
             "server.public_url",
             format!("`{public_url}` must not carry a query or fragment"),
@@ -449,9 +600,10 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
             format!("`{public_url}` is not an absolute http(s) URL such as \"https://auth.example.com\""),
         ),
     }
+    let public_path = parsed.map_or("", |url| url.path).to_string();
 
     let mut trusted_proxies = Vec::new();
-    for (i, proxy) in raw.server.trusted_proxies.iter().enumerate() {
+    for (i, proxy) in raw.trusted_proxies.iter().enumerate() {
         match proxy.parse::<IpAddr>() {
             Ok(ip) => trusted_proxies.push(ip),
             Err(_) => problem(
@@ -460,16 +612,9 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
             ),
         }
     }
-    let relative = |path: &Path| {
-        if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            dir.join(path)
-        }
-    };
-    let tls = raw.server.tls.map(|tls| TlsFiles {
-        cert: relative(&tls.cert),
-        key: relative(&tls.key),
+    let tls = raw.tls.map(|tls| TlsFiles {
+        cert: relative(dir, &tls.cert),
+        key: relative(dir, &tls.key),
     });
     if let Some(tls) = &tls {
         for (key, path) in [("server.tls.cert", &tls.cert), ("server.tls.key", &tls.key)] {
@@ -478,97 +623,117 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
             }
         }
     }
+    let (acme, http_listen) = check_acme(
+        raw.acme,
+        raw.http_listen.as_deref(),
+        tls.is_some(),
+        &public_url,
+        dir,
+        problem,
+    );
     let limits = Limits {
-        max_body_bytes: raw.server.max_body_bytes,
-        max_header_bytes: raw.server.max_header_bytes,
-        header_read_timeout_secs: raw.server.header_read_timeout_secs,
-        idle_timeout_secs: raw.server.idle_timeout_secs,
-        max_connections: raw.server.max_connections,
+        max_body_bytes: raw.max_body_bytes,
+        max_header_bytes: raw.max_header_bytes,
+        header_read_timeout_secs: raw.header_read_timeout_secs,
+        idle_timeout_secs: raw.idle_timeout_secs,
+        max_connections: raw.max_connections,
         max_connections_per_ip: raw
-            .server
             .max_connections_per_ip
-            .unwrap_or_else(|| default_max_connections_per_ip().min(raw.server.max_connections)),
-        body_read_timeout_secs: raw.server.body_read_timeout_secs,
+            .unwrap_or_else(|| default_max_connections_per_ip().min(raw.max_connections)),
+        body_read_timeout_secs: raw.body_read_timeout_secs,
     };
-    check_hardening_limits(&limits, &raw.server.metrics_token, &mut problem);
-    if !(1024..=16 * 1024 * 1024).contains(&limits.max_body_bytes) {
-        problem(
-            "server.max_body_bytes",
-            "must be between 1024 and 16777216".into(),
-        );
+    check_hardening_limits(&limits, &raw.metrics_token, problem);
+    let as_u64 = |n: usize| n as u64;
+    MAX_BODY_BYTES.check(
+        "server.max_body_bytes",
+        as_u64(limits.max_body_bytes),
+        problem,
+    );
+    MAX_HEADER_BYTES.check(
+        "server.max_header_bytes",
+        as_u64(limits.max_header_bytes),
+        problem,
+    );
+    let timeout = limits.header_read_timeout_secs;
+    HEADER_READ_TIMEOUT_SECS.check("server.header_read_timeout_secs", timeout, problem);
+    IDLE_TIMEOUT_SECS.check(
+        "server.idle_timeout_secs",
+        limits.idle_timeout_secs,
+        problem,
+    );
+    MAX_CONNECTIONS.check(
+        "server.max_connections",
+        as_u64(limits.max_connections),
+        problem,
+    );
+    Server {
+        listen,
+        public_url,
+        public_path,
+        trusted_proxies,
+        metrics: raw.metrics,
+        metrics_token: raw.metrics_token.map(Secret::new),
+        tls,
+        acme,
+        http_listen,
+        limits,
     }
-    if !(8192..=1024 * 1024).contains(&limits.max_header_bytes) {
-        problem(
-            "server.max_header_bytes",
-            "must be between 8192 and 1048576".into(),
-        );
-    }
-    if !(1..=300).contains(&limits.header_read_timeout_secs) {
-        problem(
-            "server.header_read_timeout_secs",
-            "must be between 1 and 300".into(),
-        );
-    }
-    if !(1..=3600).contains(&limits.idle_timeout_secs) {
-        problem(
-            "server.idle_timeout_secs",
-            "must be between 1 and 3600".into(),
-        );
-    }
-    if limits.max_connections == 0 {
-        problem("server.max_connections", "must be at least 1".into());
-    }
+}
 
-    let storage_path = relative(&raw.storage.path);
-    if raw.storage.path.as_os_str().is_empty() {
+/// The checked `[storage]` table.
+struct Storage {
+    path: PathBuf,
+    cache_bytes: u64,
+    sweep_interval_secs: u64,
+}
+
+/// The `[storage]` table: where the data lives and how it is kept.
+fn check_storage(raw: RawStorage, dir: &Path, problem: &mut impl FnMut(&str, String)) -> Storage {
+    if raw.path.as_os_str().is_empty() {
         problem("storage.path", "must not be empty".into());
     }
-    if !(1..=86400).contains(&raw.storage.sweep_interval_secs) {
-        problem(
-            "storage.sweep_interval_secs",
-            "must be between 1 and 86400".into(),
-        );
+    SWEEP_INTERVAL_SECS.check(
+        "storage.sweep_interval_secs",
+        raw.sweep_interval_secs,
+        problem,
+    );
+    CACHE_MIB.check("storage.cache_mib", raw.cache_mib, problem);
+    Storage {
+        path: relative(dir, &raw.path),
+        cache_bytes: raw.cache_mib.saturating_mul(1024 * 1024),
+        sweep_interval_secs: raw.sweep_interval_secs,
     }
-    if raw.storage.cache_mib == 0 {
-        problem("storage.cache_mib", "must be at least 1".into());
-    }
+}
 
+/// The `[tokens]` table: how long codes and tokens live.
+fn check_tokens(raw: RawTokens, problem: &mut impl FnMut(&str, String)) -> TokenTtls {
     let tokens = TokenTtls {
-        code_secs: raw.tokens.code_ttl_secs,
-        access_secs: raw.tokens.access_ttl_secs,
-        refresh_secs: raw.tokens.refresh_ttl_secs,
+        code_secs: raw.code_ttl_secs,
+        access_secs: raw.access_ttl_secs,
+        refresh_secs: raw.refresh_ttl_secs,
     };
-    // RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is RECOMMENDED."
-    if !(1..=600).contains(&tokens.code_secs) {
-        problem(
-            "tokens.code_ttl_secs",
-            "must be between 1 and 600 seconds".into(),
-        );
-    }
-    if !(1..=366 * 86400).contains(&tokens.access_secs) {
-        problem(
-            "tokens.access_ttl_secs",
-            "must be between 1 second and a year".into(),
-        );
-    }
+    CODE_TTL_SECS.check("tokens.code_ttl_secs", tokens.code_secs, problem);
+    ACCESS_TTL_SECS.check("tokens.access_ttl_secs", tokens.access_secs, problem);
     if tokens.refresh_secs != 0 && tokens.refresh_secs <= tokens.access_secs {
         problem(
             "tokens.refresh_ttl_secs",
             "must be 0 (until revoked) or longer than tokens.access_ttl_secs".into(),
         );
     }
+    tokens
+}
 
-    let ui = check_ui(raw.ui, dir, &mut problem);
-
+/// The `[[clients]]`: at least one, unique ids, a usable secret and registered redirect URIs each.
+fn check_clients(raw: Vec<RawClient>, problem: &mut impl FnMut(&str, String)) -> Vec<Client> {
     let mut clients: Vec<Client> = Vec::new();
-    if raw.clients.is_empty() {
+    if raw.is_empty() {
         problem(
             "clients",
             "no [[clients]] configured: add one for your Alexa skill (see config.example.toml)"
                 .into(),
         );
     }
-    for (i, c) in raw.clients.into_iter().enumerate() {
+    for (i, c) in raw.into_iter().enumerate() {
         let key = |k: &str| format!("clients[{i}].{k}");
         if c.id.is_empty() || c.id.len() > 256 || c.id.chars().any(|ch| ch.is_control()) {
             problem(&key("id"), "must be 1 to 256 printable characters".into());
@@ -576,38 +741,7 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
         if clients.iter().any(|other| other.id == c.id) {
             problem(&key("id"), format!("duplicate client id `{}`", c.id));
         }
-        let secret = match (c.secret, c.secret_hash) {
-            (Some(_), Some(_)) => {
-                problem(
-                    &key("secret"),
-                    "set either `secret` or `secret_hash`, not both".into(),
-                );
-                None
-            }
-            (None, None) => {
-                problem(
-                    &key("secret"),
-                    "missing: every client needs a `secret` (or `secret_hash`)".into(),
-                );
-                None
-            }
-            (Some(s), None) if s.chars().count() < 16 => {
-                problem(
-                    &key("secret"),
-                    "too short: use at least 16 random characters".into(),
-                );
-                None
-            }
-            (Some(s), None) => Some(ClientSecret::Plain(Secret::new(s))),
-            (None, Some(h)) if !secret::is_phc_hash(&h) => {
-                problem(
-                    &key("secret_hash"),
-                    "is not an argon2 PHC string (\"$argon2id$v=19$...\")".into(),
-                );
-                None
-            }
-            (None, Some(h)) => Some(ClientSecret::Hash(h)),
-        };
+        let secret = check_secret(c.secret, c.secret_hash, &key, problem);
         if c.redirect_uris.is_empty() {
             problem(
                 &key("redirect_uris"),
@@ -633,31 +767,48 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
             });
         }
     }
+    clients
+}
 
-    if !problems.is_empty() {
-        return Err(problems);
+/// A client's `secret` or `secret_hash`: exactly one, a long enough secret or an argon2 hash.
+fn check_secret(
+    secret: Option<String>,
+    secret_hash: Option<String>,
+    key: &dyn Fn(&str) -> String,
+    problem: &mut impl FnMut(&str, String),
+) -> Option<ClientSecret> {
+    match (secret, secret_hash) {
+        (Some(_), Some(_)) => {
+            problem(
+                &key("secret"),
+                "set either `secret` or `secret_hash`, not both".into(),
+            );
+            None
+        }
+        (None, None) => {
+            problem(
+                &key("secret"),
+                "missing: every client needs a `secret` (or `secret_hash`)".into(),
+            );
+            None
+        }
+        (Some(s), None) if s.chars().count() < 16 => {
+            problem(
+                &key("secret"),
+                "too short: use at least 16 random characters".into(),
+            );
+            None
+        }
+        (Some(s), None) => Some(ClientSecret::Plain(Secret::new(s))),
+        (None, Some(h)) if !secret::is_phc_hash(&h) => {
+            problem(
+                &key("secret_hash"),
+                "is not an argon2 PHC string (\"$argon2id$v=19$...\")".into(),
+            );
+            None
+        }
+        (None, Some(h)) => Some(ClientSecret::Hash(h)),
     }
-    let public_path = {
-        let rest = public_url.split_once("://").map_or("", |(_, rest)| rest);
-        rest.find('/').map_or("", |i| &rest[i..]).to_string()
-    };
-    Ok(Config {
-        file: PathBuf::new(),
-        listen,
-        public_url,
-        public_path,
-        trusted_proxies,
-        metrics: raw.server.metrics,
-        metrics_token: raw.server.metrics_token.map(crate::secret::Secret::new),
-        tls,
-        limits,
-        storage_path,
-        cache_bytes: raw.storage.cache_mib * 1024 * 1024,
-        sweep_interval_secs: raw.storage.sweep_interval_secs,
-        tokens,
-        ui,
-        clients,
-    })
 }
 
 /// The `[ui]` table: branding the operator chose, checked so that a typo or an unreadable colour
@@ -677,12 +828,11 @@ fn check_hardening_limits(
             ),
         );
     }
-    if !(1..=300).contains(&limits.body_read_timeout_secs) {
-        problem(
-            "server.body_read_timeout_secs",
-            "must be between 1 and 300".into(),
-        );
-    }
+    BODY_READ_TIMEOUT_SECS.check(
+        "server.body_read_timeout_secs",
+        limits.body_read_timeout_secs,
+        problem,
+    );
     if metrics_token
         .as_ref()
         .is_some_and(|t| t.chars().count() < 16)
@@ -719,11 +869,7 @@ fn check_ui(raw: RawUi, dir: &Path, problem: &mut impl FnMut(&str, String)) -> U
             }
         });
     let logo = raw.logo.and_then(|path| {
-        let path = if path.is_absolute() {
-            path
-        } else {
-            dir.join(path)
-        };
+        let path = relative(dir, &path);
         match read_logo(&path) {
             Ok(svg) => Some(svg),
             Err(why) => {
@@ -753,6 +899,120 @@ fn check_ui(raw: RawUi, dir: &Path, problem: &mut impl FnMut(&str, String)) -> U
         logo,
         support: support.filter(|s| !s.is_empty()),
     }
+}
+
+/// TLS-ALPN-01 validations arrive on port 443 of the name (RFC 8737 §3); HTTP-01 ones on port 80.
+fn acme_port_warning(
+    acme: &AcmeConfig,
+    public_url: &str,
+    http_listen: Option<SocketAddr>,
+) -> Option<String> {
+    let port = url::parse(public_url).map_or(443, |url| url.port_or_default());
+    (port != 443 && http_listen.is_none()).then(|| format!(
+        "server.public_url is on port {port}, but the CA validates {} over TLS-ALPN-01 on port 443: make port 443 reach this listener (or set server.http_listen for HTTP-01 on port 80)",
+        acme.domain
+    ))
+}
+
+/// `[server.acme]` and `server.http_listen`: exclusive with `[server.tls]`, for an https
+/// `public_url` whose host is a DNS name (the name the certificate is for).
+fn check_acme(
+    raw: Option<RawAcme>,
+    http_listen: Option<&str>,
+    has_tls: bool,
+    public_url: &str,
+    dir: &Path,
+    problem: &mut impl FnMut(&str, String),
+) -> (Option<AcmeConfig>, Option<SocketAddr>) {
+    let http_listen = http_listen.and_then(|addr| match addr.parse::<SocketAddr>() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            problem(
+                "server.http_listen",
+                format!("`{addr}` is not a socket address (expected e.g. \"[::]:80\")"),
+            );
+            None
+        }
+    });
+    if http_listen.is_some() && raw.is_none() && !has_tls {
+        problem(
+            "server.http_listen",
+            "redirects plain HTTP to https, which needs [server.acme] or [server.tls]".into(),
+        );
+    }
+    let Some(raw) = raw else {
+        return (None, http_listen);
+    };
+    if has_tls {
+        problem(
+            "server.acme",
+            "[server.acme] and [server.tls] are mutually exclusive: [server.acme] obtains and renews the certificate itself, [server.tls] serves certificate files you manage; keep one of them".into(),
+        );
+    }
+    let email = raw.email.trim().to_string();
+    let valid_email = email.split_once('@').is_some_and(|(user, host)| {
+        !user.is_empty() && host.contains('.') && !host.starts_with('.') && !host.ends_with('.')
+    }) && !email
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == ',');
+    if !valid_email {
+        problem(
+            "server.acme.email",
+            format!("`{email}` is not an email address (the ACME account's contact, e.g. \"ops@example.com\")"),
+        );
+    }
+    let directory = raw.directory.unwrap_or_else(|| LETS_ENCRYPT.to_string());
+    if !directory.starts_with("https://") || url::parse(&directory).is_none() {
+        problem(
+            "server.acme.directory",
+            format!("`{directory}` is not an https URL (RFC 8555 §6.1: ACME runs over HTTPS); Let's Encrypt's is \"{LETS_ENCRYPT}\""),
+        );
+    }
+    let directory_ca = raw.directory_ca.map(|path| {
+        let path = if path.is_absolute() {
+            path
+        } else {
+            dir.join(path)
+        };
+        if let Err(e) = std::fs::metadata(&path) {
+            problem(
+                "server.acme.directory_ca",
+                format!("cannot read {}: {e}", path.display()),
+            );
+        }
+        path
+    });
+    let host = url::parse(public_url)
+        .filter(|url| url.https)
+        .map(|url| url.host.to_ascii_lowercase());
+    let domain = match host {
+        None => {
+            problem(
+                "server.acme",
+                format!("needs an https server.public_url (the certificate is for its host), not `{public_url}`"),
+            );
+            String::new()
+        }
+        Some(host)
+            if host.starts_with('[') || host.parse::<IpAddr>().is_ok() || !host.contains('.') =>
+        {
+            problem(
+                "server.acme",
+                format!("server.public_url's host `{host}` is not a public DNS name such as \"auth.example.com\"; ACME certificates here are for DNS names"),
+            );
+            String::new()
+        }
+        Some(host) => host,
+    };
+    (
+        Some(AcmeConfig {
+            email,
+            directory,
+            directory_ca,
+            domain,
+        }),
+        http_listen,
+    )
 }
 
 /// `#rrggbb`, dark enough that the white button text on it keeps WCAG AA contrast (4.5:1).
@@ -863,54 +1123,9 @@ fn event_handler(lower: &str) -> Option<&str> {
     None
 }
 
-struct Url<'a> {
-    https: bool,
-    host: &'a str,
-    query_or_fragment: bool,
-}
-
-/// A minimal absolute-URL check: `http(s)://host[:port][/path][?query]`, no user info, no
-/// whitespace. Enough to refuse what must not be configured; the URIs are compared byte for byte.
-fn parse_url(s: &str) -> Option<Url<'_>> {
-    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return None;
-    }
-    let (https, rest) = if let Some(rest) = s.strip_prefix("https://") {
-        (true, rest)
-    } else {
-        (false, s.strip_prefix("http://")?)
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..end];
-    if authority.is_empty() || authority.contains('@') {
-        return None;
-    }
-    let host = if authority.starts_with('[') {
-        &authority[..authority.find(']')? + 1]
-    } else {
-        authority.split(':').next()?
-    };
-    if host.is_empty() {
-        return None;
-    }
-    if let Some((_, port)) = authority
-        .rsplit_once(':')
-        .filter(|_| !authority.ends_with(']'))
-    {
-        if port.parse::<u16>().is_err() {
-            return None;
-        }
-    }
-    Some(Url {
-        https,
-        host,
-        query_or_fragment: rest[end..].contains(['?', '#']),
-    })
-}
-
 /// RFC 6749 §3.1.2 and RFC 9700 §2.1: absolute, no fragment, https unless on this machine.
 fn check_redirect_uri(uri: &str) -> Result<(), &'static str> {
-    let url = parse_url(uri).ok_or("is not an absolute https URL")?;
+    let url = url::parse(uri).ok_or("is not an absolute https URL")?;
     if uri.contains('#') {
         return Err("must not contain a fragment (#)");
     }
@@ -1108,6 +1323,119 @@ redirect_uris = ["https://pitangui.amazon.com/api/skill/link/M2X"]
         }
         // Words that merely contain "on" are fine.
         assert!(try_logo(b"<svg><text font=\"x\">one done on time</text></svg>").is_ok());
+    }
+
+    #[test]
+    fn acme_takes_its_name_from_public_url_and_excludes_static_tls() {
+        let acme = "[server.acme]\nemail = \"ops@example.com\"\n";
+        let with = |text: &str| GOOD.replace("[storage]", &format!("{text}[storage]"));
+        let config = check(&with(acme)).unwrap();
+        let settings = config.acme.unwrap();
+        assert_eq!(settings.domain, "auth.example.com");
+        assert_eq!(settings.directory, LETS_ENCRYPT);
+        assert_eq!(settings.email, "ops@example.com");
+        assert!(config.http_listen.is_none());
+        let text = with(&format!(
+            "http_listen = \"[::]:80\"\n{acme}directory = \"{LETS_ENCRYPT_STAGING}\"\ndirectory_ca = \"ca.pem\"\n"
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), "").unwrap();
+        let config = check_in(&text, dir.path()).unwrap();
+        assert_eq!(config.http_listen, Some("[::]:80".parse().unwrap()));
+        let settings = config.acme.unwrap();
+        assert_eq!(settings.directory, LETS_ENCRYPT_STAGING);
+        assert_eq!(settings.directory_ca, Some(dir.path().join("ca.pem")));
+        // No "terminate HTTPS in a proxy" warning: linkgate serves it.
+        assert!(check(&with(acme)).unwrap().warnings().is_empty());
+        // TLS-ALPN-01 is validated on port 443 only.
+        let other_port = with(acme).replace("auth.example.com/", "auth.example.com:8443/");
+        let warnings = check(&other_port).unwrap().warnings();
+        assert!(
+            warnings.len() == 1 && warnings[0].contains("port 8443") && warnings[0].contains("443"),
+            "{warnings:?}"
+        );
+        let http01 =
+            other_port.replace("[server.acme]", "http_listen = \"[::]:80\"\n[server.acme]");
+        assert!(check(&http01).unwrap().warnings().is_empty());
+    }
+
+    #[test]
+    fn acme_problems_name_the_key() {
+        let acme = "[server.acme]\nemail = \"ops@example.com\"\n";
+        let with = |text: &str| GOOD.replace("[storage]", &format!("{text}[storage]"));
+        let dir = tempfile::tempdir().unwrap();
+        for file in ["cert.pem", "key.pem"] {
+            std::fs::write(dir.path().join(file), "").unwrap();
+        }
+        let both = with(&format!(
+            "[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n{acme}"
+        ));
+        let err = check_in(&both, dir.path()).unwrap_err();
+        assert!(
+            err.contains("key `server.acme`") && err.contains("mutually exclusive"),
+            "{err}"
+        );
+        let err = check(&with("[server.acme]\nemail = \"nobody\"\n")).unwrap_err();
+        assert!(err.contains("key `server.acme.email`"), "{err}");
+        let err = check(&with("[server.acme]\n")).unwrap_err();
+        assert!(err.contains("email"), "{err}");
+        let err = check(&with(&format!(
+            "{acme}directory = \"http://ca.example/dir\"\n"
+        )))
+        .unwrap_err();
+        assert!(err.contains("key `server.acme.directory`"), "{err}");
+        let err = check(&with(&format!("{acme}directory_ca = \"missing.pem\"\n"))).unwrap_err();
+        assert!(
+            err.contains("key `server.acme.directory_ca`")
+                && err.contains("/etc/linkgate/missing.pem"),
+            "{err}"
+        );
+        let err = check(&with(&format!("{acme}typo = 1\n"))).unwrap_err();
+        assert!(err.contains("typo"), "{err}");
+        for url in [
+            "http://auth.example.com",
+            "https://127.0.0.1",
+            "https://localhost",
+        ] {
+            let text = with(acme).replace("https://auth.example.com/", url);
+            let err = check(&text).unwrap_err();
+            assert!(err.contains("key `server.acme`"), "{url}: {err}");
+        }
+        let err = check(&with("http_listen = \"[::]:80\"\n")).unwrap_err();
+        assert!(
+            err.contains("key `server.http_listen`") && err.contains("[server.acme]"),
+            "{err}"
+        );
+        let err = check(&with(&format!("http_listen = \"port 80\"\n{acme}"))).unwrap_err();
+        assert!(err.contains("key `server.http_listen`"), "{err}");
+    }
+
+    #[test]
+    fn limits_are_checked_and_named_from_one_definition() {
+        let server = |line: &str| {
+            check(&GOOD.replace("[storage]", &format!("{line}\n[storage]"))).unwrap_err()
+        };
+        assert_eq!(
+            server("max_body_bytes = 1023"),
+            "key `server.max_body_bytes`: must be between 1024 and 16777216"
+        );
+        assert_eq!(
+            server("max_connections = 0\nmax_connections_per_ip = 1"),
+            "key `server.max_connections`: must be at least 1"
+        );
+        let err = check(&format!("{GOOD}[tokens]\ncode_ttl_secs = 601\n")).unwrap_err();
+        assert_eq!(
+            err,
+            "key `tokens.code_ttl_secs`: must be between 1 and 600 seconds"
+        );
+        for (range, inside, outside) in [
+            (MAX_BODY_BYTES, 16 * 1024 * 1024, 16 * 1024 * 1024 + 1),
+            (CODE_TTL_SECS, 600, 0),
+            (ACCESS_TTL_SECS, 366 * 86400, 366 * 86400 + 1),
+            (MAX_CONNECTIONS, u64::MAX, 0),
+        ] {
+            assert!(range.contains(inside) && !range.contains(outside));
+        }
     }
 
     #[test]

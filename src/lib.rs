@@ -1,10 +1,12 @@
 //! linkgate as a library: the binary in `main.rs` is a thin shell over these modules, and the
 //! fuzz targets and benchmarks reach the parsers and the store through here.
 
+pub mod acme;
 pub mod admin;
 pub mod admin_protocol;
 pub mod admin_socket;
 pub mod app;
+pub mod civil;
 pub mod cli;
 pub mod config;
 pub mod contrast;
@@ -18,4 +20,5 @@ pub mod pages;
 pub mod password_workers;
 pub mod secret;
 pub mod store;
+pub mod url;
 pub mod urlencoded;

@@ -7,6 +7,8 @@ pub struct Certificate<'a> {
     pub subject: &'a [u8],
     /// Unix seconds.
     pub not_after: u64,
+    /// Unix seconds (for the ACME renewal schedule: a third of the lifetime).
+    pub not_before: u64,
 }
 
 const SEQUENCE: u8 = 0x30;
@@ -30,12 +32,13 @@ impl<'a> Certificate<'a> {
         let (_, _, issuer, rest) = expect(rest, SEQUENCE)?;
         let (_, validity, _, rest) = expect(rest, SEQUENCE)?;
         let (_, _, subject, _) = expect(rest, SEQUENCE)?;
-        let after_not_before = next(validity)?.3;
+        let (before_tag, not_before, _, after_not_before) = next(validity)?;
         let (tag, not_after, _, _) = next(after_not_before)?;
         Some(Certificate {
             issuer,
             subject,
             not_after: time(tag, not_after)?,
+            not_before: time(before_tag, not_before)?,
         })
     }
 }
@@ -89,8 +92,10 @@ fn time(tag: u8, bytes: &[u8]) -> Option<u64> {
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
         return None;
     }
-    let seconds =
-        days_from_civil(year, month, day) * 86400 + field(4)? * 3600 + field(6)? * 60 + field(8)?;
+    let seconds = crate::civil::days_from_date(year, month, day) * 86400
+        + field(4)? * 3600
+        + field(6)? * 60
+        + field(8)?;
     u64::try_from(seconds).ok()
 }
 
@@ -99,17 +104,6 @@ fn number(digits: &str) -> Option<i64> {
         return None;
     }
     digits.parse().ok()
-}
-
-/// Days since 1970-01-01 (Howard Hinnant's days-from-civil).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
 }
 
 #[cfg(test)]

@@ -97,40 +97,24 @@ impl Store {
 mod tests {
     use super::*;
     use crate::secret;
-
-    fn grant(user: &crate::store::User) -> Grant {
-        Grant {
-            id: "g".into(),
-            ..Grant::new(&user.sub, "u", "c", "profile", user.generation, 100, 0)
-        }
-    }
+    use crate::store::fixtures;
 
     /// A code issued at 100 with `code_ttl_secs = 60`.
-    fn code(user: &crate::store::User) -> CodeRecord {
-        CodeRecord {
-            client_id: "c".into(),
-            redirect_uri: "https://x/cb".into(),
-            redirect_uri_given: true,
-            sub: user.sub.clone(),
-            username: "u".into(),
-            scope: "profile".into(),
-            code_challenge: None,
-            expires_at: 160,
-            redeemed_by: None,
-            generation: user.generation,
-        }
+    fn code() -> CodeRecord {
+        fixtures::code(160)
+    }
+
+    fn grant() -> Grant {
+        fixtures::grant("g")
     }
 
     #[test]
     fn an_expired_code_is_refused_by_lookup_and_by_exchange() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 1 << 20).unwrap();
-        let user = store
-            .add_user(&crate::store::Username::parse("u").unwrap(), "hash".into())
-            .unwrap();
-        let (grant, code) = (|| grant(&user), code(&user));
+        fixtures::user(&store);
         let key = secret::sha256(b"code");
-        store.put_code(&key, &code).unwrap();
+        store.put_code(&key, &code()).unwrap();
         assert!(store.code(&key, 159).unwrap().is_some(), "live until 160");
         assert!(store.code(&key, 160).unwrap().is_none(), "dead at 160");
         assert!(store.code(&key, 10_000).unwrap().is_none());

@@ -34,8 +34,7 @@ impl KeyRing {
             let (id, value) = entry?;
             let id = id_of(&id)?;
             let record: KeyRecord = decode(&value)?;
-            let bytes = from_hex(&record.secret)
-                .ok_or_else(|| StoreError::Corrupt(format!("token key {id} is not hex")))?;
+            let bytes = super::from_hex(&record.secret)?;
             if record.valid_until == 0 && ring.current.map_or(true, |c| c < id) {
                 ring.current = Some(id);
             }
@@ -64,12 +63,6 @@ fn id_of(bytes: &[u8]) -> Result<u32, StoreError> {
     <[u8; 4]>::try_from(bytes)
         .map(u32::from_be_bytes)
         .map_err(|_| StoreError::Corrupt("a token key id is not 4 bytes".into()))
-}
-
-fn from_hex(hex: &str) -> Option<Vec<u8>> {
-    (0..hex.len() / 2)
-        .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect()
 }
 
 impl Store {

@@ -85,30 +85,15 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use crate::secret;
-    use crate::store::{CodeRecord, Grant, Store, TokenRecord};
+    use crate::store::{fixtures, Store, TokenRecord};
 
     #[test]
     fn sweeping_removes_expired_and_revoked_entries_and_keeps_live_ones() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 1 << 20).unwrap();
-        let name = crate::store::Username::parse("u").unwrap();
-        let user = store.add_user(&name, "hash".into()).unwrap();
-        let grant = |id: &str| Grant {
-            id: id.into(),
-            ..Grant::new(&user.sub, "u", "c", "", user.generation, 0, 0)
-        };
-        let code = |n: u8| CodeRecord {
-            client_id: "c".into(),
-            redirect_uri: "https://x/cb".into(),
-            redirect_uri_given: true,
-            sub: user.sub.clone(),
-            username: "u".into(),
-            scope: String::new(),
-            code_challenge: None,
-            expires_at: 1000 + u64::from(n),
-            redeemed_by: None,
-            generation: user.generation,
-        };
+        fixtures::user(&store);
+        let grant = fixtures::grant;
+        let code = |n: u8| fixtures::code(1000 + u64::from(n));
         // Two links made at time 100: tokens that expire at 200 (access) and never (refresh).
         for (n, id) in [(0u8, "live"), (1, "revoked")] {
             let key = secret::sha256(&[n]);
@@ -130,8 +115,10 @@ mod tests {
         assert_eq!(swept.tokens, 3);
         assert_eq!(store.token_count(), 1);
         assert!(store.grant("live").unwrap().is_some());
-        // A user moved to a new generation: the sweep removes their grants too.
+        // A user moved to a new generation: their grants go, and a code issued before is dead.
+        let name = crate::store::Username::parse("u").unwrap();
         store.set_password(&name, "other".into()).unwrap();
+        assert!(store.grant("live").unwrap().is_none());
         store.put_code(&secret::sha256(&[9]), &code(9)).unwrap();
         let g = grant("again");
         assert!(matches!(
@@ -148,7 +135,7 @@ mod tests {
         let store = Store::open(dir.path(), 1 << 20).unwrap();
         let name = crate::store::Username::parse("u").unwrap();
         let user = store.add_user(&name, "hash".into()).unwrap();
-        let grant = Grant::new(&user.sub, "u", "c", "", user.generation, 100, 0);
+        let grant = crate::store::Grant::new(&user.sub, "u", "c", "", user.generation, 100, 0);
         store.ensure_token_key(100).unwrap();
         let token = store.issue_access(&grant, "", 100, 60).unwrap();
         store.revoke_access(token.expose()).unwrap();

@@ -268,11 +268,14 @@ impl Server {
         let stderr = child.stderr.take().expect("stderr");
         let log = Arc::new(Mutex::new(String::new()));
         let log_in = log.clone();
+        // Line by line as bytes, so a line that is not UTF-8 cannot stop the draining.
         let stderr = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut reader = BufReader::new(stderr);
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
                 let mut log = log_in.lock().unwrap_or_else(|e| e.into_inner());
-                log.push_str(&line);
-                log.push('\n');
+                log.push_str(&String::from_utf8_lossy(&line));
+                line.clear();
             }
         });
         let (tx, rx) = mpsc::channel();
@@ -976,7 +979,7 @@ pub fn write_self_signed(dir: &Path, names: &[&str]) -> Vec<u8> {
     all.extend(names.iter().map(|n| n.to_string()));
     let cert = rcgen::generate_simple_self_signed(all).expect("rcgen");
     std::fs::write(dir.join("cert.pem"), cert.cert.pem()).expect("cert.pem");
-    std::fs::write(dir.join("key.pem"), cert.key_pair.serialize_pem()).expect("key.pem");
+    std::fs::write(dir.join("key.pem"), cert.signing_key.serialize_pem()).expect("key.pem");
     cert.cert.der().to_vec()
 }
 
