@@ -3,7 +3,7 @@
 
 use super::{encode, users::User, CodeRecord, Grant, Rotation, Store};
 
-/// Stores user `u` with `sub` `s` in generation 0, whose the records below are: codes and grants
+/// Stores user `u` with `sub` `s` in generation 0, the user the records below belong to: codes and grants
 /// of a user that does not exist (or is another generation) are dead.
 pub fn user(store: &Store) {
     let user = User {
