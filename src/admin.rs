@@ -8,7 +8,7 @@ use crate::cli::Command;
 use crate::config::Config;
 use crate::secret::{self, Secret};
 use crate::store::{AddUserError, Store, StoreError, Username};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, IsTerminal};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -18,6 +18,15 @@ const MAX_PASSWORD_LEN: usize = 1024;
 
 /// Builds the request for a CLI command, asking for a password where one is needed.
 pub fn request(command: &Command) -> Result<Request, AdminError> {
+    request_with(command, None)
+}
+
+/// The same, with the config (commands that need a setting from it).
+pub fn request_for(config: &Config, command: &Command) -> Result<Request, AdminError> {
+    request_with(command, Some(config))
+}
+
+fn request_with(command: &Command, config: Option<&Config>) -> Result<Request, AdminError> {
     Ok(match command {
         Command::AddUser(name) => Request::AddUser {
             name: username(name)?.to_string(),
@@ -37,6 +46,11 @@ pub fn request(command: &Command) -> Result<Request, AdminError> {
             name: name.trim().to_string(),
         },
         Command::Backup(_) => Request::Backup,
+        Command::RotateTokenKey => Request::RotateTokenKey {
+            access_secs: config
+                .map(|c| c.tokens.access_secs)
+                .ok_or_else(|| AdminError("--rotate-token-key needs the config".into()))?,
+        },
         other => return Err(AdminError(format!("{other:?} is not an admin command"))),
     })
 }
@@ -85,6 +99,12 @@ pub fn execute(store: &Store, request: Request) -> Result<String, AdminError> {
             format!("changed the password of {name} and revoked their tokens")
         }
         Request::UnlinkUser { name } => unlink(store, &name)?,
+        Request::RotateTokenKey { access_secs } => {
+            let id = store.rotate_token_key(crate::store::now(), access_secs)?;
+            format!(
+                "new access tokens are signed with key {id}; the previous key verifies the tokens it signed for {access_secs} s more, then it is dropped"
+            )
+        }
     };
     store.flush_blocking()?;
     Ok(message)
@@ -164,19 +184,22 @@ pub fn restore(config: &Config, file: &Path) -> Result<String, AdminError> {
 /// through the login API (they have no local record, only grants under that subject).
 fn unlink(store: &Store, name: &str) -> Result<String, AdminError> {
     if let Ok(local) = Username::parse(name) {
-        if let Some(user) = store.user(&local)? {
-            let revoked = store.revoke_user_grants(&user.sub)?;
-            return Ok(format!("unlinked {local}: revoked {revoked} grant(s)"));
+        if let Some(revoked) = store.unlink_user(&local)? {
+            return Ok(format!(
+                "unlinked {local}: revoked {revoked} grant(s) and any code not yet redeemed"
+            ));
         }
     }
-    match store.revoke_user_grants(name)? {
-        0 => Err(AdminError(format!(
+    let grants = store.revoke_user_grants(name)?;
+    let codes = store.revoke_subject_codes(name)?;
+    if grants + codes == 0 {
+        return Err(AdminError(format!(
             "no user `{name}` and no login API subject `{name}` with linked clients"
-        ))),
-        revoked => Ok(format!(
-            "unlinked login API subject {name}: revoked {revoked} grant(s)"
-        )),
+        )));
     }
+    Ok(format!(
+        "unlinked login API subject {name}: revoked {grants} grant(s) and {codes} code(s) not yet redeemed"
+    ))
 }
 
 fn no_user(name: &Username) -> AdminError {
@@ -225,14 +248,15 @@ fn read_new_password() -> Result<Secret, AdminError> {
 
 fn list_users(store: &Store) -> Result<String, AdminError> {
     let mut out = String::new();
+    // One pass over the grants for all users, not one per user.
+    let mut linked: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for grant in store.live_grants(crate::store::now())? {
+        linked.entry(grant.sub).or_default().insert(grant.client_id);
+    }
     let mut local_subs = BTreeSet::new();
     for user in store.users()? {
         local_subs.insert(user.sub.clone());
-        let clients: BTreeSet<String> = store
-            .user_grants(&user.sub)?
-            .into_iter()
-            .map(|g| g.client_id)
-            .collect();
+        let clients = linked.remove(&user.sub).unwrap_or_default();
         out.push_str(&format!(
             "{}\tcreated {}\t{} linked client{}\n",
             user.username,
@@ -253,7 +277,7 @@ fn list_users(store: &Store) -> Result<String, AdminError> {
 fn api_subjects(store: &Store, local_subs: &BTreeSet<String>) -> Result<String, AdminError> {
     let mut subjects: std::collections::BTreeMap<String, (String, BTreeSet<String>)> =
         Default::default();
-    for grant in store.grants()? {
+    for grant in store.live_grants(crate::store::now())? {
         if local_subs.contains(&grant.sub) {
             continue;
         }

@@ -47,6 +47,10 @@ pub enum Request {
     },
     /// Streams a snapshot (see `store::backup`) after the response line.
     Backup,
+    /// A new server key for access tokens; the current one verifies `access_secs` more.
+    RotateTokenKey {
+        access_secs: u64,
+    },
 }
 
 /// The server's answer line: `ok` with the command's message, or not with the error's.

@@ -14,6 +14,8 @@ Usage:
   linkgate [--config PATH] --set-password NAME  change a password and revoke the user's tokens
   linkgate [--config PATH] --unlink-user NAME   revoke all of a user's tokens (unlinks them); NAME
                                                 may be a login API subject (see --list-users)
+  linkgate [--config PATH] --rotate-token-key  sign new access tokens with a new key; the old one
+                                                verifies until access_ttl_secs has passed
   linkgate [--config PATH] --check-config       validate the config and show what would be served
   linkgate [--config PATH] --backup FILE        write a consistent snapshot (server running or not)
   linkgate [--config PATH] --restore FILE       restore a snapshot into an empty data directory
@@ -35,6 +37,7 @@ pub enum Command {
     RemoveUser(String),
     SetPassword(String),
     UnlinkUser(String),
+    RotateTokenKey,
     CheckConfig,
     Backup(PathBuf),
     Restore(PathBuf),
@@ -88,6 +91,7 @@ pub fn parse(
             "--backup" => Command::Backup(PathBuf::from(value("--backup FILE")?)),
             "--restore" => Command::Restore(PathBuf::from(value("--restore FILE")?)),
             "--list-users" => Command::ListUsers,
+            "--rotate-token-key" => Command::RotateTokenKey,
             "--check-config" => Command::CheckConfig,
             "--doctor" => Command::Doctor(None),
             "--version" | "-V" => Command::Version,
@@ -139,6 +143,10 @@ mod tests {
         assert_eq!(
             parse_str("--config=a.toml", None).unwrap().config,
             PathBuf::from("a.toml")
+        );
+        assert_eq!(
+            parse_str("--rotate-token-key", None).unwrap().command,
+            Command::RotateTokenKey
         );
     }
 

@@ -41,7 +41,9 @@ fn main() -> ExitCode {
         Command::CheckConfig => admin::check_config(&config),
         Command::Backup(file) => admin::backup(&config, file),
         Command::Restore(file) => admin::restore(&config, file),
-        command => admin::request(command).and_then(|request| admin::run(&config, request)),
+        command => {
+            admin::request_for(&config, command).and_then(|request| admin::run(&config, request))
+        }
     };
     match result {
         Ok(message) => {
@@ -91,6 +93,13 @@ fn serve(config: config::Config) -> ExitCode {
         if let Err(e) = linkgate::login_api::LoginApiClient::new(api) {
             return fail(2, &format!("{}: {e}", config.file.display()));
         }
+    }
+    // A key for access tokens exists, durably, before the first one is issued.
+    if let Err(e) = store
+        .ensure_token_key(store::now())
+        .and_then(|()| store.flush_blocking())
+    {
+        return fail(1, &e.to_string());
     }
     // [server.acme]: the cached certificate is loaded before the first handshake.
     let acme = match config.acme.is_some().then(|| acme::Acme::prepare(&config)) {

@@ -105,7 +105,16 @@ fn a_customer_of_the_login_api_links_alexa_and_userinfo_names_the_api_id() {
         "connections to the API are kept alive"
     );
 
-    // The admin sees the subject, and can unlink it.
+    // A code not yet redeemed, to show that unlinking kills it too.
+    let mut late = Browser::new(&server);
+    let consent = sign_in(&mut late, API_USER, API_PASSWORD);
+    let pending_code = late
+        .decide(&consent, "allow")
+        .location_params()
+        .remove("code")
+        .expect("a code");
+
+    // The admin sees the subject, and can unlink it: every token and code it holds dies.
     let list = env.cli(&["--list-users"], "");
     let listed = text(&list.stdout);
     assert!(
@@ -114,9 +123,16 @@ fn a_customer_of_the_login_api_links_alexa_and_userinfo_names_the_api_id() {
     );
     let unlink = env.cli(&["--unlink-user", API_SUBJECT], "");
     assert!(unlink.status.success(), "{}", text(&unlink.stderr));
-    assert!(text(&unlink.stdout).contains("revoked 1 grant"));
+    let said = text(&unlink.stdout);
+    assert!(said.contains("revoked 1 grant(s) and 1 code(s)"), "{said}");
     assert_eq!(refresh(&server, &refresh_token).error(), "invalid_grant");
     assert_eq!(server.userinfo(&access).status, 401);
+    let exchange = server.token_basic(
+        ALEXA_ID,
+        ALEXA_SECRET,
+        &code_fields(&pending_code, ALEXA_REDIRECT),
+    );
+    assert_eq!(exchange.error(), "invalid_grant", "{}", exchange.text());
     let again = env.cli(&["--unlink-user", API_SUBJECT], "");
     assert!(!again.status.success());
     assert!(

@@ -528,6 +528,17 @@ async fn consent(
             return Step::ErrorPage(ErrorPage::SignInUnavailable);
         }
     }
+    // The user's generation now; hardening replaces this with the one seen at sign-in. A login
+    // API customer has no local record: their codes and grants carry LOGIN_API_GENERATION.
+    let generation = match app.store.user_generation(&username) {
+        _ if credentials == LOGIN_API_CREDENTIALS => crate::store::LOGIN_API_GENERATION,
+        Ok(Some(current)) if current.sub == sub => current.generation,
+        Ok(_) => return Step::ErrorPage(ErrorPage::LinkingUnavailable),
+        Err(e) => {
+            tracing::error!("reading the user failed: {e}");
+            return Step::ErrorPage(ErrorPage::LinkingUnavailable);
+        }
+    };
     let code = secret::new_token("lgc_");
     let record = CodeRecord {
         client_id: client.id.clone(),
@@ -539,6 +550,7 @@ async fn consent(
         code_challenge: pending.code_challenge.clone(),
         expires_at: now() + app.config.tokens.code_secs,
         redeemed_by: None,
+        generation,
     };
     let stored = match app.store.put_code(&code.key(), &record) {
         Ok(()) => app.store.flush().await,
@@ -657,6 +669,7 @@ mod tests {
             username: "alice".into(),
             password_hash: secret::hash_password(&Secret::new("correct horse")),
             created_at: 0,
+            generation: 0,
         }
     }
 

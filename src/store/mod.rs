@@ -2,15 +2,19 @@
 //! (one per account link) and tokens. Callers never see sled types; they get domain records and a
 //! `StoreError` that says whether a fault is worth retrying.
 //!
-//! Codes and tokens are stored under the SHA-256 of their value, never the value itself, so a copy
-//! of the data directory does not hand out working tokens.
+//! Codes (and the tokens of earlier releases) are stored under the SHA-256 of their value, never
+//! the value itself. Access and refresh tokens are self-verifying (`sealed.rs`): issuing one
+//! writes nothing, checking one reads its grant. The keys they are MAC'd under are in the store
+//! (`keys.rs`, and each grant's own secret), so the data directory is as secret as the tokens.
 
 mod backup;
 mod codes;
 #[cfg(test)]
 pub(crate) mod fixtures;
 mod grants;
+mod keys;
 mod record;
+pub mod sealed;
 mod sweep;
 mod throttle;
 mod users;
@@ -18,10 +22,11 @@ mod users;
 pub use backup::RestoreError;
 pub use codes::CodeRecord;
 pub use codes::Redeemed;
-pub use grants::{Grant, Refreshed, Replacement, TokenKind, TokenRecord};
+pub use grants::{Grant, Issue, Refreshed, Rotation, TokenKind, TokenRecord};
 pub use throttle::{address_prefix, Failures, Policy, Reservation, ThrottleKey};
-pub use users::{AddUserError, User, Username};
+pub use users::{AddUserError, Generation, User, Username, LOGIN_API_GENERATION};
 
+use std::collections::HashMap;
 use std::fmt;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -41,6 +46,14 @@ pub struct Store {
     grants: sled::Tree,
     tokens: sled::Tree,
     throttle: sled::Tree,
+    /// Server keys for access tokens (`keys.rs`), and in memory.
+    keys: sled::Tree,
+    ring: Arc<RwLock<keys::KeyRing>>,
+    /// Access tokens revoked one by one (RFC 7009): token id → expiry, and in memory.
+    denied: sled::Tree,
+    deny_list: Arc<Mutex<HashMap<[u8; 16], u64>>>,
+    /// Users' current generations (`users.rs`), by username; `None`: no such user.
+    generations: Arc<Mutex<users::GenerationCache>>,
     /// Writers hold it shared, a backup exclusively, so a backup sees a state between writes.
     gate: Arc<RwLock<()>>,
     /// Serialises the read-modify-write operations (code exchange, refresh). sled's own
@@ -108,7 +121,16 @@ impl Store {
                 }
                 other => StoreError::Io(format!("cannot open {}: {other}", path.display())),
             })?;
+        let keys = db.open_tree("keys")?;
+        let denied = db.open_tree("denied")?;
+        let ring = Store::load_keys(&keys)?;
+        let deny_list = Store::load_deny_list(&denied)?;
         Ok(Store {
+            keys,
+            ring: Arc::new(RwLock::new(ring)),
+            denied,
+            deny_list: Arc::new(Mutex::new(deny_list)),
+            generations: Arc::new(Mutex::new(users::GenerationCache::default())),
             users: db.open_tree("users")?,
             codes: db.open_tree("codes")?,
             grants: db.open_tree("grants")?,
