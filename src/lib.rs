@@ -14,6 +14,7 @@ pub mod doctor;
 pub mod http;
 pub mod lang;
 pub mod logging;
+pub mod login_api;
 pub mod metrics;
 pub mod oauth;
 pub mod pages;

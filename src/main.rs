@@ -89,6 +89,11 @@ fn serve(config: config::Config) -> ExitCode {
         },
         None => None,
     };
+    if let Some(api) = config.login.api.clone() {
+        if let Err(e) = linkgate::login_api::LoginApiClient::new(api) {
+            return fail(2, &format!("{}: {e}", config.file.display()));
+        }
+    }
     // A key for access tokens exists, durably, before the first one is issued.
     if let Err(e) = store
         .ensure_token_key(store::now())

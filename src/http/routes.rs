@@ -234,6 +234,7 @@ fn render_in(app: &App, frame: pages::Frame<'_>, step: Step) -> Reply {
                 Some(authorize::LoginFailure::WrongCredentials) => 401,
                 Some(authorize::LoginFailure::Locked(_)) => 429,
                 Some(authorize::LoginFailure::Busy) => 503,
+                Some(authorize::LoginFailure::Unavailable) => 503,
             };
             response::html(
                 status,

@@ -24,7 +24,7 @@ pub use codes::CodeRecord;
 pub use codes::Redeemed;
 pub use grants::{Grant, Issue, Refreshed, Rotation, TokenKind, TokenRecord};
 pub use throttle::{address_prefix, Failures, Policy, Reservation, ThrottleKey};
-pub use users::{AddUserError, Generation, User, Username};
+pub use users::{AddUserError, Generation, User, Username, LOGIN_API_GENERATION};
 
 use std::collections::HashMap;
 use std::fmt;
