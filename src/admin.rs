@@ -12,8 +12,9 @@ use std::io::{BufRead, IsTerminal};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-const MIN_PASSWORD_LEN: usize = 8;
-const MAX_PASSWORD_LEN: usize = 1024;
+use crate::accounts::password_rules::{
+    check_new_password, PasswordProblem, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN,
+};
 
 /// Builds the request for a CLI command, asking for a password where one is needed.
 pub fn request(command: &Command) -> Result<Request, AdminError> {
@@ -64,6 +65,12 @@ pub fn execute(store: &Store, request: Request) -> Result<String, AdminError> {
         }
         Request::ListUsers => return list_users(store),
         Request::Backup => return Err(AdminError("use --backup FILE".into())),
+        Request::PasswordLink {
+            name,
+            kind,
+            key,
+            ttl_secs,
+        } => return crate::accounts::links::execute(store, &name, kind, &key, ttl_secs),
         Request::RemoveUser { name } => {
             let name = username(&name)?;
             if !store.remove_user(&name)? {
@@ -189,19 +196,19 @@ fn read_new_password() -> Result<Secret, AdminError> {
             .map_err(|e| AdminError(format!("cannot read the password from stdin: {e}")))?;
         line.trim_end_matches(['\r', '\n']).to_string()
     };
-    let length = password.chars().count();
-    if password.is_empty() {
-        return Err(AdminError("the password is empty".into()));
-    }
-    if length < MIN_PASSWORD_LEN {
-        return Err(AdminError(format!(
-            "the password is too short: use at least {MIN_PASSWORD_LEN} characters"
-        )));
-    }
-    if length > MAX_PASSWORD_LEN {
-        return Err(AdminError(format!(
-            "the password is too long (over {MAX_PASSWORD_LEN} characters)"
-        )));
+    match check_new_password(&password) {
+        Ok(()) => {}
+        Err(PasswordProblem::Empty) => return Err(AdminError("the password is empty".into())),
+        Err(PasswordProblem::TooShort) => {
+            return Err(AdminError(format!(
+                "the password is too short: use at least {MIN_PASSWORD_LEN} characters"
+            )))
+        }
+        Err(PasswordProblem::TooLong) => {
+            return Err(AdminError(format!(
+                "the password is too long (over {MAX_PASSWORD_LEN} characters)"
+            )))
+        }
     }
     Ok(Secret::new(password))
 }

@@ -12,6 +12,11 @@ Usage:
   linkgate [--config PATH] --remove-user NAME   delete a user and revoke their tokens
   linkgate [--config PATH] --set-password NAME  change a password and revoke the user's tokens
   linkgate [--config PATH] --unlink-user NAME   revoke all of a user's tokens (unlinks them)
+  linkgate [--config PATH] --invite NAME        create a user and print a one-time link where
+                                                they set their own password
+  linkgate [--config PATH] --reset-password NAME
+                                                print a one-time link where the user sets a new
+                                                password (their links end when they do)
   linkgate [--config PATH] --check-config       validate the config and show what would be served
   linkgate [--config PATH] --backup FILE        write a consistent snapshot (server running or not)
   linkgate [--config PATH] --restore FILE       restore a snapshot into an empty data directory
@@ -33,6 +38,8 @@ pub enum Command {
     RemoveUser(String),
     SetPassword(String),
     UnlinkUser(String),
+    Invite(String),
+    ResetPassword(String),
     CheckConfig,
     Backup(PathBuf),
     Restore(PathBuf),
@@ -83,6 +90,8 @@ pub fn parse(
             "--remove-user" => Command::RemoveUser(value("--remove-user NAME")?),
             "--set-password" => Command::SetPassword(value("--set-password NAME")?),
             "--unlink-user" => Command::UnlinkUser(value("--unlink-user NAME")?),
+            "--invite" => Command::Invite(value("--invite NAME")?),
+            "--reset-password" => Command::ResetPassword(value("--reset-password NAME")?),
             "--backup" => Command::Backup(PathBuf::from(value("--backup FILE")?)),
             "--restore" => Command::Restore(PathBuf::from(value("--restore FILE")?)),
             "--list-users" => Command::ListUsers,

@@ -36,6 +36,15 @@ pub struct Config {
     pub tokens: TokenTtls,
     pub ui: Ui,
     pub clients: Vec<Client>,
+    /// `[accounts]`: invitations and password links (issue 15).
+    pub accounts: Accounts,
+}
+
+/// `[accounts]`.
+#[derive(Debug, Clone)]
+pub struct Accounts {
+    /// How long an `--invite` / `--reset-password` link lives, in seconds.
+    pub invite_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -231,6 +240,27 @@ struct RawConfig {
     ui: RawUi,
     #[serde(default)]
     clients: Vec<RawClient>,
+    #[serde(default)]
+    accounts: RawAccounts,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccounts {
+    #[serde(default = "default_invite_ttl_secs")]
+    invite_ttl_secs: u64,
+}
+
+impl Default for RawAccounts {
+    fn default() -> Self {
+        RawAccounts {
+            invite_ttl_secs: default_invite_ttl_secs(),
+        }
+    }
+}
+
+fn default_invite_ttl_secs() -> u64 {
+    24 * 3600
 }
 
 #[derive(Deserialize)]
@@ -559,6 +589,7 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
     }
 
     let ui = check_ui(raw.ui, dir, &mut problem);
+    let accounts = check_accounts(raw.accounts, &mut problem);
 
     let mut clients: Vec<Client> = Vec::new();
     if raw.clients.is_empty() {
@@ -657,7 +688,21 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
         tokens,
         ui,
         clients,
+        accounts,
     })
+}
+
+/// `[accounts]`: a password link must live long enough to reach its person and not for ever.
+fn check_accounts(raw: RawAccounts, problem: &mut impl FnMut(&str, String)) -> Accounts {
+    if !(60..=30 * 86400).contains(&raw.invite_ttl_secs) {
+        problem(
+            "accounts.invite_ttl_secs",
+            "must be between 60 seconds and 30 days (2592000)".into(),
+        );
+    }
+    Accounts {
+        invite_ttl_secs: raw.invite_ttl_secs,
+    }
 }
 
 /// The `[ui]` table: branding the operator chose, checked so that a typo or an unreadable colour
@@ -1120,5 +1165,19 @@ redirect_uris = ["https://pitangui.amazon.com/api/skill/link/M2X"]
         assert!(check_redirect_uri("https://user@example.com/cb").is_err());
         assert!(check_redirect_uri("/relative").is_err());
         assert!(check_redirect_uri("https://").is_err());
+    }
+
+    #[test]
+    fn accounts_invite_ttl() {
+        let config = check(GOOD).unwrap();
+        assert_eq!(config.accounts.invite_ttl_secs, 86400);
+        let config = check(&format!("{GOOD}[accounts]\ninvite_ttl_secs = 600\n")).unwrap();
+        assert_eq!(config.accounts.invite_ttl_secs, 600);
+        for bad in ["59", "2592001", "\"a day\""] {
+            let err = check(&format!("{GOOD}[accounts]\ninvite_ttl_secs = {bad}\n")).unwrap_err();
+            assert!(err.contains("accounts.invite_ttl_secs"), "{err}");
+        }
+        let err = check(&format!("{GOOD}[accounts]\ninvite_ttl = 600\n")).unwrap_err();
+        assert!(err.contains("invite_ttl"), "{err}");
     }
 }

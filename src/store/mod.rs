@@ -8,6 +8,7 @@
 mod backup;
 mod codes;
 mod grants;
+mod invites;
 mod record;
 mod sweep;
 mod throttle;
@@ -16,6 +17,7 @@ mod users;
 pub use codes::CodeRecord;
 pub use codes::Redeemed;
 pub use grants::{Grant, Refreshed, Replacement, TokenKind, TokenRecord};
+pub use invites::{LinkKind, LinkUsed, PasswordLink};
 pub use throttle::{address_prefix, Failures, Policy, Reservation, ThrottleKey};
 pub use users::{AddUserError, User, Username};
 
@@ -38,6 +40,8 @@ pub struct Store {
     grants: sled::Tree,
     tokens: sled::Tree,
     throttle: sled::Tree,
+    /// One-time password links (`invites.rs`); not in backups: a restore revives no link.
+    invites: sled::Tree,
     /// Writers hold it shared, a backup exclusively, so a backup sees a state between writes.
     gate: Arc<RwLock<()>>,
     /// Serialises the read-modify-write operations (code exchange, refresh). sled's own
@@ -111,6 +115,7 @@ impl Store {
             grants: db.open_tree("grants")?,
             tokens: db.open_tree("tokens")?,
             throttle: db.open_tree("throttle")?,
+            invites: db.open_tree("invites")?,
             gate: Arc::new(RwLock::new(())),
             exclusive: Arc::new(Mutex::new(())),
             flush_requests: Arc::new(AtomicU64::new(0)),

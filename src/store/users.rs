@@ -102,6 +102,7 @@ impl Store {
             return Ok(false);
         };
         self.revoke_user_grants(&user.sub)?;
+        self.drop_password_links(name.as_str())?;
         let _writing = self.writing();
         self.users.remove(name.as_str())?;
         Ok(true)
@@ -119,6 +120,8 @@ impl Store {
             self.users.insert(name.as_str(), encode(&user))?;
         }
         self.revoke_user_grants(&user.sub)?;
+        // A password set another way supersedes an outstanding reset link.
+        self.drop_password_links(name.as_str())?;
         Ok(true)
     }
 }
