@@ -3,6 +3,7 @@
 
 pub use crate::admin_protocol::{AdminError, Request};
 use crate::admin_socket;
+pub use crate::civil::format_time;
 use crate::cli::Command;
 use crate::config::Config;
 use crate::secret::{self, Secret};
@@ -276,34 +277,4 @@ pub fn check_config(config: &Config) -> Result<String, AdminError> {
         out.push_str(&format!("warning: {warning}\n"));
     }
     Ok(out.trim_end().to_string())
-}
-
-/// `YYYY-MM-DD HH:MM:SS UTC` from Unix seconds (Howard Hinnant's civil-from-days).
-pub fn format_time(secs: u64) -> String {
-    let days = (secs / 86400) as i64;
-    let rem = secs % 86400;
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z.rem_euclid(146097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn formats_times() {
-        assert_eq!(super::format_time(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(super::format_time(1_795_000_000), "2026-11-18 11:06:40 UTC");
-    }
 }

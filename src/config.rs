@@ -5,6 +5,7 @@
 use crate::contrast::{self, Rgb};
 use crate::lang::Lang;
 use crate::secret::{self, Secret};
+use crate::url;
 use serde::Deserialize;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -452,23 +453,134 @@ fn parse(text: &str) -> Result<RawConfig, String> {
     })
 }
 
+/// The allowed range of a number in the config, written once: the check and its message both come
+/// from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    pub min: u64,
+    /// `u64::MAX`: no upper bound.
+    pub max: u64,
+    /// Read after the bounds in the message (" seconds").
+    unit: &'static str,
+}
+
+impl Range {
+    pub const fn new(min: u64, max: u64) -> Range {
+        Range { min, max, unit: "" }
+    }
+
+    pub const fn at_least(min: u64) -> Range {
+        Range::new(min, u64::MAX)
+    }
+
+    pub const fn seconds(min: u64, max: u64) -> Range {
+        Range {
+            min,
+            max,
+            unit: " seconds",
+        }
+    }
+
+    pub fn contains(self, value: u64) -> bool {
+        (self.min..=self.max).contains(&value)
+    }
+
+    /// Reports `key` through `problem` unless `value` is in range.
+    fn check(self, key: &str, value: u64, problem: &mut impl FnMut(&str, String)) {
+        if self.contains(value) {
+            return;
+        }
+        let (min, max, unit) = (self.min, self.max, self.unit);
+        if max == u64::MAX {
+            problem(key, format!("must be at least {min}{unit}"));
+        } else {
+            problem(key, format!("must be between {min} and {max}{unit}"));
+        }
+    }
+}
+
+pub const MAX_BODY_BYTES: Range = Range::new(1024, 16 * 1024 * 1024);
+pub const MAX_HEADER_BYTES: Range = Range::new(8192, 1024 * 1024);
+pub const HEADER_READ_TIMEOUT_SECS: Range = Range::new(1, 300);
+pub const IDLE_TIMEOUT_SECS: Range = Range::new(1, 3600);
+pub const BODY_READ_TIMEOUT_SECS: Range = Range::new(1, 300);
+pub const MAX_CONNECTIONS: Range = Range::at_least(1);
+pub const SWEEP_INTERVAL_SECS: Range = Range::new(1, 86400);
+pub const CACHE_MIB: Range = Range::at_least(1);
+/// RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is RECOMMENDED."
+pub const CODE_TTL_SECS: Range = Range::seconds(1, 600);
+/// Up to a year (366 days).
+pub const ACCESS_TTL_SECS: Range = Range::seconds(1, 366 * 86400);
+
 fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
     let mut problems = Vec::new();
     let mut problem = |key: &str, what: String| problems.push(format!("key `{key}`: {what}"));
+    let server = check_server(raw.server, dir, &mut problem);
+    let storage = check_storage(raw.storage, dir, &mut problem);
+    let tokens = check_tokens(raw.tokens, &mut problem);
+    let ui = check_ui(raw.ui, dir, &mut problem);
+    let clients = check_clients(raw.clients, &mut problem);
+    let accounts = check_accounts(raw.accounts, &mut problem);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Config {
+        file: PathBuf::new(),
+        listen: server.listen,
+        public_url: server.public_url,
+        public_path: server.public_path,
+        trusted_proxies: server.trusted_proxies,
+        metrics: server.metrics,
+        metrics_token: server.metrics_token,
+        tls: server.tls,
+        limits: server.limits,
+        storage_path: storage.path,
+        cache_bytes: storage.cache_bytes,
+        sweep_interval_secs: storage.sweep_interval_secs,
+        tokens,
+        ui,
+        clients,
+        accounts,
+    })
+}
 
-    let listen = raw.server.listen.parse::<SocketAddr>().unwrap_or_else(|_| {
+/// `path` as written if absolute, else relative to the config file's directory.
+fn relative(dir: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        dir.join(path)
+    }
+}
+
+/// The checked `[server]` table.
+struct Server {
+    listen: SocketAddr,
+    public_url: String,
+    public_path: String,
+    trusted_proxies: Vec<IpAddr>,
+    metrics: bool,
+    metrics_token: Option<Secret>,
+    tls: Option<TlsFiles>,
+    limits: Limits,
+}
+
+/// The `[server]` table: where to listen, how the world reaches us, and the connection limits.
+fn check_server(raw: RawServer, dir: &Path, problem: &mut impl FnMut(&str, String)) -> Server {
+    let listen = raw.listen.parse::<SocketAddr>().unwrap_or_else(|_| {
         problem(
             "server.listen",
             format!(
                 "`{}` is not a socket address (expected e.g. \"127.0.0.1:8080\" or \"[::]:443\")",
-                raw.server.listen
+                raw.listen
             ),
         );
         SocketAddr::from(([127, 0, 0, 1], 0))
     });
 
-    let public_url = raw.server.public_url.trim_end_matches('/').to_string();
-    match parse_url(&public_url) {
+    let public_url = raw.public_url.trim_end_matches('/').to_string();
+    let parsed = url::parse(&public_url);
+    match parsed {
         Some(url) if url.query_or_fragment => problem(
             "server.public_url",
             format!("`{public_url}` must not carry a query or fragment"),
@@ -479,9 +591,10 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
             format!("`{public_url}` is not an absolute http(s) URL such as \"https://auth.example.com\""),
         ),
     }
+    let public_path = parsed.map_or("", |url| url.path).to_string();
 
     let mut trusted_proxies = Vec::new();
-    for (i, proxy) in raw.server.trusted_proxies.iter().enumerate() {
+    for (i, proxy) in raw.trusted_proxies.iter().enumerate() {
         match proxy.parse::<IpAddr>() {
             Ok(ip) => trusted_proxies.push(ip),
             Err(_) => problem(
@@ -490,16 +603,9 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
             ),
         }
     }
-    let relative = |path: &Path| {
-        if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            dir.join(path)
-        }
-    };
-    let tls = raw.server.tls.map(|tls| TlsFiles {
-        cert: relative(&tls.cert),
-        key: relative(&tls.key),
+    let tls = raw.tls.map(|tls| TlsFiles {
+        cert: relative(dir, &tls.cert),
+        key: relative(dir, &tls.key),
     });
     if let Some(tls) = &tls {
         for (key, path) in [("server.tls.cert", &tls.cert), ("server.tls.key", &tls.key)] {
@@ -509,97 +615,106 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
         }
     }
     let limits = Limits {
-        max_body_bytes: raw.server.max_body_bytes,
-        max_header_bytes: raw.server.max_header_bytes,
-        header_read_timeout_secs: raw.server.header_read_timeout_secs,
-        idle_timeout_secs: raw.server.idle_timeout_secs,
-        max_connections: raw.server.max_connections,
+        max_body_bytes: raw.max_body_bytes,
+        max_header_bytes: raw.max_header_bytes,
+        header_read_timeout_secs: raw.header_read_timeout_secs,
+        idle_timeout_secs: raw.idle_timeout_secs,
+        max_connections: raw.max_connections,
         max_connections_per_ip: raw
-            .server
             .max_connections_per_ip
-            .unwrap_or_else(|| default_max_connections_per_ip().min(raw.server.max_connections)),
-        body_read_timeout_secs: raw.server.body_read_timeout_secs,
+            .unwrap_or_else(|| default_max_connections_per_ip().min(raw.max_connections)),
+        body_read_timeout_secs: raw.body_read_timeout_secs,
     };
-    check_hardening_limits(&limits, &raw.server.metrics_token, &mut problem);
-    if !(1024..=16 * 1024 * 1024).contains(&limits.max_body_bytes) {
-        problem(
-            "server.max_body_bytes",
-            "must be between 1024 and 16777216".into(),
-        );
+    check_hardening_limits(&limits, &raw.metrics_token, problem);
+    let as_u64 = |n: usize| n as u64;
+    MAX_BODY_BYTES.check(
+        "server.max_body_bytes",
+        as_u64(limits.max_body_bytes),
+        problem,
+    );
+    MAX_HEADER_BYTES.check(
+        "server.max_header_bytes",
+        as_u64(limits.max_header_bytes),
+        problem,
+    );
+    let timeout = limits.header_read_timeout_secs;
+    HEADER_READ_TIMEOUT_SECS.check("server.header_read_timeout_secs", timeout, problem);
+    IDLE_TIMEOUT_SECS.check(
+        "server.idle_timeout_secs",
+        limits.idle_timeout_secs,
+        problem,
+    );
+    MAX_CONNECTIONS.check(
+        "server.max_connections",
+        as_u64(limits.max_connections),
+        problem,
+    );
+    Server {
+        listen,
+        public_url,
+        public_path,
+        trusted_proxies,
+        metrics: raw.metrics,
+        metrics_token: raw.metrics_token.map(Secret::new),
+        tls,
+        limits,
     }
-    if !(8192..=1024 * 1024).contains(&limits.max_header_bytes) {
-        problem(
-            "server.max_header_bytes",
-            "must be between 8192 and 1048576".into(),
-        );
-    }
-    if !(1..=300).contains(&limits.header_read_timeout_secs) {
-        problem(
-            "server.header_read_timeout_secs",
-            "must be between 1 and 300".into(),
-        );
-    }
-    if !(1..=3600).contains(&limits.idle_timeout_secs) {
-        problem(
-            "server.idle_timeout_secs",
-            "must be between 1 and 3600".into(),
-        );
-    }
-    if limits.max_connections == 0 {
-        problem("server.max_connections", "must be at least 1".into());
-    }
+}
 
-    let storage_path = relative(&raw.storage.path);
-    if raw.storage.path.as_os_str().is_empty() {
+/// The checked `[storage]` table.
+struct Storage {
+    path: PathBuf,
+    cache_bytes: u64,
+    sweep_interval_secs: u64,
+}
+
+/// The `[storage]` table: where the data lives and how it is kept.
+fn check_storage(raw: RawStorage, dir: &Path, problem: &mut impl FnMut(&str, String)) -> Storage {
+    if raw.path.as_os_str().is_empty() {
         problem("storage.path", "must not be empty".into());
     }
-    if !(1..=86400).contains(&raw.storage.sweep_interval_secs) {
-        problem(
-            "storage.sweep_interval_secs",
-            "must be between 1 and 86400".into(),
-        );
+    SWEEP_INTERVAL_SECS.check(
+        "storage.sweep_interval_secs",
+        raw.sweep_interval_secs,
+        problem,
+    );
+    CACHE_MIB.check("storage.cache_mib", raw.cache_mib, problem);
+    Storage {
+        path: relative(dir, &raw.path),
+        cache_bytes: raw.cache_mib.saturating_mul(1024 * 1024),
+        sweep_interval_secs: raw.sweep_interval_secs,
     }
-    if raw.storage.cache_mib == 0 {
-        problem("storage.cache_mib", "must be at least 1".into());
-    }
+}
 
+/// The `[tokens]` table: how long codes and tokens live.
+fn check_tokens(raw: RawTokens, problem: &mut impl FnMut(&str, String)) -> TokenTtls {
     let tokens = TokenTtls {
-        code_secs: raw.tokens.code_ttl_secs,
-        access_secs: raw.tokens.access_ttl_secs,
-        refresh_secs: raw.tokens.refresh_ttl_secs,
+        code_secs: raw.code_ttl_secs,
+        access_secs: raw.access_ttl_secs,
+        refresh_secs: raw.refresh_ttl_secs,
     };
-    // RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is RECOMMENDED."
-    if !(1..=600).contains(&tokens.code_secs) {
-        problem(
-            "tokens.code_ttl_secs",
-            "must be between 1 and 600 seconds".into(),
-        );
-    }
-    if !(1..=366 * 86400).contains(&tokens.access_secs) {
-        problem(
-            "tokens.access_ttl_secs",
-            "must be between 1 second and a year".into(),
-        );
-    }
+    CODE_TTL_SECS.check("tokens.code_ttl_secs", tokens.code_secs, problem);
+    ACCESS_TTL_SECS.check("tokens.access_ttl_secs", tokens.access_secs, problem);
     if tokens.refresh_secs != 0 && tokens.refresh_secs <= tokens.access_secs {
         problem(
             "tokens.refresh_ttl_secs",
             "must be 0 (until revoked) or longer than tokens.access_ttl_secs".into(),
         );
     }
+    tokens
+}
 
-    let ui = check_ui(raw.ui, dir, &mut problem);
-    let accounts = check_accounts(raw.accounts, &mut problem);
-
+/// The `[[clients]]`: at least one, unique ids, a usable secret and registered redirect URIs each.
+fn check_clients(raw: Vec<RawClient>, problem: &mut impl FnMut(&str, String)) -> Vec<Client> {
     let mut clients: Vec<Client> = Vec::new();
-    if raw.clients.is_empty() {
+    if raw.is_empty() {
         problem(
             "clients",
             "no [[clients]] configured: add one for your Alexa skill (see config.example.toml)"
                 .into(),
         );
     }
-    for (i, c) in raw.clients.into_iter().enumerate() {
+    for (i, c) in raw.into_iter().enumerate() {
         let key = |k: &str| format!("clients[{i}].{k}");
         if c.id.is_empty() || c.id.len() > 256 || c.id.chars().any(|ch| ch.is_control()) {
             problem(&key("id"), "must be 1 to 256 printable characters".into());
@@ -607,38 +722,7 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
         if clients.iter().any(|other| other.id == c.id) {
             problem(&key("id"), format!("duplicate client id `{}`", c.id));
         }
-        let secret = match (c.secret, c.secret_hash) {
-            (Some(_), Some(_)) => {
-                problem(
-                    &key("secret"),
-                    "set either `secret` or `secret_hash`, not both".into(),
-                );
-                None
-            }
-            (None, None) => {
-                problem(
-                    &key("secret"),
-                    "missing: every client needs a `secret` (or `secret_hash`)".into(),
-                );
-                None
-            }
-            (Some(s), None) if s.chars().count() < 16 => {
-                problem(
-                    &key("secret"),
-                    "too short: use at least 16 random characters".into(),
-                );
-                None
-            }
-            (Some(s), None) => Some(ClientSecret::Plain(Secret::new(s))),
-            (None, Some(h)) if !secret::is_phc_hash(&h) => {
-                problem(
-                    &key("secret_hash"),
-                    "is not an argon2 PHC string (\"$argon2id$v=19$...\")".into(),
-                );
-                None
-            }
-            (None, Some(h)) => Some(ClientSecret::Hash(h)),
-        };
+        let secret = check_secret(c.secret, c.secret_hash, &key, problem);
         if c.redirect_uris.is_empty() {
             problem(
                 &key("redirect_uris"),
@@ -664,32 +748,48 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
             });
         }
     }
+    clients
+}
 
-    if !problems.is_empty() {
-        return Err(problems);
+/// A client's `secret` or `secret_hash`: exactly one, a long enough secret or an argon2 hash.
+fn check_secret(
+    secret: Option<String>,
+    secret_hash: Option<String>,
+    key: &dyn Fn(&str) -> String,
+    problem: &mut impl FnMut(&str, String),
+) -> Option<ClientSecret> {
+    match (secret, secret_hash) {
+        (Some(_), Some(_)) => {
+            problem(
+                &key("secret"),
+                "set either `secret` or `secret_hash`, not both".into(),
+            );
+            None
+        }
+        (None, None) => {
+            problem(
+                &key("secret"),
+                "missing: every client needs a `secret` (or `secret_hash`)".into(),
+            );
+            None
+        }
+        (Some(s), None) if s.chars().count() < 16 => {
+            problem(
+                &key("secret"),
+                "too short: use at least 16 random characters".into(),
+            );
+            None
+        }
+        (Some(s), None) => Some(ClientSecret::Plain(Secret::new(s))),
+        (None, Some(h)) if !secret::is_phc_hash(&h) => {
+            problem(
+                &key("secret_hash"),
+                "is not an argon2 PHC string (\"$argon2id$v=19$...\")".into(),
+            );
+            None
+        }
+        (None, Some(h)) => Some(ClientSecret::Hash(h)),
     }
-    let public_path = {
-        let rest = public_url.split_once("://").map_or("", |(_, rest)| rest);
-        rest.find('/').map_or("", |i| &rest[i..]).to_string()
-    };
-    Ok(Config {
-        file: PathBuf::new(),
-        listen,
-        public_url,
-        public_path,
-        trusted_proxies,
-        metrics: raw.server.metrics,
-        metrics_token: raw.server.metrics_token.map(crate::secret::Secret::new),
-        tls,
-        limits,
-        storage_path,
-        cache_bytes: raw.storage.cache_mib * 1024 * 1024,
-        sweep_interval_secs: raw.storage.sweep_interval_secs,
-        tokens,
-        ui,
-        clients,
-        accounts,
-    })
 }
 
 /// `[accounts]`: a password link must live long enough to reach its person and not for ever.
@@ -722,12 +822,11 @@ fn check_hardening_limits(
             ),
         );
     }
-    if !(1..=300).contains(&limits.body_read_timeout_secs) {
-        problem(
-            "server.body_read_timeout_secs",
-            "must be between 1 and 300".into(),
-        );
-    }
+    BODY_READ_TIMEOUT_SECS.check(
+        "server.body_read_timeout_secs",
+        limits.body_read_timeout_secs,
+        problem,
+    );
     if metrics_token
         .as_ref()
         .is_some_and(|t| t.chars().count() < 16)
@@ -764,11 +863,7 @@ fn check_ui(raw: RawUi, dir: &Path, problem: &mut impl FnMut(&str, String)) -> U
             }
         });
     let logo = raw.logo.and_then(|path| {
-        let path = if path.is_absolute() {
-            path
-        } else {
-            dir.join(path)
-        };
+        let path = relative(dir, &path);
         match read_logo(&path) {
             Ok(svg) => Some(svg),
             Err(why) => {
@@ -908,54 +1003,9 @@ fn event_handler(lower: &str) -> Option<&str> {
     None
 }
 
-struct Url<'a> {
-    https: bool,
-    host: &'a str,
-    query_or_fragment: bool,
-}
-
-/// A minimal absolute-URL check: `http(s)://host[:port][/path][?query]`, no user info, no
-/// whitespace. Enough to refuse what must not be configured; the URIs are compared byte for byte.
-fn parse_url(s: &str) -> Option<Url<'_>> {
-    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return None;
-    }
-    let (https, rest) = if let Some(rest) = s.strip_prefix("https://") {
-        (true, rest)
-    } else {
-        (false, s.strip_prefix("http://")?)
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..end];
-    if authority.is_empty() || authority.contains('@') {
-        return None;
-    }
-    let host = if authority.starts_with('[') {
-        &authority[..authority.find(']')? + 1]
-    } else {
-        authority.split(':').next()?
-    };
-    if host.is_empty() {
-        return None;
-    }
-    if let Some((_, port)) = authority
-        .rsplit_once(':')
-        .filter(|_| !authority.ends_with(']'))
-    {
-        if port.parse::<u16>().is_err() {
-            return None;
-        }
-    }
-    Some(Url {
-        https,
-        host,
-        query_or_fragment: rest[end..].contains(['?', '#']),
-    })
-}
-
 /// RFC 6749 §3.1.2 and RFC 9700 §2.1: absolute, no fragment, https unless on this machine.
 fn check_redirect_uri(uri: &str) -> Result<(), &'static str> {
-    let url = parse_url(uri).ok_or("is not an absolute https URL")?;
+    let url = url::parse(uri).ok_or("is not an absolute https URL")?;
     if uri.contains('#') {
         return Err("must not contain a fragment (#)");
     }
@@ -1153,6 +1203,34 @@ redirect_uris = ["https://pitangui.amazon.com/api/skill/link/M2X"]
         }
         // Words that merely contain "on" are fine.
         assert!(try_logo(b"<svg><text font=\"x\">one done on time</text></svg>").is_ok());
+    }
+
+    #[test]
+    fn limits_are_checked_and_named_from_one_definition() {
+        let server = |line: &str| {
+            check(&GOOD.replace("[storage]", &format!("{line}\n[storage]"))).unwrap_err()
+        };
+        assert_eq!(
+            server("max_body_bytes = 1023"),
+            "key `server.max_body_bytes`: must be between 1024 and 16777216"
+        );
+        assert_eq!(
+            server("max_connections = 0\nmax_connections_per_ip = 1"),
+            "key `server.max_connections`: must be at least 1"
+        );
+        let err = check(&format!("{GOOD}[tokens]\ncode_ttl_secs = 601\n")).unwrap_err();
+        assert_eq!(
+            err,
+            "key `tokens.code_ttl_secs`: must be between 1 and 600 seconds"
+        );
+        for (range, inside, outside) in [
+            (MAX_BODY_BYTES, 16 * 1024 * 1024, 16 * 1024 * 1024 + 1),
+            (CODE_TTL_SECS, 600, 0),
+            (ACCESS_TTL_SECS, 366 * 86400, 366 * 86400 + 1),
+            (MAX_CONNECTIONS, u64::MAX, 0),
+        ] {
+            assert!(range.contains(inside) && !range.contains(outside));
+        }
     }
 
     #[test]

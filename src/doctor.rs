@@ -8,8 +8,8 @@
 //! Alexa sees it (TLS 1.2+ with SNI, the chain checked against Mozilla's roots only, every network
 //! step with a time limit).
 
-use crate::admin::format_time;
 use crate::admin_socket;
+use crate::civil::format_time;
 use crate::config::{Client, ClientSecret, Config, EXAMPLE_SECRETS};
 use std::fmt;
 use std::net::IpAddr;
@@ -205,37 +205,14 @@ pub struct PublicUrl {
 impl PublicUrl {
     pub fn parse(url: &str) -> Result<PublicUrl, String> {
         let url = url.trim_end_matches('/');
-        let bad = || format!("`{url}` is not an absolute http(s) URL");
-        let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
-        let https = match scheme {
-            "https" => true,
-            "http" => false,
-            _ => return Err(bad()),
-        };
-        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (host, after) = v6.split_once(']').ok_or_else(bad)?;
-            (host, after.strip_prefix(':'))
-        } else {
-            match authority.rsplit_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (authority, None),
-            }
-        };
-        let port = match port {
-            Some(port) => port.parse().map_err(|_| bad())?,
-            None if https => 443,
-            None => 80,
-        };
-        if host.is_empty() || host.contains('@') {
-            return Err(bad());
-        }
+        let parts = crate::url::parse(url)
+            .ok_or_else(|| format!("`{url}` is not an absolute http(s) URL"))?;
         Ok(PublicUrl {
             url: url.to_string(),
-            https,
-            host: host.to_string(),
-            port,
-            path: path.to_string(),
+            https: parts.https,
+            host: parts.bare_host().to_string(),
+            port: parts.port_or_default(),
+            path: parts.path.to_string(),
         })
     }
 

@@ -3,19 +3,23 @@
 //! The server logs a line per request. Written straight to stderr, every line is a `write(2)` on
 //! the request's thread, under stderr's lock: the profile showed about 7 % of the server's CPU in
 //! those writes alone at 40k requests/s (BENCHMARKS.md). Here a line is appended to a shared
-//! buffer (a short critical section) and a background thread writes whatever has gathered at
-//! least every `FLUSH_EVERY`, in one write. Nothing is dropped: when the buffer is full (stderr is
+//! buffer (a short critical section) and a background thread writes whatever has gathered within
+//! `FLUSH_EVERY` of the first waiting line, in one write. The thread sleeps until a line arrives
+//! (the line that finds the buffer empty wakes it, so at most one wake-up per batch); an idle
+//! server's writer does not wake at all. Nothing is dropped: when the buffer is full (stderr is
 //! not keeping up), the logger writes it out itself, as it would on a blocking stderr. The price is
 //! that a SIGKILL can lose the last few milliseconds of log lines; a normal stop flushes them.
 
 use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
-/// How long a line may wait in the buffer.
+/// How long a line may wait in the buffer: the writer, woken by a first line, lets others gather
+/// this long before it writes them all.
 const FLUSH_EVERY: Duration = Duration::from_millis(20);
 /// Past this many buffered bytes, a logger writes the buffer out itself before adding its line.
 const MAX_BUFFERED: usize = 1 << 20;
@@ -146,7 +150,7 @@ fn access_line(
 fn timestamp(out: &mut Vec<u8>, time: SystemTime) {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
-    let (year, month, day) = civil_date(secs / 86_400);
+    let (year, month, day) = crate::civil::date_from_days(secs / 86_400);
     let second_of_day = secs % 86_400;
     decimal(out, year, 4);
     out.push(b'-');
@@ -162,21 +166,6 @@ fn timestamp(out: &mut Vec<u8>, time: SystemTime) {
     out.push(b'.');
     decimal(out, u64::from(since.subsec_micros()), 6);
     out.push(b'Z');
-}
-
-/// Year, month, day of a day counted from 1970-01-01 (H. Hinnant's `civil_from_days`).
-fn civil_date(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let day_of_era = z % 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 /// `value` in decimal, zero-padded to at least `width` digits.
@@ -249,6 +238,10 @@ struct Batch(Arc<Shared>);
 
 struct Shared {
     buffer: Mutex<Vec<u8>>,
+    /// Signalled when a line lands in an empty buffer: the writer thread waits on it.
+    line_waiting: Condvar,
+    /// How often the writer thread has woken to write (for the tests: never while idle).
+    wakes: AtomicU64,
     sink: Sink,
 }
 
@@ -263,16 +256,24 @@ impl Batch {
     fn new(sink: impl Fn(&[u8]) + Send + Sync + 'static) -> Batch {
         Batch(Arc::new(Shared {
             buffer: Mutex::new(Vec::with_capacity(64 * 1024)),
+            line_waiting: Condvar::new(),
+            wakes: AtomicU64::new(0),
             sink: Box::new(sink),
         }))
     }
 
     fn start() -> Batch {
-        let batch = Batch::new(to_stderr);
+        Batch::start_with(to_stderr)
+    }
+
+    /// A batch with its writer thread, writing to `sink`.
+    fn start_with(sink: impl Fn(&[u8]) + Send + Sync + 'static) -> Batch {
+        let batch = Batch::new(sink);
         let writer = batch.clone();
         let spawned = std::thread::Builder::new()
             .name("log-writer".into())
             .spawn(move || loop {
+                writer.wait_for_a_line();
                 std::thread::sleep(FLUSH_EVERY);
                 writer.flush();
             });
@@ -281,6 +282,19 @@ impl Batch {
             eprintln!("linkgate: cannot start the log writer thread ({e}); logging may lag");
         }
         batch
+    }
+
+    /// Blocks (without polling) until the buffer holds something.
+    fn wait_for_a_line(&self) {
+        let mut buffer = self.lock();
+        while buffer.is_empty() {
+            buffer = self
+                .0
+                .line_waiting
+                .wait(buffer)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        self.0.wakes.fetch_add(1, Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
@@ -311,7 +325,12 @@ impl Batch {
             self.flush();
             buffer = self.lock();
         }
+        let first = buffer.is_empty();
         buffer.extend_from_slice(line);
+        drop(buffer);
+        if first {
+            self.0.line_waiting.notify_one();
+        }
     }
 }
 
@@ -449,26 +468,8 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_match_the_calendar_for_every_day_from_1970_to_2200() {
-        // An independent count: walk the calendar a day at a time.
-        let (mut year, mut month, mut day) = (1970, 1, 1);
-        for days in 0..84_000u64 {
-            assert_eq!(civil_date(days), (year, month, day), "day {days}");
-            let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-            let length = match month {
-                2 if leap => 29,
-                2 => 28,
-                4 | 6 | 9 | 11 => 30,
-                _ => 31,
-            };
-            day += 1;
-            if day > length {
-                (day, month) = (1, month + 1);
-                if month > 12 {
-                    (month, year) = (1, year + 1);
-                }
-            }
-        }
+    fn timestamps_are_utc_dates_and_times() {
+        // The calendar itself is tested in `civil`.
         let mut out = Vec::new();
         timestamp(&mut out, UNIX_EPOCH + Duration::from_secs(951_868_799));
         assert_eq!(out, b"2000-02-29T23:59:59.000000Z");
@@ -491,5 +492,53 @@ mod tests {
             String::from_utf8_lossy(&written.lock().unwrap()),
             lines.concat()
         );
+    }
+
+    /// Polls (bounded) until `written` holds `expected`.
+    fn arrives(written: &Mutex<Vec<u8>>, expected: &[u8]) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while written.lock().unwrap().as_slice() != expected {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "got {:?}",
+                String::from_utf8_lossy(&written.lock().unwrap())
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn the_writer_writes_lines_promptly_and_sleeps_while_idle() {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let sink = written.clone();
+        let batch = Batch::start_with(move |lines| sink.lock().unwrap().extend_from_slice(lines));
+        assert_eq!(
+            batch.0.wakes.load(Ordering::Relaxed),
+            0,
+            "nothing to write yet"
+        );
+        batch.append(b"one\ntwo\n");
+        arrives(&written, b"one\ntwo\n");
+        assert_eq!(batch.0.wakes.load(Ordering::Relaxed), 1);
+        // Idle: the old writer woke every 20 ms; this one stays asleep (10 polls' worth).
+        std::thread::sleep(FLUSH_EVERY * 10);
+        assert_eq!(batch.0.wakes.load(Ordering::Relaxed), 1, "woke while idle");
+        batch.append(b"three\n");
+        arrives(&written, b"one\ntwo\nthree\n");
+        assert_eq!(batch.0.wakes.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_normal_stop_writes_what_is_left_once() {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let sink = written.clone();
+        let batch = Batch::start_with(move |lines| sink.lock().unwrap().extend_from_slice(lines));
+        batch.append(b"last words\n");
+        // Dropped at once, before the writer's batch delay is over.
+        drop(FlushGuard(batch.clone()));
+        assert_eq!(written.lock().unwrap().as_slice(), b"last words\n");
+        // The writer, waking to an empty buffer, writes nothing twice.
+        std::thread::sleep(FLUSH_EVERY * 3);
+        assert_eq!(written.lock().unwrap().as_slice(), b"last words\n");
     }
 }

@@ -89,8 +89,10 @@ fn time(tag: u8, bytes: &[u8]) -> Option<u64> {
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
         return None;
     }
-    let seconds =
-        days_from_civil(year, month, day) * 86400 + field(4)? * 3600 + field(6)? * 60 + field(8)?;
+    let seconds = crate::civil::days_from_date(year, month, day) * 86400
+        + field(4)? * 3600
+        + field(6)? * 60
+        + field(8)?;
     u64::try_from(seconds).ok()
 }
 
@@ -99,17 +101,6 @@ fn number(digits: &str) -> Option<i64> {
         return None;
     }
     digits.parse().ok()
-}
-
-/// Days since 1970-01-01 (Howard Hinnant's days-from-civil).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
 }
 
 #[cfg(test)]

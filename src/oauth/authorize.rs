@@ -108,24 +108,49 @@ pub fn user_locale(params: &Params) -> Option<String> {
 
 /// `GET /authorize`: validates the request and shows the login page.
 pub fn begin(app: &App, query: &[u8]) -> Step {
+    match decide(&app.config.clients, query, now()) {
+        Decision::Proceed { client, pending } => login_form(app, client, *pending, None, None),
+        Decision::ErrorPage(page) => Step::ErrorPage(page),
+        Decision::Redirect(to) => Step::Redirect(to),
+    }
+}
+
+/// What `GET /authorize` decided about a request, before anything is kept.
+#[derive(Debug)]
+pub enum Decision<'c> {
+    /// A valid request from `client`: sign the customer in for `pending`.
+    Proceed {
+        client: &'c Client,
+        pending: Box<Pending>,
+    },
+    /// The client or its redirect URI is in doubt: an error page, never a redirect.
+    ErrorPage(ErrorPage),
+    /// A bad request from a known client: the error goes back to its registered redirect URI.
+    Redirect(String),
+}
+
+/// The rules of an authorization request (§4.1.1, RFC 7636, RFC 9700) against the configured
+/// `clients`: which client, which redirect URI, and whether the rest of the request is valid.
+/// `now` starts the authorization's clock.
+pub fn decide<'c>(clients: &'c [Client], query: &[u8], now: u64) -> Decision<'c> {
     let params = match Params::parse(query) {
         Ok(params) => params,
-        Err(_) => return Step::ErrorPage(ErrorPage::LinkNotUtf8),
+        Err(_) => return Decision::ErrorPage(ErrorPage::LinkNotUtf8),
     };
     let client = match params.single("client_id") {
-        Err(_) => return Step::ErrorPage(ErrorPage::LinkRepeated("client_id")),
-        Ok(None) => return Step::ErrorPage(ErrorPage::LinkMissing("client_id")),
-        Ok(Some(id)) => match app.config.client(id) {
+        Err(_) => return Decision::ErrorPage(ErrorPage::LinkRepeated("client_id")),
+        Ok(None) => return Decision::ErrorPage(ErrorPage::LinkMissing("client_id")),
+        Ok(Some(id)) => match clients.iter().find(|c| c.id == id) {
             Some(client) => client,
-            None => return Step::ErrorPage(ErrorPage::UnknownClient),
+            None => return Decision::ErrorPage(ErrorPage::UnknownClient),
         },
     };
     let (redirect_uri, redirect_uri_given) = match params.single("redirect_uri") {
-        Err(_) => return Step::ErrorPage(ErrorPage::LinkRepeated("redirect_uri")),
+        Err(_) => return Decision::ErrorPage(ErrorPage::LinkRepeated("redirect_uri")),
         Ok(Some(uri)) if client.redirect_uris.iter().any(|r| r == uri) => (uri.to_string(), true),
-        Ok(Some(_)) => return Step::ErrorPage(ErrorPage::UnregisteredRedirectUri),
+        Ok(Some(_)) => return Decision::ErrorPage(ErrorPage::UnregisteredRedirectUri),
         Ok(None) if client.redirect_uris.len() == 1 => (client.redirect_uris[0].clone(), false),
-        Ok(None) => return Step::ErrorPage(ErrorPage::LinkMissing("redirect_uri")),
+        Ok(None) => return Decision::ErrorPage(ErrorPage::LinkMissing("redirect_uri")),
     };
     // From here on the redirect URI is trusted: errors go back to the client.
     let state = params.single("state").ok().flatten().map(str::to_string);
@@ -136,7 +161,7 @@ pub fn begin(app: &App, query: &[u8]) -> Step {
         if let Some(state) = &state {
             query.push(("state", state));
         }
-        Step::Redirect(append_query(&redirect_uri, &query))
+        Decision::Redirect(append_query(&redirect_uri, &query))
     };
     match check_request(client, &params) {
         Ok((scope, code_challenge)) => {
@@ -147,10 +172,13 @@ pub fn begin(app: &App, query: &[u8]) -> Step {
                 state.clone(),
                 scope,
                 code_challenge,
-                now(),
+                now,
             );
             pending.locale = user_locale(&params);
-            login_form(app, client, pending, None, None)
+            Decision::Proceed {
+                client,
+                pending: Box::new(pending),
+            }
         }
         Err(error) => fail(error),
     }
@@ -502,6 +530,194 @@ mod tests {
     /// The argon2 parameters of a PHC string: `$argon2id$v=19$m=19456,t=2,p=1$…`.
     fn parameters(phc: &str) -> String {
         phc.split('$').take(4).collect::<Vec<_>>().join("$")
+    }
+
+    const ALEXA: &str = "https://pitangui.amazon.com/api/skill/link/M2X";
+    const LAYLA: &str = "https://layla.amazon.com/api/skill/link/M2X";
+    const GOOGLE: &str = "https://oauth-redirect.googleusercontent.com/r/p";
+    /// A valid S256 challenge (RFC 7636 appendix B).
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    fn client(id: &str, redirect_uris: &[&str], require_pkce: bool) -> Client {
+        Client {
+            id: id.into(),
+            secret: crate::config::ClientSecret::Plain(Secret::new("0123456789abcdef")),
+            name: id.into(),
+            redirect_uris: redirect_uris.iter().map(|u| u.to_string()).collect(),
+            require_pkce,
+            rotate_refresh_tokens: false,
+        }
+    }
+
+    fn clients() -> Vec<Client> {
+        vec![
+            client("alexa", &[ALEXA, LAYLA], false),
+            client("google", &[GOOGLE], true),
+        ]
+    }
+
+    /// The decision for a query of `params`, as a browser would send it.
+    fn decide_on(params: &[(&str, &str)]) -> String {
+        let clients = clients();
+        let query = append_query("", params);
+        match decide(&clients, query.trim_start_matches('?').as_bytes(), 1000) {
+            Decision::Proceed { client, pending } => format!(
+                "proceed {} {} given={} scope={:?} challenge={:?} state={:?}",
+                client.id,
+                pending.redirect_uri,
+                pending.redirect_uri_given,
+                pending.scope,
+                pending.code_challenge,
+                pending.state
+            ),
+            Decision::ErrorPage(page) => format!("page {page:?}"),
+            Decision::Redirect(to) => format!("redirect {to}"),
+        }
+    }
+
+    /// A valid Alexa request with `changes` (a value of "" removes the parameter).
+    fn alexa(changes: &[(&'static str, &'static str)]) -> String {
+        let mut params = vec![
+            ("response_type", "code"),
+            ("client_id", "alexa"),
+            ("redirect_uri", ALEXA),
+            ("state", "s1"),
+            ("scope", "profile"),
+        ];
+        for (name, value) in changes {
+            params.retain(|(n, _)| n != name);
+            if !value.is_empty() {
+                params.push((name, value));
+            }
+        }
+        decide_on(&params)
+    }
+
+    #[test]
+    fn a_valid_request_proceeds_to_the_login() {
+        assert_eq!(
+            alexa(&[]),
+            format!(
+                "proceed alexa {ALEXA} given=true scope=\"profile\" challenge=None state=Some(\"s1\")"
+            )
+        );
+        assert!(alexa(&[("redirect_uri", LAYLA)]).starts_with(&format!("proceed alexa {LAYLA}")));
+        assert!(alexa(&[("scope", "  profile   email ")]).contains("scope=\"profile email\""));
+        assert!(alexa(&[("state", "")]).ends_with("state=None"));
+    }
+
+    #[test]
+    fn an_unknown_client_or_unregistered_redirect_uri_gets_a_page_never_a_redirect() {
+        assert_eq!(alexa(&[("client_id", "nobody")]), "page UnknownClient");
+        assert_eq!(
+            alexa(&[("client_id", "")]),
+            "page LinkMissing(\"client_id\")"
+        );
+        for uri in [
+            "https://evil.example/cb",
+            "https://pitangui.amazon.com/api/skill/link/M2X/",
+            "https://pitangui.amazon.com/api/skill/link/m2x",
+            GOOGLE,
+        ] {
+            assert_eq!(
+                alexa(&[("redirect_uri", uri)]),
+                "page UnregisteredRedirectUri",
+                "{uri}"
+            );
+        }
+        // Even with other errors in the request: the redirect URI is judged first.
+        assert_eq!(
+            alexa(&[
+                ("redirect_uri", "https://evil.example/cb"),
+                ("response_type", "token")
+            ]),
+            "page UnregisteredRedirectUri"
+        );
+        let repeated = "response_type=code&client_id=alexa&client_id=google";
+        assert!(matches!(
+            decide(&clients(), repeated.as_bytes(), 1000),
+            Decision::ErrorPage(ErrorPage::LinkRepeated("client_id"))
+        ));
+        assert!(matches!(
+            decide(&clients(), b"client_id=%FF", 1000),
+            Decision::ErrorPage(ErrorPage::LinkNotUtf8)
+        ));
+    }
+
+    #[test]
+    fn a_missing_redirect_uri_is_the_only_registered_one_or_a_page() {
+        assert_eq!(
+            alexa(&[("redirect_uri", "")]),
+            "page LinkMissing(\"redirect_uri\")"
+        );
+        let google = decide_on(&[
+            ("response_type", "code"),
+            ("client_id", "google"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ]);
+        assert!(
+            google.starts_with(&format!("proceed google {GOOGLE} given=false")),
+            "{google}"
+        );
+    }
+
+    #[test]
+    fn bad_requests_from_a_known_client_go_back_to_it_with_the_state() {
+        let back = |changes: &[(&'static str, &'static str)], error: &str| {
+            let decided = alexa(changes);
+            let expected = format!("redirect {ALEXA}?error={error}&error_description=");
+            assert!(decided.starts_with(&expected), "{changes:?}: {decided}");
+            assert!(decided.ends_with("&state=s1"), "{decided}");
+        };
+        back(&[("response_type", "token")], "unsupported_response_type");
+        back(&[("response_type", "")], "invalid_request");
+        back(&[("scope", "bad\\scope")], "invalid_scope");
+        back(&[("code_challenge_method", "S256")], "invalid_request");
+        back(
+            &[
+                ("code_challenge", CHALLENGE),
+                ("code_challenge_method", "plain"),
+            ],
+            "invalid_request",
+        );
+        back(&[("code_challenge", CHALLENGE)], "invalid_request");
+        back(
+            &[
+                ("code_challenge", "short"),
+                ("code_challenge_method", "S256"),
+            ],
+            "invalid_request",
+        );
+        assert!(alexa(&[
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256")
+        ])
+        .contains(&format!("challenge=Some(\"{CHALLENGE}\")")));
+    }
+
+    #[test]
+    fn a_client_that_requires_pkce_is_refused_without_it() {
+        let google = |extra: &[(&str, &str)]| {
+            let mut params = vec![
+                ("response_type", "code"),
+                ("client_id", "google"),
+                ("redirect_uri", GOOGLE),
+            ];
+            params.extend_from_slice(extra);
+            decide_on(&params)
+        };
+        let refused = google(&[]);
+        assert!(
+            refused.starts_with(&format!("redirect {GOOGLE}?error=invalid_request")),
+            "{refused}"
+        );
+        assert!(refused.contains("PKCE"), "{refused}");
+        assert!(google(&[
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256")
+        ])
+        .starts_with("proceed google"));
     }
 
     #[test]

@@ -28,6 +28,21 @@ pub async fn authenticate<'a>(
     params: &Params,
     basic: Option<BasicCredentials>,
 ) -> Result<&'a Client, OAuthError> {
+    let (client_id, presented) = presented_credentials(params, basic)?;
+    let failed = || OAuthError::InvalidClient("client authentication failed".into());
+    let client = app.config.client(&client_id).ok_or_else(failed)?;
+    if secret_matches(app, client, presented).await? {
+        Ok(client)
+    } else {
+        Err(failed())
+    }
+}
+
+/// The client id and secret the request presents, by exactly one method (§2.3.1).
+fn presented_credentials(
+    params: &Params,
+    basic: Option<BasicCredentials>,
+) -> Result<(String, Secret), OAuthError> {
     let body_id = params.single("client_id")?;
     let body_secret = params.single("client_secret")?;
     let (client_id, presented) = match (basic, body_secret) {
@@ -56,13 +71,7 @@ pub async fn authenticate<'a>(
             ))
         }
     };
-    let failed = || OAuthError::InvalidClient("client authentication failed".into());
-    let client = app.config.client(&client_id).ok_or_else(failed)?;
-    if secret_matches(app, client, presented).await? {
-        Ok(client)
-    } else {
-        Err(failed())
-    }
+    Ok((client_id, presented))
 }
 
 async fn secret_matches(app: &App, client: &Client, presented: Secret) -> Result<bool, OAuthError> {
@@ -94,4 +103,50 @@ fn lock(cache: &SecretCache) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
         .0
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn presented(body: &str, basic: Option<(&str, &str)>) -> Result<(String, String), String> {
+        let params = Params::parse(body.as_bytes()).unwrap();
+        let basic = basic.map(|(id, secret)| BasicCredentials {
+            client_id: id.into(),
+            secret: Secret::new(secret),
+        });
+        presented_credentials(&params, basic)
+            .map(|(id, secret)| (id, secret.expose().to_string()))
+            .map_err(|e| e.code().to_string())
+    }
+
+    #[test]
+    fn a_client_presents_its_credentials_one_way() {
+        let ok = |id: &str, secret: &str| Ok((id.to_string(), secret.to_string()));
+        assert_eq!(presented("", Some(("alexa", "s3"))), ok("alexa", "s3"));
+        assert_eq!(
+            presented("client_id=alexa", Some(("alexa", "s3"))),
+            ok("alexa", "s3")
+        );
+        assert_eq!(
+            presented("client_id=google&client_secret=s4", None),
+            ok("google", "s4")
+        );
+        let refused = |body: &str, basic| presented(body, basic).unwrap_err();
+        assert_eq!(
+            refused("client_secret=s4", Some(("alexa", "s3"))),
+            "invalid_request"
+        );
+        assert_eq!(
+            refused("client_id=google", Some(("alexa", "s3"))),
+            "invalid_request"
+        );
+        assert_eq!(refused("client_secret=s4", None), "invalid_client");
+        assert_eq!(refused("client_id=google", None), "invalid_client");
+        assert_eq!(refused("", None), "invalid_client");
+        assert_eq!(
+            refused("client_id=a&client_id=b&client_secret=s", None),
+            "invalid_request"
+        );
+    }
 }

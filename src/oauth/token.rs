@@ -8,7 +8,7 @@ use crate::app::App;
 use crate::config::Client;
 use crate::metrics::count;
 use crate::secret::{self, Secret};
-use crate::store::{now, Grant, Redeemed, Refreshed, Replacement, TokenRecord};
+use crate::store::{now, CodeRecord, Grant, Redeemed, Refreshed, Replacement, TokenRecord};
 use crate::urlencoded::Params;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -91,20 +91,7 @@ async fn authorization_code(
     if let Some(grant_id) = &record.redeemed_by {
         return Err(replayed(app, grant_id).await);
     }
-    if record.client_id != client.id {
-        return Err(OAuthError::InvalidGrant(
-            "the authorization code was issued to another client".into(),
-        ));
-    }
-    // §4.1.3: redirect_uri must be repeated, identically, if the authorization request had it.
-    if (record.redirect_uri_given || redirect_uri.is_some())
-        && redirect_uri != Some(record.redirect_uri.as_str())
-    {
-        return Err(OAuthError::InvalidGrant(
-            "redirect_uri does not match the authorization request".into(),
-        ));
-    }
-    check_pkce(record.code_challenge.as_deref(), verifier)?;
+    check_code(&record, &client.id, redirect_uri, verifier)?;
 
     let grant = Grant {
         id: secret::new_id(),
@@ -161,6 +148,30 @@ async fn replayed(app: &App, grant_id: &str) -> OAuthError {
     )
 }
 
+/// §4.1.3: whether the unused, live code `record` may be exchanged by `client_id` with this
+/// `redirect_uri` and PKCE `verifier`.
+fn check_code(
+    record: &CodeRecord,
+    client_id: &str,
+    redirect_uri: Option<&str>,
+    verifier: Option<&str>,
+) -> Result<(), OAuthError> {
+    if record.client_id != client_id {
+        return Err(OAuthError::InvalidGrant(
+            "the authorization code was issued to another client".into(),
+        ));
+    }
+    // §4.1.3: redirect_uri must be repeated, identically, if the authorization request had it.
+    if (record.redirect_uri_given || redirect_uri.is_some())
+        && redirect_uri != Some(record.redirect_uri.as_str())
+    {
+        return Err(OAuthError::InvalidGrant(
+            "redirect_uri does not match the authorization request".into(),
+        ));
+    }
+    check_pkce(record.code_challenge.as_deref(), verifier)
+}
+
 /// RFC 7636 §4.6, and RFC 9700 §2.1.1: a verifier for a request that had no challenge is a
 /// downgrade attempt and is refused too.
 fn check_pkce(challenge: Option<&str>, verifier: Option<&str>) -> Result<(), OAuthError> {
@@ -205,14 +216,9 @@ async fn refresh(app: &App, client: &Client, params: &Params) -> Result<TokenRes
         .then(|| secret::new_token(REFRESH_PREFIX));
     let mut scope = String::new();
     let outcome = app.store.refresh(&presented.key(), now, |token, grant| {
-        if grant.client_id != client.id {
-            return Err(OAuthError::InvalidGrant(
-                "the refresh token was issued to another client".into(),
-            ));
-        }
-        scope = narrowed_scope(requested_scope, &token.scope, &grant.scope)?;
+        scope = check_refresh(&client.id, requested_scope, token, grant)?;
         let access = TokenRecord::access(grant, &scope, now, app.config.tokens.access_secs);
-        Ok(Replacement {
+        Ok::<_, OAuthError>(Replacement {
             access: (access_token.key(), access),
             refresh: rotated
                 .as_ref()
@@ -241,6 +247,21 @@ async fn refresh(app: &App, client: &Client, params: &Params) -> Result<TokenRes
     })
 }
 
+/// §6: whether `client_id` may refresh `token` of `grant`; the scope of the new access token.
+fn check_refresh(
+    client_id: &str,
+    requested_scope: Option<&str>,
+    token: &TokenRecord,
+    grant: &Grant,
+) -> Result<String, OAuthError> {
+    if grant.client_id != client_id {
+        return Err(OAuthError::InvalidGrant(
+            "the refresh token was issued to another client".into(),
+        ));
+    }
+    narrowed_scope(requested_scope, &token.scope, &grant.scope)
+}
+
 /// §6: a refresh may narrow the scope, never widen it. Without `scope`, the refresh token's own.
 fn narrowed_scope(
     requested: Option<&str>,
@@ -264,6 +285,7 @@ fn narrowed_scope(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::fixtures;
 
     #[test]
     fn pkce_s256_example_from_rfc_7636_appendix_b() {
@@ -274,5 +296,89 @@ mod tests {
         assert!(check_pkce(Some(challenge), None).is_err());
         assert!(check_pkce(None, Some(verifier)).is_err());
         assert!(check_pkce(None, None).is_ok());
+    }
+
+    /// A live, unused code for `alexa`, from a request that named its redirect URI and had a
+    /// PKCE challenge when `pkce`.
+    fn code(redirect_uri_given: bool, pkce: bool) -> CodeRecord {
+        CodeRecord {
+            client_id: "alexa".into(),
+            redirect_uri: "https://x.example/cb".into(),
+            redirect_uri_given,
+            code_challenge: pkce.then(|| "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+            ..fixtures::code(0)
+        }
+    }
+
+    fn refused(result: Result<impl std::fmt::Debug, OAuthError>) -> String {
+        let error = result.expect_err("refused");
+        format!("{} {}", error.code(), error.description())
+    }
+
+    #[test]
+    fn a_code_is_exchanged_only_by_its_client_with_its_redirect_uri_and_verifier() {
+        let uri = Some("https://x.example/cb");
+        let verifier = Some("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+        assert!(check_code(&code(true, false), "alexa", uri, None).is_ok());
+        assert!(check_code(&code(true, true), "alexa", uri, verifier).is_ok());
+        // Not named at /authorize: may be left out, but if given must match.
+        assert!(check_code(&code(false, false), "alexa", None, None).is_ok());
+        assert!(check_code(&code(false, false), "alexa", uri, None).is_ok());
+        for (what, result) in [
+            (
+                "client",
+                check_code(&code(true, false), "google", uri, None),
+            ),
+            (
+                "missing uri",
+                check_code(&code(true, false), "alexa", None, None),
+            ),
+            (
+                "other uri",
+                check_code(
+                    &code(true, false),
+                    "alexa",
+                    Some("https://x.example/cb/"),
+                    None,
+                ),
+            ),
+            (
+                "other uri, not named",
+                check_code(
+                    &code(false, false),
+                    "alexa",
+                    Some("https://evil.example/"),
+                    None,
+                ),
+            ),
+            (
+                "no verifier",
+                check_code(&code(true, true), "alexa", uri, None),
+            ),
+            (
+                "downgrade",
+                check_code(&code(true, false), "alexa", uri, verifier),
+            ),
+        ] {
+            assert!(refused(result).starts_with("invalid_grant "), "{what}");
+        }
+    }
+
+    #[test]
+    fn a_refresh_is_for_its_client_and_may_narrow_but_not_widen_the_scope() {
+        let grant = Grant {
+            client_id: "alexa".into(),
+            scope: "profile email".into(),
+            ..fixtures::grant("g")
+        };
+        let token = TokenRecord::refresh(&grant, "profile email", 0);
+        let scope = |client: &str, requested: Option<&str>| {
+            check_refresh(client, requested, &token, &grant)
+        };
+        assert_eq!(scope("alexa", None).unwrap(), "profile email");
+        assert_eq!(scope("alexa", Some(" email ")).unwrap(), "email");
+        assert!(refused(scope("google", None)).starts_with("invalid_grant "));
+        assert!(refused(scope("alexa", Some("profile admin"))).starts_with("invalid_scope "));
+        assert!(refused(scope("alexa", Some("bad\\scope"))).starts_with("invalid_scope "));
     }
 }

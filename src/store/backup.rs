@@ -12,9 +12,71 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::fmt;
 use std::io::{BufRead, Write};
 
 const FORMAT: &str = "linkgate-backup";
+
+/// Why a backup was not restored. Nothing has been written unless it is `Store`.
+#[derive(Debug)]
+pub enum RestoreError {
+    /// The data directory already holds data.
+    NotEmpty,
+    /// Reading the file failed.
+    Unreadable(String),
+    /// The file stops before this part.
+    EndsEarly(&'static str),
+    /// The first line is not a backup header.
+    NotABackup,
+    /// A backup of another format or version.
+    Unsupported { format: String, version: u32 },
+    /// An entry whose key or value is not base64 (line number, from 1).
+    BadBase64 { line: usize },
+    /// A line that is neither an entry nor the trailer.
+    BadLine { line: usize },
+    /// The entry count or checksum does not match: truncated or edited.
+    Damaged,
+    /// An entry for a tree this linkgate does not have.
+    UnknownTree(String),
+    /// Writing the entries failed.
+    Store(StoreError),
+}
+
+impl fmt::Display for RestoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RestoreError::NotEmpty => f.write_str(
+                "the data directory is not empty: restore only into a new, empty storage.path",
+            ),
+            RestoreError::Unreadable(e) => write!(f, "cannot read the backup: {e}"),
+            RestoreError::EndsEarly(what) => write!(f, "the backup ends early (missing {what})"),
+            RestoreError::NotABackup => f.write_str("not a linkgate backup (bad header line)"),
+            RestoreError::Unsupported { format, version } => write!(
+                f,
+                "unsupported backup: format `{format}` version {version} (this linkgate reads `{FORMAT}` versions {OLDEST_READABLE} to {VERSION})"
+            ),
+            RestoreError::BadBase64 { line } => write!(f, "line {line}: bad base64"),
+            RestoreError::BadLine { line } => {
+                write!(f, "line {line}: neither an entry nor the trailer")
+            }
+            RestoreError::Damaged => {
+                f.write_str("the backup is damaged (entry count or checksum does not match)")
+            }
+            RestoreError::UnknownTree(name) => {
+                write!(f, "the backup names an unknown tree `{name}`")
+            }
+            RestoreError::Store(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for RestoreError {}
+
+impl From<StoreError> for RestoreError {
+    fn from(e: StoreError) -> Self {
+        RestoreError::Store(e)
+    }
+}
 /// Version 2 holds tokens and grants in their binary encoding (`record.rs`); version 1 files,
 /// whose records are all JSON, are still restored (those records are still read).
 const VERSION: u32 = 2;
@@ -109,27 +171,24 @@ impl Store {
 
     /// Restores a backup into this (empty) store. The whole file is checked before anything is
     /// written. Returns the number of entries.
-    pub fn restore(&self, input: impl BufRead) -> Result<u64, String> {
+    pub fn restore(&self, input: impl BufRead) -> Result<u64, RestoreError> {
         if !self.is_empty() {
-            return Err(
-                "the data directory is not empty: restore only into a new, empty storage.path"
-                    .into(),
-            );
+            return Err(RestoreError::NotEmpty);
         }
         let mut lines = input.lines();
-        let mut next = |what: &str| -> Result<String, String> {
+        let mut next = |what: &'static str| -> Result<String, RestoreError> {
             lines
                 .next()
-                .ok_or_else(|| format!("the backup ends early (missing {what})"))?
-                .map_err(|e| format!("cannot read the backup: {e}"))
+                .ok_or(RestoreError::EndsEarly(what))?
+                .map_err(|e| RestoreError::Unreadable(e.to_string()))
         };
-        let header: Header = serde_json::from_str(&next("the header")?)
-            .map_err(|_| "not a linkgate backup (bad header line)".to_string())?;
+        let header: Header =
+            serde_json::from_str(&next("the header")?).map_err(|_| RestoreError::NotABackup)?;
         if header.format != FORMAT || !(OLDEST_READABLE..=VERSION).contains(&header.version) {
-            return Err(format!(
-                "unsupported backup: format `{}` version {} (this linkgate reads `{FORMAT}` versions {OLDEST_READABLE} to {VERSION})",
-                header.format, header.version
-            ));
+            return Err(RestoreError::Unsupported {
+                format: header.format,
+                version: header.version,
+            });
         }
         let mut digest = Sha256::new();
         let mut entries = Vec::new();
@@ -142,19 +201,20 @@ impl Store {
                 let value = STANDARD.decode(&entry.value);
                 match (key, value) {
                     (Ok(key), Ok(value)) => entries.push((entry.tree, key, value)),
-                    _ => return Err(format!("line {}: bad base64", entries.len() + 2)),
+                    _ => {
+                        return Err(RestoreError::BadBase64 {
+                            line: entries.len() + 2,
+                        })
+                    }
                 }
             } else {
-                break serde_json::from_str(&line).map_err(|_| {
-                    format!(
-                        "line {}: neither an entry nor the trailer",
-                        entries.len() + 2
-                    )
+                break serde_json::from_str(&line).map_err(|_| RestoreError::BadLine {
+                    line: entries.len() + 2,
                 })?;
             }
         };
         if trailer.entries != entries.len() as u64 || trailer.sha256 != to_hex(&digest.finalize()) {
-            return Err("the backup is damaged (entry count or checksum does not match)".into());
+            return Err(RestoreError::Damaged);
         }
         let trees = self.trees();
         for (name, key, value) in &entries {
@@ -162,11 +222,68 @@ impl Store {
                 .iter()
                 .find(|(n, _)| n == name)
                 .map(|(_, t)| *t)
-                .ok_or_else(|| format!("the backup names an unknown tree `{name}`"))?;
+                .ok_or_else(|| RestoreError::UnknownTree(name.clone()))?;
             tree.insert(key.as_slice(), value.as_slice())
-                .map_err(|e| e.to_string())?;
+                .map_err(StoreError::from)?;
         }
-        self.flush_blocking().map_err(|e| e.to_string())?;
+        self.flush_blocking()?;
         Ok(entries.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Username;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn a_backup_restores_and_each_refusal_says_why() {
+        let (_a, source) = store();
+        let name = Username::parse("alice").unwrap();
+        source.add_user(&name, "hash".into()).unwrap();
+        let mut file = Vec::new();
+        source.backup(&mut file).unwrap();
+
+        let (_b, target) = store();
+        assert_eq!(target.restore(&file[..]).unwrap(), 1);
+        assert!(target.user(&name).unwrap().is_some());
+        assert!(matches!(
+            target.restore(&file[..]),
+            Err(RestoreError::NotEmpty)
+        ));
+
+        let refused = |bytes: &[u8]| store().1.restore(bytes).unwrap_err();
+        assert!(matches!(
+            refused(b""),
+            RestoreError::EndsEarly("the header")
+        ));
+        assert!(matches!(refused(b"hello\n"), RestoreError::NotABackup));
+        let text = String::from_utf8(file.clone()).unwrap();
+        let header = text.lines().next().unwrap();
+        assert!(matches!(
+            refused(format!("{header}\n").as_bytes()),
+            RestoreError::EndsEarly("the trailer")
+        ));
+        let other = header.replace("linkgate-backup", "other-backup");
+        assert!(matches!(
+            refused(text.replace(header, &other).as_bytes()),
+            RestoreError::Unsupported { .. }
+        ));
+        let lines: Vec<&str> = text.lines().collect();
+        let without_entry = format!("{}\n{}\n", lines[0], lines[lines.len() - 1]);
+        assert!(matches!(
+            refused(without_entry.as_bytes()),
+            RestoreError::Damaged
+        ));
+        let garbage = format!("{}\nnot json\n", lines[0]);
+        let err = refused(garbage.as_bytes());
+        assert!(matches!(err, RestoreError::BadLine { line: 2 }), "{err}");
+        assert_eq!(err.to_string(), "line 2: neither an entry nor the trailer");
     }
 }

@@ -88,32 +88,15 @@ impl Store {
 mod tests {
     use super::*;
     use crate::secret;
-
-    fn grant() -> Grant {
-        Grant {
-            id: "g".into(),
-            sub: "s".into(),
-            username: "u".into(),
-            client_id: "c".into(),
-            scope: "profile".into(),
-            created_at: 100,
-            expires_at: 0,
-        }
-    }
+    use crate::store::fixtures;
 
     /// A code issued at 100 with `code_ttl_secs = 60`.
     fn code() -> CodeRecord {
-        CodeRecord {
-            client_id: "c".into(),
-            redirect_uri: "https://x/cb".into(),
-            redirect_uri_given: true,
-            sub: "s".into(),
-            username: "u".into(),
-            scope: "profile".into(),
-            code_challenge: None,
-            expires_at: 160,
-            redeemed_by: None,
-        }
+        fixtures::code(160)
+    }
+
+    fn grant() -> Grant {
+        fixtures::grant("g")
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! a token whose grant is gone is dead on the next read.
 
 use super::record::{decode, encode};
-use super::{expired, to_hex, Store, StoreError};
+use super::{expired, from_hex, to_hex, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -178,7 +178,7 @@ impl Store {
 
     /// Retires a rotated-out refresh token and its children other than `used` (hex keys).
     fn retire_family(&self, parent_hex: &str, used: &str) -> Result<(), StoreError> {
-        let parent_key = from_hex(parent_hex);
+        let parent_key = from_hex(parent_hex)?;
         let Some(parent_bytes) = self.tokens.get(&parent_key)? else {
             return Ok(());
         };
@@ -187,7 +187,7 @@ impl Store {
             return Ok(());
         }
         for sibling_hex in parent.children.iter().filter(|c| *c != used) {
-            let sibling_key = from_hex(sibling_hex);
+            let sibling_key = from_hex(sibling_hex)?;
             if let Some(sibling_bytes) = self.tokens.get(&sibling_key)? {
                 let mut sibling: TokenRecord = decode(&sibling_bytes)?;
                 sibling.retired = true;
@@ -229,47 +229,22 @@ impl Store {
     }
 }
 
-fn from_hex(hex: &str) -> Vec<u8> {
-    (0..hex.len() / 2)
-        .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::secret;
+    use crate::store::fixtures;
 
     /// A link made at 100 whose refresh token lives until `refresh_expires_at` (0: forever), with
     /// an access token that lives 60 s; returns the keys of (access, refresh).
     fn link(store: &Store, refresh_expires_at: u64) -> ([u8; 32], [u8; 32]) {
         let grant = Grant {
-            id: "g".into(),
-            sub: "s".into(),
-            username: "u".into(),
-            client_id: "c".into(),
-            scope: "profile".into(),
-            created_at: 100,
             expires_at: refresh_expires_at,
+            ..fixtures::grant("g")
         };
         let (access, refresh) = (secret::sha256(b"access"), secret::sha256(b"refresh"));
         let code = secret::sha256(b"code");
-        store
-            .put_code(
-                &code,
-                &crate::store::CodeRecord {
-                    client_id: "c".into(),
-                    redirect_uri: "https://x/cb".into(),
-                    redirect_uri_given: true,
-                    sub: "s".into(),
-                    username: "u".into(),
-                    scope: "profile".into(),
-                    code_challenge: None,
-                    expires_at: 200,
-                    redeemed_by: None,
-                },
-            )
-            .unwrap();
+        store.put_code(&code, &fixtures::code(200)).unwrap();
         let tokens = [
             (access, TokenRecord::access(&grant, "profile", 100, 60)),
             (refresh, TokenRecord::refresh(&grant, "profile", 100)),

@@ -7,6 +7,8 @@
 
 mod backup;
 mod codes;
+#[cfg(test)]
+pub(crate) mod fixtures;
 mod grants;
 mod invites;
 mod record;
@@ -14,6 +16,7 @@ mod sweep;
 mod throttle;
 mod users;
 
+pub use backup::RestoreError;
 pub use codes::CodeRecord;
 pub use codes::Redeemed;
 pub use grants::{Grant, Refreshed, Replacement, TokenKind, TokenRecord};
@@ -218,7 +221,38 @@ fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The bytes of a hex string written by `to_hex`. Anything else (an odd length, a character that
+/// is not a hex digit) means the record holding it is corrupt: an error, never a shorter key.
+fn from_hex(hex: &str) -> Result<Vec<u8>, StoreError> {
+    let corrupt = || StoreError::Corrupt(format!("`{hex}` is not a hex key"));
+    if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(corrupt());
+    }
+    (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| corrupt()))
+        .collect()
+}
+
 /// An expiry of 0 means "never".
 fn expired(expires_at: u64, now: u64) -> bool {
     expires_at != 0 && expires_at <= now
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips_and_bad_hex_is_corrupt() {
+        let bytes = [0u8, 1, 0x7f, 0xab, 0xff];
+        assert_eq!(from_hex(&to_hex(&bytes)).unwrap(), bytes);
+        assert_eq!(from_hex("ABcd").unwrap(), [0xab, 0xcd]);
+        assert_eq!(from_hex("").unwrap(), Vec::<u8>::new());
+        for bad in ["abc", "zz", "0g", "+f", "-1", " a", "é1"] {
+            assert!(
+                matches!(from_hex(bad), Err(StoreError::Corrupt(_))),
+                "{bad:?}"
+            );
+        }
+    }
 }

@@ -76,32 +76,14 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use crate::secret;
-    use crate::store::{CodeRecord, Grant, Store, TokenRecord};
+    use crate::store::{fixtures, Store, TokenRecord};
 
     #[test]
     fn sweeping_removes_expired_and_revoked_entries_and_keeps_live_ones() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 1 << 20).unwrap();
-        let grant = |id: &str| Grant {
-            id: id.into(),
-            sub: "s".into(),
-            username: "u".into(),
-            client_id: "c".into(),
-            scope: String::new(),
-            created_at: 0,
-            expires_at: 0,
-        };
-        let code = |n: u8| CodeRecord {
-            client_id: "c".into(),
-            redirect_uri: "https://x/cb".into(),
-            redirect_uri_given: true,
-            sub: "s".into(),
-            username: "u".into(),
-            scope: String::new(),
-            code_challenge: None,
-            expires_at: 1000 + u64::from(n),
-            redeemed_by: None,
-        };
+        let grant = fixtures::grant;
+        let code = |n: u8| fixtures::code(1000 + u64::from(n));
         // Two links made at time 100: tokens that expire at 200 (access) and never (refresh).
         for (n, id) in [(0u8, "live"), (1, "revoked")] {
             let key = secret::sha256(&[n]);

@@ -268,11 +268,14 @@ impl Server {
         let stderr = child.stderr.take().expect("stderr");
         let log = Arc::new(Mutex::new(String::new()));
         let log_in = log.clone();
+        // Line by line as bytes, so a line that is not UTF-8 cannot stop the draining.
         let stderr = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut reader = BufReader::new(stderr);
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
                 let mut log = log_in.lock().unwrap_or_else(|e| e.into_inner());
-                log.push_str(&line);
-                log.push('\n');
+                log.push_str(&String::from_utf8_lossy(&line));
+                line.clear();
             }
         });
         let (tx, rx) = mpsc::channel();

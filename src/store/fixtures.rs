@@ -1,0 +1,33 @@
+//! Records for unit tests (the store's and the OAuth rules'), so each test states only what it
+//! is about: `Grant { expires_at: 1000, ..grant("g") }`.
+
+use super::{CodeRecord, Grant};
+
+/// A grant of user `s` (`u`) to client `c` for `profile`, made at 100, living forever.
+pub fn grant(id: &str) -> Grant {
+    Grant {
+        id: id.into(),
+        sub: "s".into(),
+        username: "u".into(),
+        client_id: "c".into(),
+        scope: "profile".into(),
+        created_at: 100,
+        expires_at: 0,
+    }
+}
+
+/// An unused code for client `c` and `https://x/cb` (named in the request), for `profile`,
+/// without PKCE.
+pub fn code(expires_at: u64) -> CodeRecord {
+    CodeRecord {
+        client_id: "c".into(),
+        redirect_uri: "https://x/cb".into(),
+        redirect_uri_given: true,
+        sub: "s".into(),
+        username: "u".into(),
+        scope: "profile".into(),
+        code_challenge: None,
+        expires_at,
+        redeemed_by: None,
+    }
+}
