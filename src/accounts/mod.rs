@@ -4,3 +4,4 @@
 
 pub mod links;
 pub mod password_rules;
+pub mod session;

@@ -92,7 +92,7 @@ pub async fn route(app: &App, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) 
         },
         (p, _) if super::account_routes::handles(p) => {
             let p = p.to_string();
-            super::account_routes::route(app, req, &p).await
+            super::account_routes::route(app, req, &p, ip).await
         }
         ("/", Method::GET) => response::text(
             200,

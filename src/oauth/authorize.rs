@@ -449,7 +449,7 @@ const MAX_REFILL: usize = 256;
 /// The user, if `password` is theirs. An unknown user costs the same: the password is checked
 /// against `secret::dummy_hash()`, so timing does not reveal which usernames exist. `verify` is
 /// the argon2 check (`secret::verify_password`; a recording stand-in in tests).
-fn check_password(
+pub(crate) fn check_password(
     user: Option<User>,
     password: &Secret,
     verify: impl Fn(&Secret, &str) -> bool,

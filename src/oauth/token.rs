@@ -215,8 +215,10 @@ async fn refresh(app: &App, client: &Client, params: &Params) -> Result<TokenRes
         .rotate_refresh_tokens
         .then(|| secret::new_token(REFRESH_PREFIX));
     let mut scope = String::new();
+    let mut grant_id = String::new();
     let outcome = app.store.refresh(&presented.key(), now, |token, grant| {
         scope = check_refresh(&client.id, requested_scope, token, grant)?;
+        grant_id.clone_from(&grant.id);
         let access = TokenRecord::access(grant, &scope, now, app.config.tokens.access_secs);
         Ok::<_, OAuthError>(Replacement {
             access: (access_token.key(), access),
@@ -226,7 +228,12 @@ async fn refresh(app: &App, client: &Client, params: &Params) -> Result<TokenRes
         })
     })?;
     match outcome {
-        Refreshed::Issued => {}
+        // For "last refresh" on /account; a failure to note it must not fail the refresh.
+        Refreshed::Issued => {
+            if let Err(e) = app.store.note_refresh(&grant_id, now) {
+                tracing::warn!("noting a refresh failed: {e}");
+            }
+        }
         Refreshed::Dead => return Err(dead()),
         Refreshed::Reused => {
             app.store.flush().await?;

@@ -12,6 +12,7 @@ pub(crate) mod fixtures;
 mod grants;
 mod invites;
 mod record;
+mod sessions;
 mod sweep;
 mod throttle;
 mod users;
@@ -21,6 +22,7 @@ pub use codes::CodeRecord;
 pub use codes::Redeemed;
 pub use grants::{Grant, Refreshed, Replacement, TokenKind, TokenRecord};
 pub use invites::{LinkKind, LinkUsed, PasswordLink};
+pub use sessions::Session;
 pub use throttle::{address_prefix, Failures, Policy, Reservation, ThrottleKey};
 pub use users::{AddUserError, User, Username};
 
@@ -45,6 +47,9 @@ pub struct Store {
     throttle: sled::Tree,
     /// One-time password links (`invites.rs`); not in backups: a restore revives no link.
     invites: sled::Tree,
+    /// `/account` sign-ins and each link's last refresh (`sessions.rs`); not in backups either.
+    sessions: sled::Tree,
+    grant_activity: sled::Tree,
     /// Writers hold it shared, a backup exclusively, so a backup sees a state between writes.
     gate: Arc<RwLock<()>>,
     /// Serialises the read-modify-write operations (code exchange, refresh). sled's own
@@ -119,6 +124,8 @@ impl Store {
             tokens: db.open_tree("tokens")?,
             throttle: db.open_tree("throttle")?,
             invites: db.open_tree("invites")?,
+            sessions: db.open_tree("sessions")?,
+            grant_activity: db.open_tree("grant_activity")?,
             gate: Arc::new(RwLock::new(())),
             exclusive: Arc::new(Mutex::new(())),
             flush_requests: Arc::new(AtomicU64::new(0)),
