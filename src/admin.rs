@@ -248,9 +248,13 @@ pub fn check_config(config: &Config) -> Result<String, AdminError> {
     out.push_str(&format!("  token     {}/token\n", config.public_url));
     out.push_str(&format!(
         "https       {}\n",
-        match &config.tls {
-            Some(files) => format!("built in ({})", files.cert.display()),
-            None => "not built in (use a reverse proxy)".to_string(),
+        match (&config.tls, &config.acme) {
+            (Some(files), _) => format!("built in ({})", files.cert.display()),
+            (None, Some(acme)) => format!(
+                "built in, certificate for {} from ACME ({}), renewed automatically",
+                acme.domain, acme.directory
+            ),
+            (None, None) => "not built in (use a reverse proxy)".to_string(),
         }
     ));
     out.push_str(&format!("data        {}\n", config.storage_path.display()));

@@ -28,6 +28,10 @@ pub struct Config {
     pub metrics_token: Option<crate::secret::Secret>,
     /// Serve HTTPS directly with these PEM files.
     pub tls: Option<TlsFiles>,
+    /// Serve HTTPS with a certificate obtained and renewed over ACME (`[server.acme]`).
+    pub acme: Option<AcmeConfig>,
+    /// A plain-HTTP listener: ACME HTTP-01 challenges, and a redirect to https for the rest.
+    pub http_listen: Option<SocketAddr>,
     pub limits: Limits,
     pub storage_path: PathBuf,
     /// sled's page cache in bytes.
@@ -53,6 +57,24 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
 }
+
+/// `[server.acme]`: where the certificate for `public_url`'s host comes from.
+#[derive(Debug, Clone)]
+pub struct AcmeConfig {
+    /// The account contact (`mailto:` is added).
+    pub email: String,
+    /// The ACME directory URL.
+    pub directory: String,
+    /// An extra CA (PEM) trusted for the ACME server's own HTTPS API.
+    pub directory_ca: Option<PathBuf>,
+    /// The DNS name the certificate is for: `public_url`'s host, lower case.
+    pub domain: String,
+}
+
+/// Let's Encrypt's production directory, the default `server.acme.directory`.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// Let's Encrypt's staging directory (untrusted certificates, generous rate limits) for trials.
+pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
 
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -181,10 +203,15 @@ impl Config {
                 "server.public_url `{}` is plain http: Alexa and Google only link over HTTPS with a trusted certificate",
                 self.public_url
             ));
-        } else if self.tls.is_none() && self.trusted_proxies.is_empty() {
+        } else if self.tls.is_none() && self.acme.is_none() && self.trusted_proxies.is_empty() {
             warnings.push(
                 "no [server.tls] and no server.trusted_proxies: HTTPS must be terminated by a reverse proxy in front of linkgate; list its address in trusted_proxies so client addresses are seen".to_string(),
             );
+        }
+        if let Some(acme) = &self.acme {
+            if let Some(warning) = acme_port_warning(acme, &self.public_url, self.http_listen) {
+                warnings.push(warning);
+            }
         }
         for client in &self.clients {
             if let ClientSecret::Plain(secret) = &client.secret {
@@ -272,6 +299,8 @@ struct RawServer {
     #[serde(default)]
     trusted_proxies: Vec<String>,
     tls: Option<RawTls>,
+    acme: Option<RawAcme>,
+    http_listen: Option<String>,
     #[serde(default)]
     metrics: bool,
     #[serde(default = "default_max_body_bytes")]
@@ -318,6 +347,14 @@ fn default_body_read_timeout_secs() -> u64 {
 struct RawTls {
     cert: PathBuf,
     key: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAcme {
+    email: String,
+    directory: Option<String>,
+    directory_ca: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -533,6 +570,8 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
         metrics: server.metrics,
         metrics_token: server.metrics_token,
         tls: server.tls,
+        acme: server.acme,
+        http_listen: server.http_listen,
         limits: server.limits,
         storage_path: storage.path,
         cache_bytes: storage.cache_bytes,
@@ -562,6 +601,8 @@ struct Server {
     metrics: bool,
     metrics_token: Option<Secret>,
     tls: Option<TlsFiles>,
+    acme: Option<AcmeConfig>,
+    http_listen: Option<SocketAddr>,
     limits: Limits,
 }
 
@@ -614,6 +655,14 @@ fn check_server(raw: RawServer, dir: &Path, problem: &mut impl FnMut(&str, Strin
             }
         }
     }
+    let (acme, http_listen) = check_acme(
+        raw.acme,
+        raw.http_listen.as_deref(),
+        tls.is_some(),
+        &public_url,
+        dir,
+        problem,
+    );
     let limits = Limits {
         max_body_bytes: raw.max_body_bytes,
         max_header_bytes: raw.max_header_bytes,
@@ -657,6 +706,8 @@ fn check_server(raw: RawServer, dir: &Path, problem: &mut impl FnMut(&str, Strin
         metrics: raw.metrics,
         metrics_token: raw.metrics_token.map(Secret::new),
         tls,
+        acme,
+        http_listen,
         limits,
     }
 }
@@ -893,6 +944,120 @@ fn check_ui(raw: RawUi, dir: &Path, problem: &mut impl FnMut(&str, String)) -> U
         logo,
         support: support.filter(|s| !s.is_empty()),
     }
+}
+
+/// TLS-ALPN-01 validations arrive on port 443 of the name (RFC 8737 §3); HTTP-01 ones on port 80.
+fn acme_port_warning(
+    acme: &AcmeConfig,
+    public_url: &str,
+    http_listen: Option<SocketAddr>,
+) -> Option<String> {
+    let port = url::parse(public_url).map_or(443, |url| url.port_or_default());
+    (port != 443 && http_listen.is_none()).then(|| format!(
+        "server.public_url is on port {port}, but the CA validates {} over TLS-ALPN-01 on port 443: make port 443 reach this listener (or set server.http_listen for HTTP-01 on port 80)",
+        acme.domain
+    ))
+}
+
+/// `[server.acme]` and `server.http_listen`: exclusive with `[server.tls]`, for an https
+/// `public_url` whose host is a DNS name (the name the certificate is for).
+fn check_acme(
+    raw: Option<RawAcme>,
+    http_listen: Option<&str>,
+    has_tls: bool,
+    public_url: &str,
+    dir: &Path,
+    problem: &mut impl FnMut(&str, String),
+) -> (Option<AcmeConfig>, Option<SocketAddr>) {
+    let http_listen = http_listen.and_then(|addr| match addr.parse::<SocketAddr>() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            problem(
+                "server.http_listen",
+                format!("`{addr}` is not a socket address (expected e.g. \"[::]:80\")"),
+            );
+            None
+        }
+    });
+    if http_listen.is_some() && raw.is_none() && !has_tls {
+        problem(
+            "server.http_listen",
+            "redirects plain HTTP to https, which needs [server.acme] or [server.tls]".into(),
+        );
+    }
+    let Some(raw) = raw else {
+        return (None, http_listen);
+    };
+    if has_tls {
+        problem(
+            "server.acme",
+            "[server.acme] and [server.tls] are mutually exclusive: [server.acme] obtains and renews the certificate itself, [server.tls] serves certificate files you manage; keep one of them".into(),
+        );
+    }
+    let email = raw.email.trim().to_string();
+    let valid_email = email.split_once('@').is_some_and(|(user, host)| {
+        !user.is_empty() && host.contains('.') && !host.starts_with('.') && !host.ends_with('.')
+    }) && !email
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == ',');
+    if !valid_email {
+        problem(
+            "server.acme.email",
+            format!("`{email}` is not an email address (the ACME account's contact, e.g. \"ops@example.com\")"),
+        );
+    }
+    let directory = raw.directory.unwrap_or_else(|| LETS_ENCRYPT.to_string());
+    if !directory.starts_with("https://") || url::parse(&directory).is_none() {
+        problem(
+            "server.acme.directory",
+            format!("`{directory}` is not an https URL (RFC 8555 §6.1: ACME runs over HTTPS); Let's Encrypt's is \"{LETS_ENCRYPT}\""),
+        );
+    }
+    let directory_ca = raw.directory_ca.map(|path| {
+        let path = if path.is_absolute() {
+            path
+        } else {
+            dir.join(path)
+        };
+        if let Err(e) = std::fs::metadata(&path) {
+            problem(
+                "server.acme.directory_ca",
+                format!("cannot read {}: {e}", path.display()),
+            );
+        }
+        path
+    });
+    let host = url::parse(public_url)
+        .filter(|url| url.https)
+        .map(|url| url.host.to_ascii_lowercase());
+    let domain = match host {
+        None => {
+            problem(
+                "server.acme",
+                format!("needs an https server.public_url (the certificate is for its host), not `{public_url}`"),
+            );
+            String::new()
+        }
+        Some(host)
+            if host.starts_with('[') || host.parse::<IpAddr>().is_ok() || !host.contains('.') =>
+        {
+            problem(
+                "server.acme",
+                format!("server.public_url's host `{host}` is not a public DNS name such as \"auth.example.com\"; ACME certificates here are for DNS names"),
+            );
+            String::new()
+        }
+        Some(host) => host,
+    };
+    (
+        Some(AcmeConfig {
+            email,
+            directory,
+            directory_ca,
+            domain,
+        }),
+        http_listen,
+    )
 }
 
 /// `#rrggbb`, dark enough that the white button text on it keeps WCAG AA contrast (4.5:1).
@@ -1203,6 +1368,91 @@ redirect_uris = ["https://pitangui.amazon.com/api/skill/link/M2X"]
         }
         // Words that merely contain "on" are fine.
         assert!(try_logo(b"<svg><text font=\"x\">one done on time</text></svg>").is_ok());
+    }
+
+    #[test]
+    fn acme_takes_its_name_from_public_url_and_excludes_static_tls() {
+        let acme = "[server.acme]\nemail = \"ops@example.com\"\n";
+        let with = |text: &str| GOOD.replace("[storage]", &format!("{text}[storage]"));
+        let config = check(&with(acme)).unwrap();
+        let settings = config.acme.unwrap();
+        assert_eq!(settings.domain, "auth.example.com");
+        assert_eq!(settings.directory, LETS_ENCRYPT);
+        assert_eq!(settings.email, "ops@example.com");
+        assert!(config.http_listen.is_none());
+        let text = with(&format!(
+            "http_listen = \"[::]:80\"\n{acme}directory = \"{LETS_ENCRYPT_STAGING}\"\ndirectory_ca = \"ca.pem\"\n"
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), "").unwrap();
+        let config = check_in(&text, dir.path()).unwrap();
+        assert_eq!(config.http_listen, Some("[::]:80".parse().unwrap()));
+        let settings = config.acme.unwrap();
+        assert_eq!(settings.directory, LETS_ENCRYPT_STAGING);
+        assert_eq!(settings.directory_ca, Some(dir.path().join("ca.pem")));
+        // No "terminate HTTPS in a proxy" warning: linkgate serves it.
+        assert!(check(&with(acme)).unwrap().warnings().is_empty());
+        // TLS-ALPN-01 is validated on port 443 only.
+        let other_port = with(acme).replace("auth.example.com/", "auth.example.com:8443/");
+        let warnings = check(&other_port).unwrap().warnings();
+        assert!(
+            warnings.len() == 1 && warnings[0].contains("port 8443") && warnings[0].contains("443"),
+            "{warnings:?}"
+        );
+        let http01 =
+            other_port.replace("[server.acme]", "http_listen = \"[::]:80\"\n[server.acme]");
+        assert!(check(&http01).unwrap().warnings().is_empty());
+    }
+
+    #[test]
+    fn acme_problems_name_the_key() {
+        let acme = "[server.acme]\nemail = \"ops@example.com\"\n";
+        let with = |text: &str| GOOD.replace("[storage]", &format!("{text}[storage]"));
+        let dir = tempfile::tempdir().unwrap();
+        for file in ["cert.pem", "key.pem"] {
+            std::fs::write(dir.path().join(file), "").unwrap();
+        }
+        let both = with(&format!(
+            "[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n{acme}"
+        ));
+        let err = check_in(&both, dir.path()).unwrap_err();
+        assert!(
+            err.contains("key `server.acme`") && err.contains("mutually exclusive"),
+            "{err}"
+        );
+        let err = check(&with("[server.acme]\nemail = \"nobody\"\n")).unwrap_err();
+        assert!(err.contains("key `server.acme.email`"), "{err}");
+        let err = check(&with("[server.acme]\n")).unwrap_err();
+        assert!(err.contains("email"), "{err}");
+        let err = check(&with(&format!(
+            "{acme}directory = \"http://ca.example/dir\"\n"
+        )))
+        .unwrap_err();
+        assert!(err.contains("key `server.acme.directory`"), "{err}");
+        let err = check(&with(&format!("{acme}directory_ca = \"missing.pem\"\n"))).unwrap_err();
+        assert!(
+            err.contains("key `server.acme.directory_ca`")
+                && err.contains("/etc/linkgate/missing.pem"),
+            "{err}"
+        );
+        let err = check(&with(&format!("{acme}typo = 1\n"))).unwrap_err();
+        assert!(err.contains("typo"), "{err}");
+        for url in [
+            "http://auth.example.com",
+            "https://127.0.0.1",
+            "https://localhost",
+        ] {
+            let text = with(acme).replace("https://auth.example.com/", url);
+            let err = check(&text).unwrap_err();
+            assert!(err.contains("key `server.acme`"), "{url}: {err}");
+        }
+        let err = check(&with("http_listen = \"[::]:80\"\n")).unwrap_err();
+        assert!(
+            err.contains("key `server.http_listen`") && err.contains("[server.acme]"),
+            "{err}"
+        );
+        let err = check(&with(&format!("http_listen = \"port 80\"\n{acme}"))).unwrap_err();
+        assert!(err.contains("key `server.http_listen`"), "{err}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-/// Public for the fuzz target (`fuzz/fuzz_targets/der.rs`).
+/// Public for the fuzz target (`fuzz/fuzz_targets/der.rs`) and for ACME's renewal schedule.
 pub mod der;
 mod https;
 /// A certificate closer than this to its end fails; closer than `EXPIRY_WARN_DAYS` warns
@@ -176,6 +176,9 @@ pub fn run(config: &Config, extra_ca: Option<&Path>) -> bool {
     }
     for warning in permissions {
         report.add(Check::warn("permissions", warning));
+    }
+    if let Some(check) = crate::acme::doctor_check(config, crate::store::now()) {
+        report.add(check);
     }
     say(&format!(
         "{} failed, {} warning{}, {} ok",

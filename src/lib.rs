@@ -2,6 +2,7 @@
 //! fuzz targets and benchmarks reach the parsers and the store through here.
 
 pub mod accounts;
+pub mod acme;
 pub mod admin;
 pub mod admin_protocol;
 pub mod admin_socket;

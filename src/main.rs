@@ -1,7 +1,7 @@
 //! linkgate: parse the command line, load the config, then serve or run one admin command.
 
 use linkgate::cli::Command;
-use linkgate::{admin, admin_socket, app, cli, config, doctor, http, logging, store};
+use linkgate::{acme, admin, admin_socket, app, cli, config, doctor, http, logging, store};
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -93,6 +93,20 @@ fn serve(config: config::Config) -> ExitCode {
         },
         None => None,
     };
+    // [server.acme]: the cached certificate is loaded before the first handshake.
+    let acme = match config.acme.is_some().then(|| acme::Acme::prepare(&config)) {
+        Some(Ok(acme)) => Some(acme),
+        Some(Err(e)) => return fail(2, &format!("{}: {e}", config.file.display())),
+        None => None,
+    };
+    let reload_tls = tls.clone();
+    let tls = match &acme {
+        Some(acme) => match http::tls::Tls::with_resolver(acme.resolver()) {
+            Ok(tls) => Some(Arc::new(tls)),
+            Err(e) => return fail(1, &e),
+        },
+        None => tls,
+    };
     let app = app::App::new(config, store.clone());
     let result = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
@@ -117,13 +131,15 @@ fn serve(config: config::Config) -> ExitCode {
             app.store.clone(),
             Duration::from_secs(app.config.sweep_interval_secs),
         ));
+        let acme_tasks = acme::start(&app, acme).await?;
         // Everything is ready: say so, for scripts and tests that bound port 0.
         println!("listening on {local}");
         let _ = std::io::stdout().flush();
-        let reloader = tokio::spawn(reload_on_sighup(signals.hangup, tls.clone()));
+        let reloader = tokio::spawn(reload_on_sighup(signals.hangup, reload_tls));
         let shutdown = shutdown_signal(signals.terminate, signals.interrupt);
         http::server::serve(app, listener, tls, shutdown).await;
         reloader.abort();
+        acme_tasks.iter().for_each(|task| task.abort());
         sweeper.abort();
         admin.abort();
         let _ = std::fs::remove_file(&socket_path);

@@ -20,6 +20,10 @@ pub struct Metrics {
     pub code_grants_failed: AtomicU64,
     pub refresh_grants_ok: AtomicU64,
     pub refresh_grants_failed: AtomicU64,
+    /// `[server.acme]`: certificate orders by outcome, and the served certificate's end.
+    pub acme_orders_ok: AtomicU64,
+    pub acme_orders_failed: AtomicU64,
+    pub acme_certificate_not_after: AtomicU64,
     requests: AtomicU64,
     latency_micros_sum: AtomicU64,
     latency_buckets: [AtomicU64; BUCKETS.len()],
@@ -87,6 +91,22 @@ impl Metrics {
                 ),
             ],
         );
+        counter(
+            "linkgate_acme_orders_total",
+            "ACME certificate orders ([server.acme]) by outcome.",
+            &[
+                ("{outcome=\"ok\"}", get(&self.acme_orders_ok)),
+                ("{outcome=\"error\"}", get(&self.acme_orders_failed)),
+            ],
+        );
+        let not_after = get(&self.acme_certificate_not_after);
+        if not_after > 0 {
+            let name = "linkgate_acme_certificate_expiry_timestamp_seconds";
+            let _ = writeln!(
+                out,
+                "# HELP {name} When the ACME certificate served now expires.\n# TYPE {name} gauge\n{name} {not_after}"
+            );
+        }
         let name = "linkgate_request_duration_seconds";
         let _ = writeln!(
             out,

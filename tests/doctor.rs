@@ -5,7 +5,7 @@
 
 mod common;
 use common::*;
-use rcgen::{BasicConstraints, Certificate, CertificateParams, DnType, IsCa, KeyPair};
+use rcgen::{BasicConstraints, Certificate, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Output;
@@ -41,23 +41,28 @@ redirect_uris = [
 struct Ca {
     cert: Certificate,
     key: KeyPair,
+    params: CertificateParams,
 }
 
 impl Ca {
     fn root() -> Ca {
         let key = KeyPair::generate().expect("key");
-        let cert = ca_params("linkgate test root")
-            .self_signed(&key)
-            .expect("root");
-        Ca { cert, key }
+        let params = ca_params("linkgate test root");
+        let cert = params.self_signed(&key).expect("root");
+        Ca { cert, key, params }
     }
 
     fn intermediate(&self) -> Ca {
         let key = KeyPair::generate().expect("key");
-        let cert = ca_params("linkgate test intermediate")
-            .signed_by(&key, &self.cert, &self.key)
+        let params = ca_params("linkgate test intermediate");
+        let cert = params
+            .signed_by(&key, &self.issuer())
             .expect("intermediate");
-        Ca { cert, key }
+        Ca { cert, key, params }
+    }
+
+    fn issuer(&self) -> Issuer<'_, &KeyPair> {
+        Issuer::from_params(&self.params, &self.key)
     }
 
     /// A server certificate for localhost and 127.0.0.1, valid until midnight UTC `days` from now.
@@ -74,7 +79,7 @@ impl Ca {
         let (year, month, day) = date_in(days);
         params.not_after = rcgen::date_time_ymd(year, month, day);
         let key = KeyPair::generate().expect("key");
-        let cert = params.signed_by(&key, &self.cert, &self.key).expect("leaf");
+        let cert = params.signed_by(&key, &self.issuer()).expect("leaf");
         (cert, key)
     }
 }

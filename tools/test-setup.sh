@@ -17,6 +17,9 @@ apt_install() {
 # openssl: TLS protocol checks in tests/ops.rs.
 command -v openssl >/dev/null 2>&1 || apt_install openssl
 
+# ACME server for tests/acme.rs: Debian's pebble ships pebble and pebble-challtestsrv.
+{ command -v pebble && command -v pebble-challtestsrv; } >/dev/null 2>&1 || apt_install pebble
+
 # Headless browser for tests/browser.rs and tests/locale.rs: Debian's Chromium.
 [ -x "${LINKGATE_CHROMIUM:-/usr/bin/chromium}" ] || apt_install chromium chromium-driver
 

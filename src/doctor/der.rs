@@ -7,6 +7,8 @@ pub struct Certificate<'a> {
     pub subject: &'a [u8],
     /// Unix seconds.
     pub not_after: u64,
+    /// Unix seconds (for the ACME renewal schedule: a third of the lifetime).
+    pub not_before: u64,
 }
 
 const SEQUENCE: u8 = 0x30;
@@ -30,12 +32,13 @@ impl<'a> Certificate<'a> {
         let (_, _, issuer, rest) = expect(rest, SEQUENCE)?;
         let (_, validity, _, rest) = expect(rest, SEQUENCE)?;
         let (_, _, subject, _) = expect(rest, SEQUENCE)?;
-        let after_not_before = next(validity)?.3;
+        let (before_tag, not_before, _, after_not_before) = next(validity)?;
         let (tag, not_after, _, _) = next(after_not_before)?;
         Some(Certificate {
             issuer,
             subject,
             not_after: time(tag, not_after)?,
+            not_before: time(before_tag, not_before)?,
         })
     }
 }

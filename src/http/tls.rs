@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::server::ResolvesServerCert;
 use tokio_rustls::rustls::{self, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
@@ -14,6 +15,26 @@ pub struct Tls {
     cert: PathBuf,
     key: PathBuf,
     acceptor: RwLock<TlsAcceptor>,
+}
+
+impl Tls {
+    /// HTTPS whose certificate comes from `resolver` (ACME, `crate::acme`), which swaps it itself
+    /// and also answers TLS-ALPN-01 challenges (RFC 8737: ALPN `acme-tls/1`). Nothing to re-read
+    /// on SIGHUP.
+    pub fn with_resolver(resolver: Arc<dyn ResolvesServerCert>) -> Result<Tls, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| format!("TLS setup failed: {e}"))?
+            .with_no_client_auth()
+            .with_cert_resolver(resolver);
+        config.alpn_protocols = vec![b"http/1.1".to_vec(), b"acme-tls/1".to_vec()];
+        Ok(Tls {
+            cert: PathBuf::new(),
+            key: PathBuf::new(),
+            acceptor: RwLock::new(TlsAcceptor::from(Arc::new(config))),
+        })
+    }
 }
 
 impl Tls {

@@ -979,7 +979,7 @@ pub fn write_self_signed(dir: &Path, names: &[&str]) -> Vec<u8> {
     all.extend(names.iter().map(|n| n.to_string()));
     let cert = rcgen::generate_simple_self_signed(all).expect("rcgen");
     std::fs::write(dir.join("cert.pem"), cert.cert.pem()).expect("cert.pem");
-    std::fs::write(dir.join("key.pem"), cert.key_pair.serialize_pem()).expect("key.pem");
+    std::fs::write(dir.join("key.pem"), cert.signing_key.serialize_pem()).expect("key.pem");
     cert.cert.der().to_vec()
 }
 
