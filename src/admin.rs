@@ -87,12 +87,32 @@ pub fn execute(store: &Store, request: Request) -> Result<String, AdminError> {
             if !store.set_password(&name, password_hash)? {
                 return Err(no_user(&name));
             }
+            if let Some(user) = store.user(&name)? {
+                let kind = crate::store::EventKind::Admin;
+                crate::accounts::events::record(
+                    store,
+                    &user.sub,
+                    name.as_str(),
+                    kind,
+                    None,
+                    "--set-password",
+                );
+            }
             format!("changed the password of {name} and revoked their tokens")
         }
         Request::UnlinkUser { name } => {
             let name = username(&name)?;
             let user = store.user(&name)?.ok_or_else(|| no_user(&name))?;
             let revoked = store.revoke_user_grants(&user.sub)?;
+            let kind = crate::store::EventKind::Admin;
+            crate::accounts::events::record(
+                store,
+                &user.sub,
+                name.as_str(),
+                kind,
+                None,
+                "--unlink-user",
+            );
             format!("unlinked {name}: revoked {revoked} grant(s)")
         }
     };

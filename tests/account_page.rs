@@ -134,6 +134,40 @@ fn unlink_form<'p>(page: &'p str, client_name: &str) -> &'p str {
     &page[at..]
 }
 
+/// The "Linked apps" section of the page.
+fn linked_apps(page: &str) -> &str {
+    let start = page.find("Linked apps").expect("a Linked apps section");
+    let end = page[start..].find("<h2>").map_or(page.len(), |e| start + e);
+    &page[start..end]
+}
+
+/// The "Recent activity" section: one string per entry, newest first, tags stripped.
+fn activity(page: &str) -> Vec<String> {
+    let start = page
+        .find("Recent activity")
+        .expect("a Recent activity section");
+    let list = &page[start
+        ..page[start..]
+            .find("</ul>")
+            .map_or(page.len(), |e| start + e)];
+    list.split("<li>")
+        .skip(1)
+        .map(|item| {
+            let mut text = String::new();
+            let mut in_tag = false;
+            for ch in item.chars() {
+                match ch {
+                    '<' => in_tag = true,
+                    '>' => in_tag = false,
+                    c if !in_tag => text.push(c),
+                    _ => {}
+                }
+            }
+            text
+        })
+        .collect()
+}
+
 /// Links Google for the default user: (access, refresh).
 fn google_tokens(server: &Server) -> (String, String) {
     let code = code_for(server, GOOGLE_ID, GOOGLE_REDIRECT);
@@ -193,7 +227,8 @@ fn the_page_lists_linked_apps_and_unlinking_one_kills_its_tokens_at_once() {
     assert_eq!(refreshed.status, 200);
     let html = me.get("/account?done=unlinked").text();
     assert!(html.contains("The app is unlinked"), "{html}");
-    assert!(!html.contains("Example Taxi for Alexa"));
+    assert!(!linked_apps(&html).contains("Example Taxi for Alexa"));
+    assert!(linked_apps(&html).contains("Example Taxi for Google"));
     // Posting the same unlink again (another tab) changes nothing and says so.
     let again = me.submit(alexa, "/unlink", &[]);
     assert_eq!(again.header("Location"), Some("/account?done=gone"));
@@ -314,7 +349,7 @@ fn a_password_change_keeps_the_links_unless_the_person_signs_out_their_apps() {
     let html = me.get("/account").text();
     assert!(html.contains("name=\"password\"") && !html.contains("Signed in as"));
     server.wait_for_log(
-        "event=\"password_changed\" via=\"account\" user=alice end_links=true",
+        "event=\"password_changed\" user=alice ip=127.0.0.1 detail=\"account, apps signed out\"",
         1,
     );
 }
@@ -455,4 +490,45 @@ fn the_account_page_speaks_every_language() {
         assert_eq!(signed.header("Content-Language"), Some(language));
         assert!(signed.text().contains(heading), "{language}");
     }
+}
+
+#[test]
+fn recent_activity_shows_the_persons_own_security_events_newest_first() {
+    let env = TestEnv::with_user();
+    env.add_user("bob", "bob's password");
+    let server = env.start();
+    let _ = tokens_for(&server);
+    // A wrong password in the linking flow, a sign-in for bob (not shown to alice).
+    let mut browser = Browser::new(&server);
+    let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "s", &[]);
+    assert_eq!(browser.login(&login, USER, "a wrong guess").status, 401);
+    assert_eq!(
+        Visitor::new(&server)
+            .sign_in("bob", "bob's password")
+            .status,
+        200
+    );
+    let out = env.cli(&["--unlink-user", USER], "");
+    assert!(out.status.success());
+    let mut me = Visitor::new(&server);
+    let html = me.sign_in(USER, PASSWORD).text();
+    let entries = activity(&html);
+    let expected = [
+        "Signed in · account",
+        "Changed by the administrator · --unlink-user",
+        "Failed sign-in · Example Taxi for Alexa",
+        "App linked · Example Taxi for Alexa",
+        "Signed in · Example Taxi for Alexa",
+    ];
+    assert_eq!(entries.len(), expected.len(), "{entries:#?}");
+    for (entry, what) in entries.iter().zip(expected) {
+        assert!(
+            entry.starts_with(what),
+            "{entry:?} should be {what:?}; all: {entries:#?}"
+        );
+    }
+    // Browser actions carry the address and a time; admin actions a time only.
+    assert!(entries[0].contains("UTC · 127.0.0.1"), "{}", entries[0]);
+    assert!(entries[1].trim_end().ends_with("UTC"), "{}", entries[1]);
+    server.wait_for_log("event=\"admin\" user=alice detail=\"--unlink-user\"", 1);
 }

@@ -100,7 +100,10 @@ fn finish_invitation(env: &TestEnv, server: &Server, path: &str, out: &str) {
     let token = path.split_once("token=").unwrap().1;
     assert!(!server.log().contains(token), "the link's token was logged");
     // The change is a security event in the log: who, what, how; never the password.
-    server.wait_for_log("event=\"password_changed\" user=bob via=Invite", 1);
+    server.wait_for_log(
+        "event=\"password_changed\" user=bob ip=127.0.0.1 detail=\"invitation link\"",
+        1,
+    );
     assert!(!server.log().contains(NEW_PASSWORD));
 }
 

@@ -6,15 +6,17 @@
 //! form at the link is protected by a CSRF token in a cookie and a hidden field; the token is
 //! checked before any password is hashed, so strangers cannot make the server run argon2.
 
+use super::events;
 use super::password_rules::{check_new_password, PasswordProblem};
 use crate::admin::{self, AdminError, Request};
 use crate::app::App;
 use crate::config::Config;
 use crate::secret::{self, Secret};
-use crate::store::{now, AddUserError, LinkKind, LinkUsed, Store, Username};
+use crate::store::{now, AddUserError, EventKind, LinkKind, LinkUsed, Store, Username};
 use crate::urlencoded::Params;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use std::net::IpAddr;
 
 /// The path of the form, under `public_url`.
 pub const PATH: &str = "/set-password";
@@ -76,7 +78,18 @@ pub fn execute(
     };
     let link = store.put_password_link(&key, &user, kind, now(), ttl_secs)?;
     store.flush_blocking()?;
-    tracing::info!(target: "linkgate::security", event = "admin", user = %name, action = ?kind, "password link issued");
+    let detail = match kind {
+        LinkKind::Invite => "--invite",
+        LinkKind::Reset => "--reset-password",
+    };
+    events::record(
+        store,
+        &user.sub,
+        name.as_str(),
+        EventKind::Admin,
+        None,
+        detail,
+    );
     let what = match kind {
         LinkKind::Invite => "invited",
         LinkKind::Reset => "password reset for",
@@ -156,7 +169,7 @@ pub fn open(app: &App, query: &[u8]) -> Step {
 
 /// `POST /set-password`: checks the CSRF token, the link and the password rules, then sets the
 /// password and spends the link.
-pub async fn submit(app: &App, body: &[u8], cookie_csrf: Option<&str>) -> Step {
+pub async fn submit(app: &App, body: &[u8], cookie_csrf: Option<&str>, ip: IpAddr) -> Step {
     let Ok(params) = Params::parse(body) else {
         return Step::Stale;
     };
@@ -210,7 +223,19 @@ pub async fn submit(app: &App, body: &[u8], cookie_csrf: Option<&str>) -> Step {
     };
     match used {
         Ok(LinkUsed::PasswordSet(link)) => {
-            tracing::info!(target: "linkgate::security", event = "password_changed", user = %link.username, via = ?link.kind, "password set with a one-time link");
+            let detail = match link.kind {
+                LinkKind::Invite => "invitation link",
+                LinkKind::Reset => "password reset link",
+            };
+            let kind = EventKind::PasswordChanged;
+            events::record(
+                &app.store,
+                &link.sub,
+                &link.username,
+                kind,
+                Some(ip),
+                detail,
+            );
             Step::Done {
                 username: link.username,
             }

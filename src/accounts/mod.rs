@@ -2,6 +2,7 @@
 //! password (`--invite`, `--reset-password`), so the admin never chooses or sees it. The rules
 //! live here, free of hyper; `http::account_routes` parses requests and `pages` renders.
 
+pub mod events;
 pub mod links;
 pub mod password_rules;
 pub mod session;

@@ -7,12 +7,13 @@
 //! token, which another site can neither read nor compute; the sign-in form, before there is a
 //! session, uses a random token matched against a cookie.
 
+use super::events;
 use super::password_rules::{check_new_password, PasswordProblem};
 use crate::app::App;
 use crate::metrics::count;
 use crate::oauth::authorize::check_password;
 use crate::secret::{self, Secret};
-use crate::store::{now, Grant, Session, StoreError, User, Username};
+use crate::store::{now, EventKind, Grant, Session, StoreError, User, Username};
 use crate::urlencoded::Params;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -73,6 +74,7 @@ pub async fn verify(
         })?,
         Err(_) => None,
     };
+    let known = user.as_ref().map(|u| (u.sub.clone(), u.username.clone()));
     let check = app
         .password_workers
         .run(move || check_password(user, &password, secret::verify_password))
@@ -87,7 +89,13 @@ pub async fn verify(
         }
         Some(None) => {
             count(&app.metrics.logins_failed);
-            tracing::info!(target: "linkgate::security", event = "sign_in_failed", via = "account", %ip, "sign-in failed");
+            match known {
+                Some((sub, username)) => {
+                    let kind = EventKind::SignInFailed;
+                    events::record(&app.store, &sub, &username, kind, Some(ip), "account");
+                }
+                None => tracing::info!(%ip, "account sign-in failed for an unknown user"),
+            }
             Err(SignInFailure::WrongCredentials)
         }
         None => {
@@ -164,7 +172,15 @@ pub async fn sign_in(
     };
     match start_session(app, &user).await {
         Ok(token) => {
-            tracing::info!(target: "linkgate::security", event = "sign_in", via = "account", user = %user.username, %ip, "signed in to the account page");
+            let kind = EventKind::SignIn;
+            events::record(
+                &app.store,
+                &user.sub,
+                &user.username,
+                kind,
+                Some(ip),
+                "account",
+            );
             SignInOutcome::Started(token)
         }
         Err(e) => {
@@ -210,6 +226,33 @@ pub fn linked_apps(app: &App, sub: &str) -> Result<Vec<LinkedApp>, StoreError> {
             grant_id: grant.id,
             linked_since: grant.created_at,
             last_refresh,
+        })
+        .collect())
+}
+
+/// One line of "recent activity".
+pub struct Activity {
+    pub kind: EventKind,
+    pub at: u64,
+    pub ip: Option<String>,
+    /// A client's name, `account`, `--set-password`, …
+    pub detail: String,
+}
+
+/// The user's recent security events, newest first, with clients named as the config names them.
+pub fn recent_activity(app: &App, sub: &str) -> Result<Vec<Activity>, StoreError> {
+    Ok(app
+        .store
+        .recent_events(sub)?
+        .into_iter()
+        .map(|event| Activity {
+            kind: event.kind,
+            at: event.at,
+            ip: event.ip,
+            detail: app
+                .config
+                .client(&event.detail)
+                .map_or(event.detail.clone(), |c| c.name.clone()),
         })
         .collect())
 }
@@ -308,11 +351,23 @@ async fn unlink(
     grant_id: &str,
     ip: IpAddr,
 ) -> Result<ActionOutcome, StoreError> {
+    let client_id = match app.store.grant(grant_id)? {
+        Some(grant) => grant.client_id,
+        None => return Ok(ActionOutcome::Done(Notice::AlreadyUnlinked)),
+    };
     if !app.store.revoke_own_grant(&user.sub, grant_id)? {
         return Ok(ActionOutcome::Done(Notice::AlreadyUnlinked));
     }
     app.store.flush().await?;
-    tracing::info!(target: "linkgate::security", event = "unlink", user = %user.username, %ip, "an app was unlinked from the account page");
+    let kind = EventKind::Unlink;
+    events::record(
+        &app.store,
+        &user.sub,
+        &user.username,
+        kind,
+        Some(ip),
+        &client_id,
+    );
     Ok(ActionOutcome::Done(Notice::Unlinked))
 }
 
@@ -362,7 +417,19 @@ async fn change_password(
     };
     app.store.end_session(&signed.token.key())?;
     let token = start_session(app, &changed).await?;
-    tracing::info!(target: "linkgate::security", event = "password_changed", via = "account", user = %user.username, end_links, %ip, "password changed on the account page");
+    let detail = match end_links {
+        true => "account, apps signed out",
+        false => "account",
+    };
+    let kind = EventKind::PasswordChanged;
+    events::record(
+        &app.store,
+        &user.sub,
+        &user.username,
+        kind,
+        Some(ip),
+        detail,
+    );
     Ok(ActionOutcome::PasswordChanged(token))
 }
 

@@ -54,7 +54,7 @@ pub async fn route(app: &App, req: Request<Incoming>, path: &str, ip: IpAddr) ->
         (links::PATH, Method::POST) => {
             let cookie = request::csrf_cookie(req.headers(), cookie_name).map(str::to_string);
             match super::routes::read_body(app, req).await {
-                Ok(body) => links::submit(app, &body, cookie.as_deref()).await,
+                Ok(body) => links::submit(app, &body, cookie.as_deref(), ip).await,
                 Err(reply) => return reply,
             }
         }
@@ -283,8 +283,16 @@ fn signed_in_page(
             return problem(app, lang, Step::Unavailable);
         }
     };
+    let activity = match session::recent_activity(app, &signed.user.sub) {
+        Ok(activity) => activity,
+        Err(e) => {
+            tracing::error!("reading recent activity failed: {e}");
+            return problem(app, lang, Step::Unavailable);
+        }
+    };
     let csrf = session::csrf_for(signed.token.expose());
     let view = pages::AccountView {
+        activity: &activity,
         base,
         username: &signed.user.username,
         csrf: &csrf,

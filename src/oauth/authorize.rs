@@ -317,6 +317,7 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
         },
         Err(_) => None,
     };
+    let known = user.as_ref().map(|u| (u.sub.clone(), u.username.clone()));
     let check = app
         .password_workers
         .run(move || check_password(user, &password, secret::verify_password))
@@ -329,6 +330,15 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
                 return Step::ErrorPage(ErrorPage::FormExpired);
             }
             tracing::info!(client = %client.id, "login succeeded");
+            let kind = crate::store::EventKind::SignIn;
+            crate::accounts::events::record(
+                &app.store,
+                &user.sub,
+                &user.username,
+                kind,
+                Some(ip),
+                &client.id,
+            );
             count(&app.metrics.logins_ok);
             if let Err(e) = app.store.login_succeeded(reservation) {
                 tracing::warn!("clearing the login throttle failed: {e}");
@@ -342,6 +352,17 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
         }
         Some(None) => {
             tracing::info!(client = %client.id, %ip, "login failed");
+            if let Some((sub, username)) = known {
+                let kind = crate::store::EventKind::SignInFailed;
+                crate::accounts::events::record(
+                    &app.store,
+                    &sub,
+                    &username,
+                    kind,
+                    Some(ip),
+                    &client.id,
+                );
+            }
             count(&app.metrics.logins_failed);
             again(pending, LoginFailure::WrongCredentials)
         }
@@ -420,6 +441,15 @@ async fn consent(
         return Step::ErrorPage(ErrorPage::LinkingUnavailable);
     }
     tracing::info!(client = %client.id, "authorization code issued");
+    let kind = crate::store::EventKind::Link;
+    crate::accounts::events::record(
+        &app.store,
+        &record.sub,
+        &record.username,
+        kind,
+        None,
+        &client.id,
+    );
     count(&app.metrics.codes_issued);
     Step::Redirect(with_state(vec![("code", code.expose().to_string())]))
 }

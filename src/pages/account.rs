@@ -4,8 +4,9 @@
 use super::account_text::{account_text, AccountText};
 use super::layout::{fill, page, Frame};
 use crate::accounts::password_rules::{PasswordProblem, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
-use crate::accounts::session::{LinkedApp, Notice, PasswordFormProblem, SignInFailure};
+use crate::accounts::session::{Activity, LinkedApp, Notice, PasswordFormProblem, SignInFailure};
 use crate::admin::format_time;
+use crate::store::EventKind;
 use maud::{html, Markup};
 
 /// The sign-in form of `/account`.
@@ -62,6 +63,8 @@ pub struct AccountView<'a> {
     pub apps: &'a [LinkedApp],
     pub notice: Option<Notice>,
     pub password_problem: Option<PasswordFormProblem>,
+    /// Newest first.
+    pub activity: &'a [Activity],
 }
 
 pub fn account(frame: Frame<'_>, view: &AccountView<'_>) -> Markup {
@@ -104,6 +107,23 @@ pub fn account(frame: Frame<'_>, view: &AccountView<'_>) -> Markup {
             }
             h2 { (t.change_password_heading) }
             (password_form(t, base, view.csrf, view.password_problem))
+            h2 { (t.recent_activity) }
+            @if view.activity.is_empty() {
+                p class="muted" { (t.no_activity) }
+            }
+            ul class="apps activity" {
+                @for event in view.activity {
+                    li {
+                        strong { (event_name(t, event.kind)) }
+                        @if !event.detail.is_empty() { " · " (event.detail) }
+                        br;
+                        span class="muted" {
+                            (format_time(event.at))
+                            @if let Some(ip) = &event.ip { " · " (ip) }
+                        }
+                    }
+                }
+            }
             form method="post" action=(format!("{base}/sign-out")) {
                 input type="hidden" name="csrf" value=(view.csrf);
                 button type="submit" class="secondary" { (t.sign_out) }
@@ -163,5 +183,16 @@ fn password_form(
             }
             button type="submit" { (t.change_password_heading) }
         }
+    }
+}
+
+fn event_name(t: &AccountText, kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::SignIn => t.ev_sign_in,
+        EventKind::SignInFailed => t.ev_sign_in_failed,
+        EventKind::Link => t.ev_link,
+        EventKind::Unlink => t.ev_unlink,
+        EventKind::PasswordChanged => t.ev_password_changed,
+        EventKind::Admin => t.ev_admin,
     }
 }

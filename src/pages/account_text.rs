@@ -66,6 +66,15 @@ pub struct AccountText {
     pub end_links: &'static str,
     pub password_changed_notice: &'static str,
     pub sign_out: &'static str,
+    // recent activity
+    pub recent_activity: &'static str,
+    pub no_activity: &'static str,
+    pub ev_sign_in: &'static str,
+    pub ev_sign_in_failed: &'static str,
+    pub ev_link: &'static str,
+    pub ev_unlink: &'static str,
+    pub ev_password_changed: &'static str,
+    pub ev_admin: &'static str,
 }
 
 pub const EN: AccountText = AccountText {
@@ -108,6 +117,14 @@ pub const EN: AccountText = AccountText {
     end_links: "Also sign out all my linked apps (link them again afterwards)",
     password_changed_notice: "Your password is changed.",
     sign_out: "Sign out",
+    recent_activity: "Recent activity",
+    no_activity: "No activity yet.",
+    ev_sign_in: "Signed in",
+    ev_sign_in_failed: "Failed sign-in",
+    ev_link: "App linked",
+    ev_unlink: "App unlinked",
+    ev_password_changed: "Password changed",
+    ev_admin: "Changed by the administrator",
 };
 
 pub const DE: AccountText = AccountText {
@@ -150,6 +167,14 @@ pub const DE: AccountText = AccountText {
     end_links: "Auch alle verknüpften Apps abmelden (danach neu verknüpfen)",
     password_changed_notice: "Ihr Passwort wurde geändert.",
     sign_out: "Abmelden",
+    recent_activity: "Letzte Aktivitäten",
+    no_activity: "Noch keine Aktivitäten.",
+    ev_sign_in: "Angemeldet",
+    ev_sign_in_failed: "Fehlgeschlagene Anmeldung",
+    ev_link: "App verknüpft",
+    ev_unlink: "Verknüpfung aufgehoben",
+    ev_password_changed: "Passwort geändert",
+    ev_admin: "Vom Administrator geändert",
 };
 
 // French typography puts a no-break space (U+00A0) before `:`.
@@ -193,6 +218,14 @@ pub const FR: AccountText = AccountText {
     end_links: "Déconnecter aussi toutes mes applications associées (à associer de nouveau ensuite)",
     password_changed_notice: "Votre mot de passe a été changé.",
     sign_out: "Se déconnecter",
+    recent_activity: "Activité récente",
+    no_activity: "Aucune activité pour l’instant.",
+    ev_sign_in: "Connexion",
+    ev_sign_in_failed: "Échec de connexion",
+    ev_link: "Application associée",
+    ev_unlink: "Application dissociée",
+    ev_password_changed: "Mot de passe changé",
+    ev_admin: "Modifié par l’administrateur",
 };
 
 pub const ES: AccountText = AccountText {
@@ -235,6 +268,14 @@ pub const ES: AccountText = AccountText {
     end_links: "Cerrar también la sesión de todas mis aplicaciones vinculadas (vincularlas de nuevo después)",
     password_changed_notice: "Tu contraseña se ha cambiado.",
     sign_out: "Cerrar sesión",
+    recent_activity: "Actividad reciente",
+    no_activity: "Todavía no hay actividad.",
+    ev_sign_in: "Inicio de sesión",
+    ev_sign_in_failed: "Inicio de sesión fallido",
+    ev_link: "Aplicación vinculada",
+    ev_unlink: "Aplicación desvinculada",
+    ev_password_changed: "Contraseña cambiada",
+    ev_admin: "Cambiado por el administrador",
 };
 
 pub const IT: AccountText = AccountText {
@@ -277,6 +318,14 @@ pub const IT: AccountText = AccountText {
     end_links: "Disconnetti anche tutte le mie app collegate (da ricollegare in seguito)",
     password_changed_notice: "La password è stata cambiata.",
     sign_out: "Esci",
+    recent_activity: "Attività recenti",
+    no_activity: "Ancora nessuna attività.",
+    ev_sign_in: "Accesso eseguito",
+    ev_sign_in_failed: "Accesso non riuscito",
+    ev_link: "App collegata",
+    ev_unlink: "App scollegata",
+    ev_password_changed: "Password cambiata",
+    ev_admin: "Modificato dall’amministratore",
 };
 
 pub const JA: AccountText = AccountText {
@@ -319,6 +368,14 @@ pub const JA: AccountText = AccountText {
     end_links: "連携しているすべてのアプリからもサインアウトする(後で再連携が必要です)",
     password_changed_notice: "パスワードを変更しました。",
     sign_out: "サインアウト",
+    recent_activity: "最近のアクティビティ",
+    no_activity: "まだアクティビティはありません。",
+    ev_sign_in: "サインイン",
+    ev_sign_in_failed: "サインインの失敗",
+    ev_link: "アプリを連携",
+    ev_unlink: "アプリの連携を解除",
+    ev_password_changed: "パスワードを変更",
+    ev_admin: "管理者による変更",
 };
 
 pub const PT_BR: AccountText = AccountText {
@@ -363,6 +420,14 @@ pub const PT_BR: AccountText = AccountText {
         "Desconectar também todos os meus aplicativos vinculados (vincule-os de novo depois)",
     password_changed_notice: "Sua senha foi alterada.",
     sign_out: "Sair",
+    recent_activity: "Atividade recente",
+    no_activity: "Nenhuma atividade ainda.",
+    ev_sign_in: "Login",
+    ev_sign_in_failed: "Falha no login",
+    ev_link: "Aplicativo vinculado",
+    ev_unlink: "Aplicativo desvinculado",
+    ev_password_changed: "Senha alterada",
+    ev_admin: "Alterado pelo administrador",
 };
 
 pub const HI: AccountText = AccountText {
@@ -405,6 +470,14 @@ pub const HI: AccountText = AccountText {
     end_links: "मेरे सभी जुड़े हुए ऐप से भी साइन आउट करें (बाद में उन्हें फिर से जोड़ें)",
     password_changed_notice: "आपका पासवर्ड बदल दिया गया है।",
     sign_out: "साइन आउट करें",
+    recent_activity: "हाल की गतिविधि",
+    no_activity: "अभी तक कोई गतिविधि नहीं।",
+    ev_sign_in: "साइन इन किया",
+    ev_sign_in_failed: "साइन इन विफल",
+    ev_link: "ऐप जोड़ा गया",
+    ev_unlink: "ऐप का लिंक हटाया गया",
+    ev_password_changed: "पासवर्ड बदला गया",
+    ev_admin: "व्यवस्थापक ने बदला",
 };
 
 #[cfg(test)]

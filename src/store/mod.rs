@@ -7,6 +7,7 @@
 
 mod backup;
 mod codes;
+mod events;
 #[cfg(test)]
 pub(crate) mod fixtures;
 mod grants;
@@ -20,6 +21,7 @@ mod users;
 pub use backup::RestoreError;
 pub use codes::CodeRecord;
 pub use codes::Redeemed;
+pub use events::{Event, EventKind, MAX_EVENTS};
 pub use grants::{Grant, Refreshed, Replacement, TokenKind, TokenRecord};
 pub use invites::{LinkKind, LinkUsed, PasswordLink};
 pub use sessions::Session;
@@ -50,6 +52,8 @@ pub struct Store {
     /// `/account` sign-ins and each link's last refresh (`sessions.rs`); not in backups either.
     sessions: sled::Tree,
     grant_activity: sled::Tree,
+    /// Each user's recent security events (`events.rs`).
+    events: sled::Tree,
     /// Writers hold it shared, a backup exclusively, so a backup sees a state between writes.
     gate: Arc<RwLock<()>>,
     /// Serialises the read-modify-write operations (code exchange, refresh). sled's own
@@ -126,6 +130,7 @@ impl Store {
             invites: db.open_tree("invites")?,
             sessions: db.open_tree("sessions")?,
             grant_activity: db.open_tree("grant_activity")?,
+            events: db.open_tree("events")?,
             gate: Arc::new(RwLock::new(())),
             exclusive: Arc::new(Mutex::new(())),
             flush_requests: Arc::new(AtomicU64::new(0)),

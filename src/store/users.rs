@@ -103,6 +103,7 @@ impl Store {
         };
         self.revoke_user_grants(&user.sub)?;
         self.drop_password_links(name.as_str())?;
+        self.drop_events(&user.sub)?;
         let _writing = self.writing();
         self.users.remove(name.as_str())?;
         Ok(true)
