@@ -5,6 +5,7 @@
 //! Codes and tokens are stored under the SHA-256 of their value, never the value itself, so a copy
 //! of the data directory does not hand out working tokens.
 
+mod accounts_sweep;
 mod backup;
 mod codes;
 mod events;

@@ -35,6 +35,7 @@ impl Store {
         self.sweep_tree(&self.throttle, &mut pause, |bytes| {
             super::throttle::stale(bytes, now)
         })?;
+        self.sweep_accounts(now, &mut pause)?;
         let swept = Swept {
             codes,
             grants,
