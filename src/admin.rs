@@ -8,7 +8,7 @@ use crate::cli::Command;
 use crate::config::Config;
 use crate::secret::{self, Secret};
 use crate::store::{AddUserError, Store, StoreError, Username};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, IsTerminal};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -19,6 +19,15 @@ use crate::accounts::password_rules::{
 
 /// Builds the request for a CLI command, asking for a password where one is needed.
 pub fn request(command: &Command) -> Result<Request, AdminError> {
+    request_with(command, None)
+}
+
+/// The same, with the config (commands that need a setting from it).
+pub fn request_for(config: &Config, command: &Command) -> Result<Request, AdminError> {
+    request_with(command, Some(config))
+}
+
+fn request_with(command: &Command, config: Option<&Config>) -> Result<Request, AdminError> {
     Ok(match command {
         Command::AddUser(name) => Request::AddUser {
             name: username(name)?.to_string(),
@@ -36,6 +45,11 @@ pub fn request(command: &Command) -> Result<Request, AdminError> {
             name: username(name)?.to_string(),
         },
         Command::Backup(_) => Request::Backup,
+        Command::RotateTokenKey => Request::RotateTokenKey {
+            access_secs: config
+                .map(|c| c.tokens.access_secs)
+                .ok_or_else(|| AdminError("--rotate-token-key needs the config".into()))?,
+        },
         other => return Err(AdminError(format!("{other:?} is not an admin command"))),
     })
 }
@@ -102,18 +116,25 @@ pub fn execute(store: &Store, request: Request) -> Result<String, AdminError> {
         }
         Request::UnlinkUser { name } => {
             let name = username(&name)?;
-            let user = store.user(&name)?.ok_or_else(|| no_user(&name))?;
-            let revoked = store.revoke_user_grants(&user.sub)?;
-            let kind = crate::store::EventKind::Admin;
-            crate::accounts::events::record(
-                store,
-                &user.sub,
-                name.as_str(),
-                kind,
-                None,
-                "--unlink-user",
-            );
-            format!("unlinked {name}: revoked {revoked} grant(s)")
+            let revoked = store.unlink_user(&name)?.ok_or_else(|| no_user(&name))?;
+            if let Some(user) = store.user(&name)? {
+                let kind = crate::store::EventKind::Admin;
+                crate::accounts::events::record(
+                    store,
+                    &user.sub,
+                    name.as_str(),
+                    kind,
+                    None,
+                    "--unlink-user",
+                );
+            }
+            format!("unlinked {name}: revoked {revoked} grant(s) and any code not yet redeemed")
+        }
+        Request::RotateTokenKey { access_secs } => {
+            let id = store.rotate_token_key(crate::store::now(), access_secs)?;
+            format!(
+                "new access tokens are signed with key {id}; the previous key verifies the tokens it signed for {access_secs} s more, then it is dropped"
+            )
         }
     };
     store.flush_blocking()?;
@@ -236,12 +257,13 @@ fn read_new_password() -> Result<Secret, AdminError> {
 
 fn list_users(store: &Store) -> Result<String, AdminError> {
     let mut out = String::new();
+    // One pass over the grants for all users, not one per user.
+    let mut linked: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for grant in store.live_grants(crate::store::now())? {
+        linked.entry(grant.sub).or_default().insert(grant.client_id);
+    }
     for user in store.users()? {
-        let clients: BTreeSet<String> = store
-            .user_grants(&user.sub)?
-            .into_iter()
-            .map(|g| g.client_id)
-            .collect();
+        let clients = linked.remove(&user.sub).unwrap_or_default();
         out.push_str(&format!(
             "{}\tcreated {}\t{} linked client{}\n",
             user.username,

@@ -55,6 +55,10 @@ pub enum Request {
         key: String,
         ttl_secs: u64,
     },
+    /// A new server key for access tokens; the current one verifies `access_secs` more.
+    RotateTokenKey {
+        access_secs: u64,
+    },
 }
 
 /// The server's answer line: `ok` with the command's message, or not with the error's.

@@ -17,6 +17,8 @@ Usage:
   linkgate [--config PATH] --reset-password NAME
                                                 print a one-time link where the user sets a new
                                                 password (their links end when they do)
+  linkgate [--config PATH] --rotate-token-key  sign new access tokens with a new key; the old one
+                                                verifies until access_ttl_secs has passed
   linkgate [--config PATH] --check-config       validate the config and show what would be served
   linkgate [--config PATH] --backup FILE        write a consistent snapshot (server running or not)
   linkgate [--config PATH] --restore FILE       restore a snapshot into an empty data directory
@@ -40,6 +42,7 @@ pub enum Command {
     UnlinkUser(String),
     Invite(String),
     ResetPassword(String),
+    RotateTokenKey,
     CheckConfig,
     Backup(PathBuf),
     Restore(PathBuf),
@@ -95,6 +98,7 @@ pub fn parse(
             "--backup" => Command::Backup(PathBuf::from(value("--backup FILE")?)),
             "--restore" => Command::Restore(PathBuf::from(value("--restore FILE")?)),
             "--list-users" => Command::ListUsers,
+            "--rotate-token-key" => Command::RotateTokenKey,
             "--check-config" => Command::CheckConfig,
             "--doctor" => Command::Doctor(None),
             "--version" | "-V" => Command::Version,
@@ -146,6 +150,10 @@ mod tests {
         assert_eq!(
             parse_str("--config=a.toml", None).unwrap().config,
             PathBuf::from("a.toml")
+        );
+        assert_eq!(
+            parse_str("--rotate-token-key", None).unwrap().command,
+            Command::RotateTokenKey
         );
     }
 

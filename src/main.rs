@@ -47,7 +47,9 @@ fn main() -> ExitCode {
         Command::ResetPassword(name) => {
             linkgate::accounts::links::issue(&config, store::LinkKind::Reset, name)
         }
-        command => admin::request(command).and_then(|request| admin::run(&config, request)),
+        command => {
+            admin::request_for(&config, command).and_then(|request| admin::run(&config, request))
+        }
     };
     match result {
         Ok(message) => {
@@ -93,6 +95,13 @@ fn serve(config: config::Config) -> ExitCode {
         },
         None => None,
     };
+    // A key for access tokens exists, durably, before the first one is issued.
+    if let Err(e) = store
+        .ensure_token_key(store::now())
+        .and_then(|()| store.flush_blocking())
+    {
+        return fail(1, &e.to_string());
+    }
     // [server.acme]: the cached certificate is loaded before the first handshake.
     let acme = match config.acme.is_some().then(|| acme::Acme::prepare(&config)) {
         Some(Ok(acme)) => Some(acme),

@@ -227,14 +227,14 @@ fn a_backup_from_the_previous_record_format_restores_and_its_link_keeps_working(
     assert_eq!(refresh(&server, old_refresh).status, 200);
     let (new_access, _) = tokens_for(&server);
     assert_eq!(server.userinfo(&new_access).json()["sub"], info["sub"]);
-    // A backup now is version 2, and restores too.
-    let again = env.dir.path().join("v2.backup");
+    // A backup now is version 3, and restores too.
+    let again = env.dir.path().join("v3.backup");
     ok(&env.cli(
         &["--backup", again.to_str().expect("a UTF-8 temp path")],
         "",
     ));
     let header = std::fs::read_to_string(&again).expect("read the backup");
-    assert!(header.starts_with(r#"{"format":"linkgate-backup","version":2,"#));
+    assert!(header.starts_with(r#"{"format":"linkgate-backup","version":3,"#));
     server.stop();
     let target = TestEnv::new();
     ok(&target.cli(
@@ -244,6 +244,56 @@ fn a_backup_from_the_previous_record_format_restores_and_its_link_keeps_working(
     let restored = target.start();
     assert_eq!(restored.userinfo(&access).json()["sub"], info["sub"]);
     assert_eq!(refresh(&restored, old_refresh).status, 200);
+}
+
+/// Upgrading from the release that stored every token (backup version 2, tests/fixtures): its
+/// stored access token and refresh token keep working, the link survives, and the tokens issued
+/// now are self-verifying. A version-3 backup carries the server key: access tokens issued before
+/// it still work after a restore.
+#[test]
+fn a_backup_of_stored_tokens_restores_and_its_tokens_keep_working() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/backup-v2.linkgate-backup"
+    );
+    let old_access = "lgat_lQVeGstmlWYzpVuV5DaUON5hEAvHvcChwG5HLGsl4-U";
+    let old_refresh = "lgrt_NCQLFSypfLPFTDym9mqCvYNLLy7mnxR31NiXyCpVS30";
+    let sub = "LhAg2iFNBSfYa9Sy01ALqg";
+    let env = TestEnv::new();
+    assert!(ok(&env.cli(&["--restore", fixture], "")).contains("restored 5 entries"));
+    let server = env.start();
+    // Stored by the earlier release, valid until 2027-11-25 (tests/fixtures/README.md).
+    if linkgate::store::now() < 1_827_154_000 {
+        let info = server.userinfo(old_access);
+        assert_eq!(info.status, 200, "{}", info.text());
+        assert_eq!(info.json()["sub"], sub);
+    }
+    let refreshed = refresh(&server, old_refresh);
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text());
+    let access = refreshed.json_str("access_token");
+    assert!(access.len() > 60 && access.len() <= 2048, "{access}");
+    assert_eq!(refreshed.json_str("refresh_token"), old_refresh);
+    assert_eq!(server.userinfo(&access).json()["sub"], sub);
+    // The password still signs in, and a new link gets self-verifying tokens.
+    let (new_access, new_refresh) = tokens_for(&server);
+    assert_eq!(server.userinfo(&new_access).json()["sub"], sub);
+    assert_eq!(refresh(&server, &new_refresh).status, 200);
+    let again = env.dir.path().join("v3.backup");
+    ok(&env.cli(
+        &["--backup", again.to_str().expect("a UTF-8 temp path")],
+        "",
+    ));
+    server.stop();
+    let target = TestEnv::new();
+    ok(&target.cli(
+        &["--restore", again.to_str().expect("a UTF-8 temp path")],
+        "",
+    ));
+    let restored = target.start();
+    assert_eq!(restored.userinfo(&access).json()["sub"], sub);
+    assert_eq!(restored.userinfo(&new_access).json()["sub"], sub);
+    assert_eq!(refresh(&restored, old_refresh).status, 200);
+    assert_eq!(refresh(&restored, &new_refresh).status, 200);
 }
 
 #[test]

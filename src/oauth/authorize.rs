@@ -420,6 +420,15 @@ async fn consent(
             return Step::ErrorPage(ErrorPage::SignInUnavailable);
         }
     }
+    // The user's generation now; hardening replaces this with the one seen at sign-in.
+    let generation = match app.store.user_generation(&username) {
+        Ok(Some(current)) if current.sub == sub => current.generation,
+        Ok(_) => return Step::ErrorPage(ErrorPage::LinkingUnavailable),
+        Err(e) => {
+            tracing::error!("reading the user failed: {e}");
+            return Step::ErrorPage(ErrorPage::LinkingUnavailable);
+        }
+    };
     let code = secret::new_token("lgc_");
     let record = CodeRecord {
         client_id: client.id.clone(),
@@ -431,6 +440,7 @@ async fn consent(
         code_challenge: pending.code_challenge.clone(),
         expires_at: now() + app.config.tokens.code_secs,
         redeemed_by: None,
+        generation,
     };
     let stored = match app.store.put_code(&code.key(), &record) {
         Ok(()) => app.store.flush().await,
@@ -554,6 +564,7 @@ mod tests {
             username: "alice".into(),
             password_hash: secret::hash_password(&Secret::new("correct horse")),
             created_at: 0,
+            generation: 0,
         }
     }
 

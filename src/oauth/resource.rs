@@ -4,7 +4,6 @@
 use super::client::{self, BasicCredentials};
 use super::{OAuthError, MAX_TOKEN_LEN};
 use crate::app::App;
-use crate::secret::Secret;
 use crate::store::{now, TokenKind};
 use crate::urlencoded::Params;
 use serde::Serialize;
@@ -23,7 +22,7 @@ pub fn userinfo(app: &App, bearer: Option<&str>) -> Result<UserInfo, OAuthError>
     if token.len() > MAX_TOKEN_LEN {
         return Err(invalid());
     }
-    match app.store.token(&Secret::new(token).key(), now())? {
+    match app.store.token(token, now())? {
         Some((record, grant)) if record.kind == TokenKind::Access => Ok(UserInfo {
             sub: grant.sub,
             preferred_username: grant.username,
@@ -64,7 +63,7 @@ pub async fn introspect(
     if token.len() > MAX_TOKEN_LEN {
         return Ok(Introspection::default());
     }
-    let Some((record, grant)) = app.store.token(&Secret::new(token).key(), now())? else {
+    let Some((record, grant)) = app.store.token(token, now())? else {
         return Ok(Introspection::default());
     };
     if grant.client_id != client.id || record.retired {
@@ -86,7 +85,8 @@ pub async fn introspect(
 }
 
 /// `POST /revoke`. Revoking a refresh token revokes the whole grant (its access tokens too,
-/// RFC 7009 §2.1); revoking an access token revokes just that token. Unknown tokens, and other
+/// RFC 7009 §2.1); revoking an access token revokes just that token (a deny entry until it
+/// expires). Unknown tokens, and other
 /// clients' tokens, are answered with success and left alone (§2.2).
 pub async fn revoke(
     app: &App,
@@ -98,8 +98,7 @@ pub async fn revoke(
     if token.len() > MAX_TOKEN_LEN {
         return Ok(());
     }
-    let key = Secret::new(token).key();
-    let Some((record, grant)) = app.store.token(&key, now())? else {
+    let Some((record, grant)) = app.store.token(token, now())? else {
         return Ok(());
     };
     if grant.client_id != client.id {
@@ -107,7 +106,7 @@ pub async fn revoke(
     }
     match record.kind {
         TokenKind::Refresh => app.store.revoke_grant(&grant.id)?,
-        TokenKind::Access => app.store.remove_token(&key)?,
+        TokenKind::Access => app.store.revoke_access(token)?,
     }
     app.store.flush().await?;
     tracing::info!(client = %client.id, kind = ?record.kind, "token revoked");

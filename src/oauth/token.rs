@@ -8,7 +8,7 @@ use crate::app::App;
 use crate::config::Client;
 use crate::metrics::count;
 use crate::secret::{self, Secret};
-use crate::store::{now, CodeRecord, Grant, Redeemed, Refreshed, Replacement, TokenRecord};
+use crate::store::{now, CodeRecord, Grant, Issue, Redeemed, Refreshed, Store, TokenRecord};
 use crate::urlencoded::Params;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -24,8 +24,7 @@ pub struct TokenResponse {
 }
 
 /// Token prefixes: what a token is can be seen from its value.
-pub const ACCESS_PREFIX: &str = "lgat_";
-pub const REFRESH_PREFIX: &str = "lgrt_";
+pub use crate::store::sealed::{ACCESS_PREFIX, REFRESH_PREFIX};
 
 pub async fn exchange(
     app: &App,
@@ -93,35 +92,27 @@ async fn authorization_code(
     }
     check_code(&record, &client.id, redirect_uri, verifier)?;
 
-    let grant = Grant {
-        id: secret::new_id(),
-        sub: record.sub.clone(),
-        username: record.username.clone(),
-        client_id: client.id.clone(),
-        scope: record.scope.clone(),
-        created_at: now,
-        expires_at: match app.config.tokens.refresh_secs {
+    let grant = Grant::new(
+        &record.sub,
+        &record.username,
+        &client.id,
+        &record.scope,
+        record.generation,
+        now,
+        match app.config.tokens.refresh_secs {
             0 => 0,
             ttl => now + ttl,
         },
-    };
-    let access_token = secret::new_token(ACCESS_PREFIX);
-    let refresh_token = secret::new_token(REFRESH_PREFIX);
-    let tokens = [
-        (
-            access_token.key(),
-            TokenRecord::access(&grant, &grant.scope, now, app.config.tokens.access_secs),
-        ),
-        (
-            refresh_token.key(),
-            TokenRecord::refresh(&grant, &grant.scope, now),
-        ),
-    ];
-    match app.store.redeem_code(&key, now, &grant, &tokens)? {
+    );
+    match app.store.redeem_code(&key, now, &grant, &[])? {
         Redeemed::Issued => {}
         Redeemed::AlreadyUsed(grant_id) => return Err(replayed(app, &grant_id).await),
         Redeemed::Unknown => return Err(dead()),
     }
+    let access_token =
+        app.store
+            .issue_access(&grant, &grant.scope, now, app.config.tokens.access_secs)?;
+    let refresh_token = Store::issue_refresh(&grant, 0, now)?;
     app.store.flush().await?;
     tracing::info!(client = %client.id, "tokens issued for an authorization code");
     Ok(TokenResponse {
@@ -210,29 +201,31 @@ async fn refresh(app: &App, client: &Client, params: &Params) -> Result<TokenRes
     if presented.expose().len() > MAX_TOKEN_LEN {
         return Err(dead());
     }
-    let access_token = secret::new_token(ACCESS_PREFIX);
-    let rotated = client
-        .rotate_refresh_tokens
-        .then(|| secret::new_token(REFRESH_PREFIX));
     let mut scope = String::new();
     let mut grant_id = String::new();
-    let outcome = app.store.refresh(&presented.key(), now, |token, grant| {
+    let outcome = app.store.refresh(presented.expose(), now, |token, grant| {
         scope = check_refresh(&client.id, requested_scope, token, grant)?;
         grant_id.clone_from(&grant.id);
-        let access = TokenRecord::access(grant, &scope, now, app.config.tokens.access_secs);
-        Ok::<_, OAuthError>(Replacement {
-            access: (access_token.key(), access),
-            refresh: rotated
-                .as_ref()
-                .map(|t| (t.key(), TokenRecord::refresh(grant, &token.scope, now))),
+        Ok::<_, OAuthError>(Issue {
+            scope: scope.clone(),
+            access_secs: app.config.tokens.access_secs,
+            rotate: client.rotate_refresh_tokens,
         })
     })?;
-    match outcome {
-        // For "last refresh" on /account; a failure to note it must not fail the refresh.
-        Refreshed::Issued => {
+    let (access_token, rotated) = match outcome {
+        Refreshed::Issued {
+            access,
+            refresh,
+            wrote,
+        } => {
+            if wrote {
+                app.store.flush().await?;
+            }
+            // For "last refresh" on /account; a failure to note it must not fail the refresh.
             if let Err(e) = app.store.note_refresh(&grant_id, now) {
                 tracing::warn!("noting a refresh failed: {e}");
             }
+            (access, refresh)
         }
         Refreshed::Dead => return Err(dead()),
         Refreshed::Reused => {
@@ -242,8 +235,12 @@ async fn refresh(app: &App, client: &Client, params: &Params) -> Result<TokenRes
                 "the refresh token was already replaced; the link is revoked".into(),
             ));
         }
+    };
+    if access_token.expose().len() > MAX_TOKEN_LEN {
+        return Err(OAuthError::InvalidScope(
+            "the requested scope is too long to fit in a token".into(),
+        ));
     }
-    app.store.flush().await?;
     // Debug, not info: refreshes are the hot path, and the access log line already records each.
     tracing::debug!(client = %client.id, rotated = rotated.is_some(), "tokens refreshed");
     Ok(TokenResponse {

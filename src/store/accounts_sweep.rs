@@ -58,7 +58,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use crate::secret;
-    use crate::store::{Grant, LinkKind, Store, Username};
+    use crate::store::{LinkKind, Store, Username};
 
     #[test]
     fn the_sweep_removes_expired_sessions_and_links_and_notes_of_gone_grants() {
@@ -82,15 +82,10 @@ mod tests {
         store
             .put_password_link(&secret::sha256(b"l2"), &bob, LinkKind::Reset, 150, 60)
             .unwrap();
-        let grant = Grant {
-            id: "kept".into(),
-            sub: alice.sub.clone(),
-            username: "alice".into(),
-            client_id: "c".into(),
-            scope: String::new(),
-            created_at: 100,
-            expires_at: 0,
-        };
+        let mut grant = crate::store::fixtures::grant("kept");
+        grant.sub = alice.sub.clone();
+        grant.username = "alice".into();
+        grant.generation = alice.generation;
         store
             .grants
             .insert(b"kept", super::super::record::encode(&grant))

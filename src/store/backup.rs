@@ -78,8 +78,11 @@ impl From<StoreError> for RestoreError {
     }
 }
 /// Version 2 holds tokens and grants in their binary encoding (`record.rs`); version 1 files,
-/// whose records are all JSON, are still restored (those records are still read).
-const VERSION: u32 = 2;
+/// whose records are all JSON, are still restored (those records are still read). Version 3
+/// adds the server keys of self-verifying access tokens and their deny list (`keys`, `denied`),
+/// and grants of record version 2; a version 1 or 2 file restores, and the server makes a key at
+/// its first start.
+const VERSION: u32 = 3;
 const OLDEST_READABLE: u32 = 1;
 
 #[derive(Serialize, Deserialize)]
@@ -103,13 +106,15 @@ struct Trailer {
 }
 
 impl Store {
-    fn trees(&self) -> [(&'static str, &sled::Tree); 5] {
+    fn trees(&self) -> [(&'static str, &sled::Tree); 7] {
         [
             ("users", &self.users),
             ("codes", &self.codes),
             ("grants", &self.grants),
             ("tokens", &self.tokens),
             ("throttle", &self.throttle),
+            ("keys", &self.keys),
+            ("denied", &self.denied),
         ]
     }
 
@@ -227,6 +232,10 @@ impl Store {
                 .map_err(StoreError::from)?;
         }
         self.flush_blocking()?;
+        self.reload_keys()?;
+        *self.deny_list.lock().unwrap_or_else(|p| p.into_inner()) =
+            Store::load_deny_list(&self.denied)?;
+        self.forget_generations();
         Ok(entries.len() as u64)
     }
 }

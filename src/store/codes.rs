@@ -20,6 +20,10 @@ pub struct CodeRecord {
     pub expires_at: u64,
     /// The grant this code was exchanged for, once it has been.
     pub redeemed_by: Option<String>,
+    /// The user's generation when they signed in (`users.rs`); another one at the exchange
+    /// means the user was removed, changed password or was unlinked since: the code is dead.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 /// What happened to a code on exchange.
@@ -29,7 +33,7 @@ pub enum Redeemed {
     Issued,
     /// Someone used it before: the grant it produced (to revoke).
     AlreadyUsed(String),
-    /// Unknown or expired.
+    /// Unknown, expired, or its user was removed, changed password or was unlinked since.
     Unknown,
 }
 
@@ -49,9 +53,11 @@ impl Store {
         Ok((!expired(code.expires_at, now)).then_some(code))
     }
 
-    /// Marks the code used and stores the grant and its tokens, as one step among the store's
+    /// Marks the code used and stores the grant (and `tokens`: stored tokens, as earlier releases
+    /// issued; today's are self-verifying and the list is empty), as one step among the store's
     /// read-modify-write operations: of two racing exchanges of one code, exactly one gets
-    /// `Issued`.
+    /// `Issued`, and a user changed at the same moment either sees the grant (and revokes it) or
+    /// the exchange sees the change (and refuses).
     pub fn redeem_code(
         &self,
         key: &[u8; 32],
@@ -70,6 +76,9 @@ impl Store {
         }
         if let Some(previous) = code.redeemed_by {
             return Ok(Redeemed::AlreadyUsed(previous));
+        }
+        if !self.issued_to_current_user(&code.username, &code.sub, code.generation)? {
+            return Ok(Redeemed::Unknown);
         }
         // Tokens and grant first, the code's mark last: sled recovers a prefix of the writes
         // after a crash, and a prefix without the mark only leaves unused tokens behind.
@@ -103,6 +112,7 @@ mod tests {
     fn an_expired_code_is_refused_by_lookup_and_by_exchange() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 1 << 20).unwrap();
+        fixtures::user(&store);
         let key = secret::sha256(b"code");
         store.put_code(&key, &code()).unwrap();
         assert!(store.code(&key, 159).unwrap().is_some(), "live until 160");

@@ -1,7 +1,23 @@
 //! Records for unit tests (the store's and the OAuth rules'), so each test states only what it
 //! is about: `Grant { expires_at: 1000, ..grant("g") }`.
 
-use super::{CodeRecord, Grant};
+use super::{encode, users::User, CodeRecord, Grant, Rotation, Store};
+
+/// Stores user `u` with `sub` `s` in generation 0, the user the records below belong to: codes and grants
+/// of a user that does not exist (or is another generation) are dead.
+pub fn user(store: &Store) {
+    let user = User {
+        sub: "s".into(),
+        username: "u".into(),
+        password_hash: "hash".into(),
+        created_at: 100,
+        generation: 0,
+    };
+    store
+        .users
+        .insert("u", encode(&user))
+        .expect("store the fixture user");
+}
 
 /// A grant of user `s` (`u`) to client `c` for `profile`, made at 100, living forever.
 pub fn grant(id: &str) -> Grant {
@@ -13,6 +29,9 @@ pub fn grant(id: &str) -> Grant {
         scope: "profile".into(),
         created_at: 100,
         expires_at: 0,
+        generation: 0,
+        secret: Some([7; 32]),
+        rotation: Rotation::default(),
     }
 }
 
@@ -29,5 +48,6 @@ pub fn code(expires_at: u64) -> CodeRecord {
         code_challenge: None,
         expires_at,
         redeemed_by: None,
+        generation: 0,
     }
 }

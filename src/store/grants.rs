@@ -1,9 +1,18 @@
 //! Grants and tokens. A grant is one account link: a user allowed a client. Its access and
-//! refresh tokens point at it, so revoking the grant (deleting it) kills every token at once, and
-//! a token whose grant is gone is dead on the next read.
+//! refresh tokens point at it, so revoking the grant (deleting it), or its user moving to a new
+//! generation (`users.rs`), kills every token at once: a token whose grant is gone is dead on the
+//! next read.
+//!
+//! Tokens are self-verifying (`sealed.rs`). A refresh writes nothing, except the first use of a
+//! rotated refresh token, which writes its grant once (O(1), whatever the history): the grant
+//! records the rotation sequence number and nonce of the refresh token in use; an older one, or a
+//! sibling of the one in use, is a reuse and revokes the grant. Tokens stored by earlier releases
+//! (the `tokens` tree) are still looked up by their hash until they expire.
 
 use super::record::{decode, encode};
-use super::{expired, from_hex, to_hex, Store, StoreError};
+use super::sealed::{self, AccessClaims, Parsed, RefreshClaims};
+use super::{expired, Store, StoreError};
+use crate::secret::{self, HmacKey, Secret};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -16,6 +25,50 @@ pub struct Grant {
     pub created_at: u64,
     /// When the refresh token dies (0: never); the grant is swept after that.
     pub expires_at: u64,
+    /// The user's generation when the grant was made; another one now means revoked.
+    #[serde(default)]
+    pub generation: u64,
+    /// The key its refresh tokens are MAC'd under (`None`: a grant of an earlier release, whose
+    /// refresh token is stored; it gets one when it first rotates).
+    #[serde(skip)]
+    pub secret: Option<[u8; 32]>,
+    /// Where its refresh-token rotation stands.
+    #[serde(skip)]
+    pub rotation: Rotation,
+}
+
+/// The refresh token in use: its sequence number, and its nonce once a rotated token has been
+/// used (`None`: the first refresh token, sequence 0, of which there is one).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rotation {
+    pub seq: u64,
+    pub used: Option<[u8; 16]>,
+}
+
+impl Grant {
+    /// A new grant with a fresh refresh-token secret.
+    pub fn new(
+        sub: &str,
+        username: &str,
+        client_id: &str,
+        scope: &str,
+        generation: u64,
+        now: u64,
+        expires_at: u64,
+    ) -> Grant {
+        Grant {
+            id: secret::new_id(),
+            sub: sub.into(),
+            username: username.into(),
+            client_id: client_id.into(),
+            scope: scope.into(),
+            created_at: now,
+            expires_at,
+            generation,
+            secret: Some(secret::random_bytes()),
+            rotation: Rotation::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,10 +123,14 @@ impl TokenRecord {
 }
 
 /// What a refresh did.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Refreshed {
-    /// New tokens stored.
-    Issued,
+    /// New tokens; `wrote`: something was stored, flush before answering.
+    Issued {
+        access: Secret,
+        refresh: Option<Secret>,
+        wrote: bool,
+    },
     /// The refresh token is unknown, expired or revoked.
     Dead,
     /// A rotated-out token was presented after its successor was used: the grant (the whole
@@ -81,40 +138,186 @@ pub enum Refreshed {
     Reused,
 }
 
-/// The tokens a refresh stores: a new access token and, with rotation, a new refresh token.
-pub struct Replacement {
-    pub access: ([u8; 32], TokenRecord),
-    pub refresh: Option<([u8; 32], TokenRecord)>,
+/// What a checked refresh request gets.
+pub struct Issue {
+    /// Scope of the new access token.
+    pub scope: String,
+    pub access_secs: u64,
+    /// Whether to hand out a new refresh token (rotation).
+    pub rotate: bool,
+}
+
+/// A token found and checked, with where a sealed refresh token stands.
+struct Found {
+    token: TokenRecord,
+    grant: Grant,
+    /// A sealed refresh token: its sequence number and nonce.
+    sealed: Option<(u64, [u8; 16])>,
 }
 
 impl Store {
-    /// A live token with its grant; `None` if unknown, expired or revoked.
+    /// A live token with its grant; `None` if unknown, forged, expired or revoked (grant gone,
+    /// user gone or moved to a new generation). A sealed token costs a MAC and one read of its
+    /// grant (the user's generation is cached); a token of an earlier release one read more.
     pub fn token(
         &self,
-        key: &[u8; 32],
+        presented: &str,
         now: u64,
     ) -> Result<Option<(TokenRecord, Grant)>, StoreError> {
+        Ok(self.find(presented, now)?.map(|f| (f.token, f.grant)))
+    }
+
+    fn find(&self, presented: &str, now: u64) -> Result<Option<Found>, StoreError> {
+        match sealed::parse(presented) {
+            Parsed::Access(claims, signed) => {
+                let verified = self
+                    .key_ring()
+                    .verifying(claims.key_id, now)
+                    .is_some_and(|key| signed.verify(key));
+                if !verified || expired(claims.expires_at, now) || self.is_denied(&claims.token_id)
+                {
+                    return Ok(None);
+                }
+                let Some(grant) = self.live_grant(&claims.grant_id, now)? else {
+                    return Ok(None);
+                };
+                let token = TokenRecord {
+                    kind: TokenKind::Access,
+                    grant_id: claims.grant_id,
+                    scope: claims.scope.unwrap_or_else(|| grant.scope.clone()),
+                    issued_at: claims.issued_at,
+                    expires_at: claims.expires_at,
+                    parent: None,
+                    children: Vec::new(),
+                    retired: false,
+                };
+                Ok(Some(Found {
+                    token,
+                    grant,
+                    sealed: None,
+                }))
+            }
+            Parsed::Refresh(claims, signed) => {
+                let Some(grant) = self.live_grant(&claims.grant_id, now)? else {
+                    return Ok(None);
+                };
+                let Some(key) = grant.secret.map(|s| HmacKey::new(&s)) else {
+                    return Ok(None);
+                };
+                if !signed.verify(&key) {
+                    return Ok(None);
+                }
+                let at = &grant.rotation;
+                let retired = match claims.seq {
+                    s if s < at.seq => true,
+                    s if s == at.seq => at
+                        .used
+                        .is_some_and(|used| !secret::ct_eq(&used, &claims.nonce)),
+                    s if s == at.seq + 1 => false,
+                    // Only the token in use has children: this was never issued.
+                    _ => return Ok(None),
+                };
+                let token = TokenRecord {
+                    kind: TokenKind::Refresh,
+                    grant_id: claims.grant_id,
+                    scope: grant.scope.clone(),
+                    issued_at: claims.issued_at,
+                    expires_at: grant.expires_at,
+                    parent: None,
+                    children: Vec::new(),
+                    retired,
+                };
+                Ok(Some(Found {
+                    token,
+                    grant,
+                    sealed: Some((claims.seq, claims.nonce)),
+                }))
+            }
+            Parsed::Stored => self.stored_token(&secret::sha256(presented.as_bytes()), now),
+        }
+    }
+
+    /// A token stored by an earlier release, looked up by its hash.
+    fn stored_token(&self, key: &[u8; 32], now: u64) -> Result<Option<Found>, StoreError> {
         let Some(bytes) = self.tokens.get(key)? else {
             return Ok(None);
         };
-        let token: TokenRecord = decode(&bytes)?;
+        let mut token: TokenRecord = decode(&bytes)?;
         if expired(token.expires_at, now) {
             return Ok(None);
         }
-        let Some(grant) = self.grant(&token.grant_id)? else {
+        let Some(grant) = self.live_grant(&token.grant_id, now)? else {
             return Ok(None);
         };
-        if expired(grant.expires_at, now) {
-            return Ok(None);
+        // Once a sealed successor of this family is in use, a stored refresh token is an
+        // ancestor of it.
+        if token.kind == TokenKind::Refresh && grant.rotation.seq > 0 {
+            token.retired = true;
         }
-        Ok(Some((token, grant)))
+        Ok(Some(Found {
+            token,
+            grant,
+            sealed: None,
+        }))
     }
 
-    /// Removes one token (RFC 7009 revocation of an access token).
-    pub fn remove_token(&self, key: &[u8; 32]) -> Result<(), StoreError> {
-        let _writing = self.writing();
-        self.tokens.remove(key)?;
-        Ok(())
+    /// The grant, if it exists, has not expired, and its user still exists in the generation
+    /// it was made under.
+    fn live_grant(&self, id: &str, now: u64) -> Result<Option<Grant>, StoreError> {
+        let Some(grant) = self.grant(id)? else {
+            return Ok(None);
+        };
+        if expired(grant.expires_at, now)
+            || !self.issued_to_current_user(&grant.username, &grant.sub, grant.generation)?
+        {
+            return Ok(None);
+        }
+        Ok(Some(grant))
+    }
+
+    /// A new access token for the grant, signed with the current server key. Writes nothing
+    /// (unless no key exists yet: then one is made and flushed).
+    pub fn issue_access(
+        &self,
+        grant: &Grant,
+        scope: &str,
+        now: u64,
+        ttl_secs: u64,
+    ) -> Result<Secret, StoreError> {
+        if self.key_ring().current().is_none() {
+            self.ensure_token_key(now)?;
+            self.flush_blocking()?;
+        }
+        let ring = self.key_ring();
+        let (key_id, key) = ring
+            .current()
+            .ok_or_else(|| StoreError::Io("no token key".into()))?;
+        let claims = AccessClaims {
+            key_id,
+            issued_at: now,
+            expires_at: now + ttl_secs,
+            token_id: secret::random_bytes(),
+            grant_id: grant.id.clone(),
+            scope: (scope != grant.scope).then(|| scope.to_string()),
+        };
+        Ok(Secret::new(sealed::seal_access(&claims, key)))
+    }
+
+    /// A refresh token of the grant with rotation sequence number `seq` (0 for the first).
+    pub fn issue_refresh(grant: &Grant, seq: u64, now: u64) -> Result<Secret, StoreError> {
+        let key = grant
+            .secret
+            .ok_or_else(|| StoreError::Corrupt("the grant has no refresh-token secret".into()))?;
+        let claims = RefreshClaims {
+            seq,
+            issued_at: now,
+            nonce: secret::random_bytes(),
+            grant_id: grant.id.clone(),
+        };
+        Ok(Secret::new(sealed::seal_refresh(
+            &claims,
+            &HmacKey::new(&key),
+        )))
     }
 
     pub fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError> {
@@ -124,79 +327,164 @@ impl Store {
         }
     }
 
-    /// Exchanges the refresh token `key`. The token and its grant are read once, under the
-    /// store's lock for read-modify-write operations (see `Store::exclusive`), and handed to
-    /// `replace`, which checks the request against them (client, scope) and says what to store,
-    /// or refuses with its own error. Racing refreshes of one token are serialised, so the family
-    /// stays consistent: every child is recorded.
+    /// Exchanges the refresh token `presented`. The token and its grant are read and handed to
+    /// `check`, which checks the request against them (client, scope) and says what to issue,
+    /// or refuses with its own error. If the refresh must write (rotation, reuse), they are read
+    /// and checked again under the store's lock for read-modify-write operations (see
+    /// `Store::exclusive`), so racing refreshes of one family are serialised.
     ///
     /// Rotation follows the contract: the old token stays valid until one of its children is
-    /// first used; that use retires the parent and the unused siblings (responses that were lost
-    /// or duplicated); presenting a retired token revokes the grant.
+    /// first used; that use (one write of the grant) retires the parent and the unused siblings
+    /// (responses that were lost or duplicated); presenting a retired token revokes the grant.
+    /// Without rotation, and for every refresh but a child's first, nothing is written.
     pub fn refresh<E: From<StoreError>>(
         &self,
-        key: &[u8; 32],
+        presented: &str,
         now: u64,
-        replace: impl FnOnce(&TokenRecord, &Grant) -> Result<Replacement, E>,
+        mut check: impl FnMut(&TokenRecord, &Grant) -> Result<Issue, E>,
     ) -> Result<Refreshed, E> {
+        // Before the locks: making a key takes them itself.
+        self.ensure_token_key(now)?;
+        // A refresh that changes nothing (no rotation, no first use, no reuse) only reads, so it
+        // takes no lock: refreshes of non-rotating clients never wait for one another.
+        let Some(found) = self.find(presented, now)? else {
+            return Ok(Refreshed::Dead);
+        };
+        if found.token.kind != TokenKind::Refresh {
+            return Ok(Refreshed::Dead);
+        }
+        let issue = check(&found.token, &found.grant)?;
+        let first_use = found
+            .sealed
+            .is_some_and(|(seq, _)| seq == found.grant.rotation.seq + 1);
+        if !issue.rotate && !found.token.retired && !first_use {
+            let access = self.issue_access(&found.grant, &issue.scope, now, issue.access_secs)?;
+            return Ok(Refreshed::Issued {
+                access,
+                refresh: None,
+                wrote: false,
+            });
+        }
+        // Otherwise read again, under the lock for read-modify-write operations.
         let _exclusive = self.exclusive();
         let _writing = self.writing();
-        let Some((token, grant)) = self.token(key, now)? else {
+        let Some(Found {
+            token,
+            mut grant,
+            sealed,
+        }) = self.find(presented, now)?
+        else {
             return Ok(Refreshed::Dead);
         };
-        if token.kind != TokenKind::Refresh {
-            return Ok(Refreshed::Dead);
-        }
-        let replacement = replace(&token, &grant)?;
-        Ok(self.replace_token(key, token, replacement)?)
-    }
-
-    /// The writes of `refresh`, once the request has been checked.
-    fn replace_token(
-        &self,
-        key: &[u8; 32],
-        mut token: TokenRecord,
-        Replacement { access, refresh }: Replacement,
-    ) -> Result<Refreshed, StoreError> {
+        // The request is checked first (client, scope): another client cannot revoke a family.
+        let issue = check(&token, &grant)?;
         if token.retired {
-            self.grants.remove(token.grant_id.as_bytes())?;
+            self.grants
+                .remove(grant.id.as_bytes())
+                .map_err(StoreError::from)?;
             return Ok(Refreshed::Reused);
         }
-        self.tokens.insert(&access.0[..], encode(&access.1))?;
-        if let Some((child_key, mut child)) = refresh {
-            child.parent = Some(to_hex(key));
-            token.children.push(to_hex(&child_key));
-            self.tokens.insert(&child_key[..], encode(&child))?;
-            self.tokens.insert(&key[..], encode(&token))?;
-        }
-        // First use of a rotated token: its parent and unused siblings are retired.
-        if let Some(parent_hex) = &token.parent {
-            self.retire_family(parent_hex, &to_hex(key))?;
-        }
-        Ok(Refreshed::Issued)
-    }
-
-    /// Retires a rotated-out refresh token and its children other than `used` (hex keys).
-    fn retire_family(&self, parent_hex: &str, used: &str) -> Result<(), StoreError> {
-        let parent_key = from_hex(parent_hex)?;
-        let Some(parent_bytes) = self.tokens.get(&parent_key)? else {
-            return Ok(());
-        };
-        let mut parent: TokenRecord = decode(&parent_bytes)?;
-        if parent.retired {
-            return Ok(());
-        }
-        for sibling_hex in parent.children.iter().filter(|c| *c != used) {
-            let sibling_key = from_hex(sibling_hex)?;
-            if let Some(sibling_bytes) = self.tokens.get(&sibling_key)? {
-                let mut sibling: TokenRecord = decode(&sibling_bytes)?;
-                sibling.retired = true;
-                self.tokens.insert(sibling_key, encode(&sibling))?;
+        let mut wrote = false;
+        // First use of a rotated token: it becomes the one in use.
+        if let Some((seq, nonce)) = sealed {
+            if seq == grant.rotation.seq + 1 {
+                grant.rotation = Rotation {
+                    seq,
+                    used: Some(nonce),
+                };
+                wrote = true;
             }
         }
-        parent.retired = true;
-        self.tokens.insert(parent_key, encode(&parent))?;
+        let refresh = if issue.rotate {
+            if grant.secret.is_none() {
+                grant.secret = Some(secret::random_bytes());
+                wrote = true;
+            }
+            Some(Store::issue_refresh(&grant, grant.rotation.seq + 1, now)?)
+        } else {
+            None
+        };
+        if wrote {
+            self.grants
+                .insert(grant.id.as_bytes(), encode(&grant))
+                .map_err(StoreError::from)?;
+        }
+        let access = self.issue_access(&grant, &issue.scope, now, issue.access_secs)?;
+        Ok(Refreshed::Issued {
+            access,
+            refresh,
+            wrote,
+        })
+    }
+
+    /// RFC 7009 for one access token: a sealed one is denied until it expires (a small entry,
+    /// swept after that); a stored one is removed.
+    pub fn revoke_access(&self, presented: &str) -> Result<(), StoreError> {
+        let _writing = self.writing();
+        match sealed::parse(presented) {
+            Parsed::Access(claims, _) => {
+                self.denied
+                    .insert(claims.token_id, &claims.expires_at.to_le_bytes())?;
+                self.deny_cache().insert(claims.token_id, claims.expires_at);
+            }
+            _ => {
+                self.tokens.remove(secret::sha256(presented.as_bytes()))?;
+            }
+        }
         Ok(())
+    }
+
+    fn deny_cache(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 16], u64>> {
+        self.deny_list.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn is_denied(&self, token_id: &[u8; 16]) -> bool {
+        self.deny_cache().contains_key(token_id)
+    }
+
+    pub(super) fn load_deny_list(
+        tree: &sled::Tree,
+    ) -> Result<std::collections::HashMap<[u8; 16], u64>, StoreError> {
+        let mut list = std::collections::HashMap::new();
+        for entry in tree.iter() {
+            let (key, value) = entry?;
+            if let (Ok(id), Ok(exp)) = (
+                <[u8; 16]>::try_from(&key[..]),
+                <[u8; 8]>::try_from(&value[..]),
+            ) {
+                list.insert(id, u64::from_le_bytes(exp));
+            }
+        }
+        Ok(list)
+    }
+
+    /// Removes deny entries of tokens that have expired anyway. Returns how many.
+    pub(super) fn sweep_denied(&self, now: u64) -> Result<usize, StoreError> {
+        let dead: Vec<[u8; 16]> = self
+            .deny_cache()
+            .iter()
+            .filter(|(_, exp)| expired(**exp, now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &dead {
+            let _writing = self.writing();
+            self.denied.remove(id)?;
+            self.deny_cache().remove(id);
+        }
+        Ok(dead.len())
+    }
+
+    /// Stores a token as earlier releases did (for tests and benchmarks of the upgrade path).
+    #[doc(hidden)]
+    pub fn put_stored_token(&self, key: &[u8; 32], token: &TokenRecord) -> Result<(), StoreError> {
+        let _writing = self.writing();
+        self.tokens.insert(key, encode(token))?;
+        Ok(())
+    }
+
+    /// Deny entries held (for tests).
+    pub fn denied_count(&self) -> usize {
+        self.deny_cache().len()
     }
 
     /// Revokes a grant and so every token issued under it. The tokens themselves are removed by
@@ -207,12 +495,27 @@ impl Store {
         Ok(())
     }
 
-    /// The user's live grants.
+    /// The user's grants.
     pub fn user_grants(&self, sub: &str) -> Result<Vec<Grant>, StoreError> {
         let mut found = Vec::new();
         for entry in self.grants.iter() {
             let grant: Grant = decode(&entry?.1)?;
             if grant.sub == sub {
+                found.push(grant);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every live grant (its user exists in the grant's generation), in one pass over the
+    /// grants: for listing users without a pass per user.
+    pub fn live_grants(&self, now: u64) -> Result<Vec<Grant>, StoreError> {
+        let mut found = Vec::new();
+        for entry in self.grants.iter() {
+            let grant: Grant = decode(&entry?.1)?;
+            if !expired(grant.expires_at, now)
+                && self.issued_to_current_user(&grant.username, &grant.sub, grant.generation)?
+            {
                 found.push(grant);
             }
         }
@@ -232,40 +535,60 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret;
-    use crate::store::fixtures;
 
     /// A link made at 100 whose refresh token lives until `refresh_expires_at` (0: forever), with
-    /// an access token that lives 60 s; returns the keys of (access, refresh).
-    fn link(store: &Store, refresh_expires_at: u64) -> ([u8; 32], [u8; 32]) {
-        let grant = Grant {
-            expires_at: refresh_expires_at,
-            ..fixtures::grant("g")
-        };
-        let (access, refresh) = (secret::sha256(b"access"), secret::sha256(b"refresh"));
+    /// an access token that lives 60 s; returns (access, refresh).
+    fn link(store: &Store, refresh_expires_at: u64) -> (String, String) {
+        let name = crate::store::Username::parse("u").unwrap();
+        let user = store.add_user(&name, "hash".into()).unwrap();
+        let grant = Grant::new(
+            &user.sub,
+            "u",
+            "c",
+            "profile",
+            user.generation,
+            100,
+            refresh_expires_at,
+        );
         let code = secret::sha256(b"code");
-        store.put_code(&code, &fixtures::code(200)).unwrap();
-        let tokens = [
-            (access, TokenRecord::access(&grant, "profile", 100, 60)),
-            (refresh, TokenRecord::refresh(&grant, "profile", 100)),
-        ];
-        store.redeem_code(&code, 100, &grant, &tokens).unwrap();
-        (access, refresh)
+        store
+            .put_code(
+                &code,
+                &crate::store::CodeRecord {
+                    client_id: "c".into(),
+                    redirect_uri: "https://x/cb".into(),
+                    redirect_uri_given: true,
+                    sub: user.sub.clone(),
+                    username: "u".into(),
+                    scope: "profile".into(),
+                    code_challenge: None,
+                    expires_at: 200,
+                    redeemed_by: None,
+                    generation: user.generation,
+                },
+            )
+            .unwrap();
+        store.redeem_code(&code, 100, &grant, &[]).unwrap();
+        let access = store.issue_access(&grant, "profile", 100, 60).unwrap();
+        let refresh = Store::issue_refresh(&grant, 0, 100).unwrap();
+        (access.expose().into(), refresh.expose().into())
     }
 
-    /// A refresh at `now` that asks for a new access token.
-    fn refresh_at(store: &Store, key: &[u8; 32], now: u64) -> Refreshed {
-        store
-            .refresh(key, now, |_, grant| {
-                Ok::<_, StoreError>(Replacement {
-                    access: (
-                        secret::sha256(&now.to_be_bytes()),
-                        TokenRecord::access(grant, "profile", now, 60),
-                    ),
-                    refresh: None,
+    /// A refresh at `now` that asks for a new access token: the token, or `None` if refused.
+    fn refresh_at(store: &Store, token: &str, now: u64) -> Option<String> {
+        let outcome = store
+            .refresh(token, now, |_, _| {
+                Ok::<_, StoreError>(Issue {
+                    scope: "profile".into(),
+                    access_secs: 60,
+                    rotate: false,
                 })
             })
-            .unwrap()
+            .unwrap();
+        match outcome {
+            Refreshed::Issued { access, .. } => Some(access.expose().into()),
+            _ => None,
+        }
     }
 
     #[test]
@@ -281,8 +604,7 @@ mod tests {
         // Years later the refresh token (no refresh_ttl_secs) still refreshes.
         let later = 100 + 10 * 366 * 86400;
         assert!(store.token(&refresh, later).unwrap().is_some());
-        assert_eq!(refresh_at(&store, &refresh, later), Refreshed::Issued);
-        let new_access = secret::sha256(&later.to_be_bytes());
+        let new_access = refresh_at(&store, &refresh, later).expect("refreshed");
         assert!(store.token(&new_access, later + 59).unwrap().is_some());
         assert!(store.token(&new_access, later + 60).unwrap().is_none());
     }
@@ -292,12 +614,59 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 1 << 20).unwrap();
         let (access, refresh) = link(&store, 1000);
-        assert_eq!(refresh_at(&store, &refresh, 999), Refreshed::Issued);
-        assert_eq!(refresh_at(&store, &refresh, 1000), Refreshed::Dead);
+        let issued_at_999 = refresh_at(&store, &refresh, 999).expect("refreshed at 999");
+        assert_eq!(refresh_at(&store, &refresh, 1000), None);
         assert!(store.token(&refresh, 1000).unwrap().is_none());
         // An access token never outlives its grant either.
         assert!(store.token(&access, 120).unwrap().is_some());
-        let issued_at_999 = secret::sha256(&999u64.to_be_bytes());
+        assert!(store.token(&issued_at_999, 999).unwrap().is_some());
         assert!(store.token(&issued_at_999, 1000).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_rotation_chain_of_any_length_keeps_one_fixed_size_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let (_, mut refresh) = link(&store, 0);
+        let rotate = |token: &str| {
+            store
+                .refresh(token, 200, |_, _| {
+                    Ok::<_, StoreError>(Issue {
+                        scope: "profile".into(),
+                        access_secs: 60,
+                        rotate: true,
+                    })
+                })
+                .unwrap()
+        };
+        let grant_id = store.token(&refresh, 200).unwrap().unwrap().1.id;
+        let size = || {
+            store
+                .grants
+                .get(grant_id.as_bytes())
+                .unwrap()
+                .unwrap()
+                .len()
+        };
+        let first = refresh.clone();
+        let mut initial = 0;
+        for i in 0..1000 {
+            let Refreshed::Issued {
+                refresh: Some(next),
+                ..
+            } = rotate(&refresh)
+            else {
+                panic!("rotation refused");
+            };
+            refresh = next.expose().into();
+            // From the first rotated token's use on, the record holds a nonce and stays that size.
+            if i == 1 {
+                initial = size();
+            }
+        }
+        assert_eq!(size(), initial, "the grant record does not grow");
+        // An ancestor 1000 rotations back is still recognised, and revokes the family.
+        assert!(matches!(rotate(&first), Refreshed::Reused));
+        assert!(matches!(rotate(&refresh), Refreshed::Dead));
     }
 }

@@ -2,8 +2,10 @@
 //! (one per account link) and tokens. Callers never see sled types; they get domain records and a
 //! `StoreError` that says whether a fault is worth retrying.
 //!
-//! Codes and tokens are stored under the SHA-256 of their value, never the value itself, so a copy
-//! of the data directory does not hand out working tokens.
+//! Codes (and the tokens of earlier releases) are stored under the SHA-256 of their value, never
+//! the value itself. Access and refresh tokens are self-verifying (`sealed.rs`): issuing one
+//! writes nothing, checking one reads its grant. The keys they are MAC'd under are in the store
+//! (`keys.rs`, and each grant's own secret), so the data directory is as secret as the tokens.
 
 mod accounts_sweep;
 mod backup;
@@ -13,7 +15,9 @@ mod events;
 pub(crate) mod fixtures;
 mod grants;
 mod invites;
+mod keys;
 mod record;
+pub mod sealed;
 mod sessions;
 mod sweep;
 mod throttle;
@@ -23,12 +27,13 @@ pub use backup::RestoreError;
 pub use codes::CodeRecord;
 pub use codes::Redeemed;
 pub use events::{Event, EventKind, MAX_EVENTS};
-pub use grants::{Grant, Refreshed, Replacement, TokenKind, TokenRecord};
+pub use grants::{Grant, Issue, Refreshed, Rotation, TokenKind, TokenRecord};
 pub use invites::{LinkKind, LinkUsed, PasswordLink};
 pub use sessions::Session;
 pub use throttle::{address_prefix, Failures, Policy, Reservation, ThrottleKey};
-pub use users::{AddUserError, User, Username};
+pub use users::{AddUserError, Generation, User, Username};
 
+use std::collections::HashMap;
 use std::fmt;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -48,6 +53,14 @@ pub struct Store {
     grants: sled::Tree,
     tokens: sled::Tree,
     throttle: sled::Tree,
+    /// Server keys for access tokens (`keys.rs`), and in memory.
+    keys: sled::Tree,
+    ring: Arc<RwLock<keys::KeyRing>>,
+    /// Access tokens revoked one by one (RFC 7009): token id → expiry, and in memory.
+    denied: sled::Tree,
+    deny_list: Arc<Mutex<HashMap<[u8; 16], u64>>>,
+    /// Users' current generations (`users.rs`), by username; `None`: no such user.
+    generations: Arc<Mutex<users::GenerationCache>>,
     /// One-time password links (`invites.rs`); not in backups: a restore revives no link.
     invites: sled::Tree,
     /// `/account` sign-ins and each link's last refresh (`sessions.rs`); not in backups either.
@@ -122,7 +135,16 @@ impl Store {
                 }
                 other => StoreError::Io(format!("cannot open {}: {other}", path.display())),
             })?;
+        let keys = db.open_tree("keys")?;
+        let denied = db.open_tree("denied")?;
+        let ring = Store::load_keys(&keys)?;
+        let deny_list = Store::load_deny_list(&denied)?;
         Ok(Store {
+            keys,
+            ring: Arc::new(RwLock::new(ring)),
+            denied,
+            deny_list: Arc::new(Mutex::new(deny_list)),
+            generations: Arc::new(Mutex::new(users::GenerationCache::default())),
             users: db.open_tree("users")?,
             codes: db.open_tree("codes")?,
             grants: db.open_tree("grants")?,

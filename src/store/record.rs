@@ -8,29 +8,34 @@
 //! JSON, which starts with `{`; they are still read, and become binary when next rewritten, so an
 //! upgrade needs no migration step. (A downgrade does: restore a backup taken before upgrading.)
 
-use super::{Grant, StoreError, TokenKind, TokenRecord};
+use super::{Grant, Rotation, StoreError, TokenKind, TokenRecord};
 
-/// The first byte of a binary record. JSON records start with `{` (0x7b).
+/// The first byte of a binary record. JSON records start with `{` (0x7b). Version 2 (grants
+/// only) adds the user's generation, the refresh-token secret and the rotation state.
 const V1: u8 = 1;
+const V2: u8 = 2;
 
 /// A record with a binary encoding (and, for records written before it, a JSON one).
 pub(super) trait Record: Sized + serde::de::DeserializeOwned {
+    /// The version `write` writes.
+    const VERSION: u8 = V1;
     fn write(&self, out: &mut Writer);
-    fn read(input: &mut Reader<'_>) -> Option<Self>;
+    /// Reads a record written as `version` (1 up to `VERSION`).
+    fn read(input: &mut Reader<'_>, version: u8) -> Option<Self>;
 }
 
 pub(super) fn encode<T: Record>(record: &T) -> Vec<u8> {
     let mut out = Writer(Vec::with_capacity(96));
-    out.0.push(V1);
+    out.0.push(T::VERSION);
     record.write(&mut out);
     out.0
 }
 
 pub(super) fn decode<T: Record>(bytes: &[u8]) -> Result<T, StoreError> {
     match bytes.split_first() {
-        Some((&V1, rest)) => {
+        Some((&version, rest)) if (V1..=T::VERSION).contains(&version) => {
             let mut input = Reader(rest);
-            match T::read(&mut input) {
+            match T::read(&mut input, version) {
                 Some(record) if input.0.is_empty() => Ok(record),
                 _ => Err(StoreError::Corrupt(format!(
                     "a binary record of {} bytes does not decode",
@@ -91,6 +96,8 @@ impl Reader<'_> {
 }
 
 impl Record for Grant {
+    const VERSION: u8 = V2;
+
     fn write(&self, out: &mut Writer) {
         out.u64(self.created_at);
         out.u64(self.expires_at);
@@ -99,10 +106,27 @@ impl Record for Grant {
         out.str(&self.username);
         out.str(&self.client_id);
         out.str(&self.scope);
+        // Version 2.
+        out.u64(self.generation);
+        match &self.secret {
+            Some(secret) => {
+                out.u8(1);
+                out.0.extend_from_slice(secret);
+            }
+            None => out.u8(0),
+        }
+        out.u64(self.rotation.seq);
+        match &self.rotation.used {
+            Some(nonce) => {
+                out.u8(1);
+                out.0.extend_from_slice(nonce);
+            }
+            None => out.u8(0),
+        }
     }
 
-    fn read(input: &mut Reader<'_>) -> Option<Self> {
-        Some(Grant {
+    fn read(input: &mut Reader<'_>, version: u8) -> Option<Self> {
+        let mut grant = Grant {
             created_at: input.u64()?,
             expires_at: input.u64()?,
             id: input.str()?,
@@ -110,7 +134,25 @@ impl Record for Grant {
             username: input.str()?,
             client_id: input.str()?,
             scope: input.str()?,
-        })
+            generation: 0,
+            secret: None,
+            rotation: Rotation::default(),
+        };
+        if version >= V2 {
+            grant.generation = input.u64()?;
+            grant.secret = match input.u8()? {
+                0 => None,
+                1 => Some(input.take()?),
+                _ => return None,
+            };
+            grant.rotation.seq = input.u64()?;
+            grant.rotation.used = match input.u8()? {
+                0 => None,
+                1 => Some(input.take()?),
+                _ => return None,
+            };
+        }
+        Some(grant)
     }
 }
 
@@ -145,7 +187,7 @@ impl Record for TokenRecord {
         }
     }
 
-    fn read(input: &mut Reader<'_>) -> Option<Self> {
+    fn read(input: &mut Reader<'_>, _version: u8) -> Option<Self> {
         let flags = input.u8()?;
         if flags & !(REFRESH | RETIRED | HAS_PARENT) != 0 {
             return None;
@@ -193,6 +235,12 @@ mod tests {
             scope: "profile offline_access".into(),
             created_at: 1_764_000_000,
             expires_at: 0,
+            generation: 42,
+            secret: Some([7; 32]),
+            rotation: Rotation {
+                seq: 3,
+                used: Some([9; 16]),
+            },
         }
     }
 
@@ -226,6 +274,37 @@ mod tests {
         let old = br#"{"id":"g1","sub":"s","username":"alice","client_id":"c","scope":"profile","created_at":1,"expires_at":0}"#;
         let back: Grant = decode(old).unwrap();
         assert_eq!((back.username.as_str(), back.created_at), ("alice", 1));
+    }
+
+    /// Grants written by the previous release (record version 1) read with generation 0, no
+    /// refresh-token secret and no rotation yet (the layout of the grant in tests/fixtures'
+    /// backup-v2.linkgate-backup).
+    #[test]
+    fn version_1_grants_are_still_read() {
+        let mut v1 = vec![1u8];
+        v1.extend_from_slice(&1_795_618_672u64.to_le_bytes());
+        v1.extend_from_slice(&0u64.to_le_bytes());
+        for field in ["g1", "sub", "alice", "alexa-skill", "profile"] {
+            v1.extend_from_slice(&(field.len() as u32).to_le_bytes());
+            v1.extend_from_slice(field.as_bytes());
+        }
+        let grant: Grant = decode(&v1).unwrap();
+        assert_eq!(
+            (
+                grant.id.as_str(),
+                grant.generation,
+                grant.secret,
+                grant.rotation.clone()
+            ),
+            ("g1", 0, None, Rotation::default())
+        );
+        // Rewritten, it is version 2 and keeps everything.
+        let again = encode(&grant);
+        assert_eq!(again[0], 2);
+        assert_eq!(
+            format!("{:?}", decode::<Grant>(&again).unwrap()),
+            format!("{grant:?}")
+        );
     }
 
     #[test]

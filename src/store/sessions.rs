@@ -18,6 +18,9 @@ pub struct Session {
     pub expires_at: u64,
 }
 
+/// A link's last refresh is noted at most this often.
+const NOTE_EVERY_SECS: u64 = 60;
+
 /// Hex SHA-256 of a password hash: what a session is bound to.
 fn credentials(user: &User) -> String {
     super::to_hex(&secret::sha256(user.password_hash.as_bytes()))
@@ -129,7 +132,17 @@ impl Store {
     }
 
     /// Records that a grant's refresh token was used at `now` (for "last refresh" on `/account`).
+    /// At most once a minute per grant: refreshes are the hot path, and a refresh without rotation
+    /// otherwise writes nothing.
     pub fn note_refresh(&self, grant_id: &str, now: u64) -> Result<(), StoreError> {
+        let last = self
+            .grant_activity
+            .get(grant_id.as_bytes())?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_le_bytes);
+        if last.is_some_and(|last| now < last.saturating_add(NOTE_EVERY_SECS)) {
+            return Ok(());
+        }
         let _writing = self.writing();
         self.grant_activity
             .insert(grant_id.as_bytes(), &now.to_le_bytes())?;
@@ -140,6 +153,11 @@ impl Store {
     pub fn linked_apps(&self, sub: &str) -> Result<Vec<(Grant, Option<u64>)>, StoreError> {
         let mut apps = Vec::new();
         for grant in self.user_grants(sub)? {
+            // A grant of an earlier generation is dead (the password changed, the user was
+            // unlinked) even before the sweeper removes it.
+            if !self.issued_to_current_user(&grant.username, &grant.sub, grant.generation)? {
+                continue;
+            }
             let last = self
                 .grant_activity
                 .get(grant.id.as_bytes())?

@@ -1,5 +1,7 @@
-//! Housekeeping: removes expired codes, expired grants and tokens that are expired or whose grant
-//! was revoked. Works in small batches so that it never holds up requests for long.
+//! Housekeeping: removes expired codes, grants that expired or whose user is gone or moved to a
+//! new generation, stored tokens that are expired or whose grant was revoked, deny entries of
+//! expired access tokens and server keys that no longer verify anything. Works in small batches
+//! so that it never holds up requests for long.
 
 use super::record;
 use super::{decode, expired, CodeRecord, Grant, Store, StoreError, TokenRecord};
@@ -21,7 +23,12 @@ impl Store {
             decode::<CodeRecord>(bytes).is_ok_and(|c| expired(c.expires_at, now))
         })?;
         let grants = self.sweep_tree(&self.grants, &mut pause, |bytes| {
-            record::decode::<Grant>(bytes).is_ok_and(|g| expired(g.expires_at, now))
+            record::decode::<Grant>(bytes).is_ok_and(|g| {
+                expired(g.expires_at, now)
+                    || self
+                        .issued_to_current_user(&g.username, &g.sub, g.generation)
+                        .is_ok_and(|alive| !alive)
+            })
         })?;
         let tokens = self.sweep_tree(&self.tokens, &mut pause, |bytes| {
             record::decode::<TokenRecord>(bytes).is_ok_and(|t| {
@@ -36,6 +43,8 @@ impl Store {
             super::throttle::stale(bytes, now)
         })?;
         self.sweep_accounts(now, &mut pause)?;
+        self.sweep_denied(now)?;
+        self.sweep_keys(now)?;
         let swept = Swept {
             codes,
             grants,
@@ -83,6 +92,7 @@ mod tests {
     fn sweeping_removes_expired_and_revoked_entries_and_keeps_live_ones() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 1 << 20).unwrap();
+        fixtures::user(&store);
         let grant = fixtures::grant;
         let code = |n: u8| fixtures::code(1000 + u64::from(n));
         // Two links made at time 100: tokens that expire at 200 (access) and never (refresh).
@@ -104,10 +114,38 @@ mod tests {
         assert_eq!(swept.codes, 2, "both codes expired at 1000/1001");
         // live: its access token expired; revoked: both tokens are dead.
         assert_eq!(swept.tokens, 3);
-        assert!(store
-            .token(&secret::sha256(&[0, 2]), 5000)
-            .unwrap()
-            .is_some());
         assert_eq!(store.token_count(), 1);
+        assert!(store.grant("live").unwrap().is_some());
+        // A user moved to a new generation: their grants go, and a code issued before is dead.
+        let name = crate::store::Username::parse("u").unwrap();
+        store.set_password(&name, "other".into()).unwrap();
+        assert!(store.grant("live").unwrap().is_none());
+        store.put_code(&secret::sha256(&[9]), &code(9)).unwrap();
+        let g = grant("again");
+        assert!(matches!(
+            store
+                .redeem_code(&secret::sha256(&[9]), 100, &g, &[])
+                .unwrap(),
+            crate::store::Redeemed::Unknown
+        ));
+    }
+
+    #[test]
+    fn sweeping_drops_deny_entries_and_keys_once_nothing_they_cover_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let name = crate::store::Username::parse("u").unwrap();
+        let user = store.add_user(&name, "hash".into()).unwrap();
+        let grant = crate::store::Grant::new(&user.sub, "u", "c", "", user.generation, 100, 0);
+        store.ensure_token_key(100).unwrap();
+        let token = store.issue_access(&grant, "", 100, 60).unwrap();
+        store.revoke_access(token.expose()).unwrap();
+        assert_eq!(store.denied_count(), 1);
+        store.rotate_token_key(100, 60).unwrap();
+        assert_eq!(store.token_key_count(), 2);
+        store.sweep(150, || {}).unwrap();
+        assert_eq!((store.denied_count(), store.token_key_count()), (1, 2));
+        store.sweep(161, || {}).unwrap();
+        assert_eq!((store.denied_count(), store.token_key_count()), (0, 1));
     }
 }

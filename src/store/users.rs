@@ -1,4 +1,9 @@
-//! Users: a stable random `sub`, a username (the key) and an argon2id PHC password hash.
+//! Users: a stable random `sub`, a username (the key), an argon2id PHC password hash and a
+//! generation. The generation changes whenever what the user issued must die (password changed,
+//! user unlinked); every code and grant records the generation it was issued under, so a lookup
+//! that finds a different one (or no user, or another `sub`: removed, perhaps re-added) treats
+//! them as revoked. Generations are cached in memory (the store has one process), so checking
+//! one costs no read on the hot path.
 
 use super::{decode, encode, now, Store, StoreError};
 use crate::secret;
@@ -12,6 +17,28 @@ pub struct User {
     pub username: String,
     pub password_hash: String,
     pub created_at: u64,
+    /// Random at creation, incremented when the user's codes and grants must die. Users created
+    /// before generations existed have 0, as do the grants and codes of that time.
+    #[serde(default)]
+    pub generation: u64,
+}
+
+/// What a code or grant must match to be alive: the user's `sub` and current generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generation {
+    pub sub: String,
+    pub generation: u64,
+}
+
+/// The generation cache holds at most this many users; past it, it starts again empty.
+const GENERATION_CACHE: usize = 65_536;
+
+/// Users' generations by username (`None`: no such user). `epoch` counts changes to users, so
+/// that a lookup racing a change does not cache what it read before the change.
+#[derive(Default)]
+pub(super) struct GenerationCache {
+    epoch: u64,
+    users: std::collections::HashMap<String, Option<Generation>>,
 }
 
 /// A valid, normalised username: lower case (phones capitalise the first letter), 1 to 64 of
@@ -73,12 +100,15 @@ impl Store {
             username: name.to_string(),
             password_hash,
             created_at: now(),
+            // Random, so that a user removed and added again shares nothing with the old one.
+            generation: u64::from_le_bytes(secret::random_bytes::<8>()) >> 1,
         };
         let _writing = self.writing();
         let swapped = self
             .users
             .compare_and_swap(name.as_str(), None as Option<&[u8]>, Some(encode(&user)))
             .map_err(|e| AddUserError::Store(e.into()))?;
+        self.forget_generation(name.as_str());
         match swapped {
             Ok(()) => Ok(user),
             Err(_) => Err(AddUserError::Exists(name.clone())),
@@ -96,30 +126,125 @@ impl Store {
         self.users.iter().map(|entry| decode(&entry?.1)).collect()
     }
 
-    /// Removes a user and revokes every grant they gave. Returns false if there was no such user.
+    /// The user's `sub` and current generation, `None` if there is no such user. Cached: after
+    /// the first call for a user this reads nothing (every change of a user goes through this
+    /// store, which updates the cache). A pending sign-in records it, and checks it again before
+    /// it issues anything.
+    pub fn user_generation(&self, name: &str) -> Result<Option<Generation>, StoreError> {
+        let epoch = {
+            let cache = self.generation_cache();
+            if let Some(cached) = cache.users.get(name) {
+                return Ok(cached.clone());
+            }
+            cache.epoch
+        };
+        let found = match self.users.get(name)? {
+            Some(bytes) => {
+                let user: User = decode(&bytes)?;
+                Some(Generation {
+                    sub: user.sub,
+                    generation: user.generation,
+                })
+            }
+            None => None,
+        };
+        let mut cache = self.generation_cache();
+        // A user changed since the read above: what was read may be stale, do not keep it.
+        if cache.epoch == epoch {
+            if cache.users.len() >= GENERATION_CACHE {
+                cache.users.clear();
+            }
+            cache.users.insert(name.to_string(), found.clone());
+        }
+        Ok(found)
+    }
+
+    /// Whether what was issued to `sub` under `generation` (a code, a grant) is still alive.
+    pub fn issued_to_current_user(
+        &self,
+        username: &str,
+        sub: &str,
+        generation: u64,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .user_generation(username)?
+            .is_some_and(|g| g.sub == sub && g.generation == generation))
+    }
+
+    fn generation_cache(&self) -> std::sync::MutexGuard<'_, GenerationCache> {
+        self.generations
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Drops a user's cached generation, after a change to the user has been written.
+    fn forget_generation(&self, name: &str) {
+        let mut cache = self.generation_cache();
+        cache.epoch += 1;
+        cache.users.remove(name);
+    }
+
+    /// Empties the generation cache (after a restore wrote the users underneath).
+    pub(super) fn forget_generations(&self) {
+        let mut cache = self.generation_cache();
+        cache.epoch += 1;
+        cache.users.clear();
+    }
+
+    /// Removes a user: every code, grant and token they had dies with the record (lookups find
+    /// no user); their grants are deleted too. Returns false if there was no such user.
     pub fn remove_user(&self, name: &Username) -> Result<bool, StoreError> {
         let Some(user) = self.user(name)? else {
             return Ok(false);
         };
+        {
+            let _writing = self.writing();
+            self.users.remove(name.as_str())?;
+            self.forget_generation(name.as_str());
+        }
         self.revoke_user_grants(&user.sub)?;
         self.drop_password_links(name.as_str())?;
         self.drop_events(&user.sub)?;
-        let _writing = self.writing();
-        self.users.remove(name.as_str())?;
         Ok(true)
     }
 
-    /// Replaces a user's password hash and revokes their grants (a changed password must unlink
-    /// devices that an attacker who knew the old one may have linked).
+    /// Replaces a user's password hash and revokes everything the old password issued (a
+    /// changed password must unlink devices that an attacker who knew the old one may have
+    /// linked, and void codes not yet redeemed).
     pub fn set_password(&self, name: &Username, password_hash: String) -> Result<bool, StoreError> {
-        let Some(mut user) = self.user(name)? else {
-            return Ok(false);
+        self.change_user(name, |user| user.password_hash = password_hash)
+    }
+
+    /// Revokes everything the user has issued (codes, grants, tokens) and deletes their grants.
+    /// Returns how many grants were deleted, `None` if there is no such user.
+    pub fn unlink_user(&self, name: &Username) -> Result<Option<usize>, StoreError> {
+        let Some(user) = self.user(name)? else {
+            return Ok(None);
         };
-        user.password_hash = password_hash;
-        {
+        self.change_user(name, |_| {})?;
+        Ok(Some(self.revoke_user_grants(&user.sub)?))
+    }
+
+    /// Applies `change` to the user and moves them to a new generation, as one step among the
+    /// store's read-modify-write operations (a code redeemed at the same moment sees either the
+    /// old user and is then revoked with its grant, or the new one and is refused).
+    fn change_user(
+        &self,
+        name: &Username,
+        change: impl FnOnce(&mut User),
+    ) -> Result<bool, StoreError> {
+        let user = {
+            let _exclusive = self.exclusive();
             let _writing = self.writing();
+            let Some(mut user) = self.user(name)? else {
+                return Ok(false);
+            };
+            change(&mut user);
+            user.generation = user.generation.wrapping_add(1);
             self.users.insert(name.as_str(), encode(&user))?;
-        }
+            self.forget_generation(name.as_str());
+            user
+        };
         self.revoke_user_grants(&user.sub)?;
         // A password set another way supersedes an outstanding reset link.
         self.drop_password_links(name.as_str())?;
@@ -130,6 +255,42 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_generation_follows_every_change_of_the_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let name = Username::parse("alice").unwrap();
+        assert_eq!(store.user_generation("alice").unwrap(), None);
+        let user = store.add_user(&name, "h1".into()).unwrap();
+        let first = store.user_generation("alice").unwrap().unwrap();
+        assert_eq!(
+            (first.sub.as_str(), first.generation),
+            (user.sub.as_str(), user.generation)
+        );
+        assert!(store
+            .issued_to_current_user("alice", &user.sub, user.generation)
+            .unwrap());
+        store.set_password(&name, "h2".into()).unwrap();
+        let second = store.user_generation("alice").unwrap().unwrap();
+        assert_eq!(second.sub, first.sub, "sub stays");
+        assert_ne!(second.generation, first.generation);
+        assert!(!store
+            .issued_to_current_user("alice", &user.sub, user.generation)
+            .unwrap());
+        assert_eq!(store.unlink_user(&name).unwrap(), Some(0));
+        let third = store.user_generation("alice").unwrap().unwrap();
+        assert_ne!(third.generation, second.generation);
+        assert!(store.remove_user(&name).unwrap());
+        assert_eq!(store.user_generation("alice").unwrap(), None);
+        store.add_user(&name, "h3".into()).unwrap();
+        let again = store.user_generation("alice").unwrap().unwrap();
+        assert_ne!(again.sub, first.sub);
+        // What the cache says is what a fresh store reads.
+        drop(store);
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(store.user_generation("alice").unwrap(), Some(again));
+    }
 
     #[test]
     fn usernames_are_normalised_and_checked() {

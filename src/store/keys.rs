@@ -1,0 +1,158 @@
+//! The server keys that access tokens are MAC'd under (`sealed.rs`). Generated on first start
+//! from the OS's random source and kept in the store's `keys` tree, so a backup carries them
+//! (and tokens stay valid after a restore). They are never logged: no type here prints them.
+//!
+//! Rotation (`--rotate-token-key`): a new key signs from then on; the previous one keeps
+//! verifying until the longest-lived token it signed has expired (`access_ttl_secs` after the
+//! rotation), then the sweeper drops it. The keys are held in memory too, so checking a token
+//! reads nothing; every change goes through this store, which updates both.
+
+use super::{decode, encode, expired, Store, StoreError};
+use crate::secret::{self, HmacKey};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// A key as stored. `valid_until` 0: the current key.
+#[derive(Serialize, Deserialize)]
+struct KeyRecord {
+    secret: String,
+    created_at: u64,
+    valid_until: u64,
+}
+
+/// The keys in memory.
+#[derive(Default)]
+pub(super) struct KeyRing {
+    current: Option<u32>,
+    keys: HashMap<u32, (HmacKey, u64)>,
+}
+
+impl KeyRing {
+    fn load(tree: &sled::Tree) -> Result<KeyRing, StoreError> {
+        let mut ring = KeyRing::default();
+        for entry in tree.iter() {
+            let (id, value) = entry?;
+            let id = id_of(&id)?;
+            let record: KeyRecord = decode(&value)?;
+            let bytes = super::from_hex(&record.secret)?;
+            if record.valid_until == 0 && ring.current.map_or(true, |c| c < id) {
+                ring.current = Some(id);
+            }
+            ring.keys
+                .insert(id, (HmacKey::new(&bytes), record.valid_until));
+        }
+        Ok(ring)
+    }
+
+    /// The key that signs new tokens.
+    pub(super) fn current(&self) -> Option<(u32, &HmacKey)> {
+        let id = self.current?;
+        self.keys.get(&id).map(|(key, _)| (id, key))
+    }
+
+    /// The key with this id, if it still verifies at `now`.
+    pub(super) fn verifying(&self, id: u32, now: u64) -> Option<&HmacKey> {
+        match self.keys.get(&id) {
+            Some((key, valid_until)) if !expired(*valid_until, now) => Some(key),
+            _ => None,
+        }
+    }
+}
+
+fn id_of(bytes: &[u8]) -> Result<u32, StoreError> {
+    <[u8; 4]>::try_from(bytes)
+        .map(u32::from_be_bytes)
+        .map_err(|_| StoreError::Corrupt("a token key id is not 4 bytes".into()))
+}
+
+impl Store {
+    pub(super) fn load_keys(tree: &sled::Tree) -> Result<KeyRing, StoreError> {
+        KeyRing::load(tree)
+    }
+
+    /// Reads the keys again (after a restore wrote the tree underneath).
+    pub(super) fn reload_keys(&self) -> Result<(), StoreError> {
+        let ring = KeyRing::load(&self.keys)?;
+        *self.key_ring_mut() = ring;
+        Ok(())
+    }
+
+    pub(super) fn key_ring(&self) -> std::sync::RwLockReadGuard<'_, KeyRing> {
+        self.ring.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn key_ring_mut(&self) -> std::sync::RwLockWriteGuard<'_, KeyRing> {
+        self.ring.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes sure a signing key exists (the server calls this at start, then flushes).
+    pub fn ensure_token_key(&self, now: u64) -> Result<(), StoreError> {
+        if self.key_ring().current().is_none() {
+            self.add_key(now)?;
+        }
+        Ok(())
+    }
+
+    /// `--rotate-token-key`: a new key signs from now on; the current one verifies for
+    /// `access_secs` more, the longest any token it signed can live. Returns the new key's id.
+    pub fn rotate_token_key(&self, now: u64, access_secs: u64) -> Result<u32, StoreError> {
+        let retiring = self.key_ring().current;
+        if let Some(old) = retiring {
+            if let Some(bytes) = self.keys.get(old.to_be_bytes())? {
+                let mut record: KeyRecord = decode(&bytes)?;
+                // At least one second, so that 0 ("current") is never written here.
+                record.valid_until = (now + access_secs).max(1);
+                let _writing = self.writing();
+                self.keys.insert(old.to_be_bytes(), encode(&record))?;
+            }
+            let mut ring = self.key_ring_mut();
+            if let Some(entry) = ring.keys.get_mut(&old) {
+                entry.1 = (now + access_secs).max(1);
+            }
+            ring.current = None;
+        }
+        self.add_key(now)
+    }
+
+    fn add_key(&self, now: u64) -> Result<u32, StoreError> {
+        let bytes = secret::random_bytes::<32>();
+        let mut ring = self.key_ring_mut();
+        let id = ring.keys.keys().max().map_or(1, |max| max.wrapping_add(1));
+        let record = KeyRecord {
+            secret: super::to_hex(&bytes),
+            created_at: now,
+            valid_until: 0,
+        };
+        {
+            let _writing = self.writing();
+            self.keys.insert(id.to_be_bytes(), encode(&record))?;
+        }
+        ring.keys.insert(id, (HmacKey::new(&bytes), 0));
+        ring.current = Some(id);
+        Ok(id)
+    }
+
+    /// Drops keys that no longer verify anything. Returns how many.
+    pub(super) fn sweep_keys(&self, now: u64) -> Result<usize, StoreError> {
+        let dead: Vec<u32> = self
+            .key_ring()
+            .keys
+            .iter()
+            .filter(|(_, (_, until))| expired(*until, now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &dead {
+            {
+                let _writing = self.writing();
+                self.keys.remove(id.to_be_bytes())?;
+            }
+            self.key_ring_mut().keys.remove(id);
+        }
+        Ok(dead.len())
+    }
+
+    /// Number of keys held (for tests and `--rotate-token-key`'s message).
+    pub fn token_key_count(&self) -> usize {
+        self.key_ring().keys.len()
+    }
+}
