@@ -168,6 +168,14 @@ fn activity(page: &str) -> Vec<String> {
         .collect()
 }
 
+/// The whole "Recent activity" list as text, whatever the page's language.
+fn activity_text(page: &str) -> &str {
+    let start = page
+        .find("class=\"apps activity\"")
+        .expect("an activity list");
+    &page[start..]
+}
+
 /// Links Google for the default user: (access, refresh).
 fn google_tokens(server: &Server) -> (String, String) {
     let code = code_for(server, GOOGLE_ID, GOOGLE_REDIRECT);
@@ -471,15 +479,16 @@ fn over_https_the_cookies_are_host_prefixed_and_secure() {
 fn the_account_page_speaks_every_language() {
     let env = TestEnv::with_user();
     let server = env.start();
-    for (language, heading) in [
-        ("en", "Your account"),
-        ("de", "Ihr Konto"),
-        ("fr", "Votre compte"),
-        ("es", "Tu cuenta"),
-        ("it", "Il tuo account"),
-        ("ja", "あなたのアカウント"),
-        ("pt-BR", "Sua conta"),
-        ("hi", "आपका खाता"),
+    // The heading, and the detail of the sign-in the activity list shows, in each language.
+    for (language, heading, detail) in [
+        ("en", "Your account", "account page"),
+        ("de", "Ihr Konto", "Kontoseite"),
+        ("fr", "Votre compte", "page du compte"),
+        ("es", "Tu cuenta", "página de la cuenta"),
+        ("it", "Il tuo account", "pagina dell’account"),
+        ("ja", "あなたのアカウント", "アカウントページ"),
+        ("pt-BR", "Sua conta", "página da conta"),
+        ("hi", "आपका खाता", "खाता पेज"),
     ] {
         let mut me = Visitor::new(&server);
         me.language = Some(language);
@@ -489,6 +498,7 @@ fn the_account_page_speaks_every_language() {
         let signed = me.sign_in(USER, PASSWORD);
         assert_eq!(signed.header("Content-Language"), Some(language));
         assert!(signed.text().contains(heading), "{language}");
+        assert!(activity_text(&signed.text()).contains(detail), "{language}");
     }
 }
 
@@ -514,7 +524,7 @@ fn recent_activity_shows_the_persons_own_security_events_newest_first() {
     let html = me.sign_in(USER, PASSWORD).text();
     let entries = activity(&html);
     let expected = [
-        "Signed in · account",
+        "Signed in · account page",
         "Changed by the administrator · --unlink-user",
         "Failed sign-in · Example Taxi for Alexa",
         "App linked · Example Taxi for Alexa",

@@ -37,6 +37,12 @@ pub fn record(
     }
 }
 
+/// The details recorded for browser actions (the rest are client ids and admin commands).
+pub const DETAIL_ACCOUNT: &str = "account";
+pub const DETAIL_ACCOUNT_APPS_OUT: &str = "account, apps signed out";
+pub const DETAIL_INVITATION: &str = "invitation link";
+pub const DETAIL_RESET: &str = "password reset link";
+
 /// The `event` field of the log line.
 pub fn name(kind: EventKind) -> &'static str {
     match kind {

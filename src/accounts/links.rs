@@ -224,8 +224,8 @@ pub async fn submit(app: &App, body: &[u8], cookie_csrf: Option<&str>, ip: IpAdd
     match used {
         Ok(LinkUsed::PasswordSet(link)) => {
             let detail = match link.kind {
-                LinkKind::Invite => "invitation link",
-                LinkKind::Reset => "password reset link",
+                LinkKind::Invite => events::DETAIL_INVITATION,
+                LinkKind::Reset => events::DETAIL_RESET,
             };
             let kind = EventKind::PasswordChanged;
             events::record(

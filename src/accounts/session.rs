@@ -92,7 +92,14 @@ pub async fn verify(
             match known {
                 Some((sub, username)) => {
                     let kind = EventKind::SignInFailed;
-                    events::record(&app.store, &sub, &username, kind, Some(ip), "account");
+                    events::record(
+                        &app.store,
+                        &sub,
+                        &username,
+                        kind,
+                        Some(ip),
+                        events::DETAIL_ACCOUNT,
+                    );
                 }
                 None => tracing::info!(%ip, "account sign-in failed for an unknown user"),
             }
@@ -179,7 +186,7 @@ pub async fn sign_in(
                 &user.username,
                 kind,
                 Some(ip),
-                "account",
+                events::DETAIL_ACCOUNT,
             );
             SignInOutcome::Started(token)
         }
@@ -418,8 +425,8 @@ async fn change_password(
     app.store.end_session(&signed.token.key())?;
     let token = start_session(app, &changed).await?;
     let detail = match end_links {
-        true => "account, apps signed out",
-        false => "account",
+        true => events::DETAIL_ACCOUNT_APPS_OUT,
+        false => events::DETAIL_ACCOUNT,
     };
     let kind = EventKind::PasswordChanged;
     events::record(

@@ -115,7 +115,7 @@ pub fn account(frame: Frame<'_>, view: &AccountView<'_>) -> Markup {
                 @for event in view.activity {
                     li {
                         strong { (event_name(t, event.kind)) }
-                        @if !event.detail.is_empty() { " · " (event.detail) }
+                        @if !event.detail.is_empty() { " · " (detail(t, &event.detail)) }
                         br;
                         span class="muted" {
                             (format_time(event.at))
@@ -194,5 +194,18 @@ fn event_name(t: &AccountText, kind: EventKind) -> &'static str {
         EventKind::Unlink => t.ev_unlink,
         EventKind::PasswordChanged => t.ev_password_changed,
         EventKind::Admin => t.ev_admin,
+    }
+}
+
+/// A recorded detail in the page's language where it is ours; client names and admin commands
+/// as they are.
+fn detail<'a>(t: &'a AccountText, detail: &'a str) -> &'a str {
+    use crate::accounts::events::*;
+    match detail {
+        DETAIL_ACCOUNT => t.detail_account,
+        DETAIL_ACCOUNT_APPS_OUT => t.detail_account_apps_out,
+        DETAIL_INVITATION => t.detail_invitation,
+        DETAIL_RESET => t.detail_reset,
+        other => other,
     }
 }

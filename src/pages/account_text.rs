@@ -75,6 +75,11 @@ pub struct AccountText {
     pub ev_unlink: &'static str,
     pub ev_password_changed: &'static str,
     pub ev_admin: &'static str,
+    // what the activity list says for the details the server records
+    pub detail_account: &'static str,
+    pub detail_account_apps_out: &'static str,
+    pub detail_invitation: &'static str,
+    pub detail_reset: &'static str,
 }
 
 pub const EN: AccountText = AccountText {
@@ -125,6 +130,10 @@ pub const EN: AccountText = AccountText {
     ev_unlink: "App unlinked",
     ev_password_changed: "Password changed",
     ev_admin: "Changed by the administrator",
+    detail_account: "account page",
+    detail_account_apps_out: "account page, apps signed out",
+    detail_invitation: "invitation link",
+    detail_reset: "password reset link",
 };
 
 pub const DE: AccountText = AccountText {
@@ -175,6 +184,10 @@ pub const DE: AccountText = AccountText {
     ev_unlink: "Verknüpfung aufgehoben",
     ev_password_changed: "Passwort geändert",
     ev_admin: "Vom Administrator geändert",
+    detail_account: "Kontoseite",
+    detail_account_apps_out: "Kontoseite, Apps abgemeldet",
+    detail_invitation: "Einladungslink",
+    detail_reset: "Link zum Zurücksetzen des Passworts",
 };
 
 // French typography puts a no-break space (U+00A0) before `:`.
@@ -226,6 +239,10 @@ pub const FR: AccountText = AccountText {
     ev_unlink: "Application dissociée",
     ev_password_changed: "Mot de passe changé",
     ev_admin: "Modifié par l’administrateur",
+    detail_account: "page du compte",
+    detail_account_apps_out: "page du compte, applications déconnectées",
+    detail_invitation: "lien d’invitation",
+    detail_reset: "lien de réinitialisation du mot de passe",
 };
 
 pub const ES: AccountText = AccountText {
@@ -276,6 +293,10 @@ pub const ES: AccountText = AccountText {
     ev_unlink: "Aplicación desvinculada",
     ev_password_changed: "Contraseña cambiada",
     ev_admin: "Cambiado por el administrador",
+    detail_account: "página de la cuenta",
+    detail_account_apps_out: "página de la cuenta, aplicaciones desconectadas",
+    detail_invitation: "enlace de invitación",
+    detail_reset: "enlace para restablecer la contraseña",
 };
 
 pub const IT: AccountText = AccountText {
@@ -326,6 +347,10 @@ pub const IT: AccountText = AccountText {
     ev_unlink: "App scollegata",
     ev_password_changed: "Password cambiata",
     ev_admin: "Modificato dall’amministratore",
+    detail_account: "pagina dell’account",
+    detail_account_apps_out: "pagina dell’account, app disconnesse",
+    detail_invitation: "link di invito",
+    detail_reset: "link per reimpostare la password",
 };
 
 pub const JA: AccountText = AccountText {
@@ -376,6 +401,10 @@ pub const JA: AccountText = AccountText {
     ev_unlink: "アプリの連携を解除",
     ev_password_changed: "パスワードを変更",
     ev_admin: "管理者による変更",
+    detail_account: "アカウントページ",
+    detail_account_apps_out: "アカウントページ(アプリからサインアウト)",
+    detail_invitation: "招待リンク",
+    detail_reset: "パスワード再設定リンク",
 };
 
 pub const PT_BR: AccountText = AccountText {
@@ -428,6 +457,10 @@ pub const PT_BR: AccountText = AccountText {
     ev_unlink: "Aplicativo desvinculado",
     ev_password_changed: "Senha alterada",
     ev_admin: "Alterado pelo administrador",
+    detail_account: "página da conta",
+    detail_account_apps_out: "página da conta, aplicativos desconectados",
+    detail_invitation: "link de convite",
+    detail_reset: "link de redefinição de senha",
 };
 
 pub const HI: AccountText = AccountText {
@@ -478,6 +511,10 @@ pub const HI: AccountText = AccountText {
     ev_unlink: "ऐप का लिंक हटाया गया",
     ev_password_changed: "पासवर्ड बदला गया",
     ev_admin: "व्यवस्थापक ने बदला",
+    detail_account: "खाता पेज",
+    detail_account_apps_out: "खाता पेज, ऐप से साइन आउट",
+    detail_invitation: "आमंत्रण लिंक",
+    detail_reset: "पासवर्ड रीसेट लिंक",
 };
 
 #[cfg(test)]
