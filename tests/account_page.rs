@@ -339,7 +339,14 @@ fn a_password_change_keeps_the_links_unless_the_person_signs_out_their_apps() {
     let mut other = Visitor::new(&server);
     assert_eq!(other.sign_in(USER, PASSWORD).status, 401);
     let page = other.sign_in(USER, NEW_PASSWORD).text();
-    // Now with "sign out my apps": every token dies, as with --set-password.
+    // Now with "sign out my apps": every token dies, as with --set-password, and so does a code
+    // issued but not yet redeemed.
+    let pending_code = {
+        let mut browser = Browser::new(&server);
+        let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "s", &[]);
+        let consent = browser.login(&login, USER, NEW_PASSWORD);
+        browser.decide(&consent, "allow").location_params()["code"].clone()
+    };
     let changed = other.submit(
         &page,
         "/password",
@@ -352,6 +359,12 @@ fn a_password_change_keeps_the_links_unless_the_person_signs_out_their_apps() {
     );
     assert_eq!(changed.status, 303);
     assert_eq!(server.userinfo(&access).status, 401);
+    let exchange = server.token_basic(
+        ALEXA_ID,
+        ALEXA_SECRET,
+        &code_fields(&pending_code, ALEXA_REDIRECT),
+    );
+    assert_eq!(exchange.error(), "invalid_grant", "{}", exchange.text());
     assert_eq!(refresh(&server, &refresh_token).error(), "invalid_grant");
     // The first browser's session ended with the change.
     let html = me.get("/account").text();
@@ -541,4 +554,54 @@ fn recent_activity_shows_the_persons_own_security_events_newest_first() {
     assert!(entries[0].contains("UTC · 127.0.0.1"), "{}", entries[0]);
     assert!(entries[1].trim_end().ends_with("UTC"), "{}", entries[1]);
     server.wait_for_log("event=\"admin\" user=alice detail=\"--unlink-user\"", 1);
+}
+
+#[test]
+fn a_burst_of_wrong_passwords_at_account_sign_in_is_held_like_a_sequence() {
+    let env = TestEnv::with_user();
+    let server = env.start();
+    // 24 sign-in forms, prepared first, posted at once from one address.
+    let forms: Vec<(String, String)> = (0..24)
+        .map(|_| {
+            let page = server.get("/account");
+            let cookie = page.cookie().expect("a CSRF cookie");
+            (page.text(), cookie)
+        })
+        .collect();
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = forms
+            .iter()
+            .map(|(page, cookie)| {
+                let server = &server;
+                scope.spawn(move || {
+                    let csrf = hidden_fields(page, "/sign-in")[0].1.clone();
+                    server
+                        .post_form(
+                            "/account/sign-in",
+                            &[("Cookie", cookie)],
+                            &[
+                                ("csrf", &csrf),
+                                ("username", USER),
+                                ("password", "a wrong guess"),
+                            ],
+                        )
+                        .status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let held = statuses.iter().filter(|s| **s == 429).count();
+    assert!(
+        statuses.iter().all(|s| [401, 429, 503].contains(s)),
+        "{statuses:?}"
+    );
+    // As many are checked as in a sequence (the authorization flow's limit), the rest held.
+    assert!(
+        checked <= 6,
+        "{checked} of 24 guesses checked: {statuses:?}"
+    );
+    assert!(held >= 18, "{statuses:?}");
+    eprintln!("/account sign-in burst: {checked} of 24 checked, {held} held (429)");
 }

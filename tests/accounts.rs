@@ -182,10 +182,18 @@ fn a_reset_link_sets_a_new_password_and_ends_every_link_the_old_one_made() {
     assert_eq!(server.userinfo(&access).status, 200);
     assert!(can_sign_in(&server, USER, PASSWORD));
     let sub = server.userinfo(&access).json()["sub"].clone();
+    let pending_code = code_for(&server, ALEXA_ID, ALEXA_REDIRECT);
     assert_eq!(
         use_link(&server, &path, NEW_PASSWORD, NEW_PASSWORD).status,
         200
     );
+    // A code issued but not yet redeemed dies too.
+    let exchange = server.token_basic(
+        ALEXA_ID,
+        ALEXA_SECRET,
+        &code_fields(&pending_code, ALEXA_REDIRECT),
+    );
+    assert_eq!(exchange.error(), "invalid_grant", "{}", exchange.text());
     // As with --set-password: the tokens die, the old password too; `sub` stays.
     assert_eq!(server.userinfo(&access).status, 401);
     assert_eq!(refresh(&server, &refresh_token).error(), "invalid_grant");
