@@ -2,7 +2,7 @@
 //! tokens. Every stored change is durable before the answer leaves, because Alexa keeps whatever
 //! we answer and a lost refresh token unlinks the customer.
 
-use super::client::{self, BasicCredentials};
+use super::client::{self, Caller};
 use super::{normalize_scope, scope_within, OAuthError, MAX_TOKEN_LEN};
 use crate::app::App;
 use crate::config::Client;
@@ -29,9 +29,9 @@ pub use crate::store::sealed::{ACCESS_PREFIX, REFRESH_PREFIX};
 pub async fn exchange(
     app: &App,
     params: &Params,
-    basic: Option<BasicCredentials>,
+    caller: Caller,
 ) -> Result<TokenResponse, OAuthError> {
-    let client = client::authenticate(app, params, basic).await?;
+    let client = client::authenticate(app, params, caller).await?;
     match params.single("grant_type")? {
         None => Err(OAuthError::InvalidRequest("grant_type is required".into())),
         Some("authorization_code") => {
