@@ -13,8 +13,9 @@ use std::io::{BufRead, IsTerminal};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-const MIN_PASSWORD_LEN: usize = 8;
-const MAX_PASSWORD_LEN: usize = 1024;
+use crate::accounts::password_rules::{
+    check_new_password, PasswordProblem, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN,
+};
 
 /// Builds the request for a CLI command, asking for a password where one is needed.
 pub fn request(command: &Command) -> Result<Request, AdminError> {
@@ -81,6 +82,12 @@ pub fn execute(store: &Store, request: Request) -> Result<String, AdminError> {
         }
         Request::ListUsers => return list_users(store),
         Request::Backup => return Err(AdminError("use --backup FILE".into())),
+        Request::PasswordLink {
+            name,
+            kind,
+            key,
+            ttl_secs,
+        } => return crate::accounts::links::execute(store, &name, kind, &key, ttl_secs),
         Request::RemoveUser { name } => {
             let name = username(&name)?;
             if !store.remove_user(&name)? {
@@ -95,6 +102,17 @@ pub fn execute(store: &Store, request: Request) -> Result<String, AdminError> {
             let name = username(&name)?;
             if !store.set_password(&name, password_hash)? {
                 return Err(no_user(&name));
+            }
+            if let Some(user) = store.user(&name)? {
+                let kind = crate::store::EventKind::Admin;
+                crate::accounts::events::record(
+                    store,
+                    &user.sub,
+                    name.as_str(),
+                    kind,
+                    None,
+                    "--set-password",
+                );
             }
             format!("changed the password of {name} and revoked their tokens")
         }
@@ -185,6 +203,17 @@ pub fn restore(config: &Config, file: &Path) -> Result<String, AdminError> {
 fn unlink(store: &Store, name: &str) -> Result<String, AdminError> {
     if let Ok(local) = Username::parse(name) {
         if let Some(revoked) = store.unlink_user(&local)? {
+            if let Some(user) = store.user(&local)? {
+                let kind = crate::store::EventKind::Admin;
+                crate::accounts::events::record(
+                    store,
+                    &user.sub,
+                    local.as_str(),
+                    kind,
+                    None,
+                    "--unlink-user",
+                );
+            }
             return Ok(format!(
                 "unlinked {local}: revoked {revoked} grant(s) and any code not yet redeemed"
             ));
@@ -229,19 +258,19 @@ fn read_new_password() -> Result<Secret, AdminError> {
             .map_err(|e| AdminError(format!("cannot read the password from stdin: {e}")))?;
         line.trim_end_matches(['\r', '\n']).to_string()
     };
-    let length = password.chars().count();
-    if password.is_empty() {
-        return Err(AdminError("the password is empty".into()));
-    }
-    if length < MIN_PASSWORD_LEN {
-        return Err(AdminError(format!(
-            "the password is too short: use at least {MIN_PASSWORD_LEN} characters"
-        )));
-    }
-    if length > MAX_PASSWORD_LEN {
-        return Err(AdminError(format!(
-            "the password is too long (over {MAX_PASSWORD_LEN} characters)"
-        )));
+    match check_new_password(&password) {
+        Ok(()) => {}
+        Err(PasswordProblem::Empty) => return Err(AdminError("the password is empty".into())),
+        Err(PasswordProblem::TooShort) => {
+            return Err(AdminError(format!(
+                "the password is too short: use at least {MIN_PASSWORD_LEN} characters"
+            )))
+        }
+        Err(PasswordProblem::TooLong) => {
+            return Err(AdminError(format!(
+                "the password is too long (over {MAX_PASSWORD_LEN} characters)"
+            )))
+        }
     }
     Ok(Secret::new(password))
 }

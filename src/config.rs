@@ -46,6 +46,15 @@ pub struct Config {
     pub clients: Vec<Client>,
     /// `[login]`: where passwords are checked (local users, the operator's login API, or both).
     pub login: Login,
+    /// `[accounts]`: invitations and password links (issue 15).
+    pub accounts: Accounts,
+}
+
+/// `[accounts]`.
+#[derive(Debug, Clone)]
+pub struct Accounts {
+    /// How long an `--invite` / `--reset-password` link lives, in seconds.
+    pub invite_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -271,6 +280,26 @@ struct RawConfig {
     clients: Vec<RawClient>,
     #[serde(default)]
     login: login::RawLogin,
+    accounts: RawAccounts,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccounts {
+    #[serde(default = "default_invite_ttl_secs")]
+    invite_ttl_secs: u64,
+}
+
+impl Default for RawAccounts {
+    fn default() -> Self {
+        RawAccounts {
+            invite_ttl_secs: default_invite_ttl_secs(),
+        }
+    }
+}
+
+fn default_invite_ttl_secs() -> u64 {
+    24 * 3600
 }
 
 #[derive(Deserialize)]
@@ -540,6 +569,7 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
     let ui = check_ui(raw.ui, dir, &mut problem);
     let clients = check_clients(raw.clients, &mut problem);
     let login = login::check_login(raw.login, dir, &mut problem);
+    let accounts = check_accounts(raw.accounts, &mut problem);
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -562,6 +592,7 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
         ui,
         clients,
         login,
+        accounts,
     })
 }
 
@@ -822,6 +853,19 @@ fn check_secret(
             None
         }
         (None, Some(h)) => Some(ClientSecret::Hash(h)),
+    }
+}
+
+/// `[accounts]`: a password link must live long enough to reach its person and not for ever.
+fn check_accounts(raw: RawAccounts, problem: &mut impl FnMut(&str, String)) -> Accounts {
+    if !(60..=30 * 86400).contains(&raw.invite_ttl_secs) {
+        problem(
+            "accounts.invite_ttl_secs",
+            "must be between 60 seconds and 30 days (2592000)".into(),
+        );
+    }
+    Accounts {
+        invite_ttl_secs: raw.invite_ttl_secs,
     }
 }
 
@@ -1574,5 +1618,19 @@ headers = { "X-Api-Key" = "very-secret-key" }
         assert!(check_redirect_uri("https://user@example.com/cb").is_err());
         assert!(check_redirect_uri("/relative").is_err());
         assert!(check_redirect_uri("https://").is_err());
+    }
+
+    #[test]
+    fn accounts_invite_ttl() {
+        let config = check(GOOD).unwrap();
+        assert_eq!(config.accounts.invite_ttl_secs, 86400);
+        let config = check(&format!("{GOOD}[accounts]\ninvite_ttl_secs = 600\n")).unwrap();
+        assert_eq!(config.accounts.invite_ttl_secs, 600);
+        for bad in ["59", "2592001", "\"a day\""] {
+            let err = check(&format!("{GOOD}[accounts]\ninvite_ttl_secs = {bad}\n")).unwrap_err();
+            assert!(err.contains("accounts.invite_ttl_secs"), "{err}");
+        }
+        let err = check(&format!("{GOOD}[accounts]\ninvite_ttl = 600\n")).unwrap_err();
+        assert!(err.contains("invite_ttl"), "{err}");
     }
 }

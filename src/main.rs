@@ -41,6 +41,12 @@ fn main() -> ExitCode {
         Command::CheckConfig => admin::check_config(&config),
         Command::Backup(file) => admin::backup(&config, file),
         Command::Restore(file) => admin::restore(&config, file),
+        Command::Invite(name) => {
+            linkgate::accounts::links::issue(&config, store::LinkKind::Invite, name)
+        }
+        Command::ResetPassword(name) => {
+            linkgate::accounts::links::issue(&config, store::LinkKind::Reset, name)
+        }
         command => {
             admin::request_for(&config, command).and_then(|request| admin::run(&config, request))
         }

@@ -91,6 +91,10 @@ pub async fn route(app: &App, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) 
             true => response::text(200, "ok\n"),
             false => response::text(503, "store unavailable\n"),
         },
+        (p, _) if super::account_routes::handles(p) => {
+            let p = p.to_string();
+            super::account_routes::route(app, req, &p, ip).await
+        }
         ("/", Method::GET) => response::text(
             200,
             "linkgate: OAuth 2.0 account linking. See /.well-known/oauth-authorization-server\n",
@@ -112,6 +116,14 @@ fn metrics_allowed(app: &App, req: &Request<Incoming>, peer: IpAddr) -> bool {
         .iter()
         .any(|name| req.headers().contains_key(*name));
     peer.is_loopback() && !(forwarded && app.config.trusted_proxies.contains(&peer))
+}
+
+/// `body`, for the account routes.
+pub(super) async fn read_body(
+    app: &App,
+    req: Request<Incoming>,
+) -> Result<hyper::body::Bytes, Reply> {
+    body(app, req).await
 }
 
 /// Reads a body within the configured limit, or the reply that refuses it.

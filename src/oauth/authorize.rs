@@ -327,6 +327,11 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
             return Step::ErrorPage(ErrorPage::SignInUnavailable);
         }
     };
+    // A local user's security events are kept for their /account page; login API users have none.
+    let known = match &checker {
+        Checker::Local(Some(user)) => Some((user.sub.clone(), user.username.clone())),
+        _ => None,
+    };
     let verdict = match checker {
         Checker::Local(user) => check_local(app, user, password).await,
         Checker::Api => check_api(app, client, &typed, password).await,
@@ -344,6 +349,17 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
                 return Step::ErrorPage(ErrorPage::FormExpired);
             }
             tracing::info!(client = %client.id, "login succeeded");
+            if let Some((sub, username)) = &known {
+                let kind = crate::store::EventKind::SignIn;
+                crate::accounts::events::record(
+                    &app.store,
+                    sub,
+                    username,
+                    kind,
+                    Some(ip),
+                    &client.id,
+                );
+            }
             count(&app.metrics.logins_ok);
             if let Err(e) = app.store.login_succeeded(reservation) {
                 tracing::warn!("clearing the login throttle failed: {e}");
@@ -358,6 +374,17 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
         }
         Verdict::Wrong => {
             tracing::info!(client = %client.id, %ip, "login failed");
+            if let Some((sub, username)) = known {
+                let kind = crate::store::EventKind::SignInFailed;
+                crate::accounts::events::record(
+                    &app.store,
+                    &sub,
+                    &username,
+                    kind,
+                    Some(ip),
+                    &client.id,
+                );
+            }
             count(&app.metrics.logins_failed);
             again(pending, LoginFailure::WrongCredentials)
         }
@@ -561,6 +588,18 @@ async fn consent(
         return Step::ErrorPage(ErrorPage::LinkingUnavailable);
     }
     tracing::info!(client = %client.id, "authorization code issued");
+    // Kept for the person's /account page; login API users have none (and no record to end it).
+    if record.generation != crate::store::LOGIN_API_GENERATION {
+        let kind = crate::store::EventKind::Link;
+        crate::accounts::events::record(
+            &app.store,
+            &record.sub,
+            &record.username,
+            kind,
+            None,
+            &client.id,
+        );
+    }
     count(&app.metrics.codes_issued);
     Step::Redirect(with_state(vec![("code", code.expose().to_string())]))
 }
@@ -593,7 +632,7 @@ const MAX_REFILL: usize = 256;
 /// The user, if `password` is theirs. An unknown user costs the same: the password is checked
 /// against `secret::dummy_hash()`, so timing does not reveal which usernames exist. `verify` is
 /// the argon2 check (`secret::verify_password`; a recording stand-in in tests).
-fn check_password(
+pub(crate) fn check_password(
     user: Option<User>,
     password: &Secret,
     verify: impl Fn(&Secret, &str) -> bool,

@@ -202,8 +202,10 @@ async fn refresh(app: &App, client: &Client, params: &Params) -> Result<TokenRes
         return Err(dead());
     }
     let mut scope = String::new();
+    let mut grant_id = String::new();
     let outcome = app.store.refresh(presented.expose(), now, |token, grant| {
         scope = check_refresh(&client.id, requested_scope, token, grant)?;
+        grant_id.clone_from(&grant.id);
         Ok::<_, OAuthError>(Issue {
             scope: scope.clone(),
             access_secs: app.config.tokens.access_secs,
@@ -218,6 +220,10 @@ async fn refresh(app: &App, client: &Client, params: &Params) -> Result<TokenRes
         } => {
             if wrote {
                 app.store.flush().await?;
+            }
+            // For "last refresh" on /account; a failure to note it must not fail the refresh.
+            if let Err(e) = app.store.note_refresh(&grant_id, now) {
+                tracing::warn!("noting a refresh failed: {e}");
             }
             (access, refresh)
         }

@@ -42,6 +42,7 @@ impl Store {
         self.sweep_tree(&self.throttle, &mut pause, |bytes| {
             super::throttle::stale(bytes, now)
         })?;
+        self.sweep_accounts(now, &mut pause)?;
         self.sweep_denied(now)?;
         self.sweep_keys(now)?;
         let swept = Swept {

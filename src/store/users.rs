@@ -213,6 +213,8 @@ impl Store {
             self.forget_generation(name.as_str());
         }
         self.revoke_user_grants(&user.sub)?;
+        self.drop_password_links(name.as_str())?;
+        self.drop_events(&user.sub)?;
         Ok(true)
     }
 
@@ -254,6 +256,8 @@ impl Store {
             user
         };
         self.revoke_user_grants(&user.sub)?;
+        // A password set another way supersedes an outstanding reset link.
+        self.drop_password_links(name.as_str())?;
         Ok(true)
     }
 }
