@@ -6,3 +6,4 @@ pub mod events;
 pub mod links;
 pub mod password_rules;
 pub mod session;
+pub mod totp;

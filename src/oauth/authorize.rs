@@ -709,6 +709,7 @@ mod tests {
             password_hash: secret::hash_password(&Secret::new("correct horse")),
             created_at: 0,
             generation: 0,
+            totp: None,
         }
     }
 
