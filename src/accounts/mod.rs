@@ -7,3 +7,4 @@ pub mod links;
 pub mod password_rules;
 pub mod session;
 pub mod totp;
+pub mod two_factor;

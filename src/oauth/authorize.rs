@@ -12,7 +12,7 @@ use crate::config::{Client, LoginSource};
 use crate::login_api::{Failure, Outcome};
 use crate::metrics::count;
 use crate::secret::{self, Secret};
-use crate::store::{now, CodeRecord, User, Username};
+use crate::store::{now, CodeRecord, SecondFactor, User, Username};
 use crate::urlencoded::{append_query, ParamError, Params};
 use std::net::IpAddr;
 
@@ -26,6 +26,11 @@ pub enum Step {
     Consent {
         form: Form,
         username: String,
+    },
+    /// The two-factor code page, after a right password.
+    SecondFactor {
+        form: Form,
+        failure: Option<LoginFailure>,
     },
     /// A redirect to the client (a code, or an error the client should see).
     Redirect(String),
@@ -270,6 +275,18 @@ pub async fn submit(app: &App, body: &[u8], cookie_csrf: Option<&str>, ip: IpAdd
             username,
             credentials,
         } => consent(app, client, opened, &params, sub, username, credentials).await,
+        Stage::SecondFactor {
+            sub,
+            username,
+            credentials,
+        } => {
+            let signed = SignedInAs {
+                sub,
+                username,
+                credentials,
+            };
+            second_factor(app, client, opened, &params, signed, ip).await
+        }
     }
 }
 
@@ -332,6 +349,7 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
         Checker::Local(Some(user)) => Some((user.sub.clone(), user.username.clone())),
         _ => None,
     };
+    let two_factor = matches!(&checker, Checker::Local(Some(user)) if user.totp.is_some());
     let verdict = match checker {
         Checker::Local(user) => check_local(app, user, password).await,
         Checker::Api => check_api(app, client, &typed, password).await,
@@ -347,6 +365,19 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
             // it, one goes on.
             if !app.pending.spend(&nonce, pending.expires_at, now()) {
                 return Step::ErrorPage(ErrorPage::FormExpired);
+            }
+            if two_factor {
+                // The reservation stays counted until a right code clears it: someone who knows
+                // the password cannot reset the count between guesses of the code by signing in
+                // again.
+                drop(reservation);
+                tracing::info!(client = %client.id, "password accepted; asking for the two-factor code");
+                pending.stage = Stage::SecondFactor {
+                    sub,
+                    username,
+                    credentials,
+                };
+                return code_form(app, client, pending, None);
             }
             tracing::info!(client = %client.id, "login succeeded");
             if let Some((sub, username)) = &known {
@@ -402,6 +433,110 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
             }
         }
         Verdict::Fault => Step::ErrorPage(ErrorPage::SignInUnavailable),
+    }
+}
+
+/// Who a form in `Stage::SecondFactor` signed in as.
+struct SignedInAs {
+    sub: String,
+    username: String,
+    credentials: String,
+}
+
+/// The code page's post: a current TOTP code or a recovery code moves on to consent. Every try
+/// is reserved in the login throttle (under the username and the address, as a password is)
+/// before the code is checked, so a burst of guesses is held like the same guesses in a row.
+async fn second_factor(
+    app: &App,
+    client: &Client,
+    opened: Opened,
+    params: &Params,
+    signed: SignedInAs,
+    ip: IpAddr,
+) -> Step {
+    let Opened { mut pending, nonce } = opened;
+    let SignedInAs {
+        sub,
+        username,
+        credentials,
+    } = signed;
+    let typed = params.single("code").ok().flatten().unwrap_or("");
+    let Ok(name) = Username::parse(&username) else {
+        return Step::ErrorPage(ErrorPage::SignInAgain);
+    };
+    match still_signed_in(app, &username, &credentials) {
+        Ok(true) => {}
+        Ok(false) => return Step::ErrorPage(ErrorPage::SignInAgain),
+        Err(e) => {
+            tracing::error!("reading a user failed: {e}");
+            return Step::ErrorPage(ErrorPage::SignInUnavailable);
+        }
+    }
+    let throttled = app
+        .store
+        .login_keys(name.as_str(), ip)
+        .and_then(|keys| app.store.reserve_attempt(&keys, now()));
+    let reservation = match throttled {
+        Ok(Ok(reservation)) => reservation,
+        Ok(Err(wait)) => {
+            count(&app.metrics.logins_refused);
+            return code_form(app, client, pending, Some(LoginFailure::Locked(wait)));
+        }
+        Err(e) => {
+            tracing::error!("the login throttle failed: {e}");
+            return Step::ErrorPage(ErrorPage::SignInUnavailable);
+        }
+    };
+    let found = match app.store.check_second_factor(&name, typed, now()) {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::error!("checking a two-factor code failed: {e}");
+            return Step::ErrorPage(ErrorPage::SignInUnavailable);
+        }
+    };
+    if found == SecondFactor::Wrong {
+        tracing::info!(client = %client.id, %ip, "two-factor code wrong");
+        let kind = crate::store::EventKind::SignInFailed;
+        crate::accounts::events::record(&app.store, &sub, &username, kind, Some(ip), &client.id);
+        count(&app.metrics.logins_failed);
+        return code_form(app, client, pending, Some(LoginFailure::WrongCredentials));
+    }
+    if let Err(e) = app.store.flush().await {
+        tracing::error!("storing a used two-factor code failed: {e}");
+        return Step::ErrorPage(ErrorPage::SignInUnavailable);
+    }
+    if !app.pending.spend(&nonce, pending.expires_at, now()) {
+        return Step::ErrorPage(ErrorPage::FormExpired);
+    }
+    tracing::info!(client = %client.id, recovery = (found == SecondFactor::Recovery), "login succeeded");
+    let kind = crate::store::EventKind::SignIn;
+    crate::accounts::events::record(&app.store, &sub, &username, kind, Some(ip), &client.id);
+    count(&app.metrics.logins_ok);
+    if let Err(e) = app.store.login_succeeded(reservation) {
+        tracing::warn!("clearing the login throttle failed: {e}");
+    }
+    pending.stage = Stage::Consent {
+        sub,
+        username: username.clone(),
+        credentials,
+    };
+    consent_form(app, client, pending, username)
+}
+
+fn code_form(app: &App, client: &Client, pending: Pending, failure: Option<LoginFailure>) -> Step {
+    let scope = pending.scope.clone();
+    let locale = pending.locale.clone();
+    let (request, csrf) = app.pending.seal(pending);
+    Step::SecondFactor {
+        form: Form {
+            request,
+            csrf,
+            client_name: client.name.clone(),
+            scope,
+            username: None,
+            locale,
+        },
+        failure,
     }
 }
 

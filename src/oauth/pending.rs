@@ -53,6 +53,13 @@ pub enum Stage {
         username: String,
         credentials: String,
     },
+    /// The password was right and the user has two-factor sign-in: waiting for a code. Bound
+    /// like `Consent`; only a right code moves the form on to `Consent`.
+    SecondFactor {
+        sub: String,
+        username: String,
+        credentials: String,
+    },
 }
 
 /// The sealed payload: the request, a nonce naming this form, and the CSRF token's hash.
