@@ -207,7 +207,8 @@ mod tests {
             },
         ] {
             let token = seal_access(&claims, &key);
-            assert!(token.len() <= 140, "{} characters", token.len());
+            // 131 characters with the grant's scope, 143 with a narrower one of its own.
+            assert!(token.len() <= 160, "{} characters", token.len());
             assert!(token
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
