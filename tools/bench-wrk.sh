@@ -37,7 +37,7 @@ fi
 # `cargo bench --bench load` measures; a separate `cargo build --release` would rebuild it).
 echo "building (release)..." >&2
 BENCH=$(cargo bench --bench load --no-run --message-format=json 2>/dev/null |
-  sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n1)
+  grep '"kind":\["bench"\]' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n1)
 BIN=target/release/linkgate
 [ -x "$BENCH" ] || { echo "cannot find the benchmark harness" >&2; exit 1; }
 
