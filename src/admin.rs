@@ -13,8 +13,9 @@ use std::io::{BufRead, IsTerminal};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-const MIN_PASSWORD_LEN: usize = 8;
-const MAX_PASSWORD_LEN: usize = 1024;
+use crate::accounts::password_rules::{
+    check_new_password, PasswordProblem, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN,
+};
 
 /// Builds the request for a CLI command, asking for a password where one is needed.
 pub fn request(command: &Command) -> Result<Request, AdminError> {
@@ -40,8 +41,10 @@ fn request_with(command: &Command, config: Option<&Config>) -> Result<Request, A
         Command::RemoveUser(name) => Request::RemoveUser {
             name: username(name)?.to_string(),
         },
+        // A local username or a login API subject (any string the API returned), so it is not
+        // held to the username rules here; `execute` decides which it is.
         Command::UnlinkUser(name) => Request::UnlinkUser {
-            name: username(name)?.to_string(),
+            name: name.trim().to_string(),
         },
         Command::Backup(_) => Request::Backup,
         Command::RotateTokenKey => Request::RotateTokenKey {
@@ -79,6 +82,12 @@ pub fn execute(store: &Store, request: Request) -> Result<String, AdminError> {
         }
         Request::ListUsers => return list_users(store),
         Request::Backup => return Err(AdminError("use --backup FILE".into())),
+        Request::PasswordLink {
+            name,
+            kind,
+            key,
+            ttl_secs,
+        } => return crate::accounts::links::execute(store, &name, kind, &key, ttl_secs),
         Request::RemoveUser { name } => {
             let name = username(&name)?;
             if !store.remove_user(&name)? {
@@ -94,13 +103,20 @@ pub fn execute(store: &Store, request: Request) -> Result<String, AdminError> {
             if !store.set_password(&name, password_hash)? {
                 return Err(no_user(&name));
             }
+            if let Some(user) = store.user(&name)? {
+                let kind = crate::store::EventKind::Admin;
+                crate::accounts::events::record(
+                    store,
+                    &user.sub,
+                    name.as_str(),
+                    kind,
+                    None,
+                    "--set-password",
+                );
+            }
             format!("changed the password of {name} and revoked their tokens")
         }
-        Request::UnlinkUser { name } => {
-            let name = username(&name)?;
-            let revoked = store.unlink_user(&name)?.ok_or_else(|| no_user(&name))?;
-            format!("unlinked {name}: revoked {revoked} grant(s) and any code not yet redeemed")
-        }
+        Request::UnlinkUser { name } => unlink(store, &name)?,
         Request::RotateTokenKey { access_secs } => {
             let id = store.rotate_token_key(crate::store::now(), access_secs)?;
             format!(
@@ -182,6 +198,39 @@ pub fn restore(config: &Config, file: &Path) -> Result<String, AdminError> {
     ))
 }
 
+/// `--unlink-user NAME`: a local user's name, else the subject of a customer who signed in
+/// through the login API (they have no local record, only grants under that subject).
+fn unlink(store: &Store, name: &str) -> Result<String, AdminError> {
+    if let Ok(local) = Username::parse(name) {
+        if let Some(revoked) = store.unlink_user(&local)? {
+            if let Some(user) = store.user(&local)? {
+                let kind = crate::store::EventKind::Admin;
+                crate::accounts::events::record(
+                    store,
+                    &user.sub,
+                    local.as_str(),
+                    kind,
+                    None,
+                    "--unlink-user",
+                );
+            }
+            return Ok(format!(
+                "unlinked {local}: revoked {revoked} grant(s) and any code not yet redeemed"
+            ));
+        }
+    }
+    let grants = store.revoke_user_grants(name)?;
+    let codes = store.revoke_subject_codes(name)?;
+    if grants + codes == 0 {
+        return Err(AdminError(format!(
+            "no user `{name}` and no login API subject `{name}` with linked clients"
+        )));
+    }
+    Ok(format!(
+        "unlinked login API subject {name}: revoked {grants} grant(s) and {codes} code(s) not yet redeemed"
+    ))
+}
+
 fn no_user(name: &Username) -> AdminError {
     AdminError(format!("no user `{name}`"))
 }
@@ -209,19 +258,19 @@ fn read_new_password() -> Result<Secret, AdminError> {
             .map_err(|e| AdminError(format!("cannot read the password from stdin: {e}")))?;
         line.trim_end_matches(['\r', '\n']).to_string()
     };
-    let length = password.chars().count();
-    if password.is_empty() {
-        return Err(AdminError("the password is empty".into()));
-    }
-    if length < MIN_PASSWORD_LEN {
-        return Err(AdminError(format!(
-            "the password is too short: use at least {MIN_PASSWORD_LEN} characters"
-        )));
-    }
-    if length > MAX_PASSWORD_LEN {
-        return Err(AdminError(format!(
-            "the password is too long (over {MAX_PASSWORD_LEN} characters)"
-        )));
+    match check_new_password(&password) {
+        Ok(()) => {}
+        Err(PasswordProblem::Empty) => return Err(AdminError("the password is empty".into())),
+        Err(PasswordProblem::TooShort) => {
+            return Err(AdminError(format!(
+                "the password is too short: use at least {MIN_PASSWORD_LEN} characters"
+            )))
+        }
+        Err(PasswordProblem::TooLong) => {
+            return Err(AdminError(format!(
+                "the password is too long (over {MAX_PASSWORD_LEN} characters)"
+            )))
+        }
     }
     Ok(Secret::new(password))
 }
@@ -233,7 +282,9 @@ fn list_users(store: &Store) -> Result<String, AdminError> {
     for grant in store.live_grants(crate::store::now())? {
         linked.entry(grant.sub).or_default().insert(grant.client_id);
     }
+    let mut local_subs = BTreeSet::new();
     for user in store.users()? {
+        local_subs.insert(user.sub.clone());
         let clients = linked.remove(&user.sub).unwrap_or_default();
         out.push_str(&format!(
             "{}\tcreated {}\t{} linked client{}\n",
@@ -243,10 +294,35 @@ fn list_users(store: &Store) -> Result<String, AdminError> {
             if clients.len() == 1 { "" } else { "s" }
         ));
     }
+    out.push_str(&api_subjects(store, &local_subs)?);
     if out.is_empty() {
         out.push_str("no users yet: add one with --add-user NAME\n");
     }
     Ok(out.trim_end().to_string())
+}
+
+/// Customers who signed in through the login API have no local record: they are listed by the
+/// subjects that hold links, with the name they last signed in with.
+fn api_subjects(store: &Store, local_subs: &BTreeSet<String>) -> Result<String, AdminError> {
+    let mut subjects: std::collections::BTreeMap<String, (String, BTreeSet<String>)> =
+        Default::default();
+    for grant in store.live_grants(crate::store::now())? {
+        if local_subs.contains(&grant.sub) {
+            continue;
+        }
+        let entry = subjects.entry(grant.sub).or_default();
+        entry.0 = grant.username;
+        entry.1.insert(grant.client_id);
+    }
+    let mut out = String::new();
+    for (subject, (username, clients)) in subjects {
+        out.push_str(&format!(
+            "{subject}\tlogin API (signed in as {username})\t{} linked client{}\n",
+            clients.len(),
+            if clients.len() == 1 { "" } else { "s" }
+        ));
+    }
+    Ok(out)
 }
 
 pub fn check_config(config: &Config) -> Result<String, AdminError> {
@@ -280,6 +356,7 @@ pub fn check_config(config: &Config) -> Result<String, AdminError> {
             s => format!("{s}s"),
         }
     ));
+    out.push_str(&login_summary(config));
     for client in &config.clients {
         out.push_str(&format!("client      {} ({})\n", client.id, client.name));
         for uri in &client.redirect_uris {
@@ -294,4 +371,51 @@ pub fn check_config(config: &Config) -> Result<String, AdminError> {
         out.push_str(&format!("warning: {warning}\n"));
     }
     Ok(out.trim_end().to_string())
+}
+
+/// The `login` lines of `--check-config`: where passwords are checked.
+fn login_summary(config: &Config) -> String {
+    use crate::config::{BodyFormat, LoginSource};
+    let source = config.login.source;
+    let mut out = format!(
+        "login       {}\n",
+        match source {
+            LoginSource::Local => "local users (--add-user)",
+            LoginSource::Api => "the login API",
+            LoginSource::Both => "local users first, then the login API",
+        }
+    );
+    if let Some(api) = config.login.api.as_ref().filter(|_| source.uses_api()) {
+        out.push_str(&format!(
+            "  api       POST {} ({}, {} + {}); subject {}{}\n",
+            api.url,
+            match api.body {
+                BodyFormat::Json => "JSON",
+                BodyFormat::Form => "form",
+            },
+            api.username_field,
+            api.password_field,
+            api.subject,
+            api.display_name
+                .as_ref()
+                .map(|d| format!(", display name {d}"))
+                .unwrap_or_default()
+        ));
+        out.push_str(&format!(
+            "  limits    {} ms timeout, at most {} call(s) in flight{}{}\n",
+            api.timeout.as_millis(),
+            api.max_in_flight,
+            if api.headers.is_empty() {
+                String::new()
+            } else {
+                let names: Vec<&str> = api.headers.iter().map(|(n, _)| n.as_str()).collect();
+                format!(", headers {} (values not shown)", names.join(", "))
+            },
+            api.ca_file
+                .as_ref()
+                .map(|f| format!(", extra CA {}", f.display()))
+                .unwrap_or_default()
+        ));
+    }
+    out
 }

@@ -47,6 +47,14 @@ pub enum Request {
     },
     /// Streams a snapshot (see `store::backup`) after the response line.
     Backup,
+    /// `--invite` / `--reset-password`: store a one-time password link. `key` is the base64url
+    /// SHA-256 of the link's token; the token itself never crosses the socket.
+    PasswordLink {
+        name: String,
+        kind: crate::store::LinkKind,
+        key: String,
+        ttl_secs: u64,
+    },
     /// A new server key for access tokens; the current one verifies `access_secs` more.
     RotateTokenKey {
         access_secs: u64,

@@ -22,13 +22,14 @@ pub struct App {
     /// Failed client authentications at `/token`, `/introspect`, `/revoke`.
     pub client_throttle: crate::oauth::client_throttle::ClientThrottle,
     pub metrics: crate::metrics::Metrics,
+    /// The operator's login API (`[login.api]`), when `[login] source` uses it.
+    pub login_api: Option<crate::login_api::LoginApiClient>,
 }
 
 impl App {
     pub fn new(config: Config, store: Store) -> Arc<App> {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Arc::new(App {
-            config,
             store,
             pending: PendingAuthorizations::new(),
             password_workers: PasswordWorkers::new(cores.saturating_sub(1).max(1)),
@@ -36,6 +37,25 @@ impl App {
             client_secret_cache: Default::default(),
             client_throttle: Default::default(),
             metrics: Default::default(),
+            login_api: login_api_client(&config),
+            config,
         })
+    }
+}
+
+/// The login API client, when the config's login source uses it. `main` builds one first and
+/// refuses to start if that fails, so the error branch here is only a safety net.
+fn login_api_client(config: &Config) -> Option<crate::login_api::LoginApiClient> {
+    let api = config
+        .login
+        .api
+        .clone()
+        .filter(|_| config.login.source.uses_api())?;
+    match crate::login_api::LoginApiClient::new(api) {
+        Ok(client) => Some(client),
+        Err(e) => {
+            tracing::error!("the login API client cannot be built: {e}");
+            None
+        }
     }
 }

@@ -8,10 +8,17 @@ linkgate — OAuth 2.0 account linking for Alexa skills and Google Home actions
 Usage:
   linkgate [--config PATH]                      serve (the default)
   linkgate [--config PATH] --add-user NAME      create a user (password from the terminal or stdin)
-  linkgate [--config PATH] --list-users         list users and how many clients each has linked
+  linkgate [--config PATH] --list-users         list users and how many clients each has linked,
+                                                then login API subjects that hold links
   linkgate [--config PATH] --remove-user NAME   delete a user and revoke their tokens
   linkgate [--config PATH] --set-password NAME  change a password and revoke the user's tokens
-  linkgate [--config PATH] --unlink-user NAME   revoke all of a user's tokens (unlinks them)
+  linkgate [--config PATH] --unlink-user NAME   revoke all of a user's tokens (unlinks them); NAME
+                                                may be a login API subject (see --list-users)
+  linkgate [--config PATH] --invite NAME        create a user and print a one-time link where
+                                                they set their own password
+  linkgate [--config PATH] --reset-password NAME
+                                                print a one-time link where the user sets a new
+                                                password (their links end when they do)
   linkgate [--config PATH] --rotate-token-key  sign new access tokens with a new key; the old one
                                                 verifies until access_ttl_secs has passed
   linkgate [--config PATH] --check-config       validate the config and show what would be served
@@ -35,6 +42,8 @@ pub enum Command {
     RemoveUser(String),
     SetPassword(String),
     UnlinkUser(String),
+    Invite(String),
+    ResetPassword(String),
     RotateTokenKey,
     CheckConfig,
     Backup(PathBuf),
@@ -86,6 +95,8 @@ pub fn parse(
             "--remove-user" => Command::RemoveUser(value("--remove-user NAME")?),
             "--set-password" => Command::SetPassword(value("--set-password NAME")?),
             "--unlink-user" => Command::UnlinkUser(value("--unlink-user NAME")?),
+            "--invite" => Command::Invite(value("--invite NAME")?),
+            "--reset-password" => Command::ResetPassword(value("--reset-password NAME")?),
             "--backup" => Command::Backup(PathBuf::from(value("--backup FILE")?)),
             "--restore" => Command::Restore(PathBuf::from(value("--restore FILE")?)),
             "--list-users" => Command::ListUsers,

@@ -11,6 +11,9 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+mod login;
+pub use login::{is_loopback_host, BodyFormat, Login, LoginApi, LoginSource};
+
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -41,6 +44,17 @@ pub struct Config {
     pub tokens: TokenTtls,
     pub ui: Ui,
     pub clients: Vec<Client>,
+    /// `[login]`: where passwords are checked (local users, the operator's login API, or both).
+    pub login: Login,
+    /// `[accounts]`: invitations and password links (issue 15).
+    pub accounts: Accounts,
+}
+
+/// `[accounts]`.
+#[derive(Debug, Clone)]
+pub struct Accounts {
+    /// How long an `--invite` / `--reset-password` link lives, in seconds.
+    pub invite_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -214,6 +228,11 @@ impl Config {
                 }
             }
         }
+        if self.login.source == LoginSource::Local && self.login.api.is_some() {
+            warnings.push(
+                "[login.api] is configured but login.source is \"local\" (the default): the API is not called; set source = \"api\" or \"both\"".to_string(),
+            );
+        }
         warnings
     }
 }
@@ -259,6 +278,28 @@ struct RawConfig {
     ui: RawUi,
     #[serde(default)]
     clients: Vec<RawClient>,
+    #[serde(default)]
+    login: login::RawLogin,
+    accounts: RawAccounts,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccounts {
+    #[serde(default = "default_invite_ttl_secs")]
+    invite_ttl_secs: u64,
+}
+
+impl Default for RawAccounts {
+    fn default() -> Self {
+        RawAccounts {
+            invite_ttl_secs: default_invite_ttl_secs(),
+        }
+    }
+}
+
+fn default_invite_ttl_secs() -> u64 {
+    24 * 3600
 }
 
 #[derive(Deserialize)]
@@ -527,6 +568,8 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
     let tokens = check_tokens(raw.tokens, &mut problem);
     let ui = check_ui(raw.ui, dir, &mut problem);
     let clients = check_clients(raw.clients, &mut problem);
+    let login = login::check_login(raw.login, dir, &mut problem);
+    let accounts = check_accounts(raw.accounts, &mut problem);
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -548,6 +591,8 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
         tokens,
         ui,
         clients,
+        login,
+        accounts,
     })
 }
 
@@ -808,6 +853,19 @@ fn check_secret(
             None
         }
         (None, Some(h)) => Some(ClientSecret::Hash(h)),
+    }
+}
+
+/// `[accounts]`: a password link must live long enough to reach its person and not for ever.
+fn check_accounts(raw: RawAccounts, problem: &mut impl FnMut(&str, String)) -> Accounts {
+    if !(60..=30 * 86400).contains(&raw.invite_ttl_secs) {
+        problem(
+            "accounts.invite_ttl_secs",
+            "must be between 60 seconds and 30 days (2592000)".into(),
+        );
+    }
+    Accounts {
+        invite_ttl_secs: raw.invite_ttl_secs,
     }
 }
 
@@ -1325,6 +1383,118 @@ redirect_uris = ["https://pitangui.amazon.com/api/skill/link/M2X"]
         assert!(try_logo(b"<svg><text font=\"x\">one done on time</text></svg>").is_ok());
     }
 
+    const LOGIN_API: &str = r#"
+[login]
+source = "api"
+[login.api]
+url = "https://api.example-taxi.com/v1/login"
+username_field = "email"
+subject = "/user/id"
+display_name = "/user/name"
+headers = { "X-Api-Key" = "very-secret-key" }
+"#;
+
+    #[test]
+    fn login_api_is_read() {
+        let login = check(&format!("{GOOD}{LOGIN_API}")).unwrap().login;
+        assert_eq!(login.source, LoginSource::Api);
+        let api = login.api.unwrap();
+        assert_eq!(api.host, "api.example-taxi.com");
+        assert_eq!((api.port, api.path.as_str()), (443, "/v1/login"));
+        assert_eq!(api.body, BodyFormat::Json);
+        assert_eq!(
+            (api.username_field.as_str(), api.password_field.as_str()),
+            ("email", "password")
+        );
+        assert_eq!(api.timeout, std::time::Duration::from_millis(3000));
+        assert_eq!(api.max_in_flight, 16);
+        assert_eq!(api.headers[0].0, "X-Api-Key");
+        assert!(!format!("{api:?}").contains("very-secret-key"));
+        let local = check(GOOD).unwrap();
+        assert_eq!(local.login.source, LoginSource::Local);
+        assert!(local.warnings().iter().all(|w| !w.contains("login")));
+        let unused = check(&format!(
+            "{GOOD}{}",
+            LOGIN_API.replace("\"api\"", "\"local\"")
+        ))
+        .unwrap();
+        assert!(unused.warnings().iter().any(|w| w.contains("[login.api]")));
+    }
+
+    /// The commented-out `[login]` section of config.example.toml works once uncommented.
+    #[test]
+    fn the_example_login_section_is_valid() {
+        let example = include_str!("../config.example.toml");
+        let start = example.find("# [login]").expect("a [login] section");
+        let section: String = example[start..]
+            .lines()
+            .take_while(|line| line.starts_with('#'))
+            .filter(|line| !line.contains("ca_file"))
+            .map(|line| format!("{}\n", line.trim_start_matches("# ")))
+            .collect();
+        let section = section.replacen("source = \"local\"", "source = \"api\"", 1);
+        let config = check(&format!("{GOOD}{section}")).unwrap();
+        let api = config.login.api.unwrap();
+        assert_eq!(api.subject, "/user/id");
+        assert_eq!(api.headers.len(), 1);
+    }
+
+    #[test]
+    fn login_api_problems_name_the_key() {
+        let with = |from: &str, to: &str| {
+            check(&format!("{GOOD}{}", LOGIN_API.replace(from, to))).unwrap_err()
+        };
+        let err = with("\"api\"", "\"ldap\"");
+        assert!(
+            err.contains("key `login.source`") && err.contains("\"both\""),
+            "{err}"
+        );
+        let err = with(
+            "https://api.example-taxi.com",
+            "http://api.example-taxi.com",
+        );
+        assert!(
+            err.contains("key `login.api.url`") && err.contains("loopback"),
+            "{err}"
+        );
+        let err = with("\"/user/id\"", "\"user.id\"");
+        assert!(
+            err.contains("key `login.api.subject`") && err.contains("RFC 6901"),
+            "{err}"
+        );
+        let err = with("display_name = \"/user/name\"", "display_name = \"name\"");
+        assert!(err.contains("key `login.api.display_name`"), "{err}");
+        let err = with("subject =", "body = \"xml\"\nsubject =");
+        assert!(err.contains("key `login.api.body`"), "{err}");
+        let err = with("subject =", "timeout_ms = 0\nsubject =");
+        assert!(err.contains("key `login.api.timeout_ms`"), "{err}");
+        let err = with("subject =", "max_in_flight = 0\nsubject =");
+        assert!(err.contains("key `login.api.max_in_flight`"), "{err}");
+        let err = with(
+            "\"X-Api-Key\" = \"very-secret-key\"",
+            "\"X-Api-Key\" = \"very-secret\\nkey\"",
+        );
+        assert!(err.contains("key `login.api.headers.X-Api-Key`"), "{err}");
+        assert!(
+            !err.contains("very-secret"),
+            "a header value is printed: {err}"
+        );
+        let err = with("\"X-Api-Key\"", "\"Content-Type\"");
+        assert!(err.contains("set by linkgate"), "{err}");
+        let err = with("subject =", "ca_file = \"missing.pem\"\nsubject =");
+        assert!(
+            err.contains("key `login.api.ca_file`") && err.contains("/etc/linkgate/missing.pem"),
+            "{err}"
+        );
+        let err = with("subject =", "colour = 1\nsubject =");
+        assert!(err.contains("colour"), "{err}");
+        let err = check(&format!("{GOOD}[login]\nsource = \"both\"\n")).unwrap_err();
+        assert!(
+            err.contains("key `login.source`") && err.contains("[login.api]"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn acme_takes_its_name_from_public_url_and_excludes_static_tls() {
         let acme = "[server.acme]\nemail = \"ops@example.com\"\n";
@@ -1448,5 +1618,19 @@ redirect_uris = ["https://pitangui.amazon.com/api/skill/link/M2X"]
         assert!(check_redirect_uri("https://user@example.com/cb").is_err());
         assert!(check_redirect_uri("/relative").is_err());
         assert!(check_redirect_uri("https://").is_err());
+    }
+
+    #[test]
+    fn accounts_invite_ttl() {
+        let config = check(GOOD).unwrap();
+        assert_eq!(config.accounts.invite_ttl_secs, 86400);
+        let config = check(&format!("{GOOD}[accounts]\ninvite_ttl_secs = 600\n")).unwrap();
+        assert_eq!(config.accounts.invite_ttl_secs, 600);
+        for bad in ["59", "2592001", "\"a day\""] {
+            let err = check(&format!("{GOOD}[accounts]\ninvite_ttl_secs = {bad}\n")).unwrap_err();
+            assert!(err.contains("accounts.invite_ttl_secs"), "{err}");
+        }
+        let err = check(&format!("{GOOD}[accounts]\ninvite_ttl = 600\n")).unwrap_err();
+        assert!(err.contains("invite_ttl"), "{err}");
     }
 }

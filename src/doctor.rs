@@ -19,6 +19,7 @@ use std::time::Duration;
 /// Public for the fuzz target (`fuzz/fuzz_targets/der.rs`) and for ACME's renewal schedule.
 pub mod der;
 mod https;
+mod login;
 /// A certificate closer than this to its end fails; closer than `EXPIRY_WARN_DAYS` warns
 /// (Let's Encrypt's client renews at 30 days left, so by then renewal has already gone wrong).
 const EXPIRY_FAIL_DAYS: u64 = 14;
@@ -176,6 +177,9 @@ pub fn run(config: &Config, extra_ca: Option<&Path>) -> bool {
     }
     for warning in permissions {
         report.add(Check::warn("permissions", warning));
+    }
+    if let Some(check) = login::check(config) {
+        report.add(check);
     }
     if let Some(check) = crate::acme::doctor_check(config, crate::store::now()) {
         report.add(check);

@@ -1,6 +1,7 @@
 //! linkgate as a library: the binary in `main.rs` is a thin shell over these modules, and the
 //! fuzz targets and benchmarks reach the parsers and the store through here.
 
+pub mod accounts;
 pub mod acme;
 pub mod admin;
 pub mod admin_protocol;
@@ -14,6 +15,7 @@ pub mod doctor;
 pub mod http;
 pub mod lang;
 pub mod logging;
+pub mod login_api;
 pub mod metrics;
 pub mod oauth;
 pub mod pages;

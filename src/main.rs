@@ -41,6 +41,12 @@ fn main() -> ExitCode {
         Command::CheckConfig => admin::check_config(&config),
         Command::Backup(file) => admin::backup(&config, file),
         Command::Restore(file) => admin::restore(&config, file),
+        Command::Invite(name) => {
+            linkgate::accounts::links::issue(&config, store::LinkKind::Invite, name)
+        }
+        Command::ResetPassword(name) => {
+            linkgate::accounts::links::issue(&config, store::LinkKind::Reset, name)
+        }
         command => {
             admin::request_for(&config, command).and_then(|request| admin::run(&config, request))
         }
@@ -89,6 +95,11 @@ fn serve(config: config::Config) -> ExitCode {
         },
         None => None,
     };
+    if let Some(api) = config.login.api.clone() {
+        if let Err(e) = linkgate::login_api::LoginApiClient::new(api) {
+            return fail(2, &format!("{}: {e}", config.file.display()));
+        }
+    }
     // A key for access tokens exists, durably, before the first one is issued.
     if let Err(e) = store
         .ensure_token_key(store::now())

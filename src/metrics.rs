@@ -15,6 +15,10 @@ pub struct Metrics {
     pub logins_ok: AtomicU64,
     pub logins_failed: AtomicU64,
     pub logins_refused: AtomicU64,
+    /// Sign-ins the login API could not check (it was down, slow or answered nonsense).
+    pub logins_unavailable: AtomicU64,
+    /// The login API's failures by reason (`login_api::Failure::REASONS`).
+    login_api_failures: [AtomicU64; LOGIN_API_REASONS.len()],
     pub codes_issued: AtomicU64,
     pub code_grants_ok: AtomicU64,
     pub code_grants_failed: AtomicU64,
@@ -29,11 +33,21 @@ pub struct Metrics {
     latency_buckets: [AtomicU64; BUCKETS.len()],
 }
 
+/// The `reason` labels of `linkgate_login_api_unavailable_total`.
+const LOGIN_API_REASONS: [&str; 10] = crate::login_api::Failure::REASONS;
+
 pub fn count(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
 impl Metrics {
+    /// Counts a login API failure; `reason` indexes `login_api::Failure::REASONS`.
+    pub fn login_api_unavailable(&self, reason: usize) {
+        if let Some(counter) = self.login_api_failures.get(reason) {
+            count(counter);
+        }
+    }
+
     pub fn observe_request(&self, latency: Duration) {
         count(&self.requests);
         self.latency_micros_sum
@@ -62,7 +76,19 @@ impl Metrics {
                 ("{outcome=\"ok\"}", get(&self.logins_ok)),
                 ("{outcome=\"failed\"}", get(&self.logins_failed)),
                 ("{outcome=\"refused\"}", get(&self.logins_refused)),
+                ("{outcome=\"unavailable\"}", get(&self.logins_unavailable)),
             ],
+        );
+        let reasons: Vec<(String, u64)> = LOGIN_API_REASONS
+            .iter()
+            .zip(&self.login_api_failures)
+            .map(|(reason, n)| (format!("{{reason=\"{reason}\"}}"), get(n)))
+            .collect();
+        let reasons: Vec<(&str, u64)> = reasons.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+        counter(
+            "linkgate_login_api_unavailable_total",
+            "Sign-ins the login API could not check, by reason.",
+            &reasons,
         );
         counter(
             "linkgate_codes_issued_total",

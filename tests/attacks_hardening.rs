@@ -750,3 +750,37 @@ fn the_doctor_reads_a_certificate_with_non_ascii_validity_bytes_without_panickin
         "the doctor did not get to the certificate: {said}"
     );
 }
+
+#[test]
+fn many_real_refreshes_in_flight_from_one_address_are_never_throttled() {
+    // Alexa refreshes for every customer of a skill from a few egress addresses: the guessing
+    // throttle counts secret checks, never the requests a right secret lets through, however
+    // many are in flight at once (each rotating refresh here waits for its write).
+    let env = TestConfig::new()
+        .client(ALEXA_ID, "rotate_refresh_tokens", true)
+        .env();
+    env.add_user(USER, PASSWORD);
+    let server = env.start();
+    let chains: Vec<String> = (0..48).map(|_| tokens_for(&server).1).collect();
+    let barrier = Barrier::new(chains.len());
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = chains
+            .iter()
+            .map(|token| {
+                let (server, barrier) = (&server, &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    (0..30)
+                        .map(|_| refresh(server, token).status)
+                        .collect::<Vec<u16>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let refused = statuses.iter().filter(|s| **s != 200).count();
+    assert_eq!(refused, 0, "{statuses:?}");
+}

@@ -3,7 +3,7 @@
 //! property runs a fixed number of cases.
 
 use linkgate::app::App;
-use linkgate::oauth::client::BasicCredentials;
+use linkgate::oauth::client::{BasicCredentials, Caller};
 use linkgate::urlencoded::{self, Params};
 use linkgate::{config, http::request, oauth, store::Store};
 use proptest::prelude::*;
@@ -137,7 +137,8 @@ proptest! {
                 client_id: id,
                 secret: linkgate::secret::Secret::new(secret),
             });
-            oauth::token::exchange(&app, &params, basic).await
+            let caller = Caller { basic, ip: std::net::Ipv4Addr::LOCALHOST.into() };
+            oauth::token::exchange(&app, &params, caller).await
         });
         if let Err(error) = outcome {
             prop_assert!((400..500).contains(&error.status()), "{error}");

@@ -9,9 +9,9 @@
 #   CONNS=32 SERVER_CPU=0 WRK_CPU=1 tools/bench-wrk.sh 30
 #
 # The client-authenticated scenarios give each wrk thread its own X-Forwarded-For address (the
-# bench config trusts 127.0.0.1): linkgate's client-authentication throttle refuses more than 20
-# authentications in progress at once from one address, which 32 connections from 127.0.0.1
-# exceed. Installs wrk from Debian when missing (as root, or through sudo). Loopback only. Builds the
+# bench config trusts 127.0.0.1), as real traffic comes from many addresses. (The first version of
+# the client-authentication throttle held its reservation for the whole request, so more than 20
+# requests in flight from one address got 429; it now holds only the secret check.) Installs wrk from Debian when missing (as root, or through sudo). Loopback only. Builds the
 # release binary and the benchmark harness (benches/load.rs, which also serves the baseline
 # and prepares the data directory and tokens). On a machine shared with other work the figures
 # are noisy (the load average is printed with them): compare ratios from one run only.

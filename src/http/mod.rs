@@ -2,6 +2,7 @@
 //! (`routes`), header parsing (`request`) and response building (`response`). It parses, calls
 //! `oauth`, and renders; it decides nothing about OAuth itself.
 
+mod account_routes;
 pub mod request;
 mod response;
 mod routes;

@@ -4,6 +4,7 @@ use super::request::{self, BodyError};
 use super::response::{self, Reply};
 use crate::app::App;
 use crate::oauth::authorize::{self, Step};
+use crate::oauth::client::Caller;
 use crate::oauth::{metadata, resource, token, OAuthError};
 use crate::pages;
 use crate::urlencoded::Params;
@@ -45,8 +46,8 @@ pub async fn route(app: &App, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) 
         }
         ("/authorize", _) => response::method_not_allowed("GET, POST"),
         ("/token", Method::POST) => {
-            form_endpoint(app, req, ip, |app, params, basic| async move {
-                let issued = token::exchange(app, &params, basic).await?;
+            form_endpoint(app, req, ip, |app, params, caller| async move {
+                let issued = token::exchange(app, &params, caller).await?;
                 Ok(response::json(200, &TokenBody::from(issued)))
             })
             .await
@@ -62,18 +63,18 @@ pub async fn route(app: &App, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) 
         }
         ("/userinfo", _) => response::method_not_allowed("GET, POST"),
         ("/introspect", Method::POST) => {
-            form_endpoint(app, req, ip, |app, params, basic| async move {
+            form_endpoint(app, req, ip, |app, params, caller| async move {
                 Ok(response::json(
                     200,
-                    &resource::introspect(app, &params, basic).await?,
+                    &resource::introspect(app, &params, caller).await?,
                 ))
             })
             .await
         }
         ("/introspect", _) => response::method_not_allowed("POST"),
         ("/revoke", Method::POST) => {
-            form_endpoint(app, req, ip, |app, params, basic| async move {
-                resource::revoke(app, &params, basic).await?;
+            form_endpoint(app, req, ip, |app, params, caller| async move {
+                resource::revoke(app, &params, caller).await?;
                 Ok(response::json(200, &serde_json::json!({})))
             })
             .await
@@ -90,6 +91,10 @@ pub async fn route(app: &App, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) 
             true => response::text(200, "ok\n"),
             false => response::text(503, "store unavailable\n"),
         },
+        (p, _) if super::account_routes::handles(p) => {
+            let p = p.to_string();
+            super::account_routes::route(app, req, &p, ip).await
+        }
         ("/", Method::GET) => response::text(
             200,
             "linkgate: OAuth 2.0 account linking. See /.well-known/oauth-authorization-server\n",
@@ -113,6 +118,14 @@ fn metrics_allowed(app: &App, req: &Request<Incoming>, peer: IpAddr) -> bool {
     peer.is_loopback() && !(forwarded && app.config.trusted_proxies.contains(&peer))
 }
 
+/// `body`, for the account routes.
+pub(super) async fn read_body(
+    app: &App,
+    req: Request<Incoming>,
+) -> Result<hyper::body::Bytes, Reply> {
+    body(app, req).await
+}
+
 /// Reads a body within the configured limit, or the reply that refuses it.
 async fn body(app: &App, req: Request<Incoming>) -> Result<hyper::body::Bytes, Reply> {
     let limits = &app.config.limits;
@@ -129,9 +142,8 @@ async fn body(app: &App, req: Request<Incoming>) -> Result<hyper::body::Bytes, R
 }
 
 /// The shape shared by `/token`, `/introspect` and `/revoke`: a form body plus client
-/// credentials in, JSON or an OAuth error out. Every call reserves a client-authentication
-/// attempt first (`oauth::client_throttle`): a failed one keeps counting, any other outcome
-/// gives it back.
+/// credentials in, JSON or an OAuth error out. The handler authenticates the client
+/// (`oauth::client::authenticate`, which also throttles secret guessing).
 async fn form_endpoint<'a, F, Fut>(
     app: &'a App,
     req: Request<Incoming>,
@@ -139,7 +151,7 @@ async fn form_endpoint<'a, F, Fut>(
     handle: F,
 ) -> Reply
 where
-    F: FnOnce(&'a App, Params, Option<crate::oauth::client::BasicCredentials>) -> Fut,
+    F: FnOnce(&'a App, Params, Caller) -> Fut,
     Fut: std::future::Future<Output = Result<Reply, OAuthError>>,
 {
     let basic = request::basic_credentials(req.headers());
@@ -155,28 +167,7 @@ where
     let result = async {
         let params = Params::parse(&body)?;
         let basic = basic?;
-        let named = match &basic {
-            Some(basic) => Some(basic.client_id.clone()),
-            None => params.single("client_id")?.map(str::to_string),
-        };
-        // Only registered ids get a count of their own (bounded by the config).
-        let client_id = named.filter(|id| app.config.client(id).is_some());
-        let attempt = app
-            .client_throttle
-            .reserve(ip, client_id.as_deref(), crate::store::now())
-            .map_err(|wait| {
-                tracing::warn!(client = ?client_id, %ip, "client authentication throttled for {wait} s");
-                OAuthError::ClientThrottled(wait)
-            })?;
-        let result = handle(app, params, basic).await;
-        match &result {
-            Err(OAuthError::InvalidClient(_)) => {
-                // Never the secret: who, from where.
-                tracing::warn!(client = ?client_id, %ip, "client authentication failed");
-            }
-            _ => app.client_throttle.succeeded(attempt),
-        }
-        result
+        handle(app, params, Caller { basic, ip }).await
     };
     result
         .await
@@ -255,6 +246,7 @@ fn render_in(app: &App, frame: pages::Frame<'_>, step: Step) -> Reply {
                 Some(authorize::LoginFailure::WrongCredentials) => 401,
                 Some(authorize::LoginFailure::Locked(_)) => 429,
                 Some(authorize::LoginFailure::Busy) => 503,
+                Some(authorize::LoginFailure::Unavailable) => 503,
             };
             response::html(
                 status,

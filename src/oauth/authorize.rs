@@ -8,7 +8,8 @@
 use super::pending::{Opened, Pending, Stage};
 use super::{normalize_scope, OAuthError};
 use crate::app::App;
-use crate::config::Client;
+use crate::config::{Client, LoginSource};
+use crate::login_api::{Failure, Outcome};
 use crate::metrics::count;
 use crate::secret::{self, Secret};
 use crate::store::{now, CodeRecord, User, Username};
@@ -52,6 +53,9 @@ pub enum LoginFailure {
     Busy,
     /// Too many failures for this username or address: seconds to wait.
     Locked(u64),
+    /// The operator's login API could not answer (down, slow, or a malformed answer); not the
+    /// customer's fault and not counted as a failed guess.
+    Unavailable,
 }
 
 /// Why the browser gets an error page instead of a redirect. The page explains it in the
@@ -284,14 +288,30 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
         let typed = Some(typed.chars().take(MAX_REFILL).collect());
         login_form(app, client, pending, typed, Some(failure))
     };
+    // Where the password is checked decides what bounds the work: argon2's queue for a local
+    // user, the login API's own in-flight limit (`login_api`) for everyone else.
+    let checker = match checker(app, &name) {
+        Ok(checker) => checker,
+        Err(e) => {
+            tracing::error!("reading a user failed: {e}");
+            return Step::ErrorPage(ErrorPage::SignInUnavailable);
+        }
+    };
     // Bounded queue: a flood of logins is turned away at once (503) instead of piling up; the
     // ones admitted wait at most queue length × one argon2 check.
-    let Ok(_queued) = app.login_queue.try_acquire() else {
-        count(&app.metrics.logins_refused);
-        return again(pending, LoginFailure::Busy);
+    let _queued = match checker {
+        Checker::Local(_) => match app.login_queue.try_acquire() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                count(&app.metrics.logins_refused);
+                return again(pending, LoginFailure::Busy);
+            }
+        },
+        Checker::Api => None,
     };
     // The attempt is counted before the password is checked, atomically: a burst of guesses
-    // is held exactly like the same guesses in a row (store/throttle.rs).
+    // is held exactly like the same guesses in a row (store/throttle.rs). For the login API this
+    // means a locked sign-in never reaches it: linkgate is no password-guessing proxy.
     let throttled = app
         .store
         .login_keys(name.as_ref().map_or(typed.as_str(), |n| n.as_str()), ip)
@@ -307,47 +327,183 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
             return Step::ErrorPage(ErrorPage::SignInUnavailable);
         }
     };
-    let user = match name {
-        Ok(name) => match app.store.user(&name) {
-            Ok(user) => user,
-            Err(e) => {
-                tracing::error!("reading a user failed: {e}");
-                return Step::ErrorPage(ErrorPage::SignInUnavailable);
-            }
-        },
-        Err(_) => None,
+    // A local user's security events are kept for their /account page; login API users have none.
+    let known = match &checker {
+        Checker::Local(Some(user)) => Some((user.sub.clone(), user.username.clone())),
+        _ => None,
     };
-    let check = app
-        .password_workers
-        .run(move || check_password(user, &password, secret::verify_password))
-        .await;
-    match check {
-        Some(Some(user)) => {
+    let verdict = match checker {
+        Checker::Local(user) => check_local(app, user, password).await,
+        Checker::Api => check_api(app, client, &typed, password).await,
+    };
+    match verdict {
+        Verdict::SignedIn {
+            sub,
+            username,
+            display_name,
+            credentials,
+        } => {
             // The login form is spent once it signed someone in; of two racing submissions of
             // it, one goes on.
             if !app.pending.spend(&nonce, pending.expires_at, now()) {
                 return Step::ErrorPage(ErrorPage::FormExpired);
             }
             tracing::info!(client = %client.id, "login succeeded");
+            if let Some((sub, username)) = &known {
+                let kind = crate::store::EventKind::SignIn;
+                crate::accounts::events::record(
+                    &app.store,
+                    sub,
+                    username,
+                    kind,
+                    Some(ip),
+                    &client.id,
+                );
+            }
             count(&app.metrics.logins_ok);
             if let Err(e) = app.store.login_succeeded(reservation) {
                 tracing::warn!("clearing the login throttle failed: {e}");
             }
             pending.stage = Stage::Consent {
-                sub: user.sub,
-                username: user.username.clone(),
-                credentials: app.pending.credentials_fingerprint(&user.password_hash),
+                sub,
+                username: username.clone(),
+                credentials,
             };
-            consent_form(app, client, pending, user.username)
+            pending.display_name = display_name;
+            consent_form(app, client, pending, username)
         }
-        Some(None) => {
+        Verdict::Wrong => {
             tracing::info!(client = %client.id, %ip, "login failed");
+            if let Some((sub, username)) = known {
+                let kind = crate::store::EventKind::SignInFailed;
+                crate::accounts::events::record(
+                    &app.store,
+                    &sub,
+                    &username,
+                    kind,
+                    Some(ip),
+                    &client.id,
+                );
+            }
             count(&app.metrics.logins_failed);
             again(pending, LoginFailure::WrongCredentials)
         }
+        // The password was never judged: the attempt is given back, not counted as a guess.
+        Verdict::Busy | Verdict::Unavailable => {
+            if let Err(e) = app.store.login_unchecked(reservation) {
+                tracing::warn!("giving back a login throttle reservation failed: {e}");
+            }
+            if matches!(verdict, Verdict::Busy) {
+                count(&app.metrics.logins_refused);
+                again(pending, LoginFailure::Busy)
+            } else {
+                count(&app.metrics.logins_unavailable);
+                again(pending, LoginFailure::Unavailable)
+            }
+        }
+        Verdict::Fault => Step::ErrorPage(ErrorPage::SignInUnavailable),
+    }
+}
+
+/// Who checks a password: a local user's hash (or, for an unknown name with `source = "local"`,
+/// the equal-cost dummy check), or the operator's login API.
+enum Checker {
+    Local(Option<User>),
+    Api,
+}
+
+/// `[login] source`: `local` checks every name here, `api` none, `both` the names of local users
+/// here and any other name at the API.
+fn checker(
+    app: &App,
+    name: &Result<Username, String>,
+) -> Result<Checker, crate::store::StoreError> {
+    let source = app.config.login.source;
+    if source == LoginSource::Api {
+        return Ok(Checker::Api);
+    }
+    let user = match name {
+        Ok(name) => app.store.user(name)?,
+        Err(_) => None,
+    };
+    Ok(match (source, user) {
+        (LoginSource::Both, None) => Checker::Api,
+        (_, user) => Checker::Local(user),
+    })
+}
+
+/// What checking a username and password came to.
+enum Verdict {
+    SignedIn {
+        sub: String,
+        /// What `/userinfo` reports as `preferred_username`.
+        username: String,
+        /// Shown on the consent page instead of `username` (from the login API's answer).
+        display_name: Option<String>,
+        /// What the consent form is bound to (`Stage::Consent`).
+        credentials: String,
+    },
+    Wrong,
+    /// No capacity to check right now (the login API's in-flight limit).
+    Busy,
+    /// The login API could not answer (already logged and counted by reason).
+    Unavailable,
+    /// A fault of our own (the worker pool), already logged.
+    Fault,
+}
+
+/// The consent binding of a login API customer. They have no local record to check again at
+/// consent (their password lives in the operator's system), so the sealed form's expiry bounds
+/// it. A local user's binding is a 16-character fingerprint and never equals this.
+const LOGIN_API_CREDENTIALS: &str = "login-api";
+
+/// A local user's argon2 hash (or, for an unknown name, a dummy check of the same cost).
+async fn check_local(app: &App, user: Option<User>, password: Secret) -> Verdict {
+    let check = app
+        .password_workers
+        .run(move || check_password(user, &password, secret::verify_password))
+        .await;
+    match check {
+        Some(Some(user)) => Verdict::SignedIn {
+            credentials: app.pending.credentials_fingerprint(&user.password_hash),
+            sub: user.sub,
+            username: user.username,
+            display_name: None,
+        },
+        Some(None) => Verdict::Wrong,
         None => {
             tracing::error!("the password workers are gone");
-            Step::ErrorPage(ErrorPage::SignInUnavailable)
+            Verdict::Fault
+        }
+    }
+}
+
+/// The operator's login API: its subject becomes the grant's `sub`; the name the customer typed
+/// (trimmed) becomes `preferred_username`, as a local user's username does.
+async fn check_api(app: &App, client: &Client, typed: &str, password: Secret) -> Verdict {
+    let Some(api) = &app.login_api else {
+        tracing::error!("login.source needs the login API, but its client could not be built");
+        return Verdict::Fault;
+    };
+    let typed = typed.trim();
+    match api.verify(typed, &password).await {
+        Outcome::Accepted {
+            subject,
+            display_name,
+        } => Verdict::SignedIn {
+            sub: subject,
+            username: typed.to_string(),
+            display_name,
+            credentials: LOGIN_API_CREDENTIALS.to_string(),
+        },
+        Outcome::Refused(_) => Verdict::Wrong,
+        Outcome::Unavailable(failure) => {
+            app.metrics.login_api_unavailable(failure.reason());
+            tracing::warn!(client = %client.id, reason = %failure, "the login API could not check a password");
+            match failure {
+                Failure::Busy => Verdict::Busy,
+                _ => Verdict::Unavailable,
+            }
         }
     }
 }
@@ -399,8 +555,10 @@ async fn consent(
             return Step::ErrorPage(ErrorPage::SignInUnavailable);
         }
     }
-    // The user's generation now; hardening replaces this with the one seen at sign-in.
+    // The user's generation now; hardening replaces this with the one seen at sign-in. A login
+    // API customer has no local record: their codes and grants carry LOGIN_API_GENERATION.
     let generation = match app.store.user_generation(&username) {
+        _ if credentials == LOGIN_API_CREDENTIALS => crate::store::LOGIN_API_GENERATION,
         Ok(Some(current)) if current.sub == sub => current.generation,
         Ok(_) => return Step::ErrorPage(ErrorPage::LinkingUnavailable),
         Err(e) => {
@@ -430,6 +588,18 @@ async fn consent(
         return Step::ErrorPage(ErrorPage::LinkingUnavailable);
     }
     tracing::info!(client = %client.id, "authorization code issued");
+    // Kept for the person's /account page; login API users have none (and no record to end it).
+    if record.generation != crate::store::LOGIN_API_GENERATION {
+        let kind = crate::store::EventKind::Link;
+        crate::accounts::events::record(
+            &app.store,
+            &record.sub,
+            &record.username,
+            kind,
+            None,
+            &client.id,
+        );
+    }
     count(&app.metrics.codes_issued);
     Step::Redirect(with_state(vec![("code", code.expose().to_string())]))
 }
@@ -440,6 +610,9 @@ fn still_signed_in(
     username: &str,
     credentials: &str,
 ) -> Result<bool, crate::store::StoreError> {
+    if credentials == LOGIN_API_CREDENTIALS {
+        return Ok(true);
+    }
     let Ok(name) = Username::parse(username) else {
         return Ok(false);
     };
@@ -459,7 +632,7 @@ const MAX_REFILL: usize = 256;
 /// The user, if `password` is theirs. An unknown user costs the same: the password is checked
 /// against `secret::dummy_hash()`, so timing does not reveal which usernames exist. `verify` is
 /// the argon2 check (`secret::verify_password`; a recording stand-in in tests).
-fn check_password(
+pub(crate) fn check_password(
     user: Option<User>,
     password: &Secret,
     verify: impl Fn(&Secret, &str) -> bool,
@@ -499,6 +672,7 @@ fn login_form(
 fn consent_form(app: &App, client: &Client, pending: Pending, username: String) -> Step {
     let scope = pending.scope.clone();
     let locale = pending.locale.clone();
+    let username = pending.display_name.clone().unwrap_or(username);
     let (request, csrf) = app.pending.seal(pending);
     Step::Consent {
         form: Form {

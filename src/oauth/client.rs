@@ -8,6 +8,7 @@ use crate::config::{Client, ClientSecret};
 use crate::secret::{self, Secret};
 use crate::urlencoded::Params;
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::Mutex;
 
 /// Credentials from an `Authorization: Basic` header, already form-decoded.
@@ -17,24 +18,59 @@ pub struct BasicCredentials {
     pub secret: Secret,
 }
 
+/// Who is calling a client-authenticated endpoint: the credentials it presents in HTTP Basic
+/// (the body's are in the form) and the address it calls from (for the guessing throttle).
+#[derive(Debug)]
+pub struct Caller {
+    pub basic: Option<BasicCredentials>,
+    pub ip: IpAddr,
+}
+
 /// SHA-256 keys of `(client id, secret)` pairs that passed an argon2 check, so a client with a
 /// `secret_hash` pays for argon2 once per process rather than on every token request.
 #[derive(Default)]
 pub struct SecretCache(Mutex<HashSet<[u8; 32]>>);
 
-/// Identifies and authenticates the calling client.
+/// Identifies and authenticates the calling client. Each check of a secret first reserves an
+/// attempt in `app.client_throttle` (`oauth::client_throttle`): a wrong secret keeps it, a right
+/// one gives it back. Only the check is held, not the request after it, so a client with many
+/// requests in flight from one address (Alexa's egress) is never counted for them; a plain
+/// secret is reserved, compared and settled without yielding, so a burst is held like a sequence.
 pub async fn authenticate<'a>(
     app: &'a App,
     params: &Params,
-    basic: Option<BasicCredentials>,
+    caller: Caller,
 ) -> Result<&'a Client, OAuthError> {
-    let (client_id, presented) = presented_credentials(params, basic)?;
+    let (client_id, presented) = presented_credentials(params, caller.basic)?;
     let failed = || OAuthError::InvalidClient("client authentication failed".into());
-    let client = app.config.client(&client_id).ok_or_else(failed)?;
-    if secret_matches(app, client, presented).await? {
-        Ok(client)
-    } else {
-        Err(failed())
+    let client = app.config.client(&client_id);
+    // Only registered ids get a count of their own (bounded by the config).
+    let counted_id = client.map(|c| c.id.as_str());
+    let attempt = app
+        .client_throttle
+        .reserve(caller.ip, counted_id, crate::store::now())
+        .map_err(|wait| {
+            tracing::warn!(client = ?counted_id, ip = %caller.ip, "client authentication throttled for {wait} s");
+            OAuthError::ClientThrottled(wait)
+        })?;
+    let matched = match client {
+        Some(client) => secret_matches(app, client, presented).await,
+        None => Ok(false),
+    };
+    match (matched, client) {
+        (Ok(true), Some(client)) => {
+            app.client_throttle.succeeded(attempt);
+            Ok(client)
+        }
+        (Ok(_), _) => {
+            // Never the secret: who, from where.
+            tracing::warn!(client = ?counted_id, ip = %caller.ip, "client authentication failed");
+            Err(failed())
+        }
+        (Err(error), _) => {
+            app.client_throttle.succeeded(attempt);
+            Err(error)
+        }
     }
 }
 

@@ -34,6 +34,8 @@ pub struct Pending {
     pub code_challenge: Option<String>,
     /// Google's `user_locale` hint (at most 35 characters), so later pages keep the language.
     pub locale: Option<String>,
+    /// The name the login API gave the customer (`[login.api] display_name`), for the consent page.
+    pub display_name: Option<String>,
     pub stage: Stage,
     /// Unix seconds after which the form is refused.
     pub expires_at: u64,
@@ -92,6 +94,7 @@ impl Pending {
             scope,
             code_challenge,
             locale: None,
+            display_name: None,
             stage: Stage::Login,
             expires_at: now + MAX_AGE_SECS,
         }

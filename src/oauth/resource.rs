@@ -1,7 +1,7 @@
 //! What a skill backend asks about a token: `/userinfo` (who is this?), `/introspect`
 //! (RFC 7662: is it alive, and whose is it?) and `/revoke` (RFC 7009).
 
-use super::client::{self, BasicCredentials};
+use super::client::{self, Caller};
 use super::{OAuthError, MAX_TOKEN_LEN};
 use crate::app::App;
 use crate::store::{now, TokenKind};
@@ -56,9 +56,9 @@ pub struct Introspection {
 pub async fn introspect(
     app: &App,
     params: &Params,
-    basic: Option<BasicCredentials>,
+    caller: Caller,
 ) -> Result<Introspection, OAuthError> {
-    let client = client::authenticate(app, params, basic).await?;
+    let client = client::authenticate(app, params, caller).await?;
     let token = required_token(params)?;
     if token.len() > MAX_TOKEN_LEN {
         return Ok(Introspection::default());
@@ -88,12 +88,8 @@ pub async fn introspect(
 /// RFC 7009 §2.1); revoking an access token revokes just that token (a deny entry until it
 /// expires). Unknown tokens, and other
 /// clients' tokens, are answered with success and left alone (§2.2).
-pub async fn revoke(
-    app: &App,
-    params: &Params,
-    basic: Option<BasicCredentials>,
-) -> Result<(), OAuthError> {
-    let client = client::authenticate(app, params, basic).await?;
+pub async fn revoke(app: &App, params: &Params, caller: Caller) -> Result<(), OAuthError> {
+    let client = client::authenticate(app, params, caller).await?;
     let token = required_token(params)?;
     if token.len() > MAX_TOKEN_LEN {
         return Ok(());

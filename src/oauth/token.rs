@@ -2,7 +2,7 @@
 //! tokens. Every stored change is durable before the answer leaves, because Alexa keeps whatever
 //! we answer and a lost refresh token unlinks the customer.
 
-use super::client::{self, BasicCredentials};
+use super::client::{self, Caller};
 use super::{normalize_scope, scope_within, OAuthError, MAX_TOKEN_LEN};
 use crate::app::App;
 use crate::config::Client;
@@ -29,9 +29,9 @@ pub use crate::store::sealed::{ACCESS_PREFIX, REFRESH_PREFIX};
 pub async fn exchange(
     app: &App,
     params: &Params,
-    basic: Option<BasicCredentials>,
+    caller: Caller,
 ) -> Result<TokenResponse, OAuthError> {
-    let client = client::authenticate(app, params, basic).await?;
+    let client = client::authenticate(app, params, caller).await?;
     match params.single("grant_type")? {
         None => Err(OAuthError::InvalidRequest("grant_type is required".into())),
         Some("authorization_code") => {
@@ -202,8 +202,10 @@ async fn refresh(app: &App, client: &Client, params: &Params) -> Result<TokenRes
         return Err(dead());
     }
     let mut scope = String::new();
+    let mut grant_id = String::new();
     let outcome = app.store.refresh(presented.expose(), now, |token, grant| {
         scope = check_refresh(&client.id, requested_scope, token, grant)?;
+        grant_id.clone_from(&grant.id);
         Ok::<_, OAuthError>(Issue {
             scope: scope.clone(),
             access_secs: app.config.tokens.access_secs,
@@ -218,6 +220,10 @@ async fn refresh(app: &App, client: &Client, params: &Params) -> Result<TokenRes
         } => {
             if wrote {
                 app.store.flush().await?;
+            }
+            // For "last refresh" on /account; a failure to note it must not fail the refresh.
+            if let Err(e) = app.store.note_refresh(&grant_id, now) {
+                tracing::warn!("noting a refresh failed: {e}");
             }
             (access, refresh)
         }

@@ -39,6 +39,8 @@ pub struct Text {
     /// `{n}`: minutes, at least 2.
     pub locked_minutes: &'static str,
     pub busy: &'static str,
+    /// The login API could not check the password; the form is shown again.
+    pub login_unavailable: &'static str,
     // consent page
     pub consent_heading: &'static str,
     /// `{client}`: the client's name; `{user}`: the username.
@@ -77,6 +79,7 @@ pub const EN: Text = Text {
     locked_one_minute: "Too many failed sign-ins. Please try again in a minute.",
     locked_minutes: "Too many failed sign-ins. Please try again in {n} minutes.",
     busy: "Too many sign-ins right now. Please wait a moment and try again.",
+    login_unavailable: "Sign-in is unavailable right now. Please try again in a moment.",
     consent_heading: "Link your account?",
     consent_intro: "{client} wants to access your account {user}.",
     requested_access: "Requested access:",
@@ -109,6 +112,7 @@ pub const DE: Text = Text {
     locked_one_minute: "Zu viele fehlgeschlagene Anmeldeversuche. Bitte versuchen Sie es in einer Minute erneut.",
     locked_minutes: "Zu viele fehlgeschlagene Anmeldeversuche. Bitte versuchen Sie es in {n} Minuten erneut.",
     busy: "Gerade melden sich zu viele Personen an. Bitte warten Sie einen Moment und versuchen Sie es dann erneut.",
+    login_unavailable: "Die Anmeldung ist gerade nicht möglich. Bitte versuchen Sie es gleich noch einmal.",
     consent_heading: "Konto verknüpfen?",
     consent_intro: "{client} möchte auf Ihr Konto {user} zugreifen.",
     requested_access: "Angefragter Zugriff:",
@@ -142,6 +146,7 @@ pub const FR: Text = Text {
     locked_one_minute: "Trop de tentatives de connexion ont échoué. Veuillez réessayer dans une minute.",
     locked_minutes: "Trop de tentatives de connexion ont échoué. Veuillez réessayer dans {n} minutes.",
     busy: "Trop de connexions en ce moment. Veuillez patienter un instant, puis réessayer.",
+    login_unavailable: "La connexion est momentanément indisponible. Veuillez réessayer dans un instant.",
     consent_heading: "Associer votre compte\u{a0}?",
     consent_intro: "{client} souhaite accéder à votre compte {user}.",
     requested_access: "Accès demandé\u{a0}:",
@@ -174,6 +179,7 @@ pub const ES: Text = Text {
     locked_one_minute: "Demasiados intentos fallidos de inicio de sesión. Vuelve a intentarlo dentro de un minuto.",
     locked_minutes: "Demasiados intentos fallidos de inicio de sesión. Vuelve a intentarlo dentro de {n} minutos.",
     busy: "Hay demasiados inicios de sesión en este momento. Espera un poco y vuelve a intentarlo.",
+    login_unavailable: "El inicio de sesión no está disponible ahora mismo. Vuelve a intentarlo en un momento.",
     consent_heading: "¿Vincular tu cuenta?",
     consent_intro: "{client} quiere acceder a tu cuenta {user}.",
     requested_access: "Acceso solicitado:",
@@ -206,6 +212,7 @@ pub const IT: Text = Text {
     locked_one_minute: "Troppi tentativi di accesso non riusciti. Riprova tra un minuto.",
     locked_minutes: "Troppi tentativi di accesso non riusciti. Riprova tra {n} minuti.",
     busy: "Troppi accessi in questo momento. Attendi qualche istante e riprova.",
+    login_unavailable: "L’accesso non è disponibile in questo momento. Riprova tra qualche istante.",
     consent_heading: "Collegare il tuo account?",
     consent_intro: "{client} vuole accedere al tuo account {user}.",
     requested_access: "Accesso richiesto:",
@@ -238,6 +245,7 @@ pub const JA: Text = Text {
     locked_one_minute: "ログインの失敗が多すぎます。1分後にもう一度お試しください。",
     locked_minutes: "ログインの失敗が多すぎます。{n}分後にもう一度お試しください。",
     busy: "現在ログインが集中しています。しばらく待ってからもう一度お試しください。",
+    login_unavailable: "現在ログインできません。しばらくしてからもう一度お試しください。",
     consent_heading: "アカウントを連携しますか？",
     consent_intro: "{client} があなたのアカウント {user} へのアクセスを求めています。",
     requested_access: "要求されているアクセス権：",
@@ -270,6 +278,7 @@ pub const PT_BR: Text = Text {
     locked_one_minute: "Muitas tentativas de login sem sucesso. Tente novamente em um minuto.",
     locked_minutes: "Muitas tentativas de login sem sucesso. Tente novamente em {n} minutos.",
     busy: "Há muitos acessos no momento. Aguarde um pouco e tente novamente.",
+    login_unavailable: "O login está indisponível no momento. Tente novamente em instantes.",
     consent_heading: "Vincular sua conta?",
     consent_intro: "{client} quer acessar sua conta {user}.",
     requested_access: "Acesso solicitado:",
@@ -302,6 +311,7 @@ pub const HI: Text = Text {
     locked_one_minute: "साइन इन के बहुत ज़्यादा प्रयास असफल रहे। कृपया एक मिनट बाद फिर से कोशिश करें।",
     locked_minutes: "साइन इन के बहुत ज़्यादा प्रयास असफल रहे। कृपया {n} मिनट बाद फिर से कोशिश करें।",
     busy: "इस समय बहुत ज़्यादा लोग साइन इन कर रहे हैं। कृपया थोड़ी देर रुककर फिर से कोशिश करें।",
+    login_unavailable: "इस समय साइन इन उपलब्ध नहीं है। कृपया थोड़ी देर बाद फिर से कोशिश करें।",
     consent_heading: "अपना खाता लिंक करें?",
     consent_intro: "{client} आपके खाते {user} को ऐक्सेस करना चाहता है।",
     requested_access: "माँगी गई अनुमति:",
@@ -341,6 +351,7 @@ mod tests {
                 t.wrong_credentials,
                 t.locked_one_minute,
                 t.busy,
+                t.login_unavailable,
                 t.consent_heading,
                 t.requested_access,
                 t.unlink_anytime,
@@ -368,6 +379,7 @@ mod tests {
             if lang != Lang::En {
                 assert_ne!(t.wrong_credentials, EN.wrong_credentials, "{lang:?}");
                 assert_ne!(t.allow, EN.allow, "{lang:?}");
+                assert_ne!(t.login_unavailable, EN.login_unavailable, "{lang:?}");
             }
         }
     }

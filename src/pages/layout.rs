@@ -47,6 +47,15 @@ button{display:block;width:100%;font:inherit;font-size:1.05rem;padding:.8rem;mar
 button.secondary{background:#ffffff;color:var(--accent);margin-top:.75rem}
 .error{background:#fdecea;color:#8a1c10;border:1px solid #8a1c10;border-radius:8px;padding:.75rem;margin:1rem 0}
 .scope{font-family:ui-monospace,monospace;font-size:.9rem}
+h2{font-size:1.15rem;margin:1.5rem 0 .25rem}
+.apps{list-style:none;padding:0;margin:0}
+.apps li{border-top:1px solid #d8dadf;padding:.75rem 0}
+.apps dl{display:grid;grid-template-columns:auto 1fr;gap:0 .75rem;margin:.25rem 0;font-size:.95rem}
+.apps dd{margin:0}
+.check{display:flex;gap:.5rem;align-items:flex-start;margin-top:1rem}
+.check input{width:1.25rem;height:1.25rem;margin:.2rem 0 0;flex:none}
+.check label{font-weight:400;margin:0}
+.notice{background:#e6f4ea;color:#1c1e21;border:1px solid #1e6b34;border-radius:8px;padding:.75rem}
 @media (max-width:20rem){main{padding:.5rem}.card{padding:1rem;border-radius:8px}}
 "#;
 

@@ -20,6 +20,7 @@ pub fn login(frame: Frame<'_>, action: &str, form: &Form, failure: Option<LoginF
                         LoginFailure::WrongCredentials => (t.wrong_credentials),
                         LoginFailure::Locked(wait) => (locked(t, wait)),
                         LoginFailure::Busy => (t.busy),
+                        LoginFailure::Unavailable => (t.login_unavailable),
                     }
                 }
             }

@@ -2,15 +2,20 @@
 //! JavaScript and no external assets, so it works in any web view and under a strict CSP. Every
 //! page speaks the customer's language (`i18n`) and carries the operator's branding (`layout`).
 
+mod account;
+pub mod account_text;
 mod consent;
 mod error;
 pub mod i18n;
 mod layout;
 mod login;
+mod set_password;
 
 pub use crate::contrast;
 pub use crate::lang::Lang;
+pub use account::{account, account_sign_in, AccountView};
 pub use consent::consent;
 pub use error::error;
 pub use layout::{Frame, DEFAULT_ACCENT};
 pub use login::login;
+pub use set_password::set_password;

@@ -38,6 +38,26 @@ pub enum Redeemed {
 }
 
 impl Store {
+    /// Deletes the codes not yet redeemed that were issued to a login API subject (`--unlink-user
+    /// SUBJECT`; a local user's codes die with their generation instead). Codes live minutes, so
+    /// the tree is small. Returns how many.
+    pub fn revoke_subject_codes(&self, sub: &str) -> Result<usize, StoreError> {
+        let _writing = self.writing();
+        let mut revoked = 0;
+        for entry in self.codes.iter() {
+            let (key, bytes) = entry?;
+            let code: CodeRecord = decode(&bytes)?;
+            if code.sub == sub
+                && code.generation == super::LOGIN_API_GENERATION
+                && code.redeemed_by.is_none()
+            {
+                self.codes.remove(key)?;
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
+    }
+
     pub fn put_code(&self, key: &[u8; 32], code: &CodeRecord) -> Result<(), StoreError> {
         let _writing = self.writing();
         self.codes.insert(key, encode(code))?;

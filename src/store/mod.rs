@@ -7,14 +7,18 @@
 //! writes nothing, checking one reads its grant. The keys they are MAC'd under are in the store
 //! (`keys.rs`, and each grant's own secret), so the data directory is as secret as the tokens.
 
+mod accounts_sweep;
 mod backup;
 mod codes;
+mod events;
 #[cfg(test)]
 pub(crate) mod fixtures;
 mod grants;
+mod invites;
 mod keys;
 mod record;
 pub mod sealed;
+mod sessions;
 mod sweep;
 mod throttle;
 mod users;
@@ -22,9 +26,12 @@ mod users;
 pub use backup::RestoreError;
 pub use codes::CodeRecord;
 pub use codes::Redeemed;
+pub use events::{Event, EventKind, MAX_EVENTS};
 pub use grants::{Grant, Issue, Refreshed, Rotation, TokenKind, TokenRecord};
+pub use invites::{LinkKind, LinkUsed, PasswordLink};
+pub use sessions::Session;
 pub use throttle::{address_prefix, Failures, Policy, Reservation, ThrottleKey};
-pub use users::{AddUserError, Generation, User, Username};
+pub use users::{AddUserError, Generation, User, Username, LOGIN_API_GENERATION};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -54,6 +61,13 @@ pub struct Store {
     deny_list: Arc<Mutex<HashMap<[u8; 16], u64>>>,
     /// Users' current generations (`users.rs`), by username; `None`: no such user.
     generations: Arc<Mutex<users::GenerationCache>>,
+    /// One-time password links (`invites.rs`); not in backups: a restore revives no link.
+    invites: sled::Tree,
+    /// `/account` sign-ins and each link's last refresh (`sessions.rs`); not in backups either.
+    sessions: sled::Tree,
+    grant_activity: sled::Tree,
+    /// Each user's recent security events (`events.rs`).
+    events: sled::Tree,
     /// Writers hold it shared, a backup exclusively, so a backup sees a state between writes.
     gate: Arc<RwLock<()>>,
     /// Serialises the read-modify-write operations (code exchange, refresh). sled's own
@@ -136,6 +150,10 @@ impl Store {
             grants: db.open_tree("grants")?,
             tokens: db.open_tree("tokens")?,
             throttle: db.open_tree("throttle")?,
+            invites: db.open_tree("invites")?,
+            sessions: db.open_tree("sessions")?,
+            grant_activity: db.open_tree("grant_activity")?,
+            events: db.open_tree("events")?,
             gate: Arc::new(RwLock::new(())),
             exclusive: Arc::new(Mutex::new(())),
             flush_requests: Arc::new(AtomicU64::new(0)),

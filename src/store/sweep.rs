@@ -42,6 +42,7 @@ impl Store {
         self.sweep_tree(&self.throttle, &mut pause, |bytes| {
             super::throttle::stale(bytes, now)
         })?;
+        self.sweep_accounts(now, &mut pause)?;
         self.sweep_denied(now)?;
         self.sweep_keys(now)?;
         let swept = Swept {
@@ -127,6 +128,42 @@ mod tests {
                 .unwrap(),
             crate::store::Redeemed::Unknown
         ));
+    }
+
+    #[test]
+    fn a_login_api_subjects_grant_has_no_local_user_and_survives_the_sweep() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let api_grant = crate::store::Grant::new(
+            "cust-1001",
+            "rider@example.com",
+            "c",
+            "",
+            crate::store::LOGIN_API_GENERATION,
+            100,
+            0,
+        );
+        // The same grant under a local generation: no such user, so it is dead and swept.
+        let orphan = crate::store::Grant::new("cust-1002", "nobody", "c", "", 7, 100, 0);
+        for (n, g) in [(1u8, &api_grant), (2, &orphan)] {
+            let key = secret::sha256(&[n]);
+            let mut c = fixtures::code(1000);
+            c.sub = g.sub.clone();
+            c.username = g.username.clone();
+            c.generation = g.generation;
+            store.put_code(&key, &c).unwrap();
+            let redeemed = store.redeem_code(&key, 100, g, &[]).unwrap();
+            let expect = if n == 1 {
+                crate::store::Redeemed::Issued
+            } else {
+                crate::store::Redeemed::Unknown
+            };
+            assert_eq!(redeemed, expect, "{n}");
+        }
+        store.sweep(500, || {}).unwrap();
+        assert!(store.grant(&api_grant.id).unwrap().is_some());
+        assert_eq!(store.revoke_user_grants("cust-1001").unwrap(), 1);
+        assert!(store.grant(&api_grant.id).unwrap().is_none());
     }
 
     #[test]

@@ -222,6 +222,20 @@ impl Store {
         }
         Ok(())
     }
+
+    /// An attempt whose password was never judged (the operator's login API was down, slow or
+    /// busy): every key gets its reservation back, so an outage is not counted as guesses.
+    pub fn login_unchecked(&self, reservation: Reservation) -> Result<(), StoreError> {
+        let _writing = self.writing();
+        for (key, before, reserved) in reservation.taken {
+            self.throttle.fetch_and_update(&key.key, |old| {
+                let mut now: Failures = old.and_then(|b| decode(b).ok())?;
+                now.refund(before, reserved);
+                Some(encode(&now))
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// Whether a throttle entry can be forgotten (for the sweeper).

@@ -30,6 +30,13 @@ pub struct Generation {
     pub generation: u64,
 }
 
+/// The generation of what was issued to a customer who signed in through the operator's login
+/// API (`[login.api]`): they have no local record whose generation could change, so their codes
+/// and grants live until they expire or are revoked (`--unlink-user SUBJECT` deletes the grants
+/// and the codes not yet redeemed). Local generations start below 2^63 and grow by one per
+/// change, so they never reach it.
+pub const LOGIN_API_GENERATION: u64 = u64::MAX;
+
 /// The generation cache holds at most this many users; past it, it starts again empty.
 const GENERATION_CACHE: usize = 65_536;
 
@@ -166,6 +173,9 @@ impl Store {
         sub: &str,
         generation: u64,
     ) -> Result<bool, StoreError> {
+        if generation == LOGIN_API_GENERATION {
+            return Ok(true);
+        }
         Ok(self
             .user_generation(username)?
             .is_some_and(|g| g.sub == sub && g.generation == generation))
@@ -203,6 +213,8 @@ impl Store {
             self.forget_generation(name.as_str());
         }
         self.revoke_user_grants(&user.sub)?;
+        self.drop_password_links(name.as_str())?;
+        self.drop_events(&user.sub)?;
         Ok(true)
     }
 
@@ -244,6 +256,8 @@ impl Store {
             user
         };
         self.revoke_user_grants(&user.sub)?;
+        // A password set another way supersedes an outstanding reset link.
+        self.drop_password_links(name.as_str())?;
         Ok(true)
     }
 }

@@ -4,6 +4,8 @@
 //! hangs it.
 #![allow(dead_code)]
 
+pub mod login_api;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

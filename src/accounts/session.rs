@@ -1,0 +1,447 @@
+//! `/account`: the person signs in (through the same login throttle as the authorization flow)
+//! and manages their own account: the apps linked to it (unlink one), their password (change it,
+//! optionally ending every link). Free of hyper: `http::account_routes` parses and renders.
+//!
+//! A session is a 256-bit token in an `HttpOnly` cookie, stored as its SHA-256 with an expiry
+//! (`store::sessions`). The forms of a signed-in page carry a CSRF token derived from the session
+//! token, which another site can neither read nor compute; the sign-in form, before there is a
+//! session, uses a random token matched against a cookie.
+
+use super::events;
+use super::password_rules::{check_new_password, PasswordProblem};
+use crate::app::App;
+use crate::metrics::count;
+use crate::oauth::authorize::check_password;
+use crate::secret::{self, Secret};
+use crate::store::{now, EventKind, Grant, Session, StoreError, User, Username};
+use crate::urlencoded::Params;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use std::net::IpAddr;
+
+/// The page, under `public_url`; its forms post to `PATH/…`.
+pub const PATH: &str = "/account";
+/// How long a sign-in to `/account` lasts.
+pub const SESSION_SECS: u64 = 30 * 60;
+/// Prefix of session tokens.
+const TOKEN_PREFIX: &str = "lgs_";
+/// The longest username put back into the sign-in form after a failure.
+const MAX_REFILL: usize = 256;
+
+/// Why a password was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInFailure {
+    WrongCredentials,
+    /// Too many failures: seconds to wait.
+    Locked(u64),
+    Busy,
+    Unavailable,
+}
+
+/// Checks `typed` and `password` exactly as the authorization flow's sign-in does: a bounded
+/// queue, the attempt reserved in the login throttle before argon2 runs, one argon2 check for an
+/// unknown name too.
+pub async fn verify(
+    app: &App,
+    typed: &str,
+    password: Secret,
+    ip: IpAddr,
+) -> Result<User, SignInFailure> {
+    let Ok(_queued) = app.login_queue.try_acquire() else {
+        count(&app.metrics.logins_refused);
+        return Err(SignInFailure::Busy);
+    };
+    let name = Username::parse(typed);
+    let throttled = app
+        .store
+        .login_keys(name.as_ref().map_or(typed, |n| n.as_str()), ip)
+        .and_then(|keys| app.store.reserve_attempt(&keys, now()));
+    let reservation = match throttled {
+        Ok(Ok(reservation)) => reservation,
+        Ok(Err(wait)) => {
+            count(&app.metrics.logins_refused);
+            return Err(SignInFailure::Locked(wait));
+        }
+        Err(e) => {
+            tracing::error!("the login throttle failed: {e}");
+            return Err(SignInFailure::Unavailable);
+        }
+    };
+    let user = match name {
+        Ok(name) => app.store.user(&name).map_err(|e| {
+            tracing::error!("reading a user failed: {e}");
+            SignInFailure::Unavailable
+        })?,
+        Err(_) => None,
+    };
+    let known = user.as_ref().map(|u| (u.sub.clone(), u.username.clone()));
+    let check = app
+        .password_workers
+        .run(move || check_password(user, &password, secret::verify_password))
+        .await;
+    match check {
+        Some(Some(user)) => {
+            count(&app.metrics.logins_ok);
+            if let Err(e) = app.store.login_succeeded(reservation) {
+                tracing::warn!("clearing the login throttle failed: {e}");
+            }
+            Ok(user)
+        }
+        Some(None) => {
+            count(&app.metrics.logins_failed);
+            match known {
+                Some((sub, username)) => {
+                    let kind = EventKind::SignInFailed;
+                    events::record(
+                        &app.store,
+                        &sub,
+                        &username,
+                        kind,
+                        Some(ip),
+                        events::DETAIL_ACCOUNT,
+                    );
+                }
+                None => tracing::info!(%ip, "account sign-in failed for an unknown user"),
+            }
+            Err(SignInFailure::WrongCredentials)
+        }
+        None => {
+            tracing::error!("the password workers are gone");
+            Err(SignInFailure::Unavailable)
+        }
+    }
+}
+
+/// The CSRF token of a signed-in page's forms: derived from the session token.
+pub fn csrf_for(session_token: &str) -> String {
+    let key = secret::sha256(format!("linkgate account session\0{session_token}").as_bytes());
+    URL_SAFE_NO_PAD.encode(secret::hmac_sha256(&key, &[b"csrf"]))
+}
+
+/// A signed-in request: the session, its user, and the cookie's token.
+pub struct SignedIn {
+    pub session: Session,
+    pub user: User,
+    pub token: Secret,
+}
+
+/// The session the cookie names, if it is live.
+pub fn current(app: &App, cookie: Option<&str>) -> Result<Option<SignedIn>, StoreError> {
+    let Some(token) = cookie.filter(|c| c.starts_with(TOKEN_PREFIX)) else {
+        return Ok(None);
+    };
+    let token = Secret::new(token);
+    Ok(app
+        .store
+        .session(&token.key(), now())?
+        .map(|(session, user)| SignedIn {
+            session,
+            user,
+            token,
+        }))
+}
+
+/// What the sign-in form's post led to.
+pub enum SignInOutcome {
+    /// Signed in: the new session's token for the cookie.
+    Started(Secret),
+    /// The form again, with the failure and the name typed.
+    Failed {
+        failure: SignInFailure,
+        username: String,
+    },
+    /// The form's CSRF token does not match its cookie.
+    Stale,
+}
+
+/// `POST /account/sign-in`.
+pub async fn sign_in(
+    app: &App,
+    body: &[u8],
+    cookie_csrf: Option<&str>,
+    ip: IpAddr,
+) -> SignInOutcome {
+    let Ok(params) = Params::parse(body) else {
+        return SignInOutcome::Stale;
+    };
+    let field = |name| params.single(name).ok().flatten().unwrap_or("");
+    if !double_submit_ok(field("csrf"), cookie_csrf) {
+        return SignInOutcome::Stale;
+    }
+    let typed = field("username");
+    let failed = |failure| SignInOutcome::Failed {
+        failure,
+        username: typed.chars().take(MAX_REFILL).collect(),
+    };
+    let user = match verify(app, typed, Secret::new(field("password")), ip).await {
+        Ok(user) => user,
+        Err(failure) => return failed(failure),
+    };
+    match start_session(app, &user).await {
+        Ok(token) => {
+            let kind = EventKind::SignIn;
+            events::record(
+                &app.store,
+                &user.sub,
+                &user.username,
+                kind,
+                Some(ip),
+                events::DETAIL_ACCOUNT,
+            );
+            SignInOutcome::Started(token)
+        }
+        Err(e) => {
+            tracing::error!("starting a session failed: {e}");
+            failed(SignInFailure::Unavailable)
+        }
+    }
+}
+
+async fn start_session(app: &App, user: &User) -> Result<Secret, StoreError> {
+    let token = secret::new_token(TOKEN_PREFIX);
+    app.store
+        .create_session(&token.key(), user, now(), SESSION_SECS)?;
+    app.store.flush().await?;
+    Ok(token)
+}
+
+/// A random CSRF token in the form matches the one in the cookie.
+pub fn double_submit_ok(form: &str, cookie: Option<&str>) -> bool {
+    !form.is_empty()
+        && cookie.is_some_and(|c| secret::ct_eq(&Secret::new(c).key(), &Secret::new(form).key()))
+}
+
+/// One of the user's links, for the page.
+pub struct LinkedApp {
+    pub grant_id: String,
+    pub client_name: String,
+    pub linked_since: u64,
+    pub last_refresh: Option<u64>,
+}
+
+/// The user's linked apps, named as the config names their clients.
+pub fn linked_apps(app: &App, sub: &str) -> Result<Vec<LinkedApp>, StoreError> {
+    Ok(app
+        .store
+        .linked_apps(sub)?
+        .into_iter()
+        .map(|(grant, last_refresh): (Grant, Option<u64>)| LinkedApp {
+            client_name: app
+                .config
+                .client(&grant.client_id)
+                .map_or(grant.client_id.clone(), |c| c.name.clone()),
+            grant_id: grant.id,
+            linked_since: grant.created_at,
+            last_refresh,
+        })
+        .collect())
+}
+
+/// One line of "recent activity".
+pub struct Activity {
+    pub kind: EventKind,
+    pub at: u64,
+    pub ip: Option<String>,
+    /// A client's name, `account`, `--set-password`, …
+    pub detail: String,
+}
+
+/// The user's recent security events, newest first, with clients named as the config names them.
+pub fn recent_activity(app: &App, sub: &str) -> Result<Vec<Activity>, StoreError> {
+    Ok(app
+        .store
+        .recent_events(sub)?
+        .into_iter()
+        .map(|event| Activity {
+            kind: event.kind,
+            at: event.at,
+            ip: event.ip,
+            detail: app
+                .config
+                .client(&event.detail)
+                .map_or(event.detail.clone(), |c| c.name.clone()),
+        })
+        .collect())
+}
+
+/// What a signed-in form's post did.
+pub enum ActionOutcome {
+    /// Done: back to the page with this notice.
+    Done(Notice),
+    /// The password changed: the browser's new session, and the notice.
+    PasswordChanged(Secret),
+    SignedOut,
+    /// The password form again, with what was wrong.
+    PasswordRefused(PasswordFormProblem),
+    /// CSRF token missing or wrong, or the form is unreadable.
+    Stale,
+    Unavailable,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    Unlinked,
+    PasswordChanged,
+    /// The app was already unlinked (another tab, or it unlinked itself).
+    AlreadyUnlinked,
+}
+
+impl Notice {
+    pub fn code(self) -> &'static str {
+        match self {
+            Notice::Unlinked => "unlinked",
+            Notice::PasswordChanged => "password",
+            Notice::AlreadyUnlinked => "gone",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Notice> {
+        [
+            Notice::Unlinked,
+            Notice::PasswordChanged,
+            Notice::AlreadyUnlinked,
+        ]
+        .into_iter()
+        .find(|n| n.code() == code)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordFormProblem {
+    Current(SignInFailure),
+    Rule(PasswordProblem),
+    Mismatch,
+}
+
+/// `POST /account/{unlink,password,sign-out}` by a signed-in browser.
+pub async fn act(
+    app: &App,
+    action: &str,
+    body: &[u8],
+    signed: &SignedIn,
+    ip: IpAddr,
+) -> ActionOutcome {
+    let Ok(params) = Params::parse(body) else {
+        return ActionOutcome::Stale;
+    };
+    let field = |name| params.single(name).ok().flatten().unwrap_or("");
+    let expected = csrf_for(signed.token.expose());
+    if !secret::ct_eq(field("csrf").as_bytes(), expected.as_bytes()) {
+        return ActionOutcome::Stale;
+    }
+    let user = &signed.user;
+    let result = match action {
+        "unlink" => unlink(app, user, field("grant"), ip).await,
+        "password" => {
+            change_password(
+                app,
+                signed,
+                field("current"),
+                field("password"),
+                field("repeat"),
+                field("end_links") == "yes",
+                ip,
+            )
+            .await
+        }
+        _ => sign_out(app, signed).await,
+    };
+    result.unwrap_or_else(|e| {
+        tracing::error!("an account change failed: {e}");
+        ActionOutcome::Unavailable
+    })
+}
+
+async fn unlink(
+    app: &App,
+    user: &User,
+    grant_id: &str,
+    ip: IpAddr,
+) -> Result<ActionOutcome, StoreError> {
+    let client_id = match app.store.grant(grant_id)? {
+        Some(grant) => grant.client_id,
+        None => return Ok(ActionOutcome::Done(Notice::AlreadyUnlinked)),
+    };
+    if !app.store.revoke_own_grant(&user.sub, grant_id)? {
+        return Ok(ActionOutcome::Done(Notice::AlreadyUnlinked));
+    }
+    app.store.flush().await?;
+    let kind = EventKind::Unlink;
+    events::record(
+        &app.store,
+        &user.sub,
+        &user.username,
+        kind,
+        Some(ip),
+        &client_id,
+    );
+    Ok(ActionOutcome::Done(Notice::Unlinked))
+}
+
+async fn change_password(
+    app: &App,
+    signed: &SignedIn,
+    current: &str,
+    new: &str,
+    repeat: &str,
+    end_links: bool,
+    ip: IpAddr,
+) -> Result<ActionOutcome, StoreError> {
+    let refused = |problem| Ok(ActionOutcome::PasswordRefused(problem));
+    if let Err(rule) = check_new_password(new) {
+        return refused(PasswordFormProblem::Rule(rule));
+    }
+    if !secret::ct_eq(new.as_bytes(), repeat.as_bytes()) {
+        return refused(PasswordFormProblem::Mismatch);
+    }
+    let user = &signed.user;
+    let verified = verify(app, &user.username, Secret::new(current), ip).await;
+    match verified {
+        Ok(checked) if checked.sub == user.sub => {}
+        Ok(_) => {
+            return refused(PasswordFormProblem::Current(
+                SignInFailure::WrongCredentials,
+            ))
+        }
+        Err(failure) => return refused(PasswordFormProblem::Current(failure)),
+    }
+    let new = Secret::new(new);
+    let Some(hash) = app
+        .password_workers
+        .run(move || secret::hash_password(&new))
+        .await
+    else {
+        return Ok(ActionOutcome::Unavailable);
+    };
+    let Ok(name) = Username::parse(&user.username) else {
+        return Ok(ActionOutcome::Stale);
+    };
+    let Some(changed) = app
+        .store
+        .change_password(&user.sub, &name, hash, end_links)?
+    else {
+        return Ok(ActionOutcome::Stale);
+    };
+    app.store.end_session(&signed.token.key())?;
+    let token = start_session(app, &changed).await?;
+    let detail = match end_links {
+        true => events::DETAIL_ACCOUNT_APPS_OUT,
+        false => events::DETAIL_ACCOUNT,
+    };
+    let kind = EventKind::PasswordChanged;
+    events::record(
+        &app.store,
+        &user.sub,
+        &user.username,
+        kind,
+        Some(ip),
+        detail,
+    );
+    Ok(ActionOutcome::PasswordChanged(token))
+}
+
+async fn sign_out(app: &App, signed: &SignedIn) -> Result<ActionOutcome, StoreError> {
+    app.store.end_session(&signed.token.key())?;
+    app.store.flush().await?;
+    Ok(ActionOutcome::SignedOut)
+}

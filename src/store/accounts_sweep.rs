@@ -1,0 +1,107 @@
+//! Housekeeping for the account trees (issue 15), called from `sweep`: expired `/account`
+//! sessions and password links, and the "last refresh" notes of grants that no longer exist
+//! (revoked by an unlink, `--remove-user`, `--set-password`, reuse detection, or expired).
+
+use super::sessions::Session;
+use super::sweep::BATCH;
+use super::{decode, expired, PasswordLink, Store, StoreError};
+
+impl Store {
+    /// One pass over the account trees, calling `pause` between batches. Returns how many entries
+    /// it removed.
+    pub(super) fn sweep_accounts(
+        &self,
+        now: u64,
+        pause: &mut impl FnMut(),
+    ) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        removed += self.sweep_where(&self.sessions, pause, |_, value| {
+            decode::<Session>(value).is_ok_and(|s| expired(s.expires_at, now))
+        })?;
+        removed += self.sweep_where(&self.invites, pause, |_, value| {
+            decode::<PasswordLink>(value).is_ok_and(|l| expired(l.expires_at, now))
+        })?;
+        removed += self.sweep_where(&self.grant_activity, pause, |key, _| {
+            !self.grants.contains_key(key).unwrap_or(true)
+        })?;
+        Ok(removed)
+    }
+
+    /// Removes the entries `dead` picks (by key and value), unless rewritten since they were read.
+    fn sweep_where(
+        &self,
+        tree: &sled::Tree,
+        pause: &mut impl FnMut(),
+        dead: impl Fn(&[u8], &[u8]) -> bool,
+    ) -> Result<usize, StoreError> {
+        let (mut removed, mut seen) = (0, 0);
+        for entry in tree.iter() {
+            let (key, value) = entry?;
+            if dead(&key, &value) {
+                let _writing = self.writing();
+                if tree
+                    .compare_and_swap(&key, Some(&value), None as Option<&[u8]>)?
+                    .is_ok()
+                {
+                    removed += 1;
+                }
+            }
+            seen += 1;
+            if seen % BATCH == 0 {
+                pause();
+            }
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::secret;
+    use crate::store::{LinkKind, Store, Username};
+
+    #[test]
+    fn the_sweep_removes_expired_sessions_and_links_and_notes_of_gone_grants() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let alice = store
+            .add_user(&Username::parse("alice").unwrap(), "h".into())
+            .unwrap();
+        let bob = store
+            .add_user(&Username::parse("bob").unwrap(), "h".into())
+            .unwrap();
+        store
+            .create_session(&secret::sha256(b"old"), &alice, 100, 60)
+            .unwrap();
+        store
+            .create_session(&secret::sha256(b"live"), &alice, 150, 60)
+            .unwrap();
+        store
+            .put_password_link(&secret::sha256(b"l1"), &alice, LinkKind::Reset, 100, 60)
+            .unwrap();
+        store
+            .put_password_link(&secret::sha256(b"l2"), &bob, LinkKind::Reset, 150, 60)
+            .unwrap();
+        let mut grant = crate::store::fixtures::grant("kept");
+        grant.sub = alice.sub.clone();
+        grant.username = "alice".into();
+        grant.generation = alice.generation;
+        store
+            .grants
+            .insert(b"kept", super::super::record::encode(&grant))
+            .unwrap();
+        store.note_refresh("kept", 120).unwrap();
+        store.note_refresh("gone", 120).unwrap();
+        let removed = store.sweep_accounts(170, &mut || {}).unwrap();
+        assert_eq!(removed, 3, "one session, one link, one note");
+        assert!(store
+            .session(&secret::sha256(b"live"), 170)
+            .unwrap()
+            .is_some());
+        assert!(store
+            .password_link(&secret::sha256(b"l2"), 170)
+            .unwrap()
+            .is_some());
+        assert_eq!(store.linked_apps(&alice.sub).unwrap()[0].1, Some(120));
+    }
+}

@@ -1,0 +1,518 @@
+//! Customers sign in with the account they already have: linkgate checks their password against
+//! the operator's login API (`[login] source = "api"` or `"both"`). A real HTTP(S) server stands in
+//! for that API (`common::login_api`), and the real binary is driven the way a phone's web view and
+//! Alexa drive it.
+
+mod common;
+
+use common::login_api::{FakeApi, Mode, API_KEY, API_NAME, API_PASSWORD, API_SUBJECT, API_USER};
+use common::*;
+use std::time::{Duration, Instant};
+
+/// The test config with `[login] source` using `api`, and metrics on.
+fn config_for(api: &FakeApi, source: &str) -> TestConfig {
+    api.configure(TestConfig::new().set("server.metrics", true), source)
+}
+
+/// An env with `config`, and the fake API's CA file beside it (for HTTPS).
+fn env_of(api: &FakeApi, config: TestConfig) -> TestEnv {
+    let env = config.env();
+    if api.ca_pem.is_some() {
+        api.write_ca(env.dir.path());
+    }
+    env
+}
+
+fn env_for(api: &FakeApi, source: &str) -> TestEnv {
+    env_of(api, config_for(api, source))
+}
+
+/// Opens the login page and signs in: the next page (consent, or the login page again).
+fn sign_in(browser: &mut Browser<'_>, username: &str, password: &str) -> Page {
+    let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "state-api", &[]);
+    assert_eq!(login.status, 200, "{}", login.html);
+    browser.login(&login, username, password)
+}
+
+const WRONG: &str = "Wrong username or password";
+const UNAVAILABLE: &str = "Sign-in is unavailable right now";
+
+fn metric(server: &Server, series: &str) -> u64 {
+    let text = server.get("/metrics").text();
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
+#[test]
+fn a_customer_of_the_login_api_links_alexa_and_userinfo_names_the_api_id() {
+    let api = FakeApi::tls();
+    let env = env_for(&api, "api");
+    let server = env.start();
+    let mut browser = Browser::new(&server);
+    let consent = sign_in(&mut browser, API_USER, API_PASSWORD);
+    assert_eq!(consent.status, 200, "{}", consent.html);
+    assert!(consent.html.contains("decision"), "{}", consent.html);
+    assert!(
+        consent.html.contains(API_NAME),
+        "the display name: {}",
+        consent.html
+    );
+
+    // What the API received: the configured fields as JSON, the API key, over one connection.
+    let (headers, body) = api.last_request().expect("the API was called");
+    let body: serde_json::Value = serde_json::from_str(&body).expect("a JSON body");
+    assert_eq!(body["email"], API_USER);
+    assert_eq!(body["password"], API_PASSWORD);
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(header("x-api-key").as_deref(), Some(API_KEY));
+    assert_eq!(header("content-type").as_deref(), Some("application/json"));
+
+    let redirect = browser.decide(&consent, "allow");
+    assert_eq!(redirect.status, 303, "{redirect:?}");
+    let code = redirect.location_params().remove("code").expect("a code");
+    let tokens = server.token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(&code, ALEXA_REDIRECT));
+    assert_eq!(tokens.status, 200, "{}", tokens.text());
+    let access = tokens.json_str("access_token");
+    let refresh_token = tokens.json_str("refresh_token");
+
+    let info = server.userinfo(&access);
+    assert_eq!(info.status, 200, "{}", info.text());
+    assert_eq!(info.json_str("sub"), API_SUBJECT);
+    assert_eq!(info.json_str("preferred_username"), API_USER);
+    let introspection = server.post_form(
+        "/introspect",
+        &[("Authorization", &basic(ALEXA_ID, ALEXA_SECRET))],
+        &[("token", &access)],
+    );
+    assert_eq!(introspection.json_str("sub"), API_SUBJECT);
+    assert_eq!(refresh(&server, &refresh_token).status, 200);
+
+    // Two more sign-ins reuse the pooled, kept-alive connection.
+    for _ in 0..2 {
+        let again = sign_in(&mut Browser::new(&server), API_USER, API_PASSWORD);
+        assert_eq!(again.status, 200, "{}", again.html);
+    }
+    assert_eq!(api.calls(), 3);
+    assert_eq!(
+        api.connections(),
+        1,
+        "connections to the API are kept alive"
+    );
+
+    // A code not yet redeemed, to show that unlinking kills it too.
+    let mut late = Browser::new(&server);
+    let consent = sign_in(&mut late, API_USER, API_PASSWORD);
+    let pending_code = late
+        .decide(&consent, "allow")
+        .location_params()
+        .remove("code")
+        .expect("a code");
+
+    // The admin sees the subject, and can unlink it: every token and code it holds dies.
+    let list = env.cli(&["--list-users"], "");
+    let listed = text(&list.stdout);
+    assert!(
+        listed.contains(API_SUBJECT) && listed.contains("login API") && listed.contains(API_USER),
+        "{listed}"
+    );
+    let unlink = env.cli(&["--unlink-user", API_SUBJECT], "");
+    assert!(unlink.status.success(), "{}", text(&unlink.stderr));
+    let said = text(&unlink.stdout);
+    assert!(said.contains("revoked 1 grant(s) and 1 code(s)"), "{said}");
+    assert_eq!(refresh(&server, &refresh_token).error(), "invalid_grant");
+    assert_eq!(server.userinfo(&access).status, 401);
+    let exchange = server.token_basic(
+        ALEXA_ID,
+        ALEXA_SECRET,
+        &code_fields(&pending_code, ALEXA_REDIRECT),
+    );
+    assert_eq!(exchange.error(), "invalid_grant", "{}", exchange.text());
+    let again = env.cli(&["--unlink-user", API_SUBJECT], "");
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("no login API subject"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    // Never a password or the API key in the log.
+    let log = server.stop();
+    assert!(log.contains("login succeeded"), "{log}");
+    assert!(
+        !log.contains(API_PASSWORD) && !log.contains(API_KEY),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_wrong_password_is_the_usual_inline_error_and_the_lock_stops_calls_to_the_api() {
+    let api = FakeApi::plain();
+    let env = env_for(&api, "api");
+    let server = env.start();
+    for status in [400, 403] {
+        api.set_mode(Mode::Status(status));
+        let page = sign_in(&mut Browser::new(&server), API_USER, API_PASSWORD);
+        assert_eq!(page.status, 401, "{status}: {}", page.html);
+        assert!(page.html.contains(WRONG), "{status}: {}", page.html);
+    }
+    api.set_mode(Mode::Normal);
+    let page = sign_in(&mut Browser::new(&server), API_USER, "not the password");
+    assert_eq!(page.status, 401, "{}", page.html);
+    assert!(page.html.contains(WRONG) && page.html.contains("aria-invalid"));
+    // Five failures are free; the sixth locks the username. From then on, the API is not asked.
+    for _ in 0..3 {
+        let page = sign_in(&mut Browser::new(&server), API_USER, "still wrong");
+        assert_eq!(page.status, 401, "{}", page.html);
+    }
+    assert_eq!(api.calls(), 6);
+    let locked = sign_in(&mut Browser::new(&server), API_USER, API_PASSWORD);
+    assert_eq!(locked.status, 429, "{}", locked.html);
+    let locked = sign_in(&mut Browser::new(&server), API_USER, API_PASSWORD);
+    assert_eq!(locked.status, 429, "{}", locked.html);
+    assert_eq!(api.calls(), 6, "a locked sign-in must not reach the API");
+    assert_eq!(
+        metric(&server, "linkgate_logins_total{outcome=\"failed\"}"),
+        6
+    );
+}
+
+#[test]
+fn a_burst_of_wrong_guesses_reaches_the_api_no_more_often_than_the_same_guesses_in_a_row() {
+    let api = FakeApi::plain();
+    let env = env_for(&api, "api");
+    api.set_delay(Duration::from_millis(200));
+    let server = env.start();
+    let pages: Vec<(Browser<'_>, Page)> = (0..20)
+        .map(|_| {
+            let mut browser = Browser::new(&server);
+            let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "guess", &[]);
+            (browser, login)
+        })
+        .collect();
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = pages
+            .into_iter()
+            .enumerate()
+            .map(|(i, (mut browser, login))| {
+                scope.spawn(move || {
+                    let guess = format!("guess {i}");
+                    browser.login(&login, API_USER, &guess).status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // Five free failures for a username at an address, and the sixth that sets the lock.
+    assert_eq!(api.calls(), 6, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        6,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        14,
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn every_failure_of_the_api_is_a_translated_503_page_never_a_wrong_guess() {
+    let api = FakeApi::plain();
+    let env = env_for(&api, "api");
+    let server = env.start();
+    let modes = [
+        (Mode::Status(500), "status"),
+        (Mode::Status(502), "status"),
+        (Mode::Status(404), "status"),
+        (Mode::Redirect, "redirect"),
+        (Mode::Html, "not_json"),
+        (Mode::Huge, "too_large"),
+        (Mode::NoSubject, "no_subject"),
+        (Mode::Close, "broken"),
+    ];
+    for (mode, _) in &modes {
+        api.set_mode(mode.clone());
+        let page = sign_in(&mut Browser::new(&server), API_USER, API_PASSWORD);
+        assert_eq!(page.status, 503, "{mode:?}: {}", page.html);
+        assert!(page.html.contains(UNAVAILABLE), "{mode:?}: {}", page.html);
+        assert!(!page.html.contains(WRONG), "{mode:?}");
+        // The form is there to try again.
+        assert!(page.html.contains("name=\"password\""), "{mode:?}");
+    }
+    // In the customer's language.
+    api.set_mode(Mode::Status(503));
+    let mut german = Browser::with_language(&server, Some("de-DE"));
+    let page = sign_in(&mut german, API_USER, API_PASSWORD);
+    assert_eq!(page.status, 503);
+    assert!(
+        page.html.contains("Die Anmeldung ist gerade nicht möglich"),
+        "{}",
+        page.html
+    );
+
+    // Nine unavailable answers for one username did not lock it: they were not guesses.
+    api.set_mode(Mode::Normal);
+    let consent = sign_in(&mut Browser::new(&server), API_USER, API_PASSWORD);
+    assert_eq!(consent.status, 200, "{}", consent.html);
+    assert_eq!(
+        metric(&server, "linkgate_logins_total{outcome=\"failed\"}"),
+        0
+    );
+    assert_eq!(
+        metric(&server, "linkgate_logins_total{outcome=\"unavailable\"}"),
+        9
+    );
+    for (reason, n) in [
+        ("status", 4),
+        ("redirect", 1),
+        ("not_json", 1),
+        ("too_large", 1),
+        ("no_subject", 1),
+    ] {
+        let series = format!("linkgate_login_api_unavailable_total{{reason=\"{reason}\"}}");
+        assert_eq!(metric(&server, &series), n, "{reason}");
+    }
+    let broken = metric(
+        &server,
+        "linkgate_login_api_unavailable_total{reason=\"broken\"}",
+    ) + metric(
+        &server,
+        "linkgate_login_api_unavailable_total{reason=\"connect\"}",
+    );
+    assert_eq!(broken, 1);
+    let log = server.stop();
+    assert!(log.contains("answered status 502"), "{log}");
+    assert!(log.contains("redirects are not followed"), "{log}");
+    assert!(log.contains("larger than 65536 bytes"), "{log}");
+    assert!(
+        !log.contains(API_PASSWORD) && !log.contains(API_KEY),
+        "{log}"
+    );
+}
+
+#[test]
+fn an_unreachable_api_is_unavailable_not_a_wrong_password() {
+    // A port that refuses connections while `closed` lives: bound, but not listening.
+    let closed = tokio::net::TcpSocket::new_v4().expect("socket");
+    closed
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind");
+    let port = closed.local_addr().expect("local address").port();
+    let api = FakeApi::plain();
+    let config =
+        config_for(&api, "api").set("login.api.url", format!("http://127.0.0.1:{port}/v1/login"));
+    let env = env_of(&api, config);
+    let server = env.start();
+    let page = sign_in(&mut Browser::new(&server), API_USER, API_PASSWORD);
+    assert_eq!(page.status, 503, "{}", page.html);
+    assert!(page.html.contains(UNAVAILABLE));
+    let log = server.stop();
+    assert!(log.contains("cannot connect"), "{log}");
+}
+
+#[test]
+fn an_api_whose_certificate_is_not_trusted_is_unavailable() {
+    let api = FakeApi::tls();
+    // Without ca_file the test CA is not among the trusted roots.
+    let env = env_of(&api, config_for(&api, "api").remove("login.api.ca_file"));
+    let server = env.start();
+    let page = sign_in(&mut Browser::new(&server), API_USER, API_PASSWORD);
+    assert_eq!(page.status, 503, "{}", page.html);
+    assert!(page.html.contains(UNAVAILABLE));
+    assert_eq!(api.calls(), 0, "no request before TLS verified");
+    assert_eq!(
+        metric(
+            &server,
+            "linkgate_login_api_unavailable_total{reason=\"tls\"}"
+        ),
+        1
+    );
+    let log = server.stop();
+    assert!(log.contains("TLS handshake failed"), "{log}");
+    assert!(
+        !log.contains(API_PASSWORD) && !log.contains(API_KEY),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_slow_api_gets_the_page_within_the_timeout_plus_a_second() {
+    let api = FakeApi::plain();
+    let env = env_of(
+        &api,
+        config_for(&api, "api").set("login.api.timeout_ms", 500),
+    );
+    api.set_delay(Duration::from_secs(5));
+    let server = env.start();
+    let mut browser = Browser::new(&server);
+    let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "slow", &[]);
+    let started = Instant::now();
+    let page = browser.login(&login, API_USER, API_PASSWORD);
+    let took = started.elapsed();
+    assert_eq!(page.status, 503, "{}", page.html);
+    assert!(page.html.contains(UNAVAILABLE));
+    assert!(took >= Duration::from_millis(450), "{took:?}");
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    assert_eq!(
+        metric(
+            &server,
+            "linkgate_login_api_unavailable_total{reason=\"timeout\"}"
+        ),
+        1
+    );
+}
+
+#[test]
+fn a_burst_of_sign_ins_never_has_more_than_max_in_flight_calls_at_the_api() {
+    let api = FakeApi::plain();
+    let env = env_of(
+        &api,
+        config_for(&api, "api").set("login.api.max_in_flight", 2),
+    );
+    api.set_delay(Duration::from_millis(300));
+    let server = env.start();
+    // 12 customers at once, each with a login page open.
+    let pages: Vec<(Browser<'_>, Page)> = (0..12)
+        .map(|_| {
+            let mut browser = Browser::new(&server);
+            let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "burst", &[]);
+            (browser, login)
+        })
+        .collect();
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = pages
+            .into_iter()
+            .enumerate()
+            .map(|(i, (mut browser, login))| {
+                scope.spawn(move || {
+                    let user = format!("rider{i}@example.com");
+                    browser.login(&login, &user, API_PASSWORD).status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let signed_in = statuses.iter().filter(|s| **s == 200).count();
+    let busy = statuses.iter().filter(|s| **s == 503).count();
+    assert_eq!(signed_in + busy, 12, "{statuses:?}");
+    assert!(signed_in >= 2, "{statuses:?}");
+    assert_eq!(
+        api.peak_in_flight(),
+        2,
+        "at most max_in_flight calls, and the burst did overlap"
+    );
+    assert_eq!(
+        api.calls(),
+        signed_in,
+        "a busy sign-in never reaches the API"
+    );
+    assert!(api.connections() <= 2, "{} connections", api.connections());
+}
+
+#[test]
+fn with_source_both_local_users_come_first_then_the_api() {
+    let api = FakeApi::plain();
+    let env = env_for(&api, "both");
+    env.add_user(USER, PASSWORD);
+    let server = env.start();
+    // A local user signs in locally: the API is not asked.
+    let consent = sign_in(&mut Browser::new(&server), USER, PASSWORD);
+    assert_eq!(consent.status, 200, "{}", consent.html);
+    let wrong = sign_in(&mut Browser::new(&server), USER, API_PASSWORD);
+    assert_eq!(wrong.status, 401);
+    assert_eq!(api.calls(), 0);
+    // Any other name goes to the API.
+    let mut browser = Browser::new(&server);
+    let consent = sign_in(&mut browser, API_USER, API_PASSWORD);
+    assert_eq!(consent.status, 200, "{}", consent.html);
+    assert_eq!(api.calls(), 1);
+    let redirect = browser.decide(&consent, "allow");
+    let code = redirect.location_params().remove("code").expect("code");
+    let tokens = server.token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(&code, ALEXA_REDIRECT));
+    assert_eq!(
+        server
+            .userinfo(&tokens.json_str("access_token"))
+            .json_str("sub"),
+        API_SUBJECT
+    );
+    // The local user's tokens name the local user.
+    let (access, _) = tokens_for(&server);
+    let local = server.userinfo(&access);
+    assert_eq!(local.json_str("preferred_username"), USER);
+    assert_ne!(local.json_str("sub"), API_SUBJECT);
+    let wrong = sign_in(&mut Browser::new(&server), API_USER, "nope");
+    assert_eq!(wrong.status, 401);
+    assert_eq!(api.calls(), 2);
+}
+
+#[test]
+fn check_config_shows_the_section_and_refuses_plain_http_to_another_host() {
+    let api = FakeApi::tls();
+    let env = env_for(&api, "api");
+    let out = env.cli(&["--check-config"], "");
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(shown.contains(&format!("POST {}", api.url)), "{shown}");
+    assert!(shown.contains("X-Api-Key (values not shown)"), "{shown}");
+    assert!(!shown.contains(API_KEY), "{shown}");
+
+    let bad = env_of(
+        &api,
+        config_for(&api, "api").set("login.api.url", "http://api.example.com/login"),
+    );
+    let out = bad.cli(&["--check-config"], "");
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("key `login.api.url`") && err.contains("loopback"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_doctor_calls_the_api_with_a_wrong_password_and_reports_the_answer() {
+    let api = FakeApi::tls();
+    let env = env_for(&api, "api");
+    let line = |env: &TestEnv| {
+        let out = env.cli(&["--doctor"], "");
+        let report = text(&out.stdout);
+        report
+            .lines()
+            .find(|l| l.contains("login_api"))
+            .unwrap_or_else(|| panic!("no login_api line:\n{report}"))
+            .to_string()
+    };
+    let ok = line(&env);
+    assert!(
+        ok.starts_with("ok") && ok.contains("answered 401") && ok.contains("TLS verified"),
+        "{ok}"
+    );
+    let (_, body) = api.last_request().expect("the doctor called the API");
+    assert!(body.contains("linkgate-doctor-probe@invalid"), "{body}");
+
+    api.set_mode(Mode::NoSubject);
+    let accepts = line(&env);
+    assert!(
+        accepts.starts_with("FAIL") && accepts.contains("400, 401 or 403"),
+        "{accepts}"
+    );
+    api.set_mode(Mode::Status(503));
+    let down = line(&env);
+    assert!(down.starts_with("FAIL") && down.contains("503"), "{down}");
+
+    // Without the test CA the certificate is not trusted.
+    let untrusted = env_of(&api, config_for(&api, "api").remove("login.api.ca_file"));
+    api.set_mode(Mode::Normal);
+    let tls = line(&untrusted);
+    assert!(
+        tls.starts_with("FAIL") && tls.contains("TLS") && tls.contains("ca_file"),
+        "{tls}"
+    );
+}
