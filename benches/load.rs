@@ -44,6 +44,10 @@ fn main() {
             .expect("--wrk-prepare DIR CONNECTIONS");
         return wrk_prepare(std::path::Path::new(dir), conns);
     }
+    if let Some(at) = args.iter().position(|a| a == "--soak") {
+        let secs = args.get(at + 1).and_then(|n| n.parse().ok()).unwrap_or(600);
+        return soak(secs);
+    }
     if let Some(at) = args.iter().position(|a| a == "--refresh-growth") {
         let n = args
             .get(at + 1)
@@ -324,6 +328,80 @@ fn stored_grant(store: &Store, client: &str, now: u64) -> Grant {
         .redeem_code(&code.key(), now, &grant, &[])
         .expect("redeem");
     grant
+}
+
+/// `--soak SECONDS` (default 600): a mixed load for that long — 16 connections alternating
+/// `/userinfo` and refreshes back to back, and a whole sign-in (browser flow with argon2, code
+/// exchange) every second — then the server's RSS: issue 13 wants ≤ 32 MiB with the default
+/// cache. Measured in windows of a minute (so the load generator's own latency record stays
+/// small); prints each window and the RSS after it.
+fn soak(secs: u64) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let env = TestEnv::with_user();
+    let server = env.start();
+    let pid = server.pid();
+    std::thread::sleep(Duration::from_millis(500));
+    println!("idle RSS: {:.1} MiB", rss_kib(pid) as f64 / 1024.0);
+    let (access, refresh_token) = tokens_for(&server);
+    let bearer = format!("Bearer {access}");
+    let auth = basic(ALEXA_ID, ALEXA_SECRET);
+    let body = form(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", &refresh_token),
+    ]);
+    let make: MakeRequest = Arc::new(move |i| {
+        if i % 2 == 0 {
+            get("/userinfo", &[("Authorization", &bearer)])
+        } else {
+            post("/token", &[("Authorization", &auth)], &body)
+        }
+    });
+    let stop = AtomicBool::new(false);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut max_rss = 0;
+    let sign_ins = std::thread::scope(|scope| {
+        let signer = scope.spawn(|| {
+            let mut linked = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let code = code_for(&server, ALEXA_ID, ALEXA_REDIRECT);
+                let answer =
+                    server.token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(&code, ALEXA_REDIRECT));
+                assert_eq!(answer.status, 200, "a sign-in failed: {}", answer.text());
+                linked += 1;
+                std::thread::sleep(Duration::from_secs(1).saturating_sub(started.elapsed()));
+            }
+            linked
+        });
+        let mut minute = 0;
+        while Instant::now() < deadline {
+            minute += 1;
+            let window = deadline
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_secs(60));
+            let (stats, rss) =
+                runtime.block_on(load_with_rss(&server, &runtime, 16, window, make.clone()));
+            max_rss = max_rss.max(rss);
+            println!(
+                "window {minute}: {:.0} req/s, p99 {:.3} ms, {} errors; max RSS {:.1} MiB",
+                stats.rate(),
+                stats.p(0.99),
+                stats.errors,
+                rss as f64 / 1024.0
+            );
+        }
+        stop.store(true, Ordering::Relaxed);
+        signer.join().expect("sign-in thread")
+    });
+    println!(
+        "soak of {secs} s: {sign_ins} sign-ins; max RSS during {:.1} MiB, RSS after {:.1} MiB (target <= 32 MiB)",
+        max_rss as f64 / 1024.0,
+        rss_kib(pid) as f64 / 1024.0
+    );
 }
 
 /// `--refresh-growth N`: refresh loops in-process against the store, as `/token` runs them (the

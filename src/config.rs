@@ -280,6 +280,7 @@ struct RawConfig {
     clients: Vec<RawClient>,
     #[serde(default)]
     login: login::RawLogin,
+    #[serde(default)]
     accounts: RawAccounts,
 }
 

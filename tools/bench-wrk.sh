@@ -37,7 +37,7 @@ fi
 # `cargo bench --bench load` measures; a separate `cargo build --release` would rebuild it).
 echo "building (release)..." >&2
 BENCH=$(cargo bench --bench load --no-run --message-format=json 2>/dev/null |
-  sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n1)
+  grep '"kind":\["bench"\]' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n1)
 BIN=target/release/linkgate
 [ -x "$BENCH" ] || { echo "cannot find the benchmark harness" >&2; exit 1; }
 
@@ -81,12 +81,20 @@ wait_line() { # FILE PREFIX
   return 1
 }
 
-# Baseline: hyper's hello-world (the bench harness's --baseline-server), alone on its core.
-taskset -c "$SERVER_CPU" "$BENCH" --baseline-server >"$WORK/baseline.addr" &
-PIDS+=($!)
-BASE_ADDR=$(wait_line "$WORK/baseline.addr" "")
-run_wrk baseline "http://$BASE_ADDR/" -t "$WRK_THREADS"
-kill "${PIDS[0]}"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# Baseline: hyper's hello-world (the bench harness's --baseline-server), alone on its core. Run
+# before and after linkgate; the ratios use the faster of the two, so that a busy moment of the
+# machine during one baseline run does not flatter linkgate.
+baseline() { # NAME
+  taskset -c "$SERVER_CPU" "$BENCH" --baseline-server >"$WORK/$1.addr" &
+  local pid=$!
+  PIDS+=("$pid")
+  run_wrk "$1" "http://$(wait_line "$WORK/$1.addr" "")/" -t "$WRK_THREADS"
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+}
+baseline baseline
 
 # linkgate, with a user, tokens for each scenario and a rotating client (one grant per connection).
 "$BENCH" --wrk-prepare "$WORK/lg" "$CONNS" >/dev/null
@@ -115,15 +123,21 @@ run_wrk rotate "http://$LG_ADDR/token" -t "$CONNS" -s tools/wrk/rotate.lua
 after=$(du -sb "$DATA" | cut -f1)
 ROTATE_GROWTH=$(( (after - before) * 100000 / ($(total "$WORK/rotate.out") + 1) ))
 LOADED_RSS=$(rss_kib "$LG_PID")
+kill "$LG_PID"
+wait "$LG_PID" 2>/dev/null || true
+baseline baseline2
 
-base_rate=$(rate "$WORK/baseline.out")
-base_p99=$(p99_ms "$WORK/baseline.out")
+reference=baseline
+if [ "$(rate "$WORK/baseline2.out")" -gt "$(rate "$WORK/baseline.out")" ]; then reference=baseline2; fi
+base_rate=$(rate "$WORK/$reference.out")
+base_p99=$(p99_ms "$WORK/$reference.out")
 echo
-echo "wrk, $CONNS connections, ${DURATION} s each; servers on CPU $SERVER_CPU, wrk on CPU $WRK_CPU; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "wrk, $CONNS connections, ${DURATION} s each; servers on CPU $SERVER_CPU, wrk on CPU $WRK_CPU; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg); ratios to the faster baseline run"
 printf '%-44s %10s %9s %7s %9s %8s\n' "request" "req/s" "p99 ms" "ratio" "p99 ratio" "non-200"
-for name in baseline userinfo introspect refresh rotate; do
+for name in baseline userinfo introspect refresh rotate baseline2; do
   case $name in
-    baseline) label="baseline: hyper hello-world" ;;
+    baseline) label="baseline: hyper hello-world (before)" ;;
+    baseline2) label="baseline: hyper hello-world (after)" ;;
     userinfo) label="GET /userinfo" ;;
     introspect) label="POST /introspect" ;;
     refresh) label="POST /token refresh, no rotation" ;;

@@ -3,8 +3,8 @@
 
 use super::{encode, users::User, CodeRecord, Grant, Rotation, Store};
 
-/// Stores user `u` with `sub` `s` in generation 0, the user the records below belong to: codes and grants
-/// of a user that does not exist (or is another generation) are dead.
+/// Stores user `u` with `sub` `s` in generation 0, the user the records below belong to: codes
+/// and grants of a user that does not exist (or is in another generation) are dead.
 pub fn user(store: &Store) {
     let user = User {
         sub: "s".into(),

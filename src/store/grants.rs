@@ -213,7 +213,7 @@ impl Store {
                     s if s == at.seq => at
                         .used
                         .is_some_and(|used| !secret::ct_eq(&used, &claims.nonce)),
-                    s if s == at.seq + 1 => false,
+                    s if s == at.seq.saturating_add(1) => false,
                     // Only the token in use has children: this was never issued.
                     _ => return Ok(None),
                 };
@@ -356,7 +356,7 @@ impl Store {
         let issue = check(&found.token, &found.grant)?;
         let first_use = found
             .sealed
-            .is_some_and(|(seq, _)| seq == found.grant.rotation.seq + 1);
+            .is_some_and(|(seq, _)| seq == found.grant.rotation.seq.saturating_add(1));
         if !issue.rotate && !found.token.retired && !first_use {
             let access = self.issue_access(&found.grant, &issue.scope, now, issue.access_secs)?;
             return Ok(Refreshed::Issued {
@@ -387,7 +387,7 @@ impl Store {
         let mut wrote = false;
         // First use of a rotated token: it becomes the one in use.
         if let Some((seq, nonce)) = sealed {
-            if seq == grant.rotation.seq + 1 {
+            if seq == grant.rotation.seq.saturating_add(1) {
                 grant.rotation = Rotation {
                     seq,
                     used: Some(nonce),
@@ -400,7 +400,11 @@ impl Store {
                 grant.secret = Some(secret::random_bytes());
                 wrote = true;
             }
-            Some(Store::issue_refresh(&grant, grant.rotation.seq + 1, now)?)
+            Some(Store::issue_refresh(
+                &grant,
+                grant.rotation.seq.saturating_add(1),
+                now,
+            )?)
         } else {
             None
         };
