@@ -125,9 +125,9 @@ fn hidden_fields(page: &str, action: &str) -> Vec<(String, String)> {
     fields
 }
 
-/// Turns two-factor sign-in on for `USER` through `/account`; returns the key and the recovery
-/// codes.
-fn enrol(server: &Server) -> (Vec<u8>, Vec<String>) {
+/// Turns two-factor sign-in on for `USER` through `/account`; returns the key, the recovery
+/// codes and the time step of the code that turned it on.
+fn enrol(server: &Server) -> (Vec<u8>, Vec<String>, u64) {
     let mut visitor = Visitor::new(server);
     let page = visitor.sign_in("");
     assert_eq!(page.status, 200);
@@ -150,7 +150,8 @@ fn enrol(server: &Server) -> (Vec<u8>, Vec<String>) {
     assert_eq!(again.status, 400);
     let again = again.text();
     assert!(again.contains("role=\"alert\""), "{again}");
-    let done = visitor.submit(&again, "/totp-on", &[("code", &code(&key, 0))]);
+    let step = step_at(unix_now());
+    let done = visitor.submit(&again, "/totp-on", &[("code", &code_at_step(&key, step))]);
     assert_eq!(done.status, 200);
     let done = done.text();
     let codes: Vec<String> = done
@@ -165,14 +166,14 @@ fn enrol(server: &Server) -> (Vec<u8>, Vec<String>) {
         page.contains("Two-factor sign-in turned on"),
         "the event: {page}"
     );
-    (key, codes)
+    (key, codes, step)
 }
 
 #[test]
 fn enrolled_users_need_a_code_once_each_in_the_flow_and_on_account() {
     let env = TestEnv::with_user();
     let server = env.start();
-    let (key, recovery) = enrol(&server);
+    let (key, recovery, step) = enrol(&server);
 
     // The authorization flow: password, then the code page, then consent.
     let mut browser = Browser::new(&server);
@@ -196,12 +197,14 @@ fn enrolled_users_need_a_code_once_each_in_the_flow_and_on_account() {
     assert_eq!(skipped.status, 401, "{}", skipped.html);
     assert!(skipped.response.header("Location").is_none());
     // The code used to turn it on is spent; so is any earlier one.
-    for used in [code(&key, 0), code(&key, -1)] {
-        let refused = browser.submit(&skipped, &[("code", &used)]);
-        assert_eq!(refused.status, 401, "{}", refused.html);
+    // (Each page sets a new CSRF cookie, so the next try uses the page it came with.)
+    let mut page = skipped;
+    for used in [code_at_step(&key, step), code_at_step(&key, step - 1)] {
+        page = browser.submit(&page, &[("code", &used)]);
+        assert_eq!(page.status, 401, "{}", page.html);
     }
-    let next = code(&key, 1);
-    let consent = browser.submit(&code_page, &[("code", &next)]);
+    let next = code_at_step(&key, step + 1);
+    let consent = browser.submit(&page, &[("code", &next)]);
     assert_eq!(consent.status, 200, "{}", consent.html);
     assert!(consent.html.contains("decision"), "{}", consent.html);
     let redirect = browser.decide(&consent, "allow");
@@ -212,8 +215,9 @@ fn enrolled_users_need_a_code_once_each_in_the_flow_and_on_account() {
     let mut browser = Browser::new(&server);
     let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "s2", &[]);
     let code_page = browser.login(&login, USER, PASSWORD);
-    assert_eq!(browser.submit(&code_page, &[("code", &next)]).status, 401);
-    let consent = browser.submit(&code_page, &[("code", &recovery[0].to_uppercase())]);
+    let refused = browser.submit(&code_page, &[("code", &next)]);
+    assert_eq!(refused.status, 401);
+    let consent = browser.submit(&refused, &[("code", &recovery[0].to_uppercase())]);
     assert!(consent.html.contains("decision"), "{}", consent.html);
     let mut browser = Browser::new(&server);
     let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "s3", &[]);
@@ -253,7 +257,7 @@ fn enrolled_users_need_a_code_once_each_in_the_flow_and_on_account() {
 fn a_burst_of_wrong_codes_is_held_like_a_sequence() {
     let env = TestEnv::with_user();
     let server = env.start();
-    let (key, _) = enrol(&server);
+    let (key, _, _) = enrol(&server);
     let mut browser = Browser::new(&server);
     let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "s", &[]);
     let code_page = browser.login(&login, USER, PASSWORD);
