@@ -298,3 +298,51 @@ fn a_burst_of_wrong_codes_is_held_like_a_sequence() {
     let right = code_page.submit(&server, cookie.as_deref(), &[("code", &code(&key, 1))]);
     assert_eq!(right.status, 429, "{}", right.text());
 }
+
+/// `[accounts] require_totp = true`: a user without two-factor sign-in enrols at their next
+/// sign-in in the flow, before consent, and cannot link until they have.
+#[test]
+fn require_totp_enrols_in_the_flow_before_consent() {
+    let env = TestEnv::with_config(&config_text("[accounts]\nrequire_totp = true\n"));
+    env.add_user(USER, PASSWORD);
+    let server = env.start();
+    let mut browser = Browser::new(&server);
+    let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "s1", &[]);
+    let enrol = browser.login(&login, USER, PASSWORD);
+    assert_eq!(enrol.status, 200, "{}", enrol.html);
+    assert!(enrol.html.contains("<svg"), "{}", enrol.html);
+    assert!(
+        !enrol.html.contains("decision"),
+        "no consent before enrolment"
+    );
+    let start = enrol.html.find("id=\"totp-key\">").expect("the key") + 14;
+    let shown = &enrol.html[start..start + enrol.html[start..].find('<').unwrap()];
+    let key = base32_decode(&shown.replace(' ', "")).expect("a base32 key");
+    assert_eq!(key.len(), 20);
+    // Allowing without enrolling gives nothing; a wrong code shows the page again.
+    let skipped = browser.submit(&enrol, &[("decision", "allow")]);
+    assert_eq!(skipped.status, 400, "{}", skipped.html);
+    assert!(skipped.response.header("Location").is_none());
+    assert!(
+        skipped.html.contains(shown),
+        "the same key: {}",
+        skipped.html
+    );
+    let step = step_at(unix_now());
+    let recovery = browser.submit(&skipped, &[("code", &code_at_step(&key, step))]);
+    assert_eq!(recovery.status, 200, "{}", recovery.html);
+    assert_eq!(recovery.html.matches("<li><code>").count(), 10);
+    let consent = browser.submit(&recovery, &[]);
+    assert!(consent.html.contains("decision"), "{}", consent.html);
+    let redirect = browser.decide(&consent, "allow");
+    assert_eq!(redirect.status, 303);
+    assert!(redirect.location_params().contains_key("code"));
+    // From now on the code page, as for anyone who turned it on.
+    let mut browser = Browser::new(&server);
+    let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "s2", &[]);
+    let code_page = browser.login(&login, USER, PASSWORD);
+    assert!(code_page.html.contains("autocomplete=\"one-time-code\""));
+    assert!(!code_page.html.contains("<svg"), "no new enrolment");
+    let consent = browser.submit(&code_page, &[("code", &code_at_step(&key, step + 1))]);
+    assert!(consent.html.contains("decision"), "{}", consent.html);
+}

@@ -269,6 +269,21 @@ fn render_in(app: &App, frame: pages::Frame<'_>, step: Step) -> Reply {
                 cookie(&form.csrf),
             )
         }
+        Step::Enrol {
+            form,
+            key,
+            qr_svg,
+            wrong_code,
+        } => response::html(
+            if wrong_code { 400 } else { 200 },
+            pages::totp_flow_enrol(frame, &action, &form, &key, &qr_svg, wrong_code),
+            cookie(&form.csrf),
+        ),
+        Step::Recovery { form, codes } => response::html(
+            200,
+            pages::totp_flow_recovery(frame, &action, &form, &codes),
+            cookie(&form.csrf),
+        ),
         Step::Consent { form, username } => response::html(
             200,
             pages::consent(frame, &action, &form, &username),

@@ -32,6 +32,19 @@ pub enum Step {
         form: Form,
         failure: Option<LoginFailure>,
     },
+    /// Two-factor enrolment required by `[accounts] require_totp`: the key (base32), its QR
+    /// code (SVG), and whether a code was wrong.
+    Enrol {
+        form: Form,
+        key: String,
+        qr_svg: String,
+        wrong_code: bool,
+    },
+    /// Just enrolled: the recovery codes, shown once, and a form that goes on to consent.
+    Recovery {
+        form: Form,
+        codes: Vec<String>,
+    },
     /// A redirect to the client (a code, or an error the client should see).
     Redirect(String),
     ErrorPage(ErrorPage),
@@ -287,6 +300,19 @@ pub async fn submit(app: &App, body: &[u8], cookie_csrf: Option<&str>, ip: IpAdd
             };
             second_factor(app, client, opened, &params, signed, ip).await
         }
+        Stage::Enrol {
+            sub,
+            username,
+            credentials,
+            key,
+        } => {
+            let signed = SignedInAs {
+                sub,
+                username,
+                credentials,
+            };
+            enrol(app, client, opened, &params, signed, key, ip).await
+        }
     }
 }
 
@@ -350,6 +376,8 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
         _ => None,
     };
     let two_factor = matches!(&checker, Checker::Local(Some(user)) if user.totp.is_some());
+    let must_enrol = app.config.accounts.require_totp
+        && matches!(&checker, Checker::Local(Some(user)) if user.totp.is_none());
     let verdict = match checker {
         Checker::Local(user) => check_local(app, user, password).await,
         Checker::Api => check_api(app, client, &typed, password).await,
@@ -378,6 +406,19 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
                     credentials,
                 };
                 return code_form(app, client, pending, None);
+            }
+            if must_enrol {
+                if let Err(e) = app.store.login_succeeded(reservation) {
+                    tracing::warn!("clearing the login throttle failed: {e}");
+                }
+                tracing::info!(client = %client.id, "password accepted; two-factor enrolment required");
+                pending.stage = Stage::Enrol {
+                    sub,
+                    username: username.clone(),
+                    credentials,
+                    key: crate::accounts::totp::base32_encode(&crate::accounts::totp::new_secret()),
+                };
+                return enrol_form(app, client, pending, &username, false);
             }
             tracing::info!(client = %client.id, "login succeeded");
             if let Some((sub, username)) = &known {
@@ -521,6 +562,144 @@ async fn second_factor(
         credentials,
     };
     consent_form(app, client, pending, username)
+}
+
+/// The enrolment page's post (`[accounts] require_totp`): a code for the key turns two-factor
+/// sign-in on, then the recovery codes are shown once before consent. Until then the user
+/// cannot link: the sealed form only moves on to `Consent` from here.
+async fn enrol(
+    app: &App,
+    client: &Client,
+    opened: Opened,
+    params: &Params,
+    signed: SignedInAs,
+    key: String,
+    ip: IpAddr,
+) -> Step {
+    let Opened { mut pending, nonce } = opened;
+    let SignedInAs {
+        sub,
+        username,
+        credentials,
+    } = signed;
+    let typed = params.single("code").ok().flatten().unwrap_or("");
+    let (Ok(name), Some(raw_key)) = (
+        Username::parse(&username),
+        crate::accounts::totp::base32_decode(&key),
+    ) else {
+        return Step::ErrorPage(ErrorPage::SignInAgain);
+    };
+    match still_signed_in(app, &username, &credentials) {
+        Ok(true) => {}
+        Ok(false) => return Step::ErrorPage(ErrorPage::SignInAgain),
+        Err(e) => {
+            tracing::error!("reading a user failed: {e}");
+            return Step::ErrorPage(ErrorPage::SignInUnavailable);
+        }
+    }
+    let (codes, keys) = crate::accounts::totp::new_recovery_codes();
+    let enabled = app.store.enable_totp(&name, &raw_key, typed, &keys, now());
+    let enabled = match enabled {
+        Ok(true) => app.store.flush().await.map(|()| true),
+        other => other,
+    };
+    match enabled {
+        Ok(true) => {}
+        Ok(false) => {
+            // Turned on meanwhile (another tab): the code page; else the code was wrong.
+            return match app.store.user(&name) {
+                Ok(Some(user)) if user.totp.is_some() => {
+                    pending.stage = Stage::SecondFactor {
+                        sub,
+                        username,
+                        credentials,
+                    };
+                    code_form(app, client, pending, None)
+                }
+                Ok(_) => {
+                    pending.stage = Stage::Enrol {
+                        sub,
+                        username: username.clone(),
+                        credentials,
+                        key,
+                    };
+                    enrol_form(app, client, pending, &username, true)
+                }
+                Err(e) => {
+                    tracing::error!("reading a user failed: {e}");
+                    Step::ErrorPage(ErrorPage::SignInUnavailable)
+                }
+            };
+        }
+        Err(e) => {
+            tracing::error!("turning on two-factor sign-in failed: {e}");
+            return Step::ErrorPage(ErrorPage::SignInUnavailable);
+        }
+    }
+    if !app.pending.spend(&nonce, pending.expires_at, now()) {
+        return Step::ErrorPage(ErrorPage::FormExpired);
+    }
+    tracing::info!(client = %client.id, "two-factor sign-in turned on; login succeeded");
+    for kind in [
+        crate::store::EventKind::TotpOn,
+        crate::store::EventKind::SignIn,
+    ] {
+        crate::accounts::events::record(&app.store, &sub, &username, kind, Some(ip), &client.id);
+    }
+    count(&app.metrics.logins_ok);
+    pending.stage = Stage::Consent {
+        sub,
+        username,
+        credentials,
+    };
+    let scope = pending.scope.clone();
+    let locale = pending.locale.clone();
+    let (request, csrf) = app.pending.seal(pending);
+    Step::Recovery {
+        form: Form {
+            request,
+            csrf,
+            client_name: client.name.clone(),
+            scope,
+            username: None,
+            locale,
+        },
+        codes,
+    }
+}
+
+fn enrol_form(
+    app: &App,
+    client: &Client,
+    pending: Pending,
+    username: &str,
+    wrong_code: bool,
+) -> Step {
+    let Stage::Enrol { key, .. } = &pending.stage else {
+        return Step::ErrorPage(ErrorPage::SignInUnavailable);
+    };
+    let key = key.clone();
+    let raw = crate::accounts::totp::base32_decode(&key).unwrap_or_default();
+    let uri = crate::accounts::totp::otpauth_uri(&app.config.ui.title, username, &raw);
+    let Some(qr_svg) = crate::accounts::totp::qr_svg(&uri) else {
+        return Step::ErrorPage(ErrorPage::SignInUnavailable);
+    };
+    let scope = pending.scope.clone();
+    let locale = pending.locale.clone();
+    let (request, csrf) = app.pending.seal(pending);
+    Step::Enrol {
+        form: Form {
+            request,
+            csrf,
+            client_name: client.name.clone(),
+            scope,
+            username: None,
+            locale,
+        },
+        key,
+        qr_svg,
+        wrong_code,
+    }
 }
 
 fn code_form(app: &App, client: &Client, pending: Pending, failure: Option<LoginFailure>) -> Step {

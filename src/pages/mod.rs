@@ -22,5 +22,6 @@ pub use layout::{Frame, DEFAULT_ACCENT};
 pub use login::login;
 pub use set_password::set_password;
 pub use totp::{
-    account_section as totp_account_section, totp_code, totp_enrol, totp_recovery, Enrolment,
+    account_section as totp_account_section, totp_code, totp_enrol, totp_flow_enrol,
+    totp_flow_recovery, totp_recovery, Enrolment,
 };

@@ -96,20 +96,13 @@ pub struct Enrolment<'a> {
 pub fn totp_enrol(frame: Frame<'_>, view: &Enrolment<'_>) -> Markup {
     let t = totp_text(frame.lang);
     let invalid = view.wrong_code.then_some("true");
-    // The key in groups of four, as authenticator apps show keys.
-    let grouped: Vec<String> = view
-        .key
-        .as_bytes()
-        .chunks(4)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect();
     page(
         frame,
         t.heading,
         html! {
             p { (t.enrol_intro) }
             div class="qr" role="img" aria-label=(t.heading) { (PreEscaped(view.qr_svg)) }
-            p { (t.key_label) ": " code id="totp-key" { (grouped.join(" ")) } }
+            p { (t.key_label) ": " code id="totp-key" { (grouped(view.key)) } }
             @if view.wrong_code {
                 div class="error" role="alert" id="enrol-error" { (t.wrong_code) }
             }
@@ -140,6 +133,71 @@ pub fn totp_recovery(frame: Frame<'_>, base: &str, codes: &[String]) -> Markup {
                 @for code in codes { li { code { (code) } } }
             }
             p { a href=(base) { (t.back) } }
+        },
+    )
+}
+
+/// The key in groups of four, as authenticator apps show keys.
+fn grouped(key: &str) -> String {
+    key.as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Enrolment in the authorization flow (`[accounts] require_totp`).
+pub fn totp_flow_enrol(
+    frame: Frame<'_>,
+    action: &str,
+    form: &Form,
+    key: &str,
+    qr_svg: &str,
+    wrong_code: bool,
+) -> Markup {
+    let t = totp_text(frame.lang);
+    let invalid = wrong_code.then_some("true");
+    page(
+        frame,
+        t.heading,
+        html! {
+            p { (t.required_intro) }
+            p { (t.enrol_intro) }
+            div class="qr" role="img" aria-label=(t.heading) { (PreEscaped(qr_svg)) }
+            p { (t.key_label) ": " code id="totp-key" { (grouped(key)) } }
+            @if wrong_code {
+                div class="error" role="alert" id="enrol-error" { (t.wrong_code) }
+            }
+            form method="post" action=(action) {
+                input type="hidden" name="request" value=(form.request);
+                input type="hidden" name="csrf" value=(form.csrf.expose());
+                label for="code" { (t.confirm_label) }
+                input type="text" id="code" name="code" autocomplete="one-time-code"
+                    inputmode="numeric" autocapitalize="none" autocorrect="off" spellcheck="false"
+                    maxlength="12" required aria-invalid=[invalid]
+                    aria-describedby=[invalid.map(|_| "enrol-error")];
+                button type="submit" { (t.turn_on) }
+            }
+        },
+    )
+}
+
+/// The recovery codes after enrolment in the authorization flow, then on to consent.
+pub fn totp_flow_recovery(frame: Frame<'_>, action: &str, form: &Form, codes: &[String]) -> Markup {
+    let t = totp_text(frame.lang);
+    page(
+        frame,
+        t.recovery_heading,
+        html! {
+            p role="status" { (t.recovery_intro) }
+            ul class="recovery" {
+                @for code in codes { li { code { (code) } } }
+            }
+            form method="post" action=(action) {
+                input type="hidden" name="request" value=(form.request);
+                input type="hidden" name="csrf" value=(form.csrf.expose());
+                button type="submit" { (t.continue_button) }
+            }
         },
     )
 }
