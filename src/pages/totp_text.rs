@@ -235,3 +235,47 @@ static HI: TotpText = TotpText {
     ev_on: "दो-चरणीय साइन-इन चालू किया गया",
     ev_off: "दो-चरणीय साइन-इन बंद किया गया",
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every language has every string, and translates it (the code label "Code" aside).
+    #[test]
+    fn every_language_translates_every_string() {
+        let fields = |t: &'static TotpText| {
+            [
+                t.heading,
+                t.code_intro,
+                t.continue_button,
+                t.wrong_code,
+                t.sign_in_code_label,
+                t.is_on,
+                t.is_off,
+                t.turn_on,
+                t.turn_off,
+                t.turn_off_label,
+                t.enrol_intro,
+                t.required_intro,
+                t.key_label,
+                t.confirm_label,
+                t.recovery_heading,
+                t.recovery_intro,
+                t.back,
+                t.turned_off_notice,
+                t.ev_on,
+                t.ev_off,
+            ]
+        };
+        for lang in Lang::ALL {
+            let text = totp_text(lang);
+            assert!(!text.code_label.is_empty());
+            for (ours, english) in fields(text).iter().zip(fields(&EN)) {
+                assert!(!ours.is_empty(), "{lang:?}");
+                if lang != Lang::En {
+                    assert_ne!(ours, &english, "{lang:?} is untranslated");
+                }
+            }
+        }
+    }
+}
