@@ -395,10 +395,11 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
                 return Step::ErrorPage(ErrorPage::FormExpired);
             }
             if two_factor {
-                // The reservation stays counted until a right code clears it: someone who knows
-                // the password cannot reset the count between guesses of the code by signing in
-                // again.
-                drop(reservation);
+                // The username's count stays until a right code clears it: someone who knows the
+                // password cannot reset it between guesses of the code by signing in again.
+                if let Err(e) = app.store.login_awaits_code(reservation) {
+                    tracing::warn!("giving back the address's throttle reservation failed: {e}");
+                }
                 tracing::info!(client = %client.id, "password accepted; asking for the two-factor code");
                 pending.stage = Stage::SecondFactor {
                     sub,
