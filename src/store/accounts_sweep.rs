@@ -27,8 +27,9 @@ impl Store {
         Ok(removed)
     }
 
-    /// Removes the entries `dead` picks (by key and value), unless rewritten since they were read.
-    fn sweep_where(
+    /// Removes the entries `dead` picks (by key and value), `BATCH` at a time. The removal is a
+    /// compare-and-swap so an entry rewritten since it was read is left alone.
+    pub(super) fn sweep_where(
         &self,
         tree: &sled::Tree,
         pause: &mut impl FnMut(),

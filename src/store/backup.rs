@@ -246,9 +246,7 @@ mod tests {
     use crate::store::Username;
 
     fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
-        (dir, store)
+        crate::store::fixtures::temp_store()
     }
 
     #[test]

@@ -52,3 +52,10 @@ pub fn code(expires_at: u64) -> CodeRecord {
         generation: 0,
     }
 }
+
+/// An empty store in a temporary directory (kept alive by the returned guard).
+pub fn temp_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = Store::open(dir.path(), 1 << 20).expect("open the store");
+    (dir, store)
+}

@@ -152,9 +152,7 @@ mod tests {
     use crate::secret;
 
     fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
-        (dir, store)
+        crate::store::fixtures::temp_store()
     }
 
     fn user(store: &Store, name: &str) -> User {

@@ -175,9 +175,7 @@ mod tests {
     use super::*;
 
     fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
-        (dir, store)
+        crate::store::fixtures::temp_store()
     }
 
     #[test]

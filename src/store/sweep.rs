@@ -63,23 +63,7 @@ impl Store {
         pause: &mut impl FnMut(),
         dead: impl Fn(&[u8]) -> bool,
     ) -> Result<usize, StoreError> {
-        let mut removed = 0;
-        let mut seen = 0;
-        for entry in tree.iter() {
-            let (key, value) = entry?;
-            if dead(&value) && {
-                let _writing = self.writing();
-                tree.compare_and_swap(&key, Some(&value), None as Option<&[u8]>)?
-                    .is_ok()
-            } {
-                removed += 1;
-            }
-            seen += 1;
-            if seen % BATCH == 0 {
-                pause();
-            }
-        }
-        Ok(removed)
+        self.sweep_where(tree, pause, |_, value| dead(value))
     }
 }
 
