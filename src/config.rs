@@ -55,6 +55,9 @@ pub struct Config {
 pub struct Accounts {
     /// How long an `--invite` / `--reset-password` link lives, in seconds.
     pub invite_ttl_secs: u64,
+    /// Every local user must use two-factor sign-in: one without it enrols at their next sign-in
+    /// in the authorization flow, before consent.
+    pub require_totp: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -289,12 +292,15 @@ struct RawConfig {
 struct RawAccounts {
     #[serde(default = "default_invite_ttl_secs")]
     invite_ttl_secs: u64,
+    #[serde(default)]
+    require_totp: bool,
 }
 
 impl Default for RawAccounts {
     fn default() -> Self {
         RawAccounts {
             invite_ttl_secs: default_invite_ttl_secs(),
+            require_totp: false,
         }
     }
 }
@@ -867,6 +873,7 @@ fn check_accounts(raw: RawAccounts, problem: &mut impl FnMut(&str, String)) -> A
     }
     Accounts {
         invite_ttl_secs: raw.invite_ttl_secs,
+        require_totp: raw.require_totp,
     }
 }
 

@@ -126,6 +126,8 @@ fn a_phone_sets_its_password_and_unlinks_an_app_with_the_keyboard_alone() {
         "tabs_to_password",
         "tabs_to_unlink",
         "tabs_to_end_links",
+        "tabs_to_totp_start",
+        "tabs_to_totp_code",
     ] {
         assert!(
             result[step].is_u64(),
@@ -136,6 +138,7 @@ fn a_phone_sets_its_password_and_unlinks_an_app_with_the_keyboard_alone() {
         "new_password_outline",
         "unlink_outline",
         "end_links_outline",
+        "totp_code_outline",
     ] {
         let outline = &result[focused];
         assert!(
@@ -182,9 +185,11 @@ fn a_phone_sets_its_password_and_unlinks_an_app_with_the_keyboard_alone() {
     );
     assert_eq!(
         result["axe"].as_object().map(|o| o.len()),
-        Some(5),
+        Some(6),
         "{result:#}"
     );
+    // The two-factor enrolment page shows its QR code (inline SVG).
+    assert_eq!(result["totp_qr"], 1, "{result:#}");
     for (page, seen) in result["reflow"].as_object().expect("reflow") {
         let scroll = seen["scroll_width"].as_u64().unwrap_or(u64::MAX);
         let client = seen["client_width"].as_u64().unwrap_or(0);
@@ -193,9 +198,9 @@ fn a_phone_sets_its_password_and_unlinks_an_app_with_the_keyboard_alone() {
             "{page} scrolls sideways at 320 px: {seen}"
         );
     }
-    assert_eq!(result["reflow"].as_object().map(|o| o.len()), Some(4));
+    assert_eq!(result["reflow"].as_object().map(|o| o.len()), Some(5));
     // The screenshots are PNGs, 390 CSS px wide at scale 2.
-    for name in ["set-password", "account-sign-in", "account"] {
+    for name in ["set-password", "account-sign-in", "account", "account-totp"] {
         let file = shots.join(format!("{name}-phone.png"));
         let png = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));

@@ -52,5 +52,7 @@ pub fn name(kind: EventKind) -> &'static str {
         EventKind::Unlink => "unlink",
         EventKind::PasswordChanged => "password_changed",
         EventKind::Admin => "admin",
+        EventKind::TotpOn => "totp_on",
+        EventKind::TotpOff => "totp_off",
     }
 }

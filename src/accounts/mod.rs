@@ -6,3 +6,5 @@ pub mod events;
 pub mod links;
 pub mod password_rules;
 pub mod session;
+pub mod totp;
+pub mod two_factor;

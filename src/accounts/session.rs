@@ -47,6 +47,19 @@ pub async fn verify(
     password: Secret,
     ip: IpAddr,
 ) -> Result<User, SignInFailure> {
+    verify_with_code(app, typed, password, None, ip).await
+}
+
+/// `verify`, and for a user with two-factor sign-in, when `code` is given, the code too, under
+/// the same throttle reservation: a right password with a wrong code counts as a failure, so a
+/// person who knows the password cannot guess codes without limit.
+pub async fn verify_with_code(
+    app: &App,
+    typed: &str,
+    password: Secret,
+    code: Option<&str>,
+    ip: IpAddr,
+) -> Result<User, SignInFailure> {
     let Ok(_queued) = app.login_queue.try_acquire() else {
         count(&app.metrics.logins_refused);
         return Err(SignInFailure::Busy);
@@ -81,6 +94,30 @@ pub async fn verify(
         .await;
     match check {
         Some(Some(user)) => {
+            if let (Some(code), Some(_), Ok(name)) =
+                (code, &user.totp, Username::parse(&user.username))
+            {
+                match app.store.check_second_factor(&name, code, now()) {
+                    Ok(crate::store::SecondFactor::Wrong) => {
+                        count(&app.metrics.logins_failed);
+                        let kind = EventKind::SignInFailed;
+                        events::record(
+                            &app.store,
+                            &user.sub,
+                            &user.username,
+                            kind,
+                            Some(ip),
+                            events::DETAIL_ACCOUNT,
+                        );
+                        return Err(SignInFailure::WrongCredentials);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!("checking a two-factor code failed: {e}");
+                        return Err(SignInFailure::Unavailable);
+                    }
+                }
+            }
             count(&app.metrics.logins_ok);
             if let Err(e) = app.store.login_succeeded(reservation) {
                 tracing::warn!("clearing the login throttle failed: {e}");
@@ -173,7 +210,8 @@ pub async fn sign_in(
         failure,
         username: typed.chars().take(MAX_REFILL).collect(),
     };
-    let user = match verify(app, typed, Secret::new(field("password")), ip).await {
+    let password = Secret::new(field("password"));
+    let user = match verify_with_code(app, typed, password, Some(field("code")), ip).await {
         Ok(user) => user,
         Err(failure) => return failed(failure),
     };
@@ -281,6 +319,8 @@ pub enum ActionOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notice {
     Unlinked,
+    /// Two-factor sign-in was turned off.
+    TotpOff,
     PasswordChanged,
     /// The app was already unlinked (another tab, or it unlinked itself).
     AlreadyUnlinked,
@@ -292,6 +332,7 @@ impl Notice {
             Notice::Unlinked => "unlinked",
             Notice::PasswordChanged => "password",
             Notice::AlreadyUnlinked => "gone",
+            Notice::TotpOff => "totp-off",
         }
     }
 
@@ -300,6 +341,7 @@ impl Notice {
             Notice::Unlinked,
             Notice::PasswordChanged,
             Notice::AlreadyUnlinked,
+            Notice::TotpOff,
         ]
         .into_iter()
         .find(|n| n.code() == code)

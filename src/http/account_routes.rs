@@ -176,12 +176,95 @@ async fn account(app: &App, req: Request<Incoming>, path: &str, ip: IpAddr) -> R
                 ActionOutcome::Unavailable => problem(app, lang, Step::Unavailable),
             }
         }
-        // Signed out (or the session ended) while a form was open: sign in again.
-        ("/unlink" | "/password" | "/sign-out", Method::POST, None) => response::redirect(&base),
-        ("/sign-in" | "/unlink" | "/password" | "/sign-out", _, _) => {
-            response::method_not_allowed("POST")
+        ("/totp-start" | "/totp-on" | "/totp-off", Method::POST, Some(signed)) => {
+            let body = match super::routes::read_body(app, req).await {
+                Ok(body) => body,
+                Err(reply) => return reply,
+            };
+            two_factor(app, lang, &base, action, &body, &signed, ip).await
         }
+        // Signed out (or the session ended) while a form was open: sign in again.
+        (
+            "/unlink" | "/password" | "/sign-out" | "/totp-start" | "/totp-on" | "/totp-off",
+            Method::POST,
+            None,
+        ) => response::redirect(&base),
+        (
+            "/sign-in" | "/unlink" | "/password" | "/sign-out" | "/totp-start" | "/totp-on"
+            | "/totp-off",
+            _,
+            _,
+        ) => response::method_not_allowed("POST"),
         _ => response::text(404, "not found\n"),
+    }
+}
+
+/// The two-factor forms of `/account`.
+async fn two_factor(
+    app: &App,
+    lang: Lang,
+    base: &str,
+    action: &str,
+    body: &[u8],
+    signed: &SignedIn,
+    ip: IpAddr,
+) -> Reply {
+    use crate::accounts::two_factor::{self, Disable, Enrol};
+    let enrol = match action {
+        "/totp-start" => two_factor::start(app, body, signed),
+        "/totp-on" => two_factor::enable(app, body, signed, ip).await,
+        _ => {
+            return match two_factor::disable(app, body, signed, ip).await {
+                Ok(Disable::Done) => {
+                    response::redirect(&format!("{base}?done={}", Notice::TotpOff.code()))
+                }
+                Ok(Disable::Refused(failure)) => {
+                    let mut reply =
+                        signed_in_view(app, lang, base, signed, None, None, Some(failure));
+                    *reply.status_mut() = match failure {
+                        session::SignInFailure::Locked(_) => hyper::StatusCode::TOO_MANY_REQUESTS,
+                        _ => hyper::StatusCode::BAD_REQUEST,
+                    };
+                    reply
+                }
+                Ok(Disable::Stale) => problem(app, lang, Step::Stale),
+                Err(e) => {
+                    tracing::error!("turning off two-factor sign-in failed: {e}");
+                    problem(app, lang, Step::Unavailable)
+                }
+            };
+        }
+    };
+    match enrol {
+        Enrol::Form {
+            key,
+            qr_svg,
+            wrong_code,
+        } => {
+            let csrf = session::csrf_for(signed.token.expose());
+            let view = pages::Enrolment {
+                base,
+                csrf: &csrf,
+                key: &key,
+                qr_svg: &qr_svg,
+                wrong_code,
+            };
+            let status = if wrong_code { 400 } else { 200 };
+            with_language(
+                response::html(status, pages::totp_enrol(frame(app, lang), &view), None),
+                lang,
+            )
+        }
+        Enrol::Enabled(codes) => with_language(
+            response::html(
+                200,
+                pages::totp_recovery(frame(app, lang), base, &codes),
+                None,
+            ),
+            lang,
+        ),
+        Enrol::Stale => problem(app, lang, Step::Stale),
+        Enrol::Unavailable => problem(app, lang, Step::Unavailable),
     }
 }
 
@@ -276,6 +359,18 @@ fn signed_in_page(
     notice: Option<Notice>,
     password_problem: Option<session::PasswordFormProblem>,
 ) -> Reply {
+    signed_in_view(app, lang, base, signed, notice, password_problem, None)
+}
+
+fn signed_in_view(
+    app: &App,
+    lang: Lang,
+    base: &str,
+    signed: &SignedIn,
+    notice: Option<Notice>,
+    password_problem: Option<session::PasswordFormProblem>,
+    totp_problem: Option<session::SignInFailure>,
+) -> Reply {
     let apps = match session::linked_apps(app, &signed.user.sub) {
         Ok(apps) => apps,
         Err(e) => {
@@ -299,6 +394,8 @@ fn signed_in_page(
         apps: &apps,
         notice,
         password_problem,
+        totp_on: signed.user.totp.is_some(),
+        totp_problem,
     };
     with_language(
         response::html(200, pages::account(frame(app, lang), &view), None),

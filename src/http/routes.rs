@@ -209,7 +209,9 @@ fn accept_language(req: &Request<Incoming>) -> Option<String> {
 /// login and consent posts), else this request's `Accept-Language`, else English.
 fn render(app: &App, step: Step, hint: Option<String>, accept_language: Option<&str>) -> Reply {
     let hint = match &step {
-        Step::Login { form, .. } | Step::Consent { form, .. } => form.locale.clone().or(hint),
+        Step::Login { form, .. } | Step::Consent { form, .. } | Step::SecondFactor { form, .. } => {
+            form.locale.clone().or(hint)
+        }
         _ => hint,
     };
     let lang = pages::i18n::choose(app.config.ui.language, hint.as_deref(), accept_language);
@@ -254,6 +256,34 @@ fn render_in(app: &App, frame: pages::Frame<'_>, step: Step) -> Reply {
                 cookie(&form.csrf),
             )
         }
+        Step::SecondFactor { form, failure } => {
+            let status = match failure {
+                None => 200,
+                Some(authorize::LoginFailure::WrongCredentials) => 401,
+                Some(authorize::LoginFailure::Locked(_)) => 429,
+                Some(authorize::LoginFailure::Busy | authorize::LoginFailure::Unavailable) => 503,
+            };
+            response::html(
+                status,
+                pages::totp_code(frame, &action, &form, failure),
+                cookie(&form.csrf),
+            )
+        }
+        Step::Enrol {
+            form,
+            key,
+            qr_svg,
+            wrong_code,
+        } => response::html(
+            if wrong_code { 400 } else { 200 },
+            pages::totp_flow_enrol(frame, &action, &form, &key, &qr_svg, wrong_code),
+            cookie(&form.csrf),
+        ),
+        Step::Recovery { form, codes } => response::html(
+            200,
+            pages::totp_flow_recovery(frame, &action, &form, &codes),
+            cookie(&form.csrf),
+        ),
         Step::Consent { form, username } => response::html(
             200,
             pages::consent(frame, &action, &form, &username),

@@ -12,7 +12,7 @@ use crate::config::{Client, LoginSource};
 use crate::login_api::{Failure, Outcome};
 use crate::metrics::count;
 use crate::secret::{self, Secret};
-use crate::store::{now, CodeRecord, User, Username};
+use crate::store::{now, CodeRecord, SecondFactor, User, Username};
 use crate::urlencoded::{append_query, ParamError, Params};
 use std::net::IpAddr;
 
@@ -26,6 +26,24 @@ pub enum Step {
     Consent {
         form: Form,
         username: String,
+    },
+    /// The two-factor code page, after a right password.
+    SecondFactor {
+        form: Form,
+        failure: Option<LoginFailure>,
+    },
+    /// Two-factor enrolment required by `[accounts] require_totp`: the key (base32), its QR
+    /// code (SVG), and whether a code was wrong.
+    Enrol {
+        form: Form,
+        key: String,
+        qr_svg: String,
+        wrong_code: bool,
+    },
+    /// Just enrolled: the recovery codes, shown once, and a form that goes on to consent.
+    Recovery {
+        form: Form,
+        codes: Vec<String>,
     },
     /// A redirect to the client (a code, or an error the client should see).
     Redirect(String),
@@ -270,6 +288,31 @@ pub async fn submit(app: &App, body: &[u8], cookie_csrf: Option<&str>, ip: IpAdd
             username,
             credentials,
         } => consent(app, client, opened, &params, sub, username, credentials).await,
+        Stage::SecondFactor {
+            sub,
+            username,
+            credentials,
+        } => {
+            let signed = SignedInAs {
+                sub,
+                username,
+                credentials,
+            };
+            second_factor(app, client, opened, &params, signed, ip).await
+        }
+        Stage::Enrol {
+            sub,
+            username,
+            credentials,
+            key,
+        } => {
+            let signed = SignedInAs {
+                sub,
+                username,
+                credentials,
+            };
+            enrol(app, client, opened, &params, signed, key, ip).await
+        }
     }
 }
 
@@ -332,6 +375,9 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
         Checker::Local(Some(user)) => Some((user.sub.clone(), user.username.clone())),
         _ => None,
     };
+    let two_factor = matches!(&checker, Checker::Local(Some(user)) if user.totp.is_some());
+    let must_enrol = app.config.accounts.require_totp
+        && matches!(&checker, Checker::Local(Some(user)) if user.totp.is_none());
     let verdict = match checker {
         Checker::Local(user) => check_local(app, user, password).await,
         Checker::Api => check_api(app, client, &typed, password).await,
@@ -347,6 +393,33 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
             // it, one goes on.
             if !app.pending.spend(&nonce, pending.expires_at, now()) {
                 return Step::ErrorPage(ErrorPage::FormExpired);
+            }
+            if two_factor {
+                // The username's count stays until a right code clears it: someone who knows the
+                // password cannot reset it between guesses of the code by signing in again.
+                if let Err(e) = app.store.login_awaits_code(reservation) {
+                    tracing::warn!("giving back the address's throttle reservation failed: {e}");
+                }
+                tracing::info!(client = %client.id, "password accepted; asking for the two-factor code");
+                pending.stage = Stage::SecondFactor {
+                    sub,
+                    username,
+                    credentials,
+                };
+                return code_form(app, client, pending, None);
+            }
+            if must_enrol {
+                if let Err(e) = app.store.login_succeeded(reservation) {
+                    tracing::warn!("clearing the login throttle failed: {e}");
+                }
+                tracing::info!(client = %client.id, "password accepted; two-factor enrolment required");
+                pending.stage = Stage::Enrol {
+                    sub,
+                    username: username.clone(),
+                    credentials,
+                    key: crate::accounts::totp::base32_encode(&crate::accounts::totp::new_secret()),
+                };
+                return enrol_form(app, client, pending, &username, false);
             }
             tracing::info!(client = %client.id, "login succeeded");
             if let Some((sub, username)) = &known {
@@ -402,6 +475,248 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
             }
         }
         Verdict::Fault => Step::ErrorPage(ErrorPage::SignInUnavailable),
+    }
+}
+
+/// Who a form in `Stage::SecondFactor` signed in as.
+struct SignedInAs {
+    sub: String,
+    username: String,
+    credentials: String,
+}
+
+/// The code page's post: a current TOTP code or a recovery code moves on to consent. Every try
+/// is reserved in the login throttle (under the username and the address, as a password is)
+/// before the code is checked, so a burst of guesses is held like the same guesses in a row.
+async fn second_factor(
+    app: &App,
+    client: &Client,
+    opened: Opened,
+    params: &Params,
+    signed: SignedInAs,
+    ip: IpAddr,
+) -> Step {
+    let Opened { mut pending, nonce } = opened;
+    let SignedInAs {
+        sub,
+        username,
+        credentials,
+    } = signed;
+    let typed = params.single("code").ok().flatten().unwrap_or("");
+    let Ok(name) = Username::parse(&username) else {
+        return Step::ErrorPage(ErrorPage::SignInAgain);
+    };
+    match still_signed_in(app, &username, &credentials) {
+        Ok(true) => {}
+        Ok(false) => return Step::ErrorPage(ErrorPage::SignInAgain),
+        Err(e) => {
+            tracing::error!("reading a user failed: {e}");
+            return Step::ErrorPage(ErrorPage::SignInUnavailable);
+        }
+    }
+    let throttled = app
+        .store
+        .login_keys(name.as_str(), ip)
+        .and_then(|keys| app.store.reserve_attempt(&keys, now()));
+    let reservation = match throttled {
+        Ok(Ok(reservation)) => reservation,
+        Ok(Err(wait)) => {
+            count(&app.metrics.logins_refused);
+            return code_form(app, client, pending, Some(LoginFailure::Locked(wait)));
+        }
+        Err(e) => {
+            tracing::error!("the login throttle failed: {e}");
+            return Step::ErrorPage(ErrorPage::SignInUnavailable);
+        }
+    };
+    let found = match app.store.check_second_factor(&name, typed, now()) {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::error!("checking a two-factor code failed: {e}");
+            return Step::ErrorPage(ErrorPage::SignInUnavailable);
+        }
+    };
+    if found == SecondFactor::Wrong {
+        tracing::info!(client = %client.id, %ip, "two-factor code wrong");
+        let kind = crate::store::EventKind::SignInFailed;
+        crate::accounts::events::record(&app.store, &sub, &username, kind, Some(ip), &client.id);
+        count(&app.metrics.logins_failed);
+        return code_form(app, client, pending, Some(LoginFailure::WrongCredentials));
+    }
+    if let Err(e) = app.store.flush().await {
+        tracing::error!("storing a used two-factor code failed: {e}");
+        return Step::ErrorPage(ErrorPage::SignInUnavailable);
+    }
+    if !app.pending.spend(&nonce, pending.expires_at, now()) {
+        return Step::ErrorPage(ErrorPage::FormExpired);
+    }
+    tracing::info!(client = %client.id, recovery = (found == SecondFactor::Recovery), "login succeeded");
+    let kind = crate::store::EventKind::SignIn;
+    crate::accounts::events::record(&app.store, &sub, &username, kind, Some(ip), &client.id);
+    count(&app.metrics.logins_ok);
+    if let Err(e) = app.store.login_succeeded(reservation) {
+        tracing::warn!("clearing the login throttle failed: {e}");
+    }
+    pending.stage = Stage::Consent {
+        sub,
+        username: username.clone(),
+        credentials,
+    };
+    consent_form(app, client, pending, username)
+}
+
+/// The enrolment page's post (`[accounts] require_totp`): a code for the key turns two-factor
+/// sign-in on, then the recovery codes are shown once before consent. Until then the user
+/// cannot link: the sealed form only moves on to `Consent` from here.
+async fn enrol(
+    app: &App,
+    client: &Client,
+    opened: Opened,
+    params: &Params,
+    signed: SignedInAs,
+    key: String,
+    ip: IpAddr,
+) -> Step {
+    let Opened { mut pending, nonce } = opened;
+    let SignedInAs {
+        sub,
+        username,
+        credentials,
+    } = signed;
+    let typed = params.single("code").ok().flatten().unwrap_or("");
+    let (Ok(name), Some(raw_key)) = (
+        Username::parse(&username),
+        crate::accounts::totp::base32_decode(&key),
+    ) else {
+        return Step::ErrorPage(ErrorPage::SignInAgain);
+    };
+    match still_signed_in(app, &username, &credentials) {
+        Ok(true) => {}
+        Ok(false) => return Step::ErrorPage(ErrorPage::SignInAgain),
+        Err(e) => {
+            tracing::error!("reading a user failed: {e}");
+            return Step::ErrorPage(ErrorPage::SignInUnavailable);
+        }
+    }
+    let (codes, keys) = crate::accounts::totp::new_recovery_codes();
+    let enabled = app.store.enable_totp(&name, &raw_key, typed, &keys, now());
+    let enabled = match enabled {
+        Ok(true) => app.store.flush().await.map(|()| true),
+        other => other,
+    };
+    match enabled {
+        Ok(true) => {}
+        Ok(false) => {
+            // Turned on meanwhile (another tab): the code page; else the code was wrong.
+            return match app.store.user(&name) {
+                Ok(Some(user)) if user.totp.is_some() => {
+                    pending.stage = Stage::SecondFactor {
+                        sub,
+                        username,
+                        credentials,
+                    };
+                    code_form(app, client, pending, None)
+                }
+                Ok(_) => {
+                    pending.stage = Stage::Enrol {
+                        sub,
+                        username: username.clone(),
+                        credentials,
+                        key,
+                    };
+                    enrol_form(app, client, pending, &username, true)
+                }
+                Err(e) => {
+                    tracing::error!("reading a user failed: {e}");
+                    Step::ErrorPage(ErrorPage::SignInUnavailable)
+                }
+            };
+        }
+        Err(e) => {
+            tracing::error!("turning on two-factor sign-in failed: {e}");
+            return Step::ErrorPage(ErrorPage::SignInUnavailable);
+        }
+    }
+    if !app.pending.spend(&nonce, pending.expires_at, now()) {
+        return Step::ErrorPage(ErrorPage::FormExpired);
+    }
+    tracing::info!(client = %client.id, "two-factor sign-in turned on; login succeeded");
+    for kind in [
+        crate::store::EventKind::TotpOn,
+        crate::store::EventKind::SignIn,
+    ] {
+        crate::accounts::events::record(&app.store, &sub, &username, kind, Some(ip), &client.id);
+    }
+    count(&app.metrics.logins_ok);
+    pending.stage = Stage::Consent {
+        sub,
+        username,
+        credentials,
+    };
+    let scope = pending.scope.clone();
+    let locale = pending.locale.clone();
+    let (request, csrf) = app.pending.seal(pending);
+    Step::Recovery {
+        form: Form {
+            request,
+            csrf,
+            client_name: client.name.clone(),
+            scope,
+            username: None,
+            locale,
+        },
+        codes,
+    }
+}
+
+fn enrol_form(
+    app: &App,
+    client: &Client,
+    pending: Pending,
+    username: &str,
+    wrong_code: bool,
+) -> Step {
+    let Stage::Enrol { key, .. } = &pending.stage else {
+        return Step::ErrorPage(ErrorPage::SignInUnavailable);
+    };
+    let key = key.clone();
+    let raw = crate::accounts::totp::base32_decode(&key).unwrap_or_default();
+    let uri = crate::accounts::totp::otpauth_uri(&app.config.ui.title, username, &raw);
+    let Some(qr_svg) = crate::accounts::totp::qr_svg(&uri) else {
+        return Step::ErrorPage(ErrorPage::SignInUnavailable);
+    };
+    let scope = pending.scope.clone();
+    let locale = pending.locale.clone();
+    let (request, csrf) = app.pending.seal(pending);
+    Step::Enrol {
+        form: Form {
+            request,
+            csrf,
+            client_name: client.name.clone(),
+            scope,
+            username: None,
+            locale,
+        },
+        key,
+        qr_svg,
+        wrong_code,
+    }
+}
+
+fn code_form(app: &App, client: &Client, pending: Pending, failure: Option<LoginFailure>) -> Step {
+    let scope = pending.scope.clone();
+    let locale = pending.locale.clone();
+    let (request, csrf) = app.pending.seal(pending);
+    Step::SecondFactor {
+        form: Form {
+            request,
+            csrf,
+            client_name: client.name.clone(),
+            scope,
+            username: None,
+            locale,
+        },
+        failure,
     }
 }
 
@@ -709,6 +1024,7 @@ mod tests {
             password_hash: secret::hash_password(&Secret::new("correct horse")),
             created_at: 0,
             generation: 0,
+            totp: None,
         }
     }
 

@@ -53,6 +53,21 @@ pub enum Stage {
         username: String,
         credentials: String,
     },
+    /// The password was right and the user has two-factor sign-in: waiting for a code. Bound
+    /// like `Consent`; only a right code moves the form on to `Consent`.
+    SecondFactor {
+        sub: String,
+        username: String,
+        credentials: String,
+    },
+    /// The password was right, `[accounts] require_totp` is on and the user has no two-factor
+    /// sign-in yet: waiting for a code for `key` (base32, shown on the page) to turn it on.
+    Enrol {
+        sub: String,
+        username: String,
+        credentials: String,
+        key: String,
+    },
 }
 
 /// The sealed payload: the request, a nonce naming this form, and the CSRF token's hash.

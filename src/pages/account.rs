@@ -37,6 +37,10 @@ pub fn account_sign_in(
                 label for="password" { (frame.text().password) }
                 input type="password" id="password" name="password" autocomplete="current-password"
                     required aria-invalid=[invalid] aria-describedby=[described_by];
+                label for="code" { (super::totp_text::totp_text(frame.lang).sign_in_code_label) }
+                input type="text" id="code" name="code" autocomplete="one-time-code"
+                    inputmode="numeric" autocapitalize="none" autocorrect="off" spellcheck="false"
+                    maxlength="24" aria-invalid=[invalid] aria-describedby=[described_by];
                 button type="submit" { (t.sign_in_button) }
             }
         },
@@ -65,6 +69,10 @@ pub struct AccountView<'a> {
     pub password_problem: Option<PasswordFormProblem>,
     /// Newest first.
     pub activity: &'a [Activity],
+    /// Whether two-factor sign-in is on.
+    pub totp_on: bool,
+    /// Why the code to turn it off was refused.
+    pub totp_problem: Option<SignInFailure>,
 }
 
 pub fn account(frame: Frame<'_>, view: &AccountView<'_>) -> Markup {
@@ -81,6 +89,7 @@ pub fn account(frame: Frame<'_>, view: &AccountView<'_>) -> Markup {
                         Notice::Unlinked => (t.unlinked_notice),
                         Notice::AlreadyUnlinked => (t.already_unlinked_notice),
                         Notice::PasswordChanged => (t.password_changed_notice),
+                        Notice::TotpOff => (super::totp_text::totp_text(frame.lang).turned_off_notice),
                     }
                 }
             }
@@ -105,6 +114,10 @@ pub fn account(frame: Frame<'_>, view: &AccountView<'_>) -> Markup {
                     }
                 }
             }
+            (super::totp::account_section(frame, base, view.csrf, view.totp_on, view.totp_problem.map(|p| match p {
+                SignInFailure::WrongCredentials => html! { (super::totp_text::totp_text(frame.lang).wrong_code) },
+                other => sign_in_failure(t, other),
+            })))
             h2 { (t.change_password_heading) }
             (password_form(t, base, view.csrf, view.password_problem))
             h2 { (t.recent_activity) }
@@ -114,7 +127,7 @@ pub fn account(frame: Frame<'_>, view: &AccountView<'_>) -> Markup {
             ul class="apps activity" {
                 @for event in view.activity {
                     li {
-                        strong { (event_name(t, event.kind)) }
+                        strong { (event_name(t, event.kind, frame.lang)) }
                         @if !event.detail.is_empty() { " · " (detail(t, &event.detail)) }
                         br;
                         span class="muted" {
@@ -186,8 +199,11 @@ fn password_form(
     }
 }
 
-fn event_name(t: &AccountText, kind: EventKind) -> &'static str {
+fn event_name(t: &AccountText, kind: EventKind, lang: crate::lang::Lang) -> &'static str {
+    let two = super::totp_text::totp_text(lang);
     match kind {
+        EventKind::TotpOn => two.ev_on,
+        EventKind::TotpOff => two.ev_off,
         EventKind::SignIn => t.ev_sign_in,
         EventKind::SignInFailed => t.ev_sign_in_failed,
         EventKind::Link => t.ev_link,

@@ -10,6 +10,8 @@ pub mod i18n;
 mod layout;
 mod login;
 mod set_password;
+mod totp;
+pub mod totp_text;
 
 pub use crate::contrast;
 pub use crate::lang::Lang;
@@ -19,3 +21,7 @@ pub use error::error;
 pub use layout::{Frame, DEFAULT_ACCENT};
 pub use login::login;
 pub use set_password::set_password;
+pub use totp::{
+    account_section as totp_account_section, totp_code, totp_enrol, totp_flow_enrol,
+    totp_flow_recovery, totp_recovery, Enrolment,
+};

@@ -18,6 +18,9 @@ pub enum EventKind {
     PasswordChanged,
     /// `--set-password`, `--unlink-user`, `--reset-password`, `--invite`.
     Admin,
+    /// Two-factor sign-in turned on or off on `/account`.
+    TotpOn,
+    TotpOff,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

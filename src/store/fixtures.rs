@@ -12,6 +12,7 @@ pub fn user(store: &Store) {
         password_hash: "hash".into(),
         created_at: 100,
         generation: 0,
+        totp: None,
     };
     store
         .users

@@ -31,7 +31,9 @@ pub use grants::{Grant, Issue, Refreshed, Rotation, TokenKind, TokenRecord};
 pub use invites::{LinkKind, LinkUsed, PasswordLink};
 pub use sessions::Session;
 pub use throttle::{address_prefix, Failures, Policy, Reservation, ThrottleKey};
-pub use users::{AddUserError, Generation, User, Username, LOGIN_API_GENERATION};
+pub use users::{
+    AddUserError, Generation, SecondFactor, Totp, User, Username, LOGIN_API_GENERATION,
+};
 
 use std::collections::HashMap;
 use std::fmt;

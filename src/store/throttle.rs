@@ -223,6 +223,24 @@ impl Store {
         Ok(())
     }
 
+    /// A right password that still needs a two-factor code: the address gets its reservation
+    /// back (a right password is no guess, and many people share a carrier's address), but the
+    /// username's keys stay counted until a right code clears them (`login_succeeded`), so
+    /// someone who knows the password cannot reset them between guesses of the code.
+    pub fn login_awaits_code(&self, reservation: Reservation) -> Result<(), StoreError> {
+        let _writing = self.writing();
+        for (key, before, reserved) in reservation.taken {
+            if key.policy == ADDRESS {
+                self.throttle.fetch_and_update(&key.key, |old| {
+                    let mut now: Failures = old.and_then(|b| decode(b).ok())?;
+                    now.refund(before, reserved);
+                    Some(encode(&now))
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     /// An attempt whose password was never judged (the operator's login API was down, slow or
     /// busy): every key gets its reservation back, so an outage is not counted as guesses.
     pub fn login_unchecked(&self, reservation: Reservation) -> Result<(), StoreError> {
@@ -287,6 +305,31 @@ mod tests {
         assert!(f.locked_until > 10);
         f.refund(before, reserved);
         assert_eq!(f.reserve(ADDRESS, 11), Ok(()));
+    }
+
+    /// A right password awaiting its code: the address is refunded, the username's pair key
+    /// stays counted, so password-then-wrong-code cycles lock like wrong passwords.
+    #[test]
+    fn a_password_awaiting_its_code_stays_counted_for_the_username() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let keys = store.login_keys("alice", ip).unwrap();
+        let address = [keys[1].clone()];
+        for _ in 0..=PAIR.free {
+            let reservation = store.reserve_attempt(&keys, 100).unwrap().unwrap();
+            store.login_awaits_code(reservation).unwrap();
+        }
+        assert!(
+            store.reserve_attempt(&keys, 100).unwrap().is_err(),
+            "the pair is locked"
+        );
+        // The address alone was given every reservation back.
+        let other = store.login_keys("bob", ip).unwrap();
+        assert!(store.reserve_attempt(&other, 100).unwrap().is_ok());
+        for _ in 0..ADDRESS.free - 1 {
+            assert!(store.reserve_attempt(&address, 100).unwrap().is_ok());
+        }
     }
 
     #[test]

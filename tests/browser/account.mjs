@@ -205,6 +205,14 @@ async function main() {
       out.linked_after = await page.locator("form[action$='/unlink']").count();
       out.unlinked_notice = (await page.locator("[role=status]").count()) === 1;
       out.axe.account_after_unlink = await axe(page);
+      // Two-factor sign-in: open the enrolment page with the keyboard.
+      out.tabs_to_totp_start = await tabTo(page, "form[action$='/totp-start'] button", 20);
+      await enterAndLoad(page);
+      out.totp_qr = await page.locator(".qr svg").count();
+      out.axe.totp_enrol = await axe(page);
+      keep(await shot(page, "account-totp"));
+      out.tabs_to_totp_code = await tabTo(page, "input[name=code]", 10);
+      out.totp_code_outline = await focusOutline(page);
       out.account_dialogs = facts.dialogs;
       out.account_foreign = facts.foreign;
       await context.close();
@@ -220,6 +228,10 @@ async function main() {
       await page.locator("form button[type=submit]").first().click();
       await loaded;
       out.reflow.account = await reflow(page);
+      const enrol = page.waitForEvent("load");
+      await page.locator("form[action$='/totp-start'] button").click();
+      await enrol;
+      out.reflow.totp_enrol = await reflow(page);
       await page.goto(BASE + opts["spare-link"]);
       out.reflow.set_password = await reflow(page);
       await page.goto(BASE + opts.link);

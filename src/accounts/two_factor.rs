@@ -1,0 +1,170 @@
+//! Turning two-factor sign-in on and off on `/account` (issue 15). Turning on: a fresh secret is
+//! shown (QR code and key) and only switched on when the person sends a current code for it;
+//! then ten recovery codes are shown once. The secret travels in the enrolment form's hidden
+//! field until then (the page already shows it; the form is CSRF-bound to the session, and a
+//! secret someone else chose could only be set by someone holding the session). Turning off
+//! needs a current code or a recovery code, checked through the login throttle. Free of hyper.
+
+use super::events;
+use super::session::{csrf_for, SignInFailure, SignedIn};
+use super::totp;
+use crate::app::App;
+use crate::metrics::count;
+use crate::secret;
+use crate::store::{now, EventKind, SecondFactor, StoreError, Username};
+use crate::urlencoded::Params;
+use std::net::IpAddr;
+
+/// The issuer the authenticator app shows next to the account.
+fn issuer(app: &App) -> String {
+    app.config.ui.title.clone()
+}
+
+pub enum Enrol {
+    /// The enrolment page: the key (base32), its QR code, and whether a code was wrong.
+    Form {
+        key: String,
+        qr_svg: String,
+        wrong_code: bool,
+    },
+    /// Turned on: the recovery codes to show once.
+    Enabled(Vec<String>),
+    /// CSRF token wrong, form unreadable, or it was already on.
+    Stale,
+    Unavailable,
+}
+
+fn form(app: &App, username: &str, key: &[u8], wrong_code: bool) -> Enrol {
+    let uri = totp::otpauth_uri(&issuer(app), username, key);
+    match totp::qr_svg(&uri) {
+        Some(qr_svg) => Enrol::Form {
+            key: totp::base32_encode(key),
+            qr_svg,
+            wrong_code,
+        },
+        None => Enrol::Unavailable,
+    }
+}
+
+fn csrf_ok(params: &Params, signed: &SignedIn) -> bool {
+    let given = params.single("csrf").ok().flatten().unwrap_or("");
+    secret::ct_eq(given.as_bytes(), csrf_for(signed.token.expose()).as_bytes())
+}
+
+/// `POST /account/totp-start`: a new secret and the page to enrol it.
+pub fn start(app: &App, body: &[u8], signed: &SignedIn) -> Enrol {
+    let Ok(params) = Params::parse(body) else {
+        return Enrol::Stale;
+    };
+    if !csrf_ok(&params, signed) || signed.user.totp.is_some() {
+        return Enrol::Stale;
+    }
+    form(app, &signed.user.username, &totp::new_secret(), false)
+}
+
+/// `POST /account/totp-on`: the key from the enrolment page and a code for it.
+pub async fn enable(app: &App, body: &[u8], signed: &SignedIn, ip: IpAddr) -> Enrol {
+    let Ok(params) = Params::parse(body) else {
+        return Enrol::Stale;
+    };
+    if !csrf_ok(&params, signed) {
+        return Enrol::Stale;
+    }
+    let field = |name| params.single(name).ok().flatten().unwrap_or("");
+    let Some(key) = totp::base32_decode(field("key")).filter(|k| k.len() == totp::SECRET_BYTES)
+    else {
+        return Enrol::Stale;
+    };
+    let Ok(name) = Username::parse(&signed.user.username) else {
+        return Enrol::Stale;
+    };
+    let (codes, keys) = totp::new_recovery_codes();
+    let enabled = match app
+        .store
+        .enable_totp(&name, &key, field("code"), &keys, now())
+    {
+        Ok(enabled) => enabled,
+        Err(e) => {
+            tracing::error!("turning on two-factor sign-in failed: {e}");
+            return Enrol::Unavailable;
+        }
+    };
+    if !enabled {
+        // Already on (another tab) or the code was wrong: a wrong code shows the page again.
+        return match app.store.user(&name) {
+            Ok(Some(user)) if user.totp.is_some() => Enrol::Stale,
+            Ok(_) => form(app, &signed.user.username, &key, true),
+            Err(e) => {
+                tracing::error!("reading a user failed: {e}");
+                Enrol::Unavailable
+            }
+        };
+    }
+    if let Err(e) = app.store.flush().await {
+        tracing::error!("storing two-factor sign-in failed: {e}");
+        return Enrol::Unavailable;
+    }
+    let user = &signed.user;
+    let kind = EventKind::TotpOn;
+    events::record(
+        &app.store,
+        &user.sub,
+        &user.username,
+        kind,
+        Some(ip),
+        events::DETAIL_ACCOUNT,
+    );
+    Enrol::Enabled(codes)
+}
+
+pub enum Disable {
+    Done,
+    Refused(SignInFailure),
+    Stale,
+}
+
+/// `POST /account/totp-off`: needs a current code or a recovery code; every try is reserved in
+/// the login throttle first, like a password.
+pub async fn disable(
+    app: &App,
+    body: &[u8],
+    signed: &SignedIn,
+    ip: IpAddr,
+) -> Result<Disable, StoreError> {
+    let Ok(params) = Params::parse(body) else {
+        return Ok(Disable::Stale);
+    };
+    if !csrf_ok(&params, signed) {
+        return Ok(Disable::Stale);
+    }
+    let Ok(name) = Username::parse(&signed.user.username) else {
+        return Ok(Disable::Stale);
+    };
+    let keys = app.store.login_keys(name.as_str(), ip)?;
+    let reservation = match app.store.reserve_attempt(&keys, now())? {
+        Ok(reservation) => reservation,
+        Err(wait) => {
+            count(&app.metrics.logins_refused);
+            return Ok(Disable::Refused(SignInFailure::Locked(wait)));
+        }
+    };
+    let code = params.single("code").ok().flatten().unwrap_or("");
+    if app.store.check_second_factor(&name, code, now())? == SecondFactor::Wrong {
+        count(&app.metrics.logins_failed);
+        return Ok(Disable::Refused(SignInFailure::WrongCredentials));
+    }
+    app.store.login_succeeded(reservation)?;
+    app.store.disable_totp(&name)?;
+    app.store.flush().await?;
+    let user = &signed.user;
+    let kind = EventKind::TotpOff;
+    events::record(
+        &app.store,
+        &user.sub,
+        &user.username,
+        kind,
+        Some(ip),
+        events::DETAIL_ACCOUNT,
+    );
+    Ok(Disable::Done)
+}
