@@ -653,18 +653,8 @@ async fn enrol(
         username,
         credentials,
     };
-    let scope = pending.scope.clone();
-    let locale = pending.locale.clone();
-    let (request, csrf) = app.pending.seal(pending);
     Step::Recovery {
-        form: Form {
-            request,
-            csrf,
-            client_name: client.name.clone(),
-            scope,
-            username: None,
-            locale,
-        },
+        form: sealed_form(app, client, pending, None),
         codes,
     }
 }
@@ -685,37 +675,32 @@ fn enrol_form(
     let Some(qr_svg) = crate::accounts::totp::qr_svg(&uri) else {
         return Step::ErrorPage(ErrorPage::SignInUnavailable);
     };
-    let scope = pending.scope.clone();
-    let locale = pending.locale.clone();
-    let (request, csrf) = app.pending.seal(pending);
     Step::Enrol {
-        form: Form {
-            request,
-            csrf,
-            client_name: client.name.clone(),
-            scope,
-            username: None,
-            locale,
-        },
+        form: sealed_form(app, client, pending, None),
         key,
         qr_svg,
         wrong_code,
     }
 }
 
-fn code_form(app: &App, client: &Client, pending: Pending, failure: Option<LoginFailure>) -> Step {
+/// Seals `pending` into the hidden fields of the next page's form (`oauth::pending`).
+fn sealed_form(app: &App, client: &Client, pending: Pending, username: Option<String>) -> Form {
     let scope = pending.scope.clone();
     let locale = pending.locale.clone();
     let (request, csrf) = app.pending.seal(pending);
+    Form {
+        request,
+        csrf,
+        client_name: client.name.clone(),
+        scope,
+        username,
+        locale,
+    }
+}
+
+fn code_form(app: &App, client: &Client, pending: Pending, failure: Option<LoginFailure>) -> Step {
     Step::SecondFactor {
-        form: Form {
-            request,
-            csrf,
-            client_name: client.name.clone(),
-            scope,
-            username: None,
-            locale,
-        },
+        form: sealed_form(app, client, pending, None),
         failure,
     }
 }
@@ -968,36 +953,16 @@ fn login_form(
     username: Option<String>,
     failure: Option<LoginFailure>,
 ) -> Step {
-    let scope = pending.scope.clone();
-    let locale = pending.locale.clone();
-    let (request, csrf) = app.pending.seal(pending);
     Step::Login {
-        form: Form {
-            request,
-            csrf,
-            client_name: client.name.clone(),
-            scope,
-            username,
-            locale,
-        },
+        form: sealed_form(app, client, pending, username),
         failure,
     }
 }
 
 fn consent_form(app: &App, client: &Client, pending: Pending, username: String) -> Step {
-    let scope = pending.scope.clone();
-    let locale = pending.locale.clone();
     let username = pending.display_name.clone().unwrap_or(username);
-    let (request, csrf) = app.pending.seal(pending);
     Step::Consent {
-        form: Form {
-            request,
-            csrf,
-            client_name: client.name.clone(),
-            scope,
-            username: None,
-            locale,
-        },
+        form: sealed_form(app, client, pending, None),
         username,
     }
 }
