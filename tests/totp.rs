@@ -5,9 +5,9 @@
 //! RFC 6238 codes from the key scraped from the enrolment page.
 
 mod common;
+use common::account::Visitor;
 use common::*;
 use linkgate::accounts::totp::{base32_decode, code_at_step, step_at};
-use std::collections::BTreeMap;
 use std::sync::Barrier;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,113 +23,16 @@ fn code(key: &[u8], offset: i64) -> String {
     code_at_step(key, (step_at(unix_now()) as i64 + offset) as u64)
 }
 
-/// A browser on `/account` with a cookie jar.
-struct Visitor<'a> {
-    server: &'a Server,
-    cookies: BTreeMap<String, String>,
-}
-
-impl<'a> Visitor<'a> {
-    fn new(server: &'a Server) -> Self {
-        Visitor {
-            server,
-            cookies: BTreeMap::new(),
-        }
-    }
-
-    fn headers(&self) -> Vec<(String, String)> {
-        let jar: Vec<String> = self
-            .cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        vec![("Cookie".to_string(), jar.join("; "))]
-    }
-
-    fn keep(&mut self, response: &Response) {
-        for (name, value) in &response.headers {
-            if name.eq_ignore_ascii_case("set-cookie") {
-                let pair = value.split(';').next().unwrap_or("");
-                if let Some((k, v)) = pair.split_once('=') {
-                    if v.is_empty() {
-                        self.cookies.remove(k.trim());
-                    } else {
-                        self.cookies.insert(k.trim().to_string(), v.to_string());
-                    }
-                }
-            }
-        }
-    }
-
-    fn get(&mut self, path: &str) -> Response {
-        let headers = self.headers();
-        let headers: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let response = self.server.request("GET", path, &headers, b"");
-        self.keep(&response);
-        response
-    }
-
-    /// Submits the form posting to `/account{action}` on `page`, with its hidden fields.
-    fn submit(&mut self, page: &str, action: &str, fields: &[(&str, &str)]) -> Response {
-        let mut all = hidden_fields(page, action);
-        all.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let all: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let headers = self.headers();
-        let headers: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let response = self
-            .server
-            .post_form(&format!("/account{action}"), &headers, &all);
-        self.keep(&response);
-        response
-    }
-
-    /// Signs in with `code` in the optional code field: the account page, or the refusal.
-    fn sign_in(&mut self, code: &str) -> Response {
-        let page = self.get("/account").text();
-        let response = self.submit(
-            &page,
-            "/sign-in",
-            &[("username", USER), ("password", PASSWORD), ("code", code)],
-        );
-        if response.status == 303 {
-            return self.get("/account");
-        }
-        response
-    }
-}
-
-fn hidden_fields(page: &str, action: &str) -> Vec<(String, String)> {
-    let marker = format!("action=\"/account{action}\"");
-    let start = page
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no form posting to {action} in {page}"));
-    let end = page[start..].find("</form>").unwrap() + start;
-    let mut fields = Vec::new();
-    for tag in page[start..end].split("<input").skip(1) {
-        let tag = &tag[..tag.find('>').unwrap()];
-        if tag.contains("type=\"hidden\"") {
-            let attr = |name: &str| {
-                let key = format!("{name}=\"");
-                let at = tag.find(&key).unwrap() + key.len();
-                tag[at..at + tag[at..].find('"').unwrap()].to_string()
-            };
-            fields.push((attr("name"), attr("value")));
-        }
-    }
-    fields
+/// Signs `USER` in on `/account` with `code` in the optional code field.
+fn sign_in(visitor: &mut Visitor, code: &str) -> Response {
+    visitor.sign_in_with(&[("username", USER), ("password", PASSWORD), ("code", code)])
 }
 
 /// Turns two-factor sign-in on for `USER` through `/account`; returns the key, the recovery
 /// codes and the time step of the code that turned it on.
 fn enrol(server: &Server) -> (Vec<u8>, Vec<String>, u64) {
     let mut visitor = Visitor::new(server);
-    let page = visitor.sign_in("");
+    let page = sign_in(&mut visitor, "");
     assert_eq!(page.status, 200);
     let page = page.text();
     assert!(page.contains("Two-factor sign-in is off."), "{page}");
@@ -229,9 +132,9 @@ fn enrolled_users_need_a_code_once_each_in_the_flow_and_on_account() {
 
     // /account: the password alone is not enough; with a recovery code it is.
     let mut visitor = Visitor::new(&server);
-    assert_eq!(visitor.sign_in("").status, 401);
-    assert_eq!(visitor.sign_in(&recovery[0]).status, 401, "used up");
-    let page = visitor.sign_in(&recovery[1]);
+    assert_eq!(sign_in(&mut visitor, "").status, 401);
+    assert_eq!(sign_in(&mut visitor, &recovery[0]).status, 401, "used up");
+    let page = sign_in(&mut visitor, &recovery[1]);
     assert_eq!(page.status, 200);
     let page = page.text();
     assert!(page.contains("Two-factor sign-in is on"), "{page}");

@@ -4,6 +4,7 @@
 //! hangs it.
 #![allow(dead_code)]
 
+pub mod account;
 pub mod login_api;
 
 use std::collections::HashMap;
