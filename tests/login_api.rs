@@ -188,25 +188,8 @@ fn a_burst_of_wrong_guesses_reaches_the_api_no_more_often_than_the_same_guesses_
     let env = env_for(&api, "api");
     api.set_delay(Duration::from_millis(200));
     let server = env.start();
-    let pages: Vec<(Browser<'_>, Page)> = (0..20)
-        .map(|_| {
-            let mut browser = Browser::new(&server);
-            let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "guess", &[]);
-            (browser, login)
-        })
-        .collect();
-    let statuses: Vec<u16> = std::thread::scope(|scope| {
-        let handles: Vec<_> = pages
-            .into_iter()
-            .enumerate()
-            .map(|(i, (mut browser, login))| {
-                scope.spawn(move || {
-                    let guess = format!("guess {i}");
-                    browser.login(&login, API_USER, &guess).status
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    let statuses = logins_at_once(&server, 20, "guess", |i| {
+        (API_USER.to_string(), format!("guess {i}"))
     });
     // Five free failures for a username at an address, and the sixth that sets the lock.
     assert_eq!(api.calls(), 6, "{statuses:?}");
@@ -379,25 +362,8 @@ fn a_burst_of_sign_ins_never_has_more_than_max_in_flight_calls_at_the_api() {
     api.set_delay(Duration::from_millis(300));
     let server = env.start();
     // 12 customers at once, each with a login page open.
-    let pages: Vec<(Browser<'_>, Page)> = (0..12)
-        .map(|_| {
-            let mut browser = Browser::new(&server);
-            let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "burst", &[]);
-            (browser, login)
-        })
-        .collect();
-    let statuses: Vec<u16> = std::thread::scope(|scope| {
-        let handles: Vec<_> = pages
-            .into_iter()
-            .enumerate()
-            .map(|(i, (mut browser, login))| {
-                scope.spawn(move || {
-                    let user = format!("rider{i}@example.com");
-                    browser.login(&login, &user, API_PASSWORD).status
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    let statuses = logins_at_once(&server, 12, "burst", |i| {
+        (format!("rider{i}@example.com"), API_PASSWORD.to_string())
     });
     let signed_in = statuses.iter().filter(|s| **s == 200).count();
     let busy = statuses.iter().filter(|s| **s == 503).count();
@@ -515,4 +481,35 @@ fn the_doctor_calls_the_api_with_a_wrong_password_and_reports_the_answer() {
         tls.starts_with("FAIL") && tls.contains("TLS") && tls.contains("ca_file"),
         "{tls}"
     );
+}
+
+/// `n` customers open a login page each, then all post their credentials (`who(i)`) at once:
+/// the statuses of the answers.
+fn logins_at_once(
+    server: &Server,
+    n: usize,
+    state: &str,
+    who: impl Fn(usize) -> (String, String) + Sync,
+) -> Vec<u16> {
+    let pages: Vec<(Browser<'_>, Page)> = (0..n)
+        .map(|_| {
+            let mut browser = Browser::new(server);
+            let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, state, &[]);
+            (browser, login)
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = pages
+            .into_iter()
+            .enumerate()
+            .map(|(i, (mut browser, login))| {
+                let who = &who;
+                scope.spawn(move || {
+                    let (user, password) = who(i);
+                    browser.login(&login, &user, &password).status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
 }
