@@ -37,12 +37,15 @@ fn main() {
     }
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|a| a == "--wrk-prepare") {
-        let dir = args.get(at + 1).expect("--wrk-prepare DIR CONNECTIONS");
+        let dir = args
+            .get(at + 1)
+            .expect("--wrk-prepare DIR CONNECTIONS [POSTGRES_URL]");
         let conns = args
             .get(at + 2)
             .and_then(|n| n.parse().ok())
-            .expect("--wrk-prepare DIR CONNECTIONS");
-        return wrk_prepare(std::path::Path::new(dir), conns);
+            .expect("--wrk-prepare DIR CONNECTIONS [POSTGRES_URL]");
+        let postgres = args.get(at + 3).map(String::as_str);
+        return wrk_prepare(std::path::Path::new(dir), conns, postgres);
     }
     if let Some(at) = args.iter().position(|a| a == "--soak") {
         let secs = args.get(at + 1).and_then(|n| n.parse().ok()).unwrap_or(600);
@@ -261,7 +264,9 @@ fn main() {
 /// user, and token files for wrk: `access.txt` (one access token), `refresh.txt` (one refresh
 /// token of a non-rotating client), `rotating.txt` (N refresh tokens of N grants of a rotating
 /// client, one per wrk connection: a rotation chain cannot be shared between connections).
-fn wrk_prepare(dir: &std::path::Path, conns: usize) {
+/// With a third argument, a `postgres://` URL, the store is that database (`backend =
+/// "postgres"`, default pool size) and `data` only holds the admin socket.
+fn wrk_prepare(dir: &std::path::Path, conns: usize, postgres: Option<&str>) {
     std::fs::create_dir_all(dir).expect("create the directory");
     let config = dir.join("linkgate.toml");
     let config_body = config_text(&format!(
@@ -275,10 +280,25 @@ fn wrk_prepare(dir: &std::path::Path, conns: usize) {
         "public_url = \"http://127.0.0.1\"",
         "public_url = \"http://127.0.0.1\"\ntrusted_proxies = [\"127.0.0.1\"]",
     );
+    let config_body = match postgres {
+        Some(url) => config_body.replace(
+            "path = \"data\"",
+            &format!("path = \"data\"\nbackend = \"postgres\"\nurl = \"{url}\""),
+        ),
+        None => config_body,
+    };
     std::fs::write(&config, config_body).expect("write the config");
     let out = run_cli(&config, &["--add-user", USER], &format!("{PASSWORD}\n"));
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let store = Store::open(&dir.join("data"), 16 << 20).expect("open the store");
+    let store = match postgres {
+        Some(url) => Store::connect(&linkgate::store::PostgresSettings {
+            url: url.to_string(),
+            pool_size: 4,
+            ca_file: None,
+        })
+        .expect("connect to the database"),
+        None => Store::open(&dir.join("data"), 16 << 20).expect("open the store"),
+    };
     let now = linkgate::store::now();
     store.ensure_token_key(now).expect("key");
     let plain = stored_grant(&store, ALEXA_ID, now);

@@ -2,36 +2,95 @@
 # wrk benchmark of linkgate against hyper's hello-world, in one run (issue 13's method): each
 # server pinned to one core, wrk to the other, 32 connections. Prints req/s, p99 and the ratios
 # to the baseline for /userinfo, /introspect, refresh without rotation and refresh with
-# rotation (each wrk connection following its own chain), the data directory's growth per 100k
+# rotation (each wrk connection following its own chain), the store's growth per 100k
 # refreshes, and the server's RSS idle and after the load.
 #
-#   tools/bench-wrk.sh [SECONDS]         # default 10 s per endpoint; about a minute in all
+#   tools/bench-wrk.sh [SECONDS]                     # sled; default 10 s per endpoint (~1.5 min)
+#   tools/bench-wrk.sh [SECONDS] --store postgres    # one node on a throwaway PostgreSQL cluster
+#   tools/bench-wrk.sh [SECONDS] --store postgres --nodes 2   # two nodes behind HAProxy
+#   tools/bench-wrk.sh [SECONDS] --all               # sled, PostgreSQL x1, PostgreSQL x2 in one run
 #   CONNS=32 SERVER_CPU=0 WRK_CPU=1 tools/bench-wrk.sh 30
+#
+# PostgreSQL (issue 14): the script starts its own cluster (Debian's postgresql, initdb in a
+# temporary directory, a free port on 127.0.0.1, trust authentication, PostgreSQL's default
+# durability: fsync on, synchronous_commit on) and removes it at the end; each set-up gets a
+# database of its own. Two or more nodes share that database and each has its own storage.path
+# (the admin socket); HAProxy (Debian's) balances them round robin with a health check on
+# /healthz, exactly as README "Running more than one node" shows, except `option forwardfor
+# if-none` (see haproxy_config). After the timed runs, the cluster is restarted with
+# pg_stat_statements and one node answers a fixed number of each request, to count the SQL
+# statements (round trips) per request.
+#
+# Pinning: everything that serves (linkgate's nodes, PostgreSQL, HAProxy) shares SERVER_CPU, as
+# the baseline has it alone; wrk has WRK_CPU. DB_CPU and LB_CPU move PostgreSQL and HAProxy.
 #
 # The client-authenticated scenarios give each wrk thread its own X-Forwarded-For address (the
 # bench config trusts 127.0.0.1), as real traffic comes from many addresses. (The first version of
 # the client-authentication throttle held its reservation for the whole request, so more than 20
-# requests in flight from one address got 429; it now holds only the secret check.) Installs wrk from Debian when missing (as root, or through sudo). Loopback only. Builds the
-# release binary and the benchmark harness (benches/load.rs, which also serves the baseline
-# and prepares the data directory and tokens). On a machine shared with other work the figures
-# are noisy (the load average is printed with them): compare ratios from one run only.
+# requests in flight from one address got 429; it now holds only the secret check.) Installs
+# wrk (and for PostgreSQL postgresql and haproxy) from Debian when missing (as root, or through
+# sudo). Loopback only. Builds the release binary and the benchmark harness (benches/load.rs,
+# which also serves the baseline and prepares the store and tokens). On a machine shared with
+# other work the figures are noisy (the load average is printed with them): compare ratios from
+# one run only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION=${1:-10}
+DURATION=10
+SETUPS=()
+store=sled
+nodes=1
+while [ $# -gt 0 ]; do
+  case $1 in
+    --store) store=${2:?--store sled|postgres}; shift 2 ;;
+    --nodes) nodes=${2:?--nodes N}; shift 2 ;;
+    --all) SETUPS=(sled pg1 pg2); shift ;;
+    [0-9]*) DURATION=$1; shift ;;
+    *) echo "usage: $0 [SECONDS] [--store sled|postgres] [--nodes N] [--all]" >&2; exit 2 ;;
+  esac
+done
+if [ ${#SETUPS[@]} -eq 0 ]; then
+  case $store in
+    sled)
+      [ "$nodes" = 1 ] || { echo "--nodes needs --store postgres (sled is one process's)" >&2; exit 2; }
+      SETUPS=(sled) ;;
+    postgres)
+      [[ $nodes =~ ^[1-9]$ ]] || { echo "--nodes: 1 to 9" >&2; exit 2; }
+      SETUPS=("pg$nodes") ;;
+    *) echo "--store: sled or postgres" >&2; exit 2 ;;
+  esac
+fi
 CONNS=${CONNS:-32}
 SERVER_CPU=${SERVER_CPU:-0}
 WRK_CPU=${WRK_CPU:-1}
+DB_CPU=${DB_CPU:-$SERVER_CPU}
+LB_CPU=${LB_CPU:-$SERVER_CPU}
 WRK_THREADS=${WRK_THREADS:-4}
+# Requests of each kind for the statement count.
+COUNT_N=${COUNT_N:-200}
 
-if ! command -v wrk >/dev/null; then
-  echo "installing wrk (Debian package)" >&2
-  if [ "$(id -u)" = 0 ]; then
-    apt-get install -y wrk >/dev/null || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
-  else
-    sudo apt-get install -y wrk >/dev/null || { sudo apt-get update >/dev/null && sudo apt-get install -y wrk >/dev/null; }
+uses_postgres() { [[ " ${SETUPS[*]} " == *" pg"* ]]; }
+uses_balancer() { for s in "${SETUPS[@]}"; do case $s in pg[2-9]) return 0 ;; esac; done; return 1; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_install() { # PACKAGE...
+  echo "installing $* (Debian packages)" >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >/dev/null ||
+    { as_root apt-get update >/dev/null && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >/dev/null; }
+}
+command -v wrk >/dev/null || apt_install wrk
+PG_BIN=
+if uses_postgres; then
+  pg_bin() { find /usr/lib/postgresql -maxdepth 3 -name initdb -path '*/bin/*' 2>/dev/null | sort -V | tail -n1 | xargs -r dirname; }
+  PG_BIN=$(pg_bin)
+  if [ -z "$PG_BIN" ] || ! command -v psql >/dev/null || [ ! -e "$(dirname "$PG_BIN")/lib/pg_stat_statements.so" ]; then
+    apt_install postgresql postgresql-contrib
+    PG_BIN=$(pg_bin)
   fi
+  [ -n "$PG_BIN" ] || { echo "no PostgreSQL server binaries under /usr/lib/postgresql" >&2; exit 1; }
 fi
+if uses_balancer && ! command -v haproxy >/dev/null && [ ! -x /usr/sbin/haproxy ]; then apt_install haproxy; fi
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 
 # One build: the bench harness, and with it the release binary it starts (the same binary
 # `cargo bench --bench load` measures; a separate `cargo build --release` would rebuild it).
@@ -42,10 +101,13 @@ BIN=target/release/linkgate
 [ -x "$BENCH" ] || { echo "cannot find the benchmark harness" >&2; exit 1; }
 
 WORK=$(mktemp -d)
+chmod 755 "$WORK"
 PIDS=()
+PG_DIR=
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ -n "$PG_DIR" ] && [ -e "$PG_DIR/postmaster.pid" ]; then pg stop -m immediate >/dev/null 2>&1 || true; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -60,7 +122,12 @@ p99_ms() {
 rate() { awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$1"; }
 total() { awk '/requests in/ { print $1 }' "$1"; }
 non200() { awk '/^non-200 answers:/ { n = $3 } END { print (n == "" ? "-" : n) }' "$1"; }
+# Connect, read, write errors and timeouts (wrk prints the line only when there were some).
+sockerr() {
+  awk '/^ *Socket errors:/ { gsub(/,/, ""); n = $4 + $6 + $8 + $10 } END { print n + 0 }' "$1"
+}
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+mib() { echo "$(($1 / 1024)).$(( ($1 % 1024) * 10 / 1024 ))"; }
 
 run_wrk() { # NAME URL [wrk args...]
   local name=$1 url=$2
@@ -81,6 +148,240 @@ wait_line() { # FILE PREFIX
   return 1
 }
 
+# ---- PostgreSQL: a throwaway cluster ----------------------------------------------------------
+
+# Runs a PostgreSQL program as the cluster's owner (postgres when we are root: initdb refuses root).
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+pg() { # pg_ctl ACTION [args]
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR" -l "$PG_DIR/log" "$@"
+}
+free_port() {
+  local port
+  for _ in $(seq 1 100); do
+    port=$((20000 + RANDOM % 30000))
+    if ! ss -Htln "sport = :$port" | grep -q .; then echo "$port"; return 0; fi
+  done
+  echo "no free port" >&2
+  return 1
+}
+PG_PORT=
+pg_start() { # [extra postgres options]
+  local as=()
+  if [ "$(id -u)" = 0 ]; then as=(runuser -u postgres --); fi
+  taskset -c "$DB_CPU" "${as[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR" -l "$PG_DIR/log" -w \
+    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 $*" start >/dev/null
+}
+psql_q() { # DATABASE SQL
+  psql -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$1" -c "$2"
+}
+if uses_postgres; then
+  PG_DIR="$WORK/pg"
+  mkdir -m 700 "$PG_DIR"
+  [ "$(id -u)" = 0 ] && chown postgres: "$PG_DIR"
+  as_pg "$PG_BIN/initdb" -D "$PG_DIR" -A trust -U postgres >/dev/null
+  PG_PORT=$(free_port)
+  pg_start
+  PG_SETTINGS=$(psql_q postgres "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'wal_sync_method', 'shared_buffers', 'max_connections')")
+  PG_VERSION=$(psql_q postgres "SHOW server_version")
+fi
+
+# ---- HAProxy in front of the nodes ------------------------------------------------------------
+
+# The configuration README "Running more than one node" shows, with loopback addresses. One
+# difference: `option forwardfor if-none` keeps the X-Forwarded-For address each wrk thread sends
+# (wrk stands in for many clients); in production `option forwardfor` (without if-none) must
+# replace what a client claims with the address HAProxy saw.
+haproxy_config() { # PORT STATS_PORT NODE_ADDR...
+  local port=$1 stats=$2 i=0
+  shift 2
+  cat <<EOF
+global
+    maxconn 4096
+
+defaults
+    mode http
+    option http-keep-alive
+    option forwardfor if-none
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-request 10s
+
+frontend linkgate
+    bind 127.0.0.1:$port
+    default_backend linkgate_nodes
+
+backend linkgate_nodes
+    balance roundrobin
+    option httpchk
+    http-check send meth GET uri /healthz
+    http-check expect status 200
+    default-server check inter 2s fall 2 rise 2
+EOF
+  for addr in "$@"; do
+    i=$((i + 1))
+    echo "    server node$i $addr"
+  done
+  cat <<EOF
+
+listen stats
+    bind 127.0.0.1:$stats
+    stats enable
+    stats uri /stats
+EOF
+}
+
+# Per node: name, HTTP requests, 5xx answers, check status (from HAProxy's CSV statistics,
+# columns found by their names).
+lb_stats() { # STATS_PORT
+  curl -s "http://127.0.0.1:$1/stats;csv" | awk -F, '
+    NR == 1 { sub(/^# /, ""); for (i = 1; i <= NF; i++) col[$i] = i; next }
+    $1 == "linkgate_nodes" && $2 ~ /^node/ {
+      print $2, $col["req_tot"], $col["hrsp_5xx"], $col["status"] }'
+}
+
+# ---- one set-up: start, measure, stop ---------------------------------------------------------
+
+declare -A GROWTH_REFRESH GROWTH_ROTATE RSS_IDLE RSS_LOADED LB_STATS
+store_bytes() { # SETUP DIR
+  case $1 in
+    sled) du -sb "$2/data" | cut -f1 ;;
+    *) psql_q "bench_$1" "SELECT pg_database_size(current_database())" ;;
+  esac
+}
+
+measure() { # SETUP: sled | pgN
+  local setup=$1 dir="$WORK/$1" count url=() target addrs=() node_pids=()
+  case $setup in
+    sled) count=1 ;;
+    pg*)
+      count=${setup#pg}
+      psql_q postgres "CREATE DATABASE bench_$setup" >/dev/null
+      url=("postgres://postgres@127.0.0.1:$PG_PORT/bench_$setup") ;;
+  esac
+  # A user, tokens for each scenario and a rotating client (one grant per connection).
+  "$BENCH" --wrk-prepare "$dir" "$CONNS" "${url[@]}" >/dev/null
+  for i in $(seq 1 "$count"); do
+    local config="$dir/linkgate.toml"
+    if [ "$i" -gt 1 ]; then # the same config but for the node's own storage.path
+      config="$dir/node$i.toml"
+      sed "s|^path = \"data\"|path = \"data$i\"|" "$dir/linkgate.toml" >"$config"
+      chmod 600 "$config"
+    fi
+    RUST_LOG=warn taskset -c "$SERVER_CPU" "$BIN" --config "$config" >"$dir/node$i.stdout" 2>"$dir/node$i.stderr" &
+    node_pids+=("$!")
+    PIDS+=("$!")
+    addrs+=("$(wait_line "$dir/node$i.stdout" "listening on ")")
+  done
+  target=${addrs[0]}
+  local lb_pid= stats_port=
+  if [ "$count" -gt 1 ]; then
+    local port
+    port=$(free_port)
+    stats_port=$(free_port)
+    haproxy_config "$port" "$stats_port" "${addrs[@]}" >"$dir/haproxy.cfg"
+    "$HAPROXY" -c -q -f "$dir/haproxy.cfg"
+    taskset -c "$LB_CPU" "$HAPROXY" -db -f "$dir/haproxy.cfg" >"$dir/haproxy.log" 2>&1 &
+    lb_pid=$!
+    PIDS+=("$lb_pid")
+    target="127.0.0.1:$port"
+    # Until every node's health check has passed (bounded).
+    local up=0
+    for _ in $(seq 1 100); do
+      up=$( (lb_stats "$stats_port" || true) | awk '$4 == "UP"' | wc -l)
+      [ "$up" = "$count" ] && break
+      sleep 0.1
+    done
+    [ "$up" = "$count" ] || { echo "HAProxy: only $up of $count nodes up" >&2; cat "$dir/haproxy.log" >&2; exit 1; }
+  fi
+  sleep 1
+  RSS_IDLE[$setup]=$(rss_kib "${node_pids[0]}")
+  export ACCESS_TOKEN REFRESH_TOKEN CLIENT_BASIC ROTATING_BASIC ROTATING_FILE
+  ACCESS_TOKEN=$(cat "$dir/access.txt")
+  REFRESH_TOKEN=$(cat "$dir/refresh.txt")
+  CLIENT_BASIC=$(printf '%s' 'alexa-skill:alexa-secret-0123456789' | base64 -w0)
+  ROTATING_BASIC=$(printf '%s' 'rotating:rotating-secret-0123456789' | base64 -w0)
+  ROTATING_FILE="$dir/rotating.txt"
+
+  run_wrk "$setup-userinfo" "http://$target/userinfo" -t "$WRK_THREADS" -s tools/wrk/userinfo.lua
+  run_wrk "$setup-introspect" "http://$target/introspect" -t "$WRK_THREADS" -s tools/wrk/introspect.lua
+  local before after
+  before=$(store_bytes "$setup" "$dir")
+  run_wrk "$setup-refresh" "http://$target/token" -t "$WRK_THREADS" -s tools/wrk/refresh.lua
+  after=$(store_bytes "$setup" "$dir")
+  GROWTH_REFRESH[$setup]=$(( (after - before) * 100000 / ($(total "$WORK/$setup-refresh.out") + 1) ))
+  before=$after
+  run_wrk "$setup-rotate" "http://$target/token" -t "$CONNS" -s tools/wrk/rotate.lua
+  after=$(store_bytes "$setup" "$dir")
+  GROWTH_ROTATE[$setup]=$(( (after - before) * 100000 / ($(total "$WORK/$setup-rotate.out") + 1) ))
+  RSS_LOADED[$setup]=$(rss_kib "${node_pids[0]}")
+  if [ -n "$lb_pid" ]; then
+    # Per node: requests answered, 5xx, health-check state.
+    LB_STATS[$setup]=$(lb_stats "$stats_port" |
+      awk '{ printf "%s%s: %s requests, %s 5xx, %s", sep, $1, $2, $3, $4; sep = "; " }')
+    kill "$lb_pid"
+    wait "$lb_pid" 2>/dev/null || true
+  fi
+  for pid in "${node_pids[@]}"; do kill "$pid"; done
+  for pid in "${node_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  for i in $(seq 1 "$count"); do
+    if grep -q . "$dir/node$i.stderr"; then
+      echo "--- node $i ($setup) logged warnings or errors:" >&2
+      sort "$dir/node$i.stderr" | sed 's/^[0-9TZ:.-]* *//' | uniq -c | sort -rn | head -n 20 >&2
+    fi
+  done
+}
+
+# ---- statements per request (PostgreSQL) --------------------------------------------------------
+
+# Restarts the cluster with pg_stat_statements (not loaded during the timed runs), starts one
+# node on a fresh database and sends COUNT_N requests of each kind, one at a time.
+count_queries() {
+  pg stop -m fast >/dev/null
+  pg_start "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_utility=on"
+  psql_q postgres "CREATE DATABASE bench_count" >/dev/null
+  psql_q bench_count "CREATE EXTENSION pg_stat_statements" >/dev/null
+  local dir="$WORK/count"
+  "$BENCH" --wrk-prepare "$dir" 1 "postgres://postgres@127.0.0.1:$PG_PORT/bench_count" >/dev/null
+  RUST_LOG=warn taskset -c "$SERVER_CPU" "$BIN" --config "$dir/linkgate.toml" >"$dir/node.stdout" 2>"$dir/node.stderr" &
+  local pid=$!
+  PIDS+=("$pid")
+  local addr access refresh basic rbasic token
+  addr=$(wait_line "$dir/node.stdout" "listening on ")
+  access=$(cat "$dir/access.txt")
+  refresh=$(cat "$dir/refresh.txt")
+  token=$(head -n1 "$dir/rotating.txt")
+  basic=$(printf '%s' 'alexa-skill:alexa-secret-0123456789' | base64 -w0)
+  rbasic=$(printf '%s' 'rotating:rotating-secret-0123456789' | base64 -w0)
+  # One warm-up request of each kind (prepares the statements on a connection), then count.
+  local kinds=(userinfo introspect refresh rotate) n
+  for kind in "${kinds[@]}"; do
+    for round in warm count; do
+      n=$COUNT_N
+      if [ "$round" = warm ]; then n=3; fi
+      psql_q bench_count "SELECT pg_stat_statements_reset()" >/dev/null
+      for _ in $(seq 1 "$n"); do
+        case $kind in
+          userinfo) curl -sf -o /dev/null -H "Authorization: Bearer $access" "http://$addr/userinfo" ;;
+          introspect) curl -sf -o /dev/null -H "Authorization: Basic $basic" -d "token=$access" "http://$addr/introspect" ;;
+          refresh) curl -sf -o /dev/null -H "Authorization: Basic $basic" -d "grant_type=refresh_token&refresh_token=$refresh" "http://$addr/token" ;;
+          rotate)
+            token=$(curl -sf -H "Authorization: Basic $rbasic" -d "grant_type=refresh_token&refresh_token=$token" "http://$addr/token" |
+              sed -n 's/.*"refresh_token":"\([^"]*\)".*/\1/p')
+            [ -n "$token" ] || { echo "rotation chain broke during the count" >&2; exit 1; } ;;
+        esac || { echo "a $kind request failed during the count" >&2; exit 1; }
+      done
+      if [ "$round" = count ]; then
+        psql_q bench_count "SELECT calls, regexp_replace(query, '\s+', ' ', 'g') FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'bench_count') AND query NOT LIKE '%pg_stat_statements%' ORDER BY calls DESC, query" >"$WORK/count-$kind.txt"
+      fi
+    done
+  done
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+}
+
+# ---- the run ----------------------------------------------------------------------------------
+
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # Baseline: hyper's hello-world (the bench harness's --baseline-server), alone on its core. Run
@@ -95,60 +396,55 @@ baseline() { # NAME
   wait "$pid" 2>/dev/null || true
 }
 baseline baseline
-
-# linkgate, with a user, tokens for each scenario and a rotating client (one grant per connection).
-"$BENCH" --wrk-prepare "$WORK/lg" "$CONNS" >/dev/null
-RUST_LOG=warn taskset -c "$SERVER_CPU" "$BIN" --config "$WORK/lg/linkgate.toml" >"$WORK/lg.stdout" 2>"$WORK/lg.stderr" &
-LG_PID=$!
-PIDS+=("$LG_PID")
-LG_ADDR=$(wait_line "$WORK/lg.stdout" "listening on ")
-sleep 1
-IDLE_RSS=$(rss_kib "$LG_PID")
-DATA="$WORK/lg/data"
-export ACCESS_TOKEN REFRESH_TOKEN CLIENT_BASIC ROTATING_BASIC ROTATING_FILE
-ACCESS_TOKEN=$(cat "$WORK/lg/access.txt")
-REFRESH_TOKEN=$(cat "$WORK/lg/refresh.txt")
-CLIENT_BASIC=$(printf '%s' 'alexa-skill:alexa-secret-0123456789' | base64 -w0)
-ROTATING_BASIC=$(printf '%s' 'rotating:rotating-secret-0123456789' | base64 -w0)
-ROTATING_FILE="$WORK/lg/rotating.txt"
-
-run_wrk userinfo "http://$LG_ADDR/userinfo" -t "$WRK_THREADS" -s tools/wrk/userinfo.lua
-run_wrk introspect "http://$LG_ADDR/introspect" -t "$WRK_THREADS" -s tools/wrk/introspect.lua
-before=$(du -sb "$DATA" | cut -f1)
-run_wrk refresh "http://$LG_ADDR/token" -t "$WRK_THREADS" -s tools/wrk/refresh.lua
-after=$(du -sb "$DATA" | cut -f1)
-REFRESH_GROWTH=$(( (after - before) * 100000 / ($(total "$WORK/refresh.out") + 1) ))
-before=$after
-run_wrk rotate "http://$LG_ADDR/token" -t "$CONNS" -s tools/wrk/rotate.lua
-after=$(du -sb "$DATA" | cut -f1)
-ROTATE_GROWTH=$(( (after - before) * 100000 / ($(total "$WORK/rotate.out") + 1) ))
-LOADED_RSS=$(rss_kib "$LG_PID")
-kill "$LG_PID"
-wait "$LG_PID" 2>/dev/null || true
+for setup in "${SETUPS[@]}"; do measure "$setup"; done
 baseline baseline2
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+if uses_postgres; then count_queries; fi
 
 reference=baseline
 if [ "$(rate "$WORK/baseline2.out")" -gt "$(rate "$WORK/baseline.out")" ]; then reference=baseline2; fi
 base_rate=$(rate "$WORK/$reference.out")
 base_p99=$(p99_ms "$WORK/$reference.out")
-echo
-echo "wrk, $CONNS connections, ${DURATION} s each; servers on CPU $SERVER_CPU, wrk on CPU $WRK_CPU; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg); ratios to the faster baseline run"
-printf '%-44s %10s %9s %7s %9s %8s\n' "request" "req/s" "p99 ms" "ratio" "p99 ratio" "non-200"
-for name in baseline userinfo introspect refresh rotate baseline2; do
-  case $name in
-    baseline) label="baseline: hyper hello-world (before)" ;;
-    baseline2) label="baseline: hyper hello-world (after)" ;;
-    userinfo) label="GET /userinfo" ;;
-    introspect) label="POST /introspect" ;;
-    refresh) label="POST /token refresh, no rotation" ;;
-    rotate) label="POST /token refresh, rotation (-t $CONNS)" ;;
-  esac
-  r=$(rate "$WORK/$name.out"); p=$(p99_ms "$WORK/$name.out")
-  printf '%-44s %10s %9s %7s %9s %8s\n' "$label" "$r" "$p" \
+row() { # LABEL FILE
+  local r p
+  r=$(rate "$2"); p=$(p99_ms "$2")
+  printf '%-46s %10s %9s %7s %9s %8s %8s\n' "$1" "$r" "$p" \
     "$(awk -v a="$r" -v b="$base_rate" 'BEGIN { printf "%.2f", a / b }')" \
     "$(awk -v a="$p" -v b="$base_p99" 'BEGIN { printf "%.2f", a / b }')" \
-    "$(non200 "$WORK/$name.out")"
-done
+    "$(non200 "$2")" "$(sockerr "$2")"
+}
 echo
-echo "data directory growth per 100k refreshes: no rotation ${REFRESH_GROWTH} bytes, rotation ${ROTATE_GROWTH} bytes"
-echo "linkgate RSS: idle $((IDLE_RSS / 1024)).$(( (IDLE_RSS % 1024) * 10 / 1024 )) MiB, after the load $((LOADED_RSS / 1024)).$(( (LOADED_RSS % 1024) * 10 / 1024 )) MiB"
+echo "wrk, $CONNS connections, ${DURATION} s each; linkgate and the baseline on CPU $SERVER_CPU, wrk on CPU $WRK_CPU$(uses_postgres && echo ", PostgreSQL on CPU $DB_CPU")$(uses_balancer && echo ", HAProxy on CPU $LB_CPU"); $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); load average before: $LOAD_BEFORE, after: $LOAD_AFTER; ratios to the faster baseline run"
+if uses_postgres; then echo "PostgreSQL $PG_VERSION: $PG_SETTINGS"; fi
+printf '%-46s %10s %9s %7s %9s %8s %8s\n' "request" "req/s" "p99 ms" "ratio" "p99 ratio" "non-200" "sock err"
+row "baseline: hyper hello-world (before)" "$WORK/baseline.out"
+for setup in "${SETUPS[@]}"; do
+  case $setup in
+    sled) title="sled" ;;
+    pg1) title="PostgreSQL, one node" ;;
+    pg*) title="PostgreSQL, ${setup#pg} nodes behind HAProxy" ;;
+  esac
+  echo "-- $title"
+  row "GET /userinfo" "$WORK/$setup-userinfo.out"
+  row "POST /introspect" "$WORK/$setup-introspect.out"
+  row "POST /token refresh, no rotation" "$WORK/$setup-refresh.out"
+  row "POST /token refresh, rotation (-t $CONNS)" "$WORK/$setup-rotate.out"
+done
+row "baseline: hyper hello-world (after)" "$WORK/baseline2.out"
+echo
+for setup in "${SETUPS[@]}"; do
+  what="data directory"
+  case $setup in pg*) what="database (pg_database_size)" ;; esac
+  echo "$setup: $what growth per 100k refreshes: no rotation ${GROWTH_REFRESH[$setup]} bytes, rotation ${GROWTH_ROTATE[$setup]} bytes"
+  echo "$setup: linkgate RSS (node 1): idle $(mib "${RSS_IDLE[$setup]}") MiB, after the load $(mib "${RSS_LOADED[$setup]}") MiB"
+  if [ -n "${LB_STATS[$setup]:-}" ]; then echo "$setup: HAProxy per node: ${LB_STATS[$setup]}"; fi
+done
+if uses_postgres; then
+  echo
+  echo "SQL statements per request (pg_stat_statements, $COUNT_N requests of each kind, one node, one at a time):"
+  for kind in userinfo introspect refresh rotate; do
+    awk -F'|' -v n="$COUNT_N" -v kind="$kind" '
+      { total += $1; lines = lines sprintf("    %6.2f  %s\n", $1 / n, $2) }
+      END { printf "  %-10s %.2f statements per request\n%s", kind, total / n, lines }' "$WORK/count-$kind.txt"
+  done
+fi
