@@ -202,6 +202,8 @@ defaults
     mode http
     option http-keep-alive
     option forwardfor if-none
+    option redispatch
+    retries 2
     timeout connect 5s
     timeout client 60s
     timeout server 60s
