@@ -219,15 +219,16 @@ impl Store {
         match sealed::parse(presented) {
             Parsed::Access(claims, signed) => {
                 let verified = self.verifies_with(claims.key_id, now, |key| signed.verify(key))?;
-                if !verified
-                    || expired(claims.expires_at, now)
-                    || self.is_denied(&claims.token_id)?
-                {
+                if !verified || expired(claims.expires_at, now) {
                     return Ok(None);
                 }
+                // The grant first: on PostgreSQL its read brings the deny list up to date.
                 let Some(grant) = self.live_grant(&claims.grant_id, now)? else {
                     return Ok(None);
                 };
+                if self.is_denied(&claims.token_id) {
+                    return Ok(None);
+                }
                 let token = TokenRecord {
                     kind: TokenKind::Access,
                     grant_id: claims.grant_id,
@@ -280,12 +281,15 @@ impl Store {
 
     /// The grant, if it exists, has not expired, and its user still exists in the generation
     /// it was made under.
+    /// On PostgreSQL the read also brings this node's caches up to date (`shared.rs`), so the
+    /// generation check below (and a deny-list check after it) reads nothing more.
     fn live_grant(&self, id: &str, now: u64) -> Result<Option<Grant>, StoreError> {
-        let Some(grant) = self.grant(id)? else {
+        let Some(bytes) = self.read_grant(id)? else {
             return Ok(None);
         };
+        let grant: Grant = decode(&bytes)?;
         if expired(grant.expires_at, now)
-            || !self.issued_to_current_user(&grant.username, &grant.sub, grant.generation)?
+            || !self.issued_to_current_user_cached(&grant.username, &grant.sub, grant.generation)?
         {
             return Ok(None);
         }
@@ -521,12 +525,10 @@ impl Store {
         self.deny_list.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn is_denied(&self, token_id: &[u8; 16]) -> Result<bool, StoreError> {
-        if self.shared() {
-            // Another node may deny a token at any moment.
-            return self.denied.contains_key(token_id);
-        }
-        Ok(self.deny_cache().contains_key(token_id))
+    /// From the deny list in memory: with sled every change goes through this store; on
+    /// PostgreSQL it was brought up to date by the grant read just before (`shared.rs`).
+    fn is_denied(&self, token_id: &[u8; 16]) -> bool {
+        self.deny_cache().contains_key(token_id)
     }
 
     pub(super) fn load_deny_list(
