@@ -222,13 +222,10 @@ impl Store {
                 if !verified || expired(claims.expires_at, now) {
                     return Ok(None);
                 }
-                // The grant first: on PostgreSQL its read brings the deny list up to date.
-                let Some(grant) = self.live_grant(&claims.grant_id, now)? else {
+                let Some(grant) = self.live_grant(&claims.grant_id, Some(&claims.token_id), now)?
+                else {
                     return Ok(None);
                 };
-                if self.is_denied(&claims.token_id) {
-                    return Ok(None);
-                }
                 let token = TokenRecord {
                     kind: TokenKind::Access,
                     grant_id: claims.grant_id,
@@ -246,7 +243,7 @@ impl Store {
                 }))
             }
             Parsed::Refresh(claims, signed) => {
-                let Some(grant) = self.live_grant(&claims.grant_id, now)? else {
+                let Some(grant) = self.live_grant(&claims.grant_id, None, now)? else {
                     return Ok(None);
                 };
                 Ok(sealed_refresh(claims, &signed, grant))
@@ -264,7 +261,7 @@ impl Store {
         if expired(token.expires_at, now) {
             return Ok(None);
         }
-        let Some(grant) = self.live_grant(&token.grant_id, now)? else {
+        let Some(grant) = self.live_grant(&token.grant_id, None, now)? else {
             return Ok(None);
         };
         // Once a sealed successor of this family is in use, a stored refresh token is an
@@ -281,10 +278,16 @@ impl Store {
 
     /// The grant, if it exists, has not expired, and its user still exists in the generation
     /// it was made under.
-    /// On PostgreSQL the read also brings this node's caches up to date (`shared.rs`), so the
-    /// generation check below (and a deny-list check after it) reads nothing more.
-    fn live_grant(&self, id: &str, now: u64) -> Result<Option<Grant>, StoreError> {
-        let Some(bytes) = self.read_grant(id)? else {
+    /// With `token_id`, also `None` if that access token was revoked on its own (RFC 7009).
+    /// On PostgreSQL it is one query, which also brings this node's caches up to date
+    /// (`shared.rs`), so the generation check below reads nothing more.
+    fn live_grant(
+        &self,
+        id: &str,
+        token_id: Option<&[u8; 16]>,
+        now: u64,
+    ) -> Result<Option<Grant>, StoreError> {
+        let (Some(bytes), false) = self.read_grant(id, token_id)? else {
             return Ok(None);
         };
         let grant: Grant = decode(&bytes)?;
@@ -521,14 +524,10 @@ impl Store {
         Ok(())
     }
 
-    fn deny_cache(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 16], u64>> {
+    pub(super) fn deny_cache(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 16], u64>> {
         self.deny_list.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// From the deny list in memory: with sled every change goes through this store; on
-    /// PostgreSQL it was brought up to date by the grant read just before (`shared.rs`).
-    fn is_denied(&self, token_id: &[u8; 16]) -> bool {
-        self.deny_cache().contains_key(token_id)
     }
 
     pub(super) fn load_deny_list(

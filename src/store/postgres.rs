@@ -266,7 +266,7 @@ impl Db {
         Table {
             db: self.clone(),
             sql: Arc::new(Statements::for_table(name)),
-            counted: matches!(name, "users" | "denied" | "keys"),
+            counted: matches!(name, "users" | "keys"),
         }
     }
 }
@@ -471,8 +471,8 @@ impl Statements {
             count: format!("SELECT count(*) FROM {t}"),
             any: format!("SELECT EXISTS (SELECT 1 FROM {t})"),
             with_epochs: format!(
-                "SELECT (SELECT value FROM {t} WHERE key = $1), users, denied, keys \
-                 FROM linkgate.epochs"
+                "SELECT (SELECT value FROM {t} WHERE key = $1), users, keys, \
+                 EXISTS (SELECT 1 FROM linkgate.denied WHERE key = $2) FROM linkgate.epochs"
             ),
             bump: format!("UPDATE linkgate.epochs SET {name} = {name} + 1"),
         }
@@ -484,8 +484,8 @@ impl Statements {
 pub(super) struct Table {
     db: Db,
     sql: Arc<Statements>,
-    /// Whether writes move the table's change counter in `linkgate.epochs` (users, denied,
-    /// keys: what nodes cache).
+    /// Whether writes move the table's change counter in `linkgate.epochs` (users and keys:
+    /// what nodes cache).
     counted: bool,
 }
 
@@ -493,7 +493,6 @@ pub(super) struct Table {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Epochs {
     pub users: i64,
-    pub denied: i64,
     pub keys: i64,
 }
 
@@ -551,9 +550,15 @@ impl Table {
         Ok(())
     }
 
-    /// The entry and the change counters, in one query (one snapshot).
-    pub fn get_with_epochs(&self, key: &[u8]) -> Result<(Option<Vec<u8>>, Epochs), StoreError> {
-        let (pool, sql, key) = (self.db.pool(), self.sql.clone(), key.to_vec());
+    /// The entry, the change counters and whether `denied` (an access token's id; empty: none)
+    /// is in the deny list, in one query (one snapshot).
+    pub fn get_with_epochs(
+        &self,
+        key: &[u8],
+        denied: &[u8],
+    ) -> Result<(Option<Vec<u8>>, Epochs, bool), StoreError> {
+        let (pool, sql) = (self.db.pool(), self.sql.clone());
+        let (key, denied) = (key.to_vec(), denied.to_vec());
         self.db.run(async move {
             let client = connection(&pool).await?;
             let statement = client
@@ -561,16 +566,16 @@ impl Table {
                 .await
                 .map_err(db_error)?;
             let row = client
-                .query_one(&statement, &[&key])
+                .query_one(&statement, &[&key, &denied])
                 .await
                 .map_err(db_error)?;
             Ok((
                 row.get(0),
                 Epochs {
                     users: row.get(1),
-                    denied: row.get(2),
-                    keys: row.get(3),
+                    keys: row.get(2),
                 },
+                row.get(3),
             ))
         })
     }

@@ -1,25 +1,35 @@
 //! On PostgreSQL other nodes change the store too. What this node keeps in memory (users'
-//! generations, the deny list, the token keys) is made consistent with the database on every
-//! grant read: the grant comes with `linkgate.epochs`, counters that every write to users,
-//! denied or keys moves after it commits, in the same query; when a counter moved, the matching
-//! cache is dropped (generations) or read again (deny list, keys). So a token check is one
-//! round trip, and a change committed by another node (or the CLI) counts from the next check
-//! on. With sled, this process is the only writer and updates its caches as it writes.
+//! generations, the token keys) is made consistent with the database on every grant read: the
+//! grant comes with `linkgate.epochs`, counters that every write to users or keys moves after it
+//! commits, in the same query; when a counter moved, the matching cache is dropped (generations)
+//! or read again (keys). The same query says whether the access token is in the deny list. So a
+//! token check is one round trip, and a change committed by another node (or the CLI) counts
+//! from the next check on. With sled, this process is the only writer and updates its caches
+//! (the deny list among them) as it writes.
 
 use super::postgres::Epochs;
 use super::tree::{Tree, Value};
 use super::{Store, StoreError};
 
 impl Store {
-    /// Reads a grant; on PostgreSQL also brings the caches up to date (see above).
-    pub(super) fn read_grant(&self, id: &str) -> Result<Option<Value>, StoreError> {
+    /// Reads a grant and whether the access token `token_id` (if any) is denied; on PostgreSQL
+    /// also brings the caches up to date (see above).
+    pub(super) fn read_grant(
+        &self,
+        id: &str,
+        token_id: Option<&[u8; 16]>,
+    ) -> Result<(Option<Value>, bool), StoreError> {
         match &self.grants {
             Tree::Postgres(table) => {
-                let (grant, epochs) = table.get_with_epochs(id.as_bytes())?;
+                let deny_key = token_id.map_or(&[][..], |t| &t[..]);
+                let (grant, epochs, denied) = table.get_with_epochs(id.as_bytes(), deny_key)?;
                 self.catch_up(epochs)?;
-                Ok(grant.map(Value::Owned))
+                Ok((grant.map(Value::Owned), denied))
             }
-            Tree::Sled(_) => self.grants.get(id.as_bytes()),
+            Tree::Sled(_) => {
+                let denied = token_id.is_some_and(|t| self.deny_cache().contains_key(t));
+                Ok((self.grants.get(id.as_bytes())?, denied))
+            }
         }
     }
 
@@ -36,10 +46,6 @@ impl Store {
         *seen = None;
         if before.map(|b| b.users) != Some(now.users) {
             self.forget_generations();
-        }
-        if before.map(|b| b.denied) != Some(now.denied) {
-            let list = Store::load_deny_list(&self.denied)?;
-            *self.deny_list.lock().unwrap_or_else(|p| p.into_inner()) = list;
         }
         if before.map(|b| b.keys) != Some(now.keys) {
             self.reload_keys()?;
