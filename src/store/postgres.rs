@@ -33,7 +33,11 @@ pub struct Settings {
 }
 
 /// The schema migrations, in order; a database records the versions applied to it.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_tables.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_tables.sql")),
+    (2, include_str!("migrations/0002_forms.sql")),
+    (3, include_str!("migrations/0003_epochs.sql")),
+];
 
 /// Advisory lock keys ("lnkg" and a number), for the whole database.
 const MIGRATION_LOCK: i64 = 0x6c6e_6b67_0000_0001;
@@ -58,8 +62,18 @@ pub(super) struct Db {
 
 struct Inner {
     pool: Pool,
+    /// Connections that hold advisory locks (the cross-node lock, the sweeper's): apart from
+    /// `pool`, so a lock holder never waits for a connection of its own (with `pool_size = 1`
+    /// it would wait forever). Two: one of each kind per node at most.
+    locks: Pool,
     runtime: Option<tokio::runtime::Runtime>,
 }
+
+/// A session holding an advisory lock is ended by the server when it has been idle this long:
+/// a node that froze (or lost the network without a reset) while holding the cross-node lock
+/// stalls the other nodes this long at most, not until TCP gives up (hours). A holder never
+/// leaves its lock's session idle for longer than its own queries take (`QUERY_TIMEOUT`).
+const LOCK_IDLE_LIMIT: &str = "20s";
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -90,33 +104,39 @@ impl Db {
         );
         config.options(options.trim());
         let tls = tls_connector(settings)?;
-        let manager = Manager::from_config(
-            config,
-            tls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager = |config: &tokio_postgres::Config| {
+            Manager::from_config(
+                config.clone(),
+                tls.clone(),
+                ManagerConfig {
+                    recycling_method: RecyclingMethod::Fast,
+                },
+            )
+        };
+        let (manager, lock_manager) = (manager(&config), manager(&config));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("linkgate-db")
             .enable_all()
             .build()
             .map_err(|e| StoreError::Io(format!("cannot start the database runtime: {e}")))?;
-        let pool = {
+        let build = |manager: Manager, size: usize| {
             let _entered = runtime.enter();
             Pool::builder(manager)
-                .max_size(settings.pool_size.max(1))
+                .max_size(size)
                 .runtime(deadpool_postgres::Runtime::Tokio1)
                 .wait_timeout(Some(CONNECT_TIMEOUT))
                 .create_timeout(Some(CONNECT_TIMEOUT))
                 .recycle_timeout(Some(CONNECT_TIMEOUT))
                 .build()
-                .map_err(|e| StoreError::Unusable(format!("database pool: {e}")))?
+                .map_err(|e| StoreError::Unusable(format!("database pool: {e}")))
         };
+        let pool = build(manager, settings.pool_size.max(1))?;
+        let locks = build(lock_manager, 2)?;
         let db = Db {
             inner: Arc::new(Inner {
                 pool,
+                locks,
                 runtime: Some(runtime),
             }),
         };
@@ -195,9 +215,9 @@ impl Db {
     /// Takes the advisory lock `key` (waiting for it, at most `QUERY_TIMEOUT`); it is held until
     /// the returned guard is dropped.
     pub fn lock(&self, key: i64) -> Result<Locked, StoreError> {
-        let pool = self.pool();
+        let pool = self.inner.locks.clone();
         let client = self.run(async move {
-            let client = connection(&pool).await?;
+            let client = lock_connection(&pool).await?;
             client
                 .execute("SELECT pg_advisory_lock($1)", &[&key])
                 .await
@@ -213,9 +233,9 @@ impl Db {
 
     /// The same without waiting: `None` when another session holds it.
     pub fn try_lock(&self, key: i64) -> Result<Option<Locked>, StoreError> {
-        let pool = self.pool();
+        let pool = self.inner.locks.clone();
         let taken = self.run(async move {
-            let client = connection(&pool).await?;
+            let client = lock_connection(&pool).await?;
             let row = client
                 .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
                 .await
@@ -262,6 +282,7 @@ impl Db {
         Table {
             db: self.clone(),
             sql: Arc::new(Statements::for_table(name)),
+            counted: matches!(name, "users" | "keys"),
         }
     }
 }
@@ -280,14 +301,43 @@ pub(super) fn blocking<T>(wait: impl FnOnce() -> T) -> T {
 async fn connection(pool: &Pool) -> Result<Object, StoreError> {
     pool.get()
         .await
-        .map_err(|e| StoreError::Io(format!("database: {e}")))
+        .map_err(|e| StoreError::Io(format!("database: {}", with_causes(&e))))
+}
+
+/// A connection for holding a lock, which the server ends once idle for `LOCK_IDLE_LIMIT`
+/// (PostgreSQL 14 and later; on older servers the lock lasts as long as the session).
+async fn lock_connection(pool: &Pool) -> Result<Object, StoreError> {
+    let client = connection(pool).await?;
+    let limit = format!("SET idle_session_timeout = '{LOCK_IDLE_LIMIT}'");
+    if let Err(e) = client.batch_execute(&limit).await {
+        if e.as_db_error().is_none() {
+            return Err(db_error(e));
+        }
+    }
+    Ok(client)
 }
 
 fn db_error(e: tokio_postgres::Error) -> StoreError {
     match e.as_db_error() {
         Some(db) => StoreError::Io(format!("database: {}", db.message())),
-        None => StoreError::Io(format!("database: {e}")),
+        None => StoreError::Io(format!("database: {}", with_causes(&e))),
     }
+}
+
+/// An error with the errors it came from ("error connecting to server: Connection refused"; "TLS
+/// handshake: invalid peer certificate: UnknownIssuer"): the outer message alone rarely says
+/// what to fix. None of them carry the URL's password.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(next) = cause {
+        let more = next.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = next.source();
+    }
+    text
 }
 
 async fn apply_migrations(client: &Object) -> Result<(), StoreError> {
@@ -389,6 +439,27 @@ pub(super) struct Locked {
     key: i64,
 }
 
+impl Locked {
+    /// Keeps the lock's session from counting as idle (`LOCK_IDLE_LIMIT`) while its holder
+    /// works on other connections for longer (a sweep of a large table).
+    pub fn keep_alive(&mut self) -> Result<(), StoreError> {
+        let Some(client) = self.client.take() else {
+            return Ok(());
+        };
+        let client = self.db.run(async move {
+            match client.simple_query("SELECT 1").await {
+                Ok(_) => Ok(client),
+                Err(e) => {
+                    drop(Object::take(client));
+                    Err(db_error(e))
+                }
+            }
+        })?;
+        self.client = Some(client);
+        Ok(())
+    }
+}
+
 impl Drop for Locked {
     fn drop(&mut self) {
         if let Some(client) = self.client.take() {
@@ -421,6 +492,8 @@ struct Statements {
     next_page: String,
     count: String,
     any: String,
+    with_epochs: String,
+    bump: String,
 }
 
 impl Statements {
@@ -447,6 +520,11 @@ impl Statements {
             ),
             count: format!("SELECT count(*) FROM {t}"),
             any: format!("SELECT EXISTS (SELECT 1 FROM {t})"),
+            with_epochs: format!(
+                "SELECT (SELECT value FROM {t} WHERE key = $1), users, keys, \
+                 EXISTS (SELECT 1 FROM linkgate.denied WHERE key = $2) FROM linkgate.epochs"
+            ),
+            bump: format!("UPDATE linkgate.epochs SET {name} = {name} + 1"),
         }
     }
 }
@@ -456,6 +534,16 @@ impl Statements {
 pub(super) struct Table {
     db: Db,
     sql: Arc<Statements>,
+    /// Whether writes move the table's change counter in `linkgate.epochs` (users and keys:
+    /// what nodes cache).
+    counted: bool,
+}
+
+/// The change counters of `linkgate.epochs` (schema 3), read with a grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Epochs {
+    pub users: i64,
+    pub keys: i64,
 }
 
 type Pick = fn(&Statements) -> &str;
@@ -492,11 +580,54 @@ impl Table {
 
     pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         self.execute(|s| &s.upsert, vec![key.to_vec(), value.to_vec()])?;
-        Ok(())
+        self.changed()
     }
 
     pub fn remove(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.query(|s| &s.remove, vec![key.to_vec()])?.pop())
+        let removed = self.query(|s| &s.remove, vec![key.to_vec()])?.pop();
+        if removed.is_some() {
+            self.changed()?;
+        }
+        Ok(removed)
+    }
+
+    /// After a write has committed: moves the table's change counter, if it has one, so that
+    /// every node drops what it cached of the table before it next reads a grant.
+    fn changed(&self) -> Result<(), StoreError> {
+        if self.counted {
+            self.execute(|s| &s.bump, Vec::new())?;
+        }
+        Ok(())
+    }
+
+    /// The entry, the change counters and whether `denied` (an access token's id; empty: none)
+    /// is in the deny list, in one query (one snapshot).
+    pub fn get_with_epochs(
+        &self,
+        key: &[u8],
+        denied: &[u8],
+    ) -> Result<(Option<Vec<u8>>, Epochs, bool), StoreError> {
+        let (pool, sql) = (self.db.pool(), self.sql.clone());
+        let (key, denied) = (key.to_vec(), denied.to_vec());
+        self.db.run(async move {
+            let client = connection(&pool).await?;
+            let statement = client
+                .prepare_cached(&sql.with_epochs)
+                .await
+                .map_err(db_error)?;
+            let row = client
+                .query_one(&statement, &[&key, &denied])
+                .await
+                .map_err(db_error)?;
+            Ok((
+                row.get(0),
+                Epochs {
+                    users: row.get(1),
+                    keys: row.get(2),
+                },
+                row.get(3),
+            ))
+        })
     }
 
     /// `Err(current)` when the entry was not `old`.
@@ -516,6 +647,9 @@ impl Table {
             (None, None) => self.get(key)?.is_none(),
         };
         if swapped {
+            if old.is_some() || new.is_some() {
+                self.changed()?;
+            }
             Ok(Ok(()))
         } else {
             Ok(Err(self.get(key)?))
@@ -582,7 +716,7 @@ impl Table {
                 }
             })?;
             if written {
-                return Ok(());
+                return if unchanged { Ok(()) } else { self.changed() };
             }
         }
         Err(StoreError::Io(
