@@ -10,6 +10,7 @@
 #   tools/bench-wrk.sh [SECONDS] --store postgres --nodes 2   # two nodes behind HAProxy
 #   tools/bench-wrk.sh [SECONDS] --all               # sled, PostgreSQL x1, PostgreSQL x2 in one run
 #   CONNS=32 SERVER_CPU=0 WRK_CPU=1 tools/bench-wrk.sh 30
+#   KEEP_WORK=1 tools/bench-wrk.sh ...               # keep wrk's outputs and the nodes' logs
 #
 # PostgreSQL (issue 14): the script starts its own cluster (Debian's postgresql, initdb in a
 # temporary directory, a free port on 127.0.0.1, trust authentication, PostgreSQL's default
@@ -20,6 +21,8 @@
 # if-none` (see haproxy_config). After the timed runs, the cluster is restarted with
 # pg_stat_statements and one node answers a fixed number of each request, to count the SQL
 # statements (round trips) per request.
+#
+# Each set-up gets WARMUP seconds (default 3) of /userinfo before the measured runs.
 #
 # Pinning: everything that serves (linkgate's nodes, PostgreSQL, HAProxy) shares SERVER_CPU, as
 # the baseline has it alone; wrk has WRK_CPU. DB_CPU and LB_CPU move PostgreSQL and HAProxy.
@@ -66,6 +69,7 @@ WRK_CPU=${WRK_CPU:-1}
 DB_CPU=${DB_CPU:-$SERVER_CPU}
 LB_CPU=${LB_CPU:-$SERVER_CPU}
 WRK_THREADS=${WRK_THREADS:-4}
+WARMUP=${WARMUP:-3}
 # Requests of each kind for the statement count.
 COUNT_N=${COUNT_N:-200}
 
@@ -108,7 +112,7 @@ cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   if [ -n "$PG_DIR" ] && [ -e "$PG_DIR/postmaster.pid" ]; then pg stop -m immediate >/dev/null 2>&1 || true; fi
-  rm -rf "$WORK"
+  if [ -n "${KEEP_WORK:-}" ]; then echo "kept $WORK (wrk outputs, node logs; a stopped cluster in pg/)" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
@@ -155,10 +159,12 @@ as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 pg() { # pg_ctl ACTION [args]
   as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR" -l "$PG_DIR/log" "$@"
 }
+# A port below the kernel's range for outgoing connections (whose ports come and go).
 free_port() {
-  local port
+  local port low
+  low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range)
   for _ in $(seq 1 100); do
-    port=$((20000 + RANDOM % 30000))
+    port=$((10000 + RANDOM % (low - 10000)))
     if ! ss -Htln "sport = :$port" | grep -q .; then echo "$port"; return 0; fi
   done
   echo "no free port" >&2
@@ -279,23 +285,30 @@ measure() { # SETUP: sled | pgN
   target=${addrs[0]}
   local lb_pid= stats_port=
   if [ "$count" -gt 1 ]; then
-    local port
-    port=$(free_port)
-    stats_port=$(free_port)
-    haproxy_config "$port" "$stats_port" "${addrs[@]}" >"$dir/haproxy.cfg"
-    "$HAPROXY" -c -q -f "$dir/haproxy.cfg"
-    taskset -c "$LB_CPU" "$HAPROXY" -db -f "$dir/haproxy.cfg" >"$dir/haproxy.log" 2>&1 &
-    lb_pid=$!
-    PIDS+=("$lb_pid")
-    target="127.0.0.1:$port"
-    # Until every node's health check has passed (bounded).
-    local up=0
-    for _ in $(seq 1 100); do
-      up=$( (lb_stats "$stats_port" || true) | awk '$4 == "UP"' | wc -l)
+    local port up=0
+    # Until every node's health check has passed (bounded); a port taken meanwhile by someone
+    # else makes HAProxy exit, and it is tried again on other ports.
+    for _ in 1 2 3; do
+      port=$(free_port)
+      stats_port=$(free_port)
+      haproxy_config "$port" "$stats_port" "${addrs[@]}" >"$dir/haproxy.cfg"
+      "$HAPROXY" -c -q -f "$dir/haproxy.cfg"
+      taskset -c "$LB_CPU" "$HAPROXY" -db -f "$dir/haproxy.cfg" >"$dir/haproxy.log" 2>&1 &
+      lb_pid=$!
+      PIDS+=("$lb_pid")
+      for _ in $(seq 1 100); do
+        kill -0 "$lb_pid" 2>/dev/null || break
+        up=$( (lb_stats "$stats_port" || true) | awk '$4 == "UP"' | wc -l)
+        [ "$up" = "$count" ] && break
+        sleep 0.1
+      done
       [ "$up" = "$count" ] && break
-      sleep 0.1
+      kill "$lb_pid" 2>/dev/null || true
+      wait "$lb_pid" 2>/dev/null || true
+      cat "$dir/haproxy.log" >&2
     done
-    [ "$up" = "$count" ] || { echo "HAProxy: only $up of $count nodes up" >&2; cat "$dir/haproxy.log" >&2; exit 1; }
+    [ "$up" = "$count" ] || { echo "HAProxy: only $up of $count nodes up" >&2; exit 1; }
+    target="127.0.0.1:$port"
   fi
   sleep 1
   RSS_IDLE[$setup]=$(rss_kib "${node_pids[0]}")
@@ -306,6 +319,11 @@ measure() { # SETUP: sled | pgN
   ROTATING_BASIC=$(printf '%s' 'rotating:rotating-secret-0123456789' | base64 -w0)
   ROTATING_FILE="$dir/rotating.txt"
 
+  # Warm-up, not measured: the first requests open the nodes' database connections (a
+  # PostgreSQL backend each, up to pool_size per node), which would otherwise land in the
+  # first endpoint's p99.
+  taskset -c "$WRK_CPU" wrk -c "$CONNS" -d "${WARMUP}s" -t "$WRK_THREADS" -s tools/wrk/userinfo.lua \
+    "http://$target/userinfo" >"$WORK/$setup-warmup.out" 2>&1
   run_wrk "$setup-userinfo" "http://$target/userinfo" -t "$WRK_THREADS" -s tools/wrk/userinfo.lua
   run_wrk "$setup-introspect" "http://$target/introspect" -t "$WRK_THREADS" -s tools/wrk/introspect.lua
   local before after
