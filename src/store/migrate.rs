@@ -265,9 +265,10 @@ mod tests {
     use super::*;
     use crate::store::Username;
 
-    fn read(
-        entries: &[(&'static [u8], &'static [u8])],
-    ) -> Vec<Result<(Vec<u8>, Vec<u8>), StoreError>> {
+    /// A tree read back: entries, or a failed read.
+    type ReadBack = Vec<Result<(Vec<u8>, Vec<u8>), StoreError>>;
+
+    fn read(entries: &[(&'static [u8], &'static [u8])]) -> ReadBack {
         entries
             .iter()
             .map(|(k, v)| Ok((k.to_vec(), v.to_vec())))
