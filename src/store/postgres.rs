@@ -395,16 +395,29 @@ pub(super) fn blocking<T>(wait: impl FnOnce() -> T) -> T {
 }
 
 async fn connection(pool: &Pool) -> Result<Object, StoreError> {
-    pool.get()
-        .await
-        .map_err(|e| StoreError::Io(format!("database: {e}")))
+    pool.get().await.map_err(|e| match e {
+        deadpool_postgres::PoolError::Backend(e) => db_error(e),
+        other => StoreError::Io(format!("database: {other}")),
+    })
 }
 
+/// The server's own message, or the error with its causes ("error connecting to server:
+/// Connection refused"): tokio-postgres leaves the cause out of its `Display`. None of these
+/// holds the URL or its password.
 fn db_error(e: tokio_postgres::Error) -> StoreError {
-    match e.as_db_error() {
-        Some(db) => StoreError::Io(format!("database: {}", db.message())),
-        None => StoreError::Io(format!("database: {e}")),
+    if let Some(db) = e.as_db_error() {
+        return StoreError::Io(format!("database: {}", db.message()));
     }
+    let mut message = format!("database: {e}");
+    let mut cause = std::error::Error::source(&e);
+    while let Some(inner) = cause {
+        let text = inner.to_string();
+        if !message.ends_with(&text) {
+            message.push_str(&format!(": {text}"));
+        }
+        cause = inner.source();
+    }
+    StoreError::Io(message)
 }
 
 /// The newest schema version this linkgate knows (and migrates a database to at start).
