@@ -203,7 +203,16 @@ pub fn restore(config: &Config, file: &Path) -> Result<String, AdminError> {
     })?;
     let entries = store
         .restore(std::io::BufReader::new(input))
-        .map_err(|e| AdminError(format!("{}: {e}", file.display())))?;
+        .map_err(|e| match e {
+            crate::store::RestoreError::NotEmpty if config.postgres.is_some() => {
+                AdminError(format!(
+                    "{}: the database is not empty ({}): restore only into a new, empty database",
+                    file.display(),
+                    storage_description(config)
+                ))
+            }
+            e => AdminError(format!("{}: {e}", file.display())),
+        })?;
     Ok(format!(
         "restored {entries} entries from {} into {}",
         file.display(),
