@@ -4,8 +4,9 @@
 //!
 //! Unlike a backup, a migration carries everything: besides users, codes, grants, tokens, the
 //! throttle, the token keys and the deny list, also the account trees (one-time password links,
-//! `/account` sessions, each link's last refresh, security events), so after the move nobody is
-//! signed out and no link already sent is void.
+//! `/account` sessions, each link's last refresh, security events) and the authorization forms
+//! already spent, so after the move nobody is signed out, no link already sent is void, and no
+//! spent form can be submitted again.
 //!
 //! The source is read in one consistent snapshot (one REPEATABLE READ transaction on PostgreSQL,
 //! so nodes may keep running; on sled the CLI holds the directory, so the server is stopped).
@@ -20,7 +21,7 @@ use std::fmt;
 use std::sync::Arc;
 
 /// Every tree, in the order they are copied and reported.
-pub const TREES: [&str; 11] = [
+pub const TREES: [&str; 12] = [
     "users",
     "codes",
     "grants",
@@ -32,6 +33,7 @@ pub const TREES: [&str; 11] = [
     "sessions",
     "grant_activity",
     "events",
+    "forms",
 ];
 
 /// One tree after a verified copy.
@@ -84,7 +86,7 @@ impl From<StoreError> for MigrateError {
 
 impl Store {
     /// Every tree with its name, in the order of `TREES`.
-    fn every_tree(&self) -> [(&'static str, &Tree); 11] {
+    fn every_tree(&self) -> [(&'static str, &Tree); 12] {
         [
             ("users", &self.users),
             ("codes", &self.codes),
@@ -97,6 +99,7 @@ impl Store {
             ("sessions", &self.sessions),
             ("grant_activity", &self.grant_activity),
             ("events", &self.events),
+            ("forms", &self.forms),
         ]
     }
 

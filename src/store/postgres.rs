@@ -118,7 +118,10 @@ fn describe_config(config: &tokio_postgres::Config) -> String {
 }
 
 /// The schema migrations, in order; a database records the versions applied to it.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_tables.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_tables.sql")),
+    (2, include_str!("migrations/0002_forms.sql")),
+];
 
 /// Advisory lock keys ("lnkg" and a number), for the whole database.
 const MIGRATION_LOCK: i64 = 0x6c6e_6b67_0000_0001;
@@ -395,29 +398,32 @@ pub(super) fn blocking<T>(wait: impl FnOnce() -> T) -> T {
 }
 
 async fn connection(pool: &Pool) -> Result<Object, StoreError> {
-    pool.get().await.map_err(|e| match e {
-        deadpool_postgres::PoolError::Backend(e) => db_error(e),
-        other => StoreError::Io(format!("database: {other}")),
-    })
+    pool.get()
+        .await
+        .map_err(|e| StoreError::Io(format!("database: {}", with_causes(&e))))
 }
 
-/// The server's own message, or the error with its causes ("error connecting to server:
-/// Connection refused"): tokio-postgres leaves the cause out of its `Display`. None of these
-/// holds the URL or its password.
 fn db_error(e: tokio_postgres::Error) -> StoreError {
-    if let Some(db) = e.as_db_error() {
-        return StoreError::Io(format!("database: {}", db.message()));
+    match e.as_db_error() {
+        Some(db) => StoreError::Io(format!("database: {}", db.message())),
+        None => StoreError::Io(format!("database: {}", with_causes(&e))),
     }
-    let mut message = format!("database: {e}");
-    let mut cause = std::error::Error::source(&e);
-    while let Some(inner) = cause {
-        let text = inner.to_string();
-        if !message.ends_with(&text) {
-            message.push_str(&format!(": {text}"));
+}
+
+/// An error with the errors it came from ("error connecting to server: Connection refused"; "TLS
+/// handshake: invalid peer certificate: UnknownIssuer"): the outer message alone rarely says
+/// what to fix. None of them carry the URL's password.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(next) = cause {
+        let more = next.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
         }
-        cause = inner.source();
+        cause = next.source();
     }
-    StoreError::Io(message)
+    text
 }
 
 /// The newest schema version this linkgate knows (and migrates a database to at start).
