@@ -53,6 +53,13 @@ impl Settings {
         })
     }
 
+    /// Whether the URL holds a password (then the config file is a secret).
+    pub fn has_password(&self) -> bool {
+        self.url
+            .parse::<tokio_postgres::Config>()
+            .is_ok_and(|c| c.get_password().is_some())
+    }
+
     /// Whether every host is this machine (a Unix socket or a loopback address).
     pub fn is_local(&self) -> bool {
         use tokio_postgres::config::Host;
@@ -943,10 +950,12 @@ mod tests {
             assert_eq!(s.describe(), shown, "{url}");
             assert_eq!(s.tls_mode(), Some(tls), "{url}");
             assert_eq!(s.is_local(), local, "{url}");
+            assert!(s.has_password(), "{url}");
             let debug = format!("{s:?}");
             assert!(!debug.contains("hunter2"), "{debug}");
             assert!(debug.contains(shown), "{debug}");
         }
+        assert!(!settings("postgres://u@h/x").has_password());
         let bad = settings("postgres://u:hunter2-secret@h:notaport/x");
         assert!(!bad.describe().contains("hunter2"));
         assert_eq!(bad.tls_mode(), None);
