@@ -317,6 +317,39 @@ mod tests {
         assert!(matches!(failed, Err(MigrateError::Store(_))));
     }
 
+    /// A tree added to the store (a sled tree, a key-value table in a migration) but not to
+    /// `TREES` would silently stay behind in a migration.
+    #[test]
+    fn every_tree_of_both_backends_is_copied() {
+        let (_dir, store) = crate::store::fixtures::temp_store();
+        let Backend::Sled { db, .. } = &store.backend else {
+            panic!("a sled fixture")
+        };
+        let mut sled: Vec<String> = db
+            .tree_names()
+            .iter()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .filter(|n| n != "__sled__default")
+            .collect();
+        sled.sort();
+        let mut trees: Vec<String> = TREES.iter().map(|t| t.to_string()).collect();
+        trees.sort();
+        assert_eq!(sled, trees);
+        let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/migrations");
+        let mut tables = Vec::new();
+        for file in std::fs::read_dir(folder).unwrap() {
+            let sql = std::fs::read_to_string(file.unwrap().path()).unwrap();
+            for part in sql.split("CREATE TABLE linkgate.").skip(1) {
+                let (name, rest) = part.split_once(' ').unwrap();
+                if rest.starts_with("(key bytea") {
+                    tables.push(name.to_string());
+                }
+            }
+        }
+        tables.sort();
+        assert_eq!(tables, trees);
+    }
+
     #[test]
     fn a_sled_store_migrates_into_an_empty_one_and_never_into_a_full_one() {
         let (_a, source) = crate::store::fixtures::temp_store();
