@@ -90,7 +90,8 @@ fn same_store(a: &Config, b: &Config) -> bool {
 /// An error with what it means for the target and what to do next.
 fn explain(e: MigrateError, to: &str, target: &Config) -> AdminError {
     let empty_it = match &target.postgres {
-        None => format!("remove {}", target.storage_path.display()),
+        // sled's files; the directory also holds the admin socket and the ACME cache.
+        None => format!("remove {}", target.storage_path.join("db").display()),
         Some(_) => "use a new database, or drop the schema: DROP SCHEMA linkgate CASCADE".into(),
     };
     AdminError(match e {
