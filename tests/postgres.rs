@@ -4,7 +4,13 @@
 
 mod common;
 use common::postgres::PgCluster;
+use common::*;
+use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Barrier, Mutex};
+use std::time::{Duration, Instant};
 
 /// The harness itself: a cluster starts, answers SQL, keeps its data across a clean stop and a
 /// crash, and comes back on the same port.
@@ -42,4 +48,929 @@ fn the_tls_cluster_speaks_only_tls_with_a_certificate_from_its_ca() {
     );
     let ca = std::fs::read_to_string(pg.ca_pem()).expect("ca.pem");
     assert!(ca.contains("BEGIN CERTIFICATE"), "{ca}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two linkgate nodes on one database.
+
+const ROT_ID: &str = "rotating";
+const ROT_SECRET: &str = "rotating-secret-0123456789";
+const ROT_REDIRECT: &str = "https://layla.amazon.com/api/skill/link/M2ROT";
+/// How long a node may take to notice the database is back (the issue: "by itself").
+const RECOVERY: Duration = Duration::from_secs(30);
+
+/// The test config (Alexa, Google, and a rotating client) on the PostgreSQL at `url`.
+fn node_config(url: &str) -> TestConfig {
+    TestConfig::from_text(&config_text(&format!(
+        "[[clients]]\nid = \"{ROT_ID}\"\nsecret = \"{ROT_SECRET}\"\nname = \"Rotating\"\n\
+         redirect_uris = [\"{ROT_REDIRECT}\"]\nrotate_refresh_tokens = true\n"
+    )))
+    .set("storage.backend", "postgres")
+    .set("storage.url", url)
+    .set("storage.pool_size", 8)
+}
+
+/// Two nodes, each with its own config file and data directory (`path`), on one database that
+/// holds the default user.
+struct Nodes {
+    a_env: TestEnv,
+    /// Held for its folder (B's config and data directory).
+    _b_env: TestEnv,
+    a: Server,
+    b: Server,
+}
+
+impl Nodes {
+    /// Starts both at once on a database that may be empty (both apply the migrations, one
+    /// waits for the other), then adds the default user.
+    fn start(config: TestConfig) -> Nodes {
+        let a_env = config.env();
+        let b_env = config.env();
+        let (a, b) = std::thread::scope(|scope| {
+            let a = scope.spawn(|| a_env.start());
+            let b = scope.spawn(|| b_env.start());
+            (a.join().expect("start A"), b.join().expect("start B"))
+        });
+        a_env.add_user(USER, PASSWORD);
+        Nodes {
+            a_env,
+            _b_env: b_env,
+            a,
+            b,
+        }
+    }
+
+    fn on(pg: &PgCluster) -> Nodes {
+        Nodes::start(node_config(&pg.url()))
+    }
+
+    /// A third config on the same database, with a data directory no server uses: the CLI of
+    /// an operator's shell, which must work against the database directly while nodes run.
+    fn cli_env(&self) -> TestEnv {
+        TestEnv::with_config(&std::fs::read_to_string(&self.a_env.config).expect("A's config"))
+    }
+
+    fn both(&self) -> [(&'static str, &Server); 2] {
+        [("A", &self.a), ("B", &self.b)]
+    }
+}
+
+fn rotate(server: &Server, refresh_token: &str) -> Response {
+    server.token_basic(
+        ROT_ID,
+        ROT_SECRET,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ],
+    )
+}
+
+/// A rotating client's tokens, linked through `server`: (access, refresh).
+fn rotating_tokens_for(server: &Server) -> (String, String) {
+    let code = code_for(server, ROT_ID, ROT_REDIRECT);
+    let response = server.token_basic(ROT_ID, ROT_SECRET, &code_fields(&code, ROT_REDIRECT));
+    assert_eq!(response.status, 200, "{}", response.text());
+    (
+        response.json_str("access_token"),
+        response.json_str("refresh_token"),
+    )
+}
+
+fn cli_ok(out: &Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+#[test]
+fn a_link_made_through_a_refreshes_and_answers_through_b() {
+    let pg = PgCluster::start();
+    let nodes = Nodes::on(&pg);
+    let (access, refresh_token) = tokens_for(&nodes.a);
+    let on_a = nodes.a.userinfo(&access);
+    assert_eq!(on_a.status, 200, "{}", on_a.text());
+    let sub = on_a.json_str("sub");
+    let on_b = nodes.b.userinfo(&access);
+    assert_eq!(on_b.status, 200, "userinfo on B: {}", on_b.text());
+    assert_eq!(on_b.json_str("sub"), sub);
+
+    let refreshed = refresh(&nodes.b, &refresh_token);
+    assert_eq!(refreshed.status, 200, "refresh on B: {}", refreshed.text());
+    let access_b = refreshed.json_str("access_token");
+    for (name, node) in nodes.both() {
+        let info = node.userinfo(&access_b);
+        assert_eq!(
+            info.status,
+            200,
+            "B's access token on {name}: {}",
+            info.text()
+        );
+        assert_eq!(info.json_str("sub"), sub);
+    }
+    // Without rotation the refresh token stays the same, on either node.
+    assert_eq!(refresh(&nodes.a, &refresh_token).status, 200);
+}
+
+#[test]
+fn a_rotating_client_refreshes_alternately_and_a_reuse_on_b_revokes_the_family_on_a() {
+    let pg = PgCluster::start();
+    let nodes = Nodes::on(&pg);
+    let (first_access, first) = rotating_tokens_for(&nodes.a);
+    let mut chain = vec![first];
+    let mut accesses = vec![first_access];
+    for i in 0..6 {
+        let (name, node) = nodes.both()[i % 2];
+        let current = chain.last().expect("a refresh token");
+        let next = rotate(node, current);
+        assert_eq!(next.status, 200, "rotation {i} on {name}: {}", next.text());
+        let refresh_token = next.json_str("refresh_token");
+        assert_ne!(&refresh_token, current, "rotation {i} on {name}");
+        chain.push(refresh_token);
+        accesses.push(next.json_str("access_token"));
+    }
+    for (name, node) in nodes.both() {
+        for access in &accesses {
+            assert_eq!(node.userinfo(access).status, 200, "on {name}");
+        }
+    }
+    // chain[4]'s successor chain[5] was used (it minted chain[6]), so chain[4] is retired:
+    // presenting it on B is a reuse, and kills the whole family on A too.
+    let reuse = rotate(&nodes.b, &chain[4]);
+    assert_eq!(reuse.status, 400, "reuse on B: {}", reuse.text());
+    assert_eq!(reuse.error(), "invalid_grant");
+    let current = rotate(&nodes.a, &chain[6]);
+    assert_eq!(
+        current.error(),
+        "invalid_grant",
+        "the family's newest token on A after a reuse on B: {}",
+        current.text()
+    );
+    for (name, node) in nodes.both() {
+        assert_eq!(
+            rotate(node, &chain[5]).error(),
+            "invalid_grant",
+            "on {name}"
+        );
+        for access in &accesses {
+            assert_eq!(
+                node.userinfo(access).status,
+                401,
+                "an access token of the revoked family on {name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn eight_concurrent_redemptions_of_one_code_over_two_nodes_have_one_winner() {
+    let pg = PgCluster::start();
+    let nodes = Nodes::on(&pg);
+    for round in 0..3 {
+        let code = code_for(&nodes.a, ALEXA_ID, ALEXA_REDIRECT);
+        let barrier = Barrier::new(8);
+        let answers: Vec<(usize, u16, String)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let (nodes, barrier, code) = (&nodes, &barrier, &code);
+                    scope.spawn(move || {
+                        let node = nodes.both()[i % 2].1;
+                        barrier.wait();
+                        let response = node.token_basic(
+                            ALEXA_ID,
+                            ALEXA_SECRET,
+                            &code_fields(code, ALEXA_REDIRECT),
+                        );
+                        let error = if response.status == 200 {
+                            String::new()
+                        } else {
+                            response.error()
+                        };
+                        (i, response.status, error)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let won = answers.iter().filter(|(_, s, _)| *s == 200).count();
+        assert_eq!(won, 1, "round {round}: {answers:?}");
+        assert!(
+            answers
+                .iter()
+                .all(|(_, s, e)| *s == 200 || (*s == 400 && e == "invalid_grant")),
+            "round {round}: {answers:?}"
+        );
+    }
+}
+
+/// Opens the login page on `server` and signs in as a browser at `from` (through a proxy
+/// the node trusts).
+fn login_from(server: &Server, from: &str, username: &str, password: &str) -> Page {
+    let page = Page::from(server.request(
+        "GET",
+        &authorize_path(ALEXA_ID, ALEXA_REDIRECT, "s", &[]),
+        &[("X-Forwarded-For", from)],
+        b"",
+    ));
+    assert_eq!(page.status, 200, "login page: {}", page.html);
+    let cookie = page.cookie.clone().expect("a CSRF cookie");
+    Page::from(page.submit_with(
+        server,
+        &[("Cookie", &cookie), ("X-Forwarded-For", from)],
+        &[("username", username), ("password", password)],
+    ))
+}
+
+fn behind_proxy(pg: &PgCluster) -> Nodes {
+    Nodes::start(node_config(&pg.url()).set("server.trusted_proxies", vec!["127.0.0.1"]))
+}
+
+#[test]
+fn a_login_throttle_tripped_on_a_holds_on_b() {
+    let pg = PgCluster::start();
+    let nodes = behind_proxy(&pg);
+    let attacker = "198.51.100.7";
+    let mut statuses = Vec::new();
+    while statuses.last() != Some(&429) && statuses.len() < 12 {
+        statuses.push(login_from(&nodes.a, attacker, USER, "guess").status);
+    }
+    assert_eq!(
+        statuses.last(),
+        Some(&429),
+        "A never throttled: {statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [401, 429].contains(s)),
+        "{statuses:?}"
+    );
+    // B refuses the attacker's address at once, even with the right password...
+    let on_b = login_from(&nodes.b, attacker, USER, PASSWORD);
+    assert_eq!(on_b.status, 429, "B after the lock on A: {}", on_b.html);
+    let guess_b = login_from(&nodes.b, attacker, "someone-else", "guess");
+    assert_eq!(guess_b.status, 429, "another name from the address on B");
+    // ...while the owner, elsewhere, signs in through B.
+    let owner = login_from(&nodes.b, "203.0.113.9", USER, PASSWORD);
+    assert_eq!(owner.status, 200, "{}", owner.html);
+    assert!(owner.html.contains("decision"));
+}
+
+#[test]
+fn a_burst_of_guesses_spread_over_two_nodes_is_held_like_a_sequence() {
+    let pg = PgCluster::start();
+    let nodes = Nodes::on(&pg);
+    let pages: Vec<(usize, Page)> = (0..24)
+        .map(|i| {
+            let node = nodes.both()[i % 2].1;
+            let page = Page::from(node.get(&authorize_path(ALEXA_ID, ALEXA_REDIRECT, "s", &[])));
+            assert_eq!(page.status, 200, "login page: {}", page.html);
+            (i, page)
+        })
+        .collect();
+    let barrier = Barrier::new(pages.len());
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = pages
+            .iter()
+            .map(|(i, page)| {
+                let (nodes, barrier) = (&nodes, &barrier);
+                scope.spawn(move || {
+                    let node = nodes.both()[i % 2].1;
+                    barrier.wait();
+                    page.submit(
+                        node,
+                        page.cookie.as_deref(),
+                        &[("username", USER), ("password", "wrong password")],
+                    )
+                    .status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    eprintln!("burst over two nodes: {checked} of 24 wrong guesses checked");
+    // 5 free failures plus the one that sets the lock, as on one node.
+    assert!(checked <= 6, "{checked} guesses checked: {statuses:?}");
+    assert!(
+        statuses.iter().all(|s| [401, 429, 503].contains(s)),
+        "{statuses:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CLI against the database while both nodes run.
+
+#[test]
+fn a_user_added_by_the_cli_while_nodes_run_signs_in_through_b() {
+    let pg = PgCluster::start();
+    let nodes = Nodes::on(&pg);
+    let cli = nodes.cli_env();
+    cli_ok(
+        &cli.cli(&["--add-user", "carol"], "carol's long password\n"),
+        "--add-user",
+    );
+    let listed = cli_ok(&cli.cli(&["--list-users"], ""), "--list-users");
+    assert!(
+        listed.contains("carol") && listed.contains(USER),
+        "{listed}"
+    );
+    let mut browser = Browser::new(&nodes.b);
+    let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "s", &[]);
+    let consent = browser.login(&login, "carol", "carol's long password");
+    assert_eq!(consent.status, 200, "carol on B: {}", consent.html);
+    let redirect = browser.decide(&consent, "allow");
+    let code = redirect.location_params()["code"].clone();
+    // The code minted by B is redeemed on A.
+    let tokens = nodes
+        .a
+        .token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(&code, ALEXA_REDIRECT));
+    assert_eq!(tokens.status, 200, "{}", tokens.text());
+    let info = nodes.b.userinfo(&tokens.json_str("access_token"));
+    assert_eq!(info.json_str("preferred_username"), "carol");
+}
+
+/// Everything the default user was issued through both nodes: access and refresh tokens of a
+/// plain and a rotating client, a rotated chain, and a code not yet redeemed.
+struct Issued {
+    code: String,
+    access: Vec<String>,
+    refresh: Vec<String>,
+    rotating: Vec<String>,
+}
+
+fn issue_on_both(nodes: &Nodes) -> Issued {
+    let mut issued = Issued {
+        code: code_for(&nodes.b, ALEXA_ID, ALEXA_REDIRECT),
+        access: Vec::new(),
+        refresh: Vec::new(),
+        rotating: Vec::new(),
+    };
+    for (_, node) in nodes.both() {
+        let (access, refresh_token) = tokens_for(node);
+        issued.access.push(access);
+        issued.refresh.push(refresh_token);
+        let (access, rotating) = rotating_tokens_for(node);
+        issued.access.push(access);
+        issued.rotating.push(rotating);
+    }
+    // One rotation on the other node: its parent is in use, the child new.
+    let rotated = rotate(&nodes.a, &issued.rotating[1]);
+    assert_eq!(rotated.status, 200, "{}", rotated.text());
+    issued.access.push(rotated.json_str("access_token"));
+    issued.rotating.push(rotated.json_str("refresh_token"));
+    for (name, node) in nodes.both() {
+        for access in &issued.access {
+            assert_eq!(node.userinfo(access).status, 200, "before, on {name}");
+        }
+    }
+    issued
+}
+
+fn assert_all_dead(nodes: &Nodes, issued: &Issued, after: &str) {
+    for (name, node) in nodes.both() {
+        for access in &issued.access {
+            let info = node.userinfo(access);
+            assert_eq!(
+                info.status,
+                401,
+                "an access token on {name} after {after}: {}",
+                info.text()
+            );
+        }
+        for token in &issued.refresh {
+            let again = refresh(node, token);
+            assert_eq!(
+                (again.status, again.error()),
+                (400, "invalid_grant".to_string()),
+                "a refresh token on {name} after {after}"
+            );
+        }
+        for token in &issued.rotating {
+            let again = rotate(node, token);
+            assert_eq!(
+                (again.status, again.error()),
+                (400, "invalid_grant".to_string()),
+                "a rotating refresh token on {name} after {after}"
+            );
+        }
+    }
+    let redeem = nodes.a.token_basic(
+        ALEXA_ID,
+        ALEXA_SECRET,
+        &code_fields(&issued.code, ALEXA_REDIRECT),
+    );
+    assert_eq!(redeem.error(), "invalid_grant", "the code after {after}");
+}
+
+#[test]
+fn unlink_user_from_the_cli_kills_every_token_on_both_nodes() {
+    let pg = PgCluster::start();
+    let nodes = Nodes::on(&pg);
+    let issued = issue_on_both(&nodes);
+    cli_ok(
+        &nodes.cli_env().cli(&["--unlink-user", USER], ""),
+        "--unlink-user",
+    );
+    assert_all_dead(&nodes, &issued, "--unlink-user");
+    // The user can link again, through either node.
+    let (access, _) = tokens_for(&nodes.b);
+    assert_eq!(nodes.a.userinfo(&access).status, 200);
+}
+
+#[test]
+fn set_password_from_the_cli_kills_every_token_and_the_old_password_on_both_nodes() {
+    let pg = PgCluster::start();
+    let nodes = Nodes::on(&pg);
+    let issued = issue_on_both(&nodes);
+    cli_ok(
+        &nodes
+            .cli_env()
+            .cli(&["--set-password", USER], "a brand new password\n"),
+        "--set-password",
+    );
+    assert_all_dead(&nodes, &issued, "--set-password");
+    for (name, node) in nodes.both() {
+        let mut browser = Browser::new(node);
+        let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "s", &[]);
+        let old = browser.login(&login, USER, PASSWORD);
+        assert_eq!(old.status, 401, "the old password on {name}: {}", old.html);
+        let new = browser.login(&old, USER, "a brand new password");
+        assert_eq!(new.status, 200, "the new password on {name}: {}", new.html);
+    }
+}
+
+#[test]
+fn remove_user_from_the_cli_kills_every_token_and_the_sign_in_on_both_nodes() {
+    let pg = PgCluster::start();
+    let nodes = Nodes::on(&pg);
+    let issued = issue_on_both(&nodes);
+    cli_ok(
+        &nodes.cli_env().cli(&["--remove-user", USER], ""),
+        "--remove-user",
+    );
+    assert_all_dead(&nodes, &issued, "--remove-user");
+    for (name, node) in nodes.both() {
+        let mut browser = Browser::new(node);
+        let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "s", &[]);
+        let refused = browser.login(&login, USER, PASSWORD);
+        assert_eq!(refused.status, 401, "a removed user on {name}");
+    }
+}
+
+/// The key id of a sealed token (the first thing after its prefix, as tests/tokens.rs reads it).
+fn key_id(token: &str) -> String {
+    token.get(5..12).unwrap_or_default().to_string()
+}
+
+#[test]
+fn rotate_token_key_from_the_cli_keeps_tokens_of_both_nodes_valid_on_both() {
+    let pg = PgCluster::start();
+    let nodes = Nodes::on(&pg);
+    let (before_a, refresh_a) = tokens_for(&nodes.a);
+    let (before_b, refresh_b) = tokens_for(&nodes.b);
+    assert_eq!(
+        key_id(&before_a),
+        key_id(&before_b),
+        "one key for both nodes"
+    );
+    let said = cli_ok(
+        &nodes.cli_env().cli(&["--rotate-token-key"], ""),
+        "--rotate-token-key",
+    );
+    assert!(said.contains("3600 s"), "{said}");
+    // Both nodes sign with the new key, soon (they share it through the database).
+    let deadline = Instant::now() + RECOVERY;
+    let mut minted = Vec::new();
+    for (name, node, refresh_token) in [("A", &nodes.a, &refresh_a), ("B", &nodes.b, &refresh_b)] {
+        loop {
+            let response = refresh(node, refresh_token);
+            assert_eq!(
+                response.status,
+                200,
+                "refresh on {name}: {}",
+                response.text()
+            );
+            let access = response.json_str("access_token");
+            if key_id(&access) != key_id(&before_a) {
+                minted.push(access);
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} still signs with the old key {RECOVERY:?} after --rotate-token-key"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    for (name, node) in nodes.both() {
+        for token in [&before_a, &before_b, &minted[0], &minted[1]] {
+            let info = node.userinfo(token);
+            assert_eq!(info.status, 200, "on {name}: {}", info.text());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failures: a node killed, the database stopped.
+
+/// `/token` refresh as a client, without failing on a connection error (a node killed).
+fn try_refresh(
+    node: SocketAddr,
+    client: (&str, &str),
+    refresh_token: &str,
+) -> Result<Response, String> {
+    let body = form(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+    ]);
+    let auth = basic(client.0, client.1);
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    raw(
+        node,
+        &request_bytes(node, "POST", "/token", &headers, body.as_bytes()),
+    )
+}
+
+/// One client refreshing one link in a loop: its refresh token (the newest acknowledged, for a
+/// rotating client) and every access token it was given.
+struct Chain {
+    client: (&'static str, &'static str),
+    refresh: String,
+    access: Vec<String>,
+}
+
+/// One answer under load: which node (0 A, 1 B), when, its status and OAuth error.
+#[derive(Debug)]
+struct Answer {
+    node: usize,
+    at: Instant,
+    status: u16,
+    error: String,
+}
+
+/// What a load thread saw: every answer, and how many requests got none.
+#[derive(Default, Debug)]
+struct Seen {
+    answers: Vec<Answer>,
+    unanswered: usize,
+}
+
+/// Refreshes `chain` alternately on `addrs` until `stop`, keeping what was acknowledged.
+fn refresh_loop(
+    chain: &mut Chain,
+    addrs: [SocketAddr; 2],
+    stop: &AtomicBool,
+    budget: Duration,
+) -> Seen {
+    let mut seen = Seen::default();
+    let deadline = Instant::now() + budget;
+    let mut i = 0;
+    while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+        let node = i % 2;
+        i += 1;
+        match try_refresh(addrs[node], chain.client, &chain.refresh) {
+            Ok(response) if response.status == 200 => {
+                let json = response.json();
+                chain.access.push(string_field(&json, "access_token"));
+                if let Some(next) = json["refresh_token"].as_str() {
+                    chain.refresh = next.to_string();
+                }
+                seen.answers.push(Answer {
+                    node,
+                    at: Instant::now(),
+                    status: 200,
+                    error: String::new(),
+                });
+            }
+            Ok(response) => {
+                let error = serde_json::from_slice::<serde_json::Value>(&response.body)
+                    .ok()
+                    .and_then(|j| j["error"].as_str().map(str::to_string))
+                    .unwrap_or_else(|| response.text());
+                seen.answers.push(Answer {
+                    node,
+                    at: Instant::now(),
+                    status: response.status,
+                    error,
+                });
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(_) => {
+                seen.unanswered += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    seen
+}
+
+/// Two plain and two rotating chains, linked through A.
+fn four_chains(nodes: &Nodes) -> Vec<Chain> {
+    (0..4)
+        .map(|i| {
+            let (client, (access, refresh)) = if i % 2 == 0 {
+                ((ALEXA_ID, ALEXA_SECRET), tokens_for(&nodes.a))
+            } else {
+                ((ROT_ID, ROT_SECRET), rotating_tokens_for(&nodes.a))
+            };
+            Chain {
+                client,
+                refresh,
+                access: vec![access],
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn kill_9_of_a_under_refresh_load_loses_nothing_b_acknowledged_or_a_acknowledged() {
+    let pg = PgCluster::start();
+    let mut nodes = Nodes::on(&pg);
+    let mut chains = four_chains(&nodes);
+    let addrs = [nodes.a.addr, nodes.b.addr];
+    let stop = AtomicBool::new(false);
+    let killed_at = Mutex::new(None);
+    let seen: Vec<Seen> = std::thread::scope(|scope| {
+        let handles: Vec<_> = chains
+            .iter_mut()
+            .map(|chain| {
+                let stop = &stop;
+                scope.spawn(move || refresh_loop(chain, addrs, stop, Duration::from_secs(60)))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs(2));
+        nodes.a.signal("KILL");
+        *killed_at.lock().unwrap() = Some(Instant::now());
+        std::thread::sleep(Duration::from_secs(4));
+        stop.store(true, Ordering::SeqCst);
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while nodes.a.is_running() {
+        assert!(Instant::now() < deadline, "A survived kill -9");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed_at = killed_at.into_inner().unwrap().expect("the kill time");
+    let all: Vec<&Answer> = seen.iter().flat_map(|s| &s.answers).collect();
+    let ok = |node: usize| {
+        all.iter()
+            .filter(|a| a.node == node && a.status == 200)
+            .count()
+    };
+    let b_after = all
+        .iter()
+        .filter(|a| a.node == 1 && a.status == 200 && a.at > killed_at)
+        .count();
+    let unanswered: usize = seen.iter().map(|s| s.unanswered).sum();
+    eprintln!(
+        "kill -9 under load: {} refreshes on A, {} on B ({b_after} after the kill), {unanswered} unanswered",
+        ok(0),
+        ok(1)
+    );
+    assert!(ok(0) > 0, "A served nothing before the kill: {seen:?}");
+    // B kept serving after the kill, and never refused a link: A's requests got no answer.
+    assert!(
+        b_after >= 8,
+        "B served {b_after} refreshes after the kill: {seen:?}"
+    );
+    let refused: Vec<_> = all.iter().filter(|a| a.status != 200).collect();
+    assert!(refused.is_empty(), "refused under load: {refused:?}");
+    assert!(nodes.b.is_healthy());
+    // Nothing acknowledged is lost: the newest refresh token of every chain works on B, and
+    // every access token any node handed out is valid there.
+    for chain in &chains {
+        let again = nodes.b.token_basic(
+            chain.client.0,
+            chain.client.1,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &chain.refresh),
+            ],
+        );
+        assert_eq!(again.status, 200, "{}: {}", chain.client.0, again.text());
+        for access in &chain.access {
+            assert_eq!(nodes.b.userinfo(access).status, 200);
+        }
+    }
+}
+
+#[test]
+fn the_database_stopped_under_load_answers_server_error_never_invalid_grant_and_both_recover() {
+    let mut pg = PgCluster::start();
+    let nodes = Nodes::on(&pg);
+    let mut chains = four_chains(&nodes);
+    let (_, probe) = tokens_for(&nodes.a);
+    let addrs = [nodes.a.addr, nodes.b.addr];
+    let stop = AtomicBool::new(false);
+    let mut outage = None;
+    let mut recovered_at = None;
+    let seen: Vec<Seen> = std::thread::scope(|scope| {
+        let handles: Vec<_> = chains
+            .iter_mut()
+            .map(|chain| {
+                let stop = &stop;
+                scope.spawn(move || refresh_loop(chain, addrs, stop, Duration::from_secs(120)))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs(1));
+        pg.stop();
+        let stopped_at = Instant::now();
+        // Both nodes' health checks report the failure, within a bounded poll.
+        for (name, node) in nodes.both() {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while node.get("/healthz").status == 200 {
+                assert!(
+                    Instant::now() < deadline,
+                    "/healthz on {name} still 200 with the database stopped"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        // The load keeps knocking while the database is down.
+        std::thread::sleep(Duration::from_secs(2));
+        pg.start_again();
+        let restarted_at = Instant::now();
+        outage = Some((stopped_at, restarted_at));
+        // Both nodes serve again by themselves, without a restart.
+        let deadline = restarted_at + RECOVERY;
+        for (name, node) in nodes.both() {
+            loop {
+                let healthy = node.get("/healthz").status == 200;
+                let refreshed = refresh(node, &probe);
+                if healthy && refreshed.status == 200 {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{name} did not recover within {RECOVERY:?} of the database's restart: \
+                     refresh {} {}\nlog:\n{}",
+                    refreshed.status,
+                    refreshed.text(),
+                    node.log()
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        recovered_at = Some(Instant::now());
+        eprintln!(
+            "both nodes recovered {:?} after the database restarted",
+            restarted_at.elapsed()
+        );
+        // A little more load on the recovered nodes.
+        std::thread::sleep(Duration::from_secs(1));
+        stop.store(true, Ordering::SeqCst);
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let (stopped_at, restarted_at) = outage.expect("the outage");
+    let recovered_at = recovered_at.expect("the recovery");
+    let all: Vec<&Answer> = seen.iter().flat_map(|s| &s.answers).collect();
+    let unanswered: usize = seen.iter().map(|s| s.unanswered).sum();
+    assert_eq!(unanswered, 0, "requests without an answer: {seen:?}");
+    // Never invalid_grant (Alexa unlinks on it): a failure is the server's, and says so.
+    let failures: Vec<_> = all.iter().filter(|a| a.status != 200).collect();
+    let wrong: Vec<_> = failures
+        .iter()
+        .filter(|a| !([500, 503].contains(&a.status) && a.error == "server_error"))
+        .collect();
+    assert!(wrong.is_empty(), "answers during the outage: {wrong:?}");
+    let during = failures
+        .iter()
+        .filter(|a| a.at > stopped_at && a.at < restarted_at + RECOVERY)
+        .count();
+    let late: Vec<_> = failures.iter().filter(|a| a.at > recovered_at).collect();
+    eprintln!(
+        "database outage: {} answers, {during} server errors during it, {} after recovery",
+        all.len(),
+        late.len()
+    );
+    assert!(during > 0, "the load never saw the outage: {seen:?}");
+    assert!(late.is_empty(), "failures after recovery: {late:?}");
+    // Every link survived: the newest acknowledged refresh token of each chain works on both.
+    for chain in &chains {
+        let mut refresh_token = chain.refresh.clone();
+        for (name, node) in nodes.both() {
+            let again = node.token_basic(
+                chain.client.0,
+                chain.client.1,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", &refresh_token),
+                ],
+            );
+            assert_eq!(
+                again.status,
+                200,
+                "{} on {name}: {}",
+                chain.client.0,
+                again.text()
+            );
+            if let Some(next) = again.json()["refresh_token"].as_str() {
+                refresh_token = next.to_string();
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS to the database, and a schema from the future.
+
+/// Starts the binary on `env`'s config and expects it to exit non-zero, without ever
+/// listening; returns what it said.
+fn start_fails(env: &TestEnv, what: &str) -> String {
+    let out = run_bounded(
+        Command::new(binary())
+            .arg("--config")
+            .arg(&env.config)
+            .env("RUST_LOG", "info"),
+        Duration::from_secs(60),
+        what,
+    );
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(!out.status.success(), "{what}: started anyway:\n{said}");
+    assert!(!said.contains("listening on"), "{what}: listened:\n{said}");
+    said
+}
+
+#[test]
+fn a_node_speaks_tls_to_the_database_with_its_ca_file() {
+    let pg = PgCluster::start_tls();
+    let ca = pg.ca_pem().to_str().expect("a UTF-8 temp path").to_string();
+    let env = node_config(&format!("{}?sslmode=require", pg.url()))
+        .set("storage.ca_file", ca)
+        .env();
+    env.add_user(USER, PASSWORD);
+    let server = env.start();
+    let (access, refresh_token) = tokens_for(&server);
+    assert_eq!(server.userinfo(&access).status, 200);
+    assert_eq!(refresh(&server, &refresh_token).status, 200);
+    // The cluster takes TLS only over TCP; linkgate's sessions show as TLS.
+    let sessions = pg.psql(
+        "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+         WHERE ssl AND datname = 'linkgate' AND pid <> pg_backend_pid()",
+    );
+    assert_ne!(sessions, "0", "no TLS session from linkgate");
+}
+
+#[test]
+fn a_database_certificate_from_an_untrusted_ca_stops_the_start_with_a_clear_message() {
+    let pg = PgCluster::start_tls();
+    let url = format!("{}?sslmode=require", pg.url());
+    let names_it = |said: &str, what: &str| {
+        let lower = said.to_lowercase();
+        assert!(
+            lower.contains("certificate")
+                && (lower.contains("database") || lower.contains("postgres")),
+            "{what}: the message names neither the database nor its certificate:\n{said}"
+        );
+    };
+    // No ca_file: the test CA is in no trust store.
+    let said = start_fails(&node_config(&url).env(), "no ca_file");
+    names_it(&said, "no ca_file");
+    // A ca_file of another CA.
+    let env = node_config(&url).env();
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let other = params.self_signed(&key).expect("another CA");
+    let other_path = env.dir.path().join("other-ca.pem");
+    std::fs::write(&other_path, other.pem()).expect("other-ca.pem");
+    let env = node_config(&url)
+        .set(
+            "storage.ca_file",
+            other_path.to_str().expect("a UTF-8 temp path"),
+        )
+        .env();
+    let said = start_fails(&env, "another CA's ca_file");
+    names_it(&said, "another CA's ca_file");
+}
+
+#[test]
+fn a_database_schema_newer_than_the_binary_is_refused_with_a_clear_message() {
+    let pg = PgCluster::start();
+    let env = node_config(&pg.url()).env();
+    env.add_user(USER, PASSWORD);
+    env.start().stop();
+    let current: i64 = pg
+        .psql("SELECT max(version) FROM linkgate.schema_version")
+        .parse()
+        .expect("a schema version");
+    let newer = current + 1;
+    pg.psql(&format!(
+        "INSERT INTO linkgate.schema_version (version) VALUES ({newer})"
+    ));
+    let said = start_fails(&env, "a newer schema");
+    assert!(
+        said.contains("newer") && said.contains(&newer.to_string()),
+        "the message does not say the schema is newer: {said}"
+    );
+    let cli = env.cli(&["--list-users"], "");
+    assert!(!cli.status.success(), "the CLI used a newer schema");
+    assert!(text(&cli.stderr).contains("newer"), "{}", text(&cli.stderr));
 }
