@@ -46,6 +46,11 @@ fn the_tls_cluster_speaks_only_tls_with_a_certificate_from_its_ca() {
         pg.psql("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"),
         "t"
     );
+    assert_eq!(
+        pg.psql("SELECT type FROM pg_hba_file_rules WHERE address = '127.0.0.1'"),
+        "hostssl",
+        "plain TCP connections must be refused"
+    );
     let ca = std::fs::read_to_string(pg.ca_pem()).expect("ca.pem");
     assert!(ca.contains("BEGIN CERTIFICATE"), "{ca}");
 }
@@ -277,8 +282,10 @@ fn login_from(server: &Server, from: &str, username: &str, password: &str) -> Pa
         &[("X-Forwarded-For", from)],
         b"",
     ));
-    assert_eq!(page.status, 200, "login page: {}", page.html);
-    let cookie = page.cookie.clone().expect("a CSRF cookie");
+    let cookie = page
+        .cookie
+        .clone()
+        .unwrap_or_else(|| panic!("no CSRF cookie from the login page: {}", page.html));
     Page::from(page.submit_with(
         server,
         &[("Cookie", &cookie), ("X-Forwarded-For", from)],

@@ -228,10 +228,13 @@ impl PgCluster {
         let sock = self.dir.path().join("sock");
         std::fs::create_dir(&sock).expect("socket folder");
         self.give_to_postgres(&sock);
+        // fsync = off: the machine does not crash under a test, and a commit is still written
+        // to the kernel before it is acknowledged (synchronous_commit stays on), so `kill`
+        // loses nothing acknowledged.
         let mut conf = format!(
             "\n# tests/common/postgres.rs\nlisten_addresses = '127.0.0.1'\n\
              unix_socket_directories = '{}'\nfsync = off\nfull_page_writes = off\n\
-             synchronous_commit = off\nshared_buffers = 32MB\nmax_connections = 200\n\
+             shared_buffers = 32MB\nmax_connections = 200\n\
              log_min_messages = warning\n",
             sock.display()
         );
