@@ -59,7 +59,11 @@ fn request_with(command: &Command, config: Option<&Config>) -> Result<Request, A
 /// Runs a request against the data directory, or through the running server's admin socket
 /// when the server holds the directory's lock.
 pub fn run(config: &Config, request: Request) -> Result<String, AdminError> {
-    match Store::open(&config.storage_path, config.cache_bytes) {
+    match Store::open_configured(
+        &config.storage_path,
+        config.cache_bytes,
+        config.postgres.as_ref(),
+    ) {
         Ok(store) => execute(&store, request),
         Err(StoreError::Locked(_)) => admin_socket::send(&admin_socket::path(config), &request),
         Err(e) => Err(e.into()),
@@ -155,7 +159,11 @@ pub fn backup(config: &Config, file: &Path) -> Result<String, AdminError> {
     out.set_permissions(std::fs::Permissions::from_mode(0o600))
         .map_err(fail)?;
     let mut out = std::io::BufWriter::new(out);
-    let written = match Store::open(&config.storage_path, config.cache_bytes) {
+    let written = match Store::open_configured(
+        &config.storage_path,
+        config.cache_bytes,
+        config.postgres.as_ref(),
+    ) {
         Ok(store) => store
             .backup(&mut out)
             .map(|n| format!("{n} entries"))
@@ -184,7 +192,12 @@ pub fn backup(config: &Config, file: &Path) -> Result<String, AdminError> {
 pub fn restore(config: &Config, file: &Path) -> Result<String, AdminError> {
     let input = std::fs::File::open(file)
         .map_err(|e| AdminError(format!("cannot read {}: {e}", file.display())))?;
-    let store = Store::open(&config.storage_path, config.cache_bytes).map_err(|e| match e {
+    let store = Store::open_configured(
+        &config.storage_path,
+        config.cache_bytes,
+        config.postgres.as_ref(),
+    )
+    .map_err(|e| match e {
         StoreError::Locked(_) => AdminError(format!("{e}; stop it before restoring")),
         other => other.into(),
     })?;

@@ -41,6 +41,9 @@ pub struct Config {
     pub cache_bytes: u64,
     /// How often expired codes and tokens are swept.
     pub sweep_interval_secs: u64,
+    /// `[storage] backend = "postgres"`: the database (`storage_path` then only holds the
+    /// node's admin socket and ACME cache).
+    pub postgres: Option<crate::store::PostgresSettings>,
     pub tokens: TokenTtls,
     pub ui: Ui,
     pub clients: Vec<Client>,
@@ -383,6 +386,15 @@ struct RawStorage {
     cache_mib: u64,
     #[serde(default = "default_sweep_interval_secs")]
     sweep_interval_secs: u64,
+    #[serde(default = "default_backend")]
+    backend: String,
+    url: Option<String>,
+    pool_size: Option<u64>,
+    ca_file: Option<PathBuf>,
+}
+
+fn default_backend() -> String {
+    "sled".into()
 }
 
 fn default_sweep_interval_secs() -> u64 {
@@ -562,6 +574,8 @@ pub const BODY_READ_TIMEOUT_SECS: Range = Range::new(1, 300);
 pub const MAX_CONNECTIONS: Range = Range::at_least(1);
 pub const SWEEP_INTERVAL_SECS: Range = Range::new(1, 86400);
 pub const CACHE_MIB: Range = Range::at_least(1);
+/// PostgreSQL connections per node.
+pub const POOL_SIZE: Range = Range::new(1, 1024);
 /// RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is RECOMMENDED."
 pub const CODE_TTL_SECS: Range = Range::seconds(1, 600);
 /// Up to a year (366 days).
@@ -595,6 +609,7 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
         storage_path: storage.path,
         cache_bytes: storage.cache_bytes,
         sweep_interval_secs: storage.sweep_interval_secs,
+        postgres: storage.postgres,
         tokens,
         ui,
         clients,
@@ -737,6 +752,7 @@ struct Storage {
     path: PathBuf,
     cache_bytes: u64,
     sweep_interval_secs: u64,
+    postgres: Option<crate::store::PostgresSettings>,
 }
 
 /// The `[storage]` table: where the data lives and how it is kept.
@@ -750,10 +766,76 @@ fn check_storage(raw: RawStorage, dir: &Path, problem: &mut impl FnMut(&str, Str
         problem,
     );
     CACHE_MIB.check("storage.cache_mib", raw.cache_mib, problem);
+    let postgres = check_postgres(&raw, dir, problem);
     Storage {
         path: relative(dir, &raw.path),
         cache_bytes: raw.cache_mib.saturating_mul(1024 * 1024),
         sweep_interval_secs: raw.sweep_interval_secs,
+        postgres,
+    }
+}
+
+/// `[storage] backend`, and for `"postgres"` its `url`, `pool_size` and `ca_file`. The URL may
+/// hold a password: problems name the key, never the value.
+fn check_postgres(
+    raw: &RawStorage,
+    dir: &Path,
+    problem: &mut impl FnMut(&str, String),
+) -> Option<crate::store::PostgresSettings> {
+    match raw.backend.as_str() {
+        "sled" => {
+            for (key, set) in [
+                ("storage.url", raw.url.is_some()),
+                ("storage.pool_size", raw.pool_size.is_some()),
+                ("storage.ca_file", raw.ca_file.is_some()),
+            ] {
+                if set {
+                    problem(key, "is only used with `backend = \"postgres\"`".into());
+                }
+            }
+            None
+        }
+        "postgres" => {
+            let pool_size = raw.pool_size.unwrap_or(16);
+            POOL_SIZE.check("storage.pool_size", pool_size, problem);
+            let Some(url) = &raw.url else {
+                problem(
+                    "storage.url",
+                    "is required with `backend = \"postgres\"` (postgres://user@host/database)"
+                        .into(),
+                );
+                return None;
+            };
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+                || url.parse::<tokio_postgres::Config>().is_err()
+            {
+                problem(
+                    "storage.url",
+                    "is not a PostgreSQL URL like postgres://user@host:5432/database".into(),
+                );
+            }
+            let ca_file = raw.ca_file.as_ref().map(|p| relative(dir, p));
+            if let Some(path) = &ca_file {
+                if !path.is_file() {
+                    problem(
+                        "storage.ca_file",
+                        format!("{} is not a file", path.display()),
+                    );
+                }
+            }
+            Some(crate::store::PostgresSettings {
+                url: url.clone(),
+                pool_size: pool_size as usize,
+                ca_file,
+            })
+        }
+        other => {
+            problem(
+                "storage.backend",
+                format!("`{other}` is not a backend: \"sled\" (the default) or \"postgres\""),
+            );
+            None
+        }
     }
 }
 

@@ -70,7 +70,11 @@ fn fail(code: u8, message: &str) -> ExitCode {
 fn serve(config: config::Config) -> ExitCode {
     // Dropped last, at return: writes the log lines still buffered.
     let _logs = logging::init();
-    let store = match store::Store::open(&config.storage_path, config.cache_bytes) {
+    let store = match store::Store::open_configured(
+        &config.storage_path,
+        config.cache_bytes,
+        config.postgres.as_ref(),
+    ) {
         Ok(store) => store,
         Err(e) => return fail(1, &e.to_string()),
     };
@@ -145,6 +149,11 @@ fn serve(config: config::Config) -> ExitCode {
             app.store.clone(),
             Duration::from_secs(app.config.sweep_interval_secs),
         ));
+        // On PostgreSQL, token keys rotated on another node sign here within seconds.
+        let shared_reloader = app
+            .store
+            .shared()
+            .then(|| tokio::spawn(reload_shared_forever(app.store.clone())));
         let acme_tasks = acme::start(&app, acme).await?;
         // Everything is ready: say so, for scripts and tests that bound port 0.
         println!("listening on {local}");
@@ -155,6 +164,9 @@ fn serve(config: config::Config) -> ExitCode {
         reloader.abort();
         acme_tasks.iter().for_each(|task| task.abort());
         sweeper.abort();
+        if let Some(task) = shared_reloader {
+            task.abort();
+        }
         admin.abort();
         let _ = std::fs::remove_file(&socket_path);
         Ok::<(), String>(())
@@ -219,6 +231,21 @@ async fn reload_on_sighup(
         match tls.reload() {
             Ok(()) => tracing::info!("reloaded the TLS certificate"),
             Err(e) => tracing::error!("certificate reload failed, keeping the old one: {e}"),
+        }
+    }
+}
+
+/// Reads again, every few seconds, what other nodes on the same database may have changed and
+/// this node keeps in memory (the token keys).
+async fn reload_shared_forever(store: store::Store) {
+    let mut interval = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        interval.tick().await;
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.reload_shared()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("reading the shared token keys failed: {e}"),
+            Err(e) => tracing::warn!("key reload task failed: {e}"),
         }
     }
 }

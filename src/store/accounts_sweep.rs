@@ -31,7 +31,7 @@ impl Store {
     /// compare-and-swap so an entry rewritten since it was read is left alone.
     pub(super) fn sweep_where(
         &self,
-        tree: &sled::Tree,
+        tree: &super::tree::Tree,
         pause: &mut impl FnMut(),
         dead: impl Fn(&[u8], &[u8]) -> bool,
     ) -> Result<usize, StoreError> {

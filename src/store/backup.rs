@@ -106,7 +106,7 @@ struct Trailer {
 }
 
 impl Store {
-    fn trees(&self) -> [(&'static str, &sled::Tree); 7] {
+    fn trees(&self) -> [(&'static str, &super::tree::Tree); 7] {
         [
             ("users", &self.users),
             ("codes", &self.codes),
@@ -120,16 +120,23 @@ impl Store {
 
     /// Writes a snapshot to `out`. Returns the number of entries.
     pub fn backup(&self, out: &mut impl Write) -> Result<u64, StoreError> {
-        let snapshot: Vec<(&'static str, sled::IVec, sled::IVec)> = {
-            let _paused = self.gate.write().unwrap_or_else(|p| p.into_inner());
-            let mut all = Vec::new();
-            for (name, tree) in self.trees() {
-                for entry in tree.iter() {
-                    let (key, value) = entry?;
-                    all.push((name, key, value));
-                }
+        let snapshot: Vec<(&'static str, Vec<u8>, Vec<u8>)> = match &self.backend {
+            // One REPEATABLE READ transaction: a consistent state while nodes go on writing.
+            super::Backend::Postgres(db) => {
+                let names: Vec<&'static str> = self.trees().iter().map(|(n, _)| *n).collect();
+                db.snapshot(&names)?
             }
-            all
+            super::Backend::Sled { .. } => {
+                let _paused = self.gate.write().unwrap_or_else(|p| p.into_inner());
+                let mut all = Vec::new();
+                for (name, tree) in self.trees() {
+                    for entry in tree.iter() {
+                        let (key, value) = entry?;
+                        all.push((name, key.to_vec(), value.to_vec()));
+                    }
+                }
+                all
+            }
         };
         let io = |e: std::io::Error| StoreError::Io(format!("writing the backup failed: {e}"));
         let header = Header {
@@ -170,14 +177,19 @@ impl Store {
     }
 
     /// Whether the store holds nothing (restore only goes into an empty data directory).
-    pub fn is_empty(&self) -> bool {
-        self.trees().iter().all(|(_, tree)| tree.is_empty())
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        for (_, tree) in self.trees() {
+            if !tree.is_empty()? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Restores a backup into this (empty) store. The whole file is checked before anything is
     /// written. Returns the number of entries.
     pub fn restore(&self, input: impl BufRead) -> Result<u64, RestoreError> {
-        if !self.is_empty() {
+        if !self.is_empty()? {
             return Err(RestoreError::NotEmpty);
         }
         let mut lines = input.lines();
@@ -228,8 +240,7 @@ impl Store {
                 .find(|(n, _)| n == name)
                 .map(|(_, t)| *t)
                 .ok_or_else(|| RestoreError::UnknownTree(name.clone()))?;
-            tree.insert(key.as_slice(), value.as_slice())
-                .map_err(StoreError::from)?;
+            tree.insert(key.as_slice(), value.as_slice())?;
         }
         self.flush_blocking()?;
         self.reload_keys()?;

@@ -85,7 +85,7 @@ impl Store {
         grant: &Grant,
         tokens: &[([u8; 32], TokenRecord)],
     ) -> Result<Redeemed, StoreError> {
-        let _exclusive = self.exclusive();
+        let _exclusive = self.exclusive()?;
         let _writing = self.writing();
         let Some(bytes) = self.codes.get(key)? else {
             return Ok(Redeemed::Unknown);

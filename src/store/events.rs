@@ -38,7 +38,7 @@ pub struct Event {
 impl Store {
     /// Adds an event to the user's list, dropping the oldest beyond `MAX_EVENTS`.
     pub fn add_event(&self, sub: &str, event: Event) -> Result<(), StoreError> {
-        let _exclusive = self.exclusive();
+        let _exclusive = self.exclusive()?;
         let _writing = self.writing();
         let mut events = self.events_of(sub)?;
         events.push(event);

@@ -155,6 +155,54 @@ struct Found {
     sealed: Option<(u64, [u8; 16])>,
 }
 
+/// Where the sealed refresh token `claims` stands in its grant's family as the grant is now;
+/// `None` if it was never issued under this grant (a bad MAC, a sequence number ahead of the
+/// family, no refresh secret).
+fn sealed_refresh(claims: RefreshClaims, signed: &sealed::Signed, grant: Grant) -> Option<Found> {
+    let key = grant.secret.map(|s| HmacKey::new(&s))?;
+    if !signed.verify(&key) {
+        return None;
+    }
+    let at = &grant.rotation;
+    let retired = match claims.seq {
+        s if s < at.seq => true,
+        s if s == at.seq => at
+            .used
+            .is_some_and(|used| !secret::ct_eq(&used, &claims.nonce)),
+        s if s == at.seq.saturating_add(1) => false,
+        // Only the token in use has children: this was never issued.
+        _ => return None,
+    };
+    let token = TokenRecord {
+        kind: TokenKind::Refresh,
+        grant_id: claims.grant_id,
+        scope: grant.scope.clone(),
+        issued_at: claims.issued_at,
+        expires_at: grant.expires_at,
+        parent: None,
+        children: Vec::new(),
+        retired,
+    };
+    Some(Found {
+        token,
+        grant,
+        sealed: Some((claims.seq, claims.nonce)),
+    })
+}
+
+/// What the locked part of a refresh decided.
+enum Step {
+    Issue {
+        grant: Box<Grant>,
+        refresh: Option<Secret>,
+        wrote: bool,
+        scope: String,
+        access_secs: u64,
+    },
+    Dead,
+    Reused,
+}
+
 impl Store {
     /// A live token with its grant; `None` if unknown, forged, expired or revoked (grant gone,
     /// user gone or moved to a new generation). A sealed token costs a MAC and one read of its
@@ -170,11 +218,10 @@ impl Store {
     fn find(&self, presented: &str, now: u64) -> Result<Option<Found>, StoreError> {
         match sealed::parse(presented) {
             Parsed::Access(claims, signed) => {
-                let verified = self
-                    .key_ring()
-                    .verifying(claims.key_id, now)
-                    .is_some_and(|key| signed.verify(key));
-                if !verified || expired(claims.expires_at, now) || self.is_denied(&claims.token_id)
+                let verified = self.verifies_with(claims.key_id, now, |key| signed.verify(key))?;
+                if !verified
+                    || expired(claims.expires_at, now)
+                    || self.is_denied(&claims.token_id)?
                 {
                     return Ok(None);
                 }
@@ -201,37 +248,7 @@ impl Store {
                 let Some(grant) = self.live_grant(&claims.grant_id, now)? else {
                     return Ok(None);
                 };
-                let Some(key) = grant.secret.map(|s| HmacKey::new(&s)) else {
-                    return Ok(None);
-                };
-                if !signed.verify(&key) {
-                    return Ok(None);
-                }
-                let at = &grant.rotation;
-                let retired = match claims.seq {
-                    s if s < at.seq => true,
-                    s if s == at.seq => at
-                        .used
-                        .is_some_and(|used| !secret::ct_eq(&used, &claims.nonce)),
-                    s if s == at.seq.saturating_add(1) => false,
-                    // Only the token in use has children: this was never issued.
-                    _ => return Ok(None),
-                };
-                let token = TokenRecord {
-                    kind: TokenKind::Refresh,
-                    grant_id: claims.grant_id,
-                    scope: grant.scope.clone(),
-                    issued_at: claims.issued_at,
-                    expires_at: grant.expires_at,
-                    parent: None,
-                    children: Vec::new(),
-                    retired,
-                };
-                Ok(Some(Found {
-                    token,
-                    grant,
-                    sealed: Some((claims.seq, claims.nonce)),
-                }))
+                Ok(sealed_refresh(claims, &signed, grant))
             }
             Parsed::Stored => self.stored_token(&secret::sha256(presented.as_bytes()), now),
         }
@@ -365,24 +382,90 @@ impl Store {
                 wrote: false,
             });
         }
-        // Otherwise read again, under the lock for read-modify-write operations.
-        let _exclusive = self.exclusive();
+        // Otherwise the grant is read again and written in one atomic step: under its row lock
+        // on PostgreSQL (other nodes' refreshes of this family wait), a compare-and-swap in
+        // sled. Racing refreshes of one family are serialised; other families do not wait.
         let _writing = self.writing();
-        let Some(Found {
+        let mut step: Option<Result<Step, E>> = None;
+        self.grants
+            .fetch_and_update(found.grant.id.as_bytes(), |current| {
+                let now_step = self.locked_refresh(presented, &found, current, now, &mut check);
+                let write = match &now_step {
+                    Ok(Step::Reused) => None,
+                    Ok(Step::Issue {
+                        grant, wrote: true, ..
+                    }) => Some(encode(grant.as_ref())),
+                    _ => current.map(<[u8]>::to_vec),
+                };
+                step = Some(now_step);
+                write
+            })
+            .map_err(E::from)?;
+        match step {
+            None | Some(Ok(Step::Dead)) => Ok(Refreshed::Dead),
+            Some(Ok(Step::Reused)) => Ok(Refreshed::Reused),
+            Some(Err(e)) => Err(e),
+            Some(Ok(Step::Issue {
+                grant,
+                refresh,
+                wrote,
+                scope,
+                access_secs,
+            })) => {
+                let access = self.issue_access(&grant, &scope, now, access_secs)?;
+                Ok(Refreshed::Issued {
+                    access,
+                    refresh,
+                    wrote,
+                })
+            }
+        }
+    }
+
+    /// The locked part of a refresh: judges the presented token against its grant as stored now
+    /// (`current`), checks the request again, and says what to write and issue. Reads nothing
+    /// else (a lock is held): the user's generation was checked just before, and a change of
+    /// the user since then kills the grant anyway.
+    fn locked_refresh<E: From<StoreError>>(
+        &self,
+        presented: &str,
+        before: &Found,
+        current: Option<&[u8]>,
+        now: u64,
+        check: &mut impl FnMut(&TokenRecord, &Grant) -> Result<Issue, E>,
+    ) -> Result<Step, E> {
+        let Some(bytes) = current else {
+            return Ok(Step::Dead);
+        };
+        let grant: Grant = decode(bytes)?;
+        if expired(grant.expires_at, now) {
+            return Ok(Step::Dead);
+        }
+        let found = match sealed::parse(presented) {
+            Parsed::Refresh(claims, signed) => match sealed_refresh(claims, &signed, grant) {
+                Some(found) => found,
+                None => return Ok(Step::Dead),
+            },
+            // An earlier release's stored token: retired once a sealed successor is in use.
+            _ => {
+                let mut token = before.token.clone();
+                token.retired |= grant.rotation.seq > 0;
+                Found {
+                    token,
+                    grant,
+                    sealed: None,
+                }
+            }
+        };
+        let Found {
             token,
             mut grant,
             sealed,
-        }) = self.find(presented, now)?
-        else {
-            return Ok(Refreshed::Dead);
-        };
+        } = found;
         // The request is checked first (client, scope): another client cannot revoke a family.
         let issue = check(&token, &grant)?;
         if token.retired {
-            self.grants
-                .remove(grant.id.as_bytes())
-                .map_err(StoreError::from)?;
-            return Ok(Refreshed::Reused);
+            return Ok(Step::Reused);
         }
         let mut wrote = false;
         // First use of a rotated token: it becomes the one in use.
@@ -408,16 +491,12 @@ impl Store {
         } else {
             None
         };
-        if wrote {
-            self.grants
-                .insert(grant.id.as_bytes(), encode(&grant))
-                .map_err(StoreError::from)?;
-        }
-        let access = self.issue_access(&grant, &issue.scope, now, issue.access_secs)?;
-        Ok(Refreshed::Issued {
-            access,
+        Ok(Step::Issue {
+            grant: Box::new(grant),
             refresh,
             wrote,
+            scope: issue.scope,
+            access_secs: issue.access_secs,
         })
     }
 
@@ -428,7 +507,7 @@ impl Store {
         match sealed::parse(presented) {
             Parsed::Access(claims, _) => {
                 self.denied
-                    .insert(claims.token_id, &claims.expires_at.to_le_bytes())?;
+                    .insert(claims.token_id, claims.expires_at.to_le_bytes())?;
                 self.deny_cache().insert(claims.token_id, claims.expires_at);
             }
             _ => {
@@ -442,12 +521,16 @@ impl Store {
         self.deny_list.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn is_denied(&self, token_id: &[u8; 16]) -> bool {
-        self.deny_cache().contains_key(token_id)
+    fn is_denied(&self, token_id: &[u8; 16]) -> Result<bool, StoreError> {
+        if self.shared() {
+            // Another node may deny a token at any moment.
+            return self.denied.contains_key(token_id);
+        }
+        Ok(self.deny_cache().contains_key(token_id))
     }
 
     pub(super) fn load_deny_list(
-        tree: &sled::Tree,
+        tree: &super::tree::Tree,
     ) -> Result<std::collections::HashMap<[u8; 16], u64>, StoreError> {
         let mut list = std::collections::HashMap::new();
         for entry in tree.iter() {
@@ -464,8 +547,12 @@ impl Store {
 
     /// Removes deny entries of tokens that have expired anyway. Returns how many.
     pub(super) fn sweep_denied(&self, now: u64) -> Result<usize, StoreError> {
-        let dead: Vec<[u8; 16]> = self
-            .deny_cache()
+        let list = if self.shared() {
+            Store::load_deny_list(&self.denied)?
+        } else {
+            self.deny_cache().clone()
+        };
+        let dead: Vec<[u8; 16]> = list
             .iter()
             .filter(|(_, exp)| expired(**exp, now))
             .map(|(id, _)| *id)
@@ -488,6 +575,9 @@ impl Store {
 
     /// Deny entries held (for tests).
     pub fn denied_count(&self) -> usize {
+        if self.shared() {
+            return self.denied.len().unwrap_or(0);
+        }
         self.deny_cache().len()
     }
 

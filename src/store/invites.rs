@@ -55,7 +55,7 @@ impl Store {
             created_at: now,
             expires_at: now + ttl_secs,
         };
-        let _exclusive = self.exclusive();
+        let _exclusive = self.exclusive()?;
         let _writing = self.writing();
         for (old_key, old) in self.password_links()? {
             if old.username == user.username || expired(old.expires_at, now) {
@@ -91,7 +91,7 @@ impl Store {
         password_hash: String,
     ) -> Result<LinkUsed, StoreError> {
         let link = {
-            let _exclusive = self.exclusive();
+            let _exclusive = self.exclusive()?;
             let _writing = self.writing();
             let Some(bytes) = self.invites.get(key)? else {
                 return Ok(LinkUsed::Dead);
@@ -128,7 +128,7 @@ impl Store {
         Ok(dropped)
     }
 
-    fn password_links(&self) -> Result<Vec<(sled::IVec, PasswordLink)>, StoreError> {
+    fn password_links(&self) -> Result<Vec<(super::tree::Value, PasswordLink)>, StoreError> {
         self.invites
             .iter()
             .map(|entry| {

@@ -28,7 +28,7 @@ pub(super) struct KeyRing {
 }
 
 impl KeyRing {
-    fn load(tree: &sled::Tree) -> Result<KeyRing, StoreError> {
+    fn load(tree: &super::tree::Tree) -> Result<KeyRing, StoreError> {
         let mut ring = KeyRing::default();
         for entry in tree.iter() {
             let (id, value) = entry?;
@@ -66,7 +66,7 @@ fn id_of(bytes: &[u8]) -> Result<u32, StoreError> {
 }
 
 impl Store {
-    pub(super) fn load_keys(tree: &sled::Tree) -> Result<KeyRing, StoreError> {
+    pub(super) fn load_keys(tree: &super::tree::Tree) -> Result<KeyRing, StoreError> {
         KeyRing::load(tree)
     }
 
@@ -96,6 +96,7 @@ impl Store {
     /// `--rotate-token-key`: a new key signs from now on; the current one verifies for
     /// `access_secs` more, the longest any token it signed can live. Returns the new key's id.
     pub fn rotate_token_key(&self, now: u64, access_secs: u64) -> Result<u32, StoreError> {
+        self.reload_shared()?;
         let retiring = self.key_ring().current;
         if let Some(old) = retiring {
             if let Some(bytes) = self.keys.get(old.to_be_bytes())? {
@@ -114,22 +115,73 @@ impl Store {
         self.add_key(now)
     }
 
+    /// Adds a key under the next free id. Written with a compare-and-swap: on PostgreSQL two
+    /// nodes starting at once on an empty database must not both write key 1 with different
+    /// secrets. The one that loses reads the keys again and signs with the winner's.
     fn add_key(&self, now: u64) -> Result<u32, StoreError> {
         let bytes = secret::random_bytes::<32>();
-        let mut ring = self.key_ring_mut();
-        let id = ring.keys.keys().max().map_or(1, |max| max.wrapping_add(1));
         let record = KeyRecord {
             secret: super::to_hex(&bytes),
             created_at: now,
             valid_until: 0,
         };
-        {
+        let mut ring = self.key_ring_mut();
+        let id = ring.keys.keys().max().map_or(1, |max| max.wrapping_add(1));
+        let written = {
             let _writing = self.writing();
-            self.keys.insert(id.to_be_bytes(), encode(&record))?;
+            self.keys
+                .compare_and_swap(id.to_be_bytes(), None, Some(&encode(&record)))?
+        };
+        if written.is_err() {
+            *ring = KeyRing::load(&self.keys)?;
+            return ring
+                .current
+                .ok_or_else(|| StoreError::Io("another node is changing the token keys".into()));
         }
         ring.keys.insert(id, (HmacKey::new(&bytes), 0));
         ring.current = Some(id);
         Ok(id)
+    }
+
+    /// Whether `check` passes with the key `id`, if that key verifies at `now`. On PostgreSQL a
+    /// key id this node does not know may have been made by another node (`--rotate-token-key`
+    /// there): the keys are read again, at most once a second whatever tokens arrive.
+    pub(super) fn verifies_with(
+        &self,
+        id: u32,
+        now: u64,
+        check: impl Fn(&HmacKey) -> bool,
+    ) -> Result<bool, StoreError> {
+        let unknown = {
+            let ring = self.key_ring();
+            if let Some(key) = ring.verifying(id, now) {
+                return Ok(check(key));
+            }
+            !ring.keys.contains_key(&id)
+        };
+        if unknown && self.shared() && self.keys_read_before(now) {
+            self.reload_keys()?;
+            return Ok(self.key_ring().verifying(id, now).is_some_and(check));
+        }
+        Ok(false)
+    }
+
+    /// Whether the keys were last read before `now` (and notes that they are read now).
+    fn keys_read_before(&self, now: u64) -> bool {
+        let last = self
+            .keys_read_at
+            .swap(now, std::sync::atomic::Ordering::Relaxed);
+        last < now
+    }
+
+    /// On PostgreSQL: reads what other nodes may have changed and this node keeps in memory (the
+    /// token keys). The server calls it every few seconds, so a key rotated on another node signs
+    /// here too within that time.
+    pub fn reload_shared(&self) -> Result<(), StoreError> {
+        if self.shared() {
+            self.reload_keys()?;
+        }
+        Ok(())
     }
 
     /// Drops keys that no longer verify anything. Returns how many.

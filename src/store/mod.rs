@@ -16,11 +16,13 @@ pub(crate) mod fixtures;
 mod grants;
 mod invites;
 mod keys;
+pub mod postgres;
 mod record;
 pub mod sealed;
 mod sessions;
 mod sweep;
 mod throttle;
+mod tree;
 mod users;
 
 pub use backup::RestoreError;
@@ -29,6 +31,7 @@ pub use codes::Redeemed;
 pub use events::{Event, EventKind, MAX_EVENTS};
 pub use grants::{Grant, Issue, Refreshed, Rotation, TokenKind, TokenRecord};
 pub use invites::{LinkKind, LinkUsed, PasswordLink};
+pub use postgres::Settings as PostgresSettings;
 pub use sessions::Session;
 pub use throttle::{address_prefix, Failures, Policy, Reservation, ThrottleKey};
 pub use users::{
@@ -42,44 +45,66 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
+use tree::Tree;
 
-/// The database and its trees. Cheap to clone (sled handles are reference-counted).
+/// Where the trees live.
+#[derive(Clone)]
+enum Backend {
+    /// The embedded database, and where it was opened with which cache (for `close`).
+    Sled {
+        db: sled::Db,
+        path: PathBuf,
+        cache_bytes: u64,
+    },
+    /// A PostgreSQL database that other nodes may share (`postgres.rs`).
+    Postgres(postgres::Db),
+}
+
+/// The database and its trees. Cheap to clone (sled handles and the pool are reference-counted).
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
-    /// Where it was opened, and with which cache, for `close`.
-    path: PathBuf,
-    cache_bytes: u64,
-    users: sled::Tree,
-    codes: sled::Tree,
-    grants: sled::Tree,
-    tokens: sled::Tree,
-    throttle: sled::Tree,
+    backend: Backend,
+    users: Tree,
+    codes: Tree,
+    grants: Tree,
+    tokens: Tree,
+    throttle: Tree,
     /// Server keys for access tokens (`keys.rs`), and in memory.
-    keys: sled::Tree,
+    keys: Tree,
     ring: Arc<RwLock<keys::KeyRing>>,
-    /// Access tokens revoked one by one (RFC 7009): token id → expiry, and in memory.
-    denied: sled::Tree,
+    /// When the keys were last read again for an unknown key id (PostgreSQL).
+    keys_read_at: Arc<AtomicU64>,
+    /// Access tokens revoked one by one (RFC 7009): token id → expiry, and in memory (sled only:
+    /// on PostgreSQL another node may add one at any time, so it is read from the table).
+    denied: Tree,
     deny_list: Arc<Mutex<HashMap<[u8; 16], u64>>>,
-    /// Users' current generations (`users.rs`), by username; `None`: no such user.
+    /// Users' current generations (`users.rs`), by username; `None`: no such user. sled only,
+    /// for the same reason.
     generations: Arc<Mutex<users::GenerationCache>>,
     /// One-time password links (`invites.rs`); not in backups: a restore revives no link.
-    invites: sled::Tree,
+    invites: Tree,
     /// `/account` sign-ins and each link's last refresh (`sessions.rs`); not in backups either.
-    sessions: sled::Tree,
-    grant_activity: sled::Tree,
+    sessions: Tree,
+    grant_activity: Tree,
     /// Each user's recent security events (`events.rs`).
-    events: sled::Tree,
+    events: Tree,
     /// Writers hold it shared, a backup exclusively, so a backup sees a state between writes.
     gate: Arc<RwLock<()>>,
-    /// Serialises the read-modify-write operations (code exchange, refresh). sled's own
+    /// Serialises the read-modify-write operations (code exchange, changes of users). sled's own
     /// transactions are not used: under concurrent refreshes with flushes they hung sled 0.34
     /// (transactions waiting for its concurrency-control write lock while its flusher waited for
-    /// the read lock); 16 concurrent refreshing clients hung it within a second.
+    /// the read lock); 16 concurrent refreshing clients hung it within a second. On PostgreSQL
+    /// an advisory lock is taken as well, so the operations are serialised across nodes.
     exclusive: Arc<Mutex<()>>,
     /// Group commit (see `flush`): flushes asked for, and the last request a flush covered.
     flush_requests: Arc<AtomicU64>,
     flushed: Arc<tokio::sync::Mutex<u64>>,
+}
+
+/// Held for a read-modify-write operation.
+pub(crate) struct Exclusive<'a> {
+    _local: MutexGuard<'a, ()>,
+    _shared: Option<postgres::Locked>,
 }
 
 #[derive(Debug)]
@@ -91,6 +116,9 @@ pub enum StoreError {
     Io(String),
     /// A record that cannot be decoded.
     Corrupt(String),
+    /// The store cannot be used as configured (a database schema newer than this binary, a bad
+    /// URL or CA file): not transient, the operator must act.
+    Unusable(String),
 }
 
 impl fmt::Display for StoreError {
@@ -103,6 +131,7 @@ impl fmt::Display for StoreError {
             ),
             StoreError::Io(e) => write!(f, "storage error: {e}"),
             StoreError::Corrupt(e) => write!(f, "corrupt record: {e}"),
+            StoreError::Unusable(e) => write!(f, "{e}"),
         }
     }
 }
@@ -118,12 +147,7 @@ impl From<sled::Error> for StoreError {
 impl Store {
     /// Opens (or creates) the database in `path`, with a page cache of `cache_bytes`.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
-        // The directory holds password hashes: private to the service's user when we create it.
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(path)
-            .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", path.display())))?;
+        private_dir(path)?;
         let db = sled::Config::new()
             .path(path.join("db"))
             .cache_capacity(cache_bytes)
@@ -137,33 +161,95 @@ impl Store {
                 }
                 other => StoreError::Io(format!("cannot open {}: {other}", path.display())),
             })?;
-        let keys = db.open_tree("keys")?;
-        let denied = db.open_tree("denied")?;
-        let ring = Store::load_keys(&keys)?;
-        let deny_list = Store::load_deny_list(&denied)?;
+        let tree = |name: &str| -> Result<Tree, StoreError> { Ok(Tree::Sled(db.open_tree(name)?)) };
+        let trees = Trees {
+            users: tree("users")?,
+            codes: tree("codes")?,
+            grants: tree("grants")?,
+            tokens: tree("tokens")?,
+            throttle: tree("throttle")?,
+            keys: tree("keys")?,
+            denied: tree("denied")?,
+            invites: tree("invites")?,
+            sessions: tree("sessions")?,
+            grant_activity: tree("grant_activity")?,
+            events: tree("events")?,
+        };
+        let backend = Backend::Sled {
+            db,
+            path: path.to_path_buf(),
+            cache_bytes,
+        };
+        Store::with(backend, trees)
+    }
+
+    /// Connects to PostgreSQL (`[storage] backend = "postgres"`), creating or upgrading linkgate's
+    /// tables first.
+    pub fn connect(settings: &PostgresSettings) -> Result<Store, StoreError> {
+        let db = postgres::Db::connect(settings)?;
+        let trees = Trees {
+            users: Tree::Postgres(db.table("users")),
+            codes: Tree::Postgres(db.table("codes")),
+            grants: Tree::Postgres(db.table("grants")),
+            tokens: Tree::Postgres(db.table("tokens")),
+            throttle: Tree::Postgres(db.table("throttle")),
+            keys: Tree::Postgres(db.table("keys")),
+            denied: Tree::Postgres(db.table("denied")),
+            invites: Tree::Postgres(db.table("invites")),
+            sessions: Tree::Postgres(db.table("sessions")),
+            grant_activity: Tree::Postgres(db.table("grant_activity")),
+            events: Tree::Postgres(db.table("events")),
+        };
+        Store::with(Backend::Postgres(db), trees)
+    }
+
+    /// The store the config names: sled in `storage.path`, or PostgreSQL.
+    pub fn open_configured(
+        path: &Path,
+        cache_bytes: u64,
+        postgres: Option<&PostgresSettings>,
+    ) -> Result<Store, StoreError> {
+        match postgres {
+            // The node's own directory still holds its admin socket (and ACME cache).
+            Some(settings) => private_dir(path).and_then(|()| Store::connect(settings)),
+            None => Store::open(path, cache_bytes),
+        }
+    }
+
+    fn with(backend: Backend, t: Trees) -> Result<Store, StoreError> {
+        let ring = Store::load_keys(&t.keys)?;
+        let deny_list = match backend {
+            Backend::Sled { .. } => Store::load_deny_list(&t.denied)?,
+            Backend::Postgres(_) => HashMap::new(),
+        };
         Ok(Store {
-            keys,
+            backend,
+            users: t.users,
+            codes: t.codes,
+            grants: t.grants,
+            tokens: t.tokens,
+            throttle: t.throttle,
+            keys: t.keys,
             ring: Arc::new(RwLock::new(ring)),
-            denied,
+            keys_read_at: Arc::new(AtomicU64::new(0)),
+            denied: t.denied,
             deny_list: Arc::new(Mutex::new(deny_list)),
             generations: Arc::new(Mutex::new(users::GenerationCache::default())),
-            users: db.open_tree("users")?,
-            codes: db.open_tree("codes")?,
-            grants: db.open_tree("grants")?,
-            tokens: db.open_tree("tokens")?,
-            throttle: db.open_tree("throttle")?,
-            invites: db.open_tree("invites")?,
-            sessions: db.open_tree("sessions")?,
-            grant_activity: db.open_tree("grant_activity")?,
-            events: db.open_tree("events")?,
+            invites: t.invites,
+            sessions: t.sessions,
+            grant_activity: t.grant_activity,
+            events: t.events,
             gate: Arc::new(RwLock::new(())),
             exclusive: Arc::new(Mutex::new(())),
             flush_requests: Arc::new(AtomicU64::new(0)),
             flushed: Arc::new(tokio::sync::Mutex::new(0)),
-            db,
-            path: path.to_path_buf(),
-            cache_bytes,
         })
+    }
+
+    /// Whether other processes may change the store underneath this one (PostgreSQL): then
+    /// nothing another node can change is cached.
+    pub fn shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
     }
 
     /// Makes every write so far durable (fsync). Call before answering a request whose response
@@ -180,7 +266,11 @@ impl Store {
             return Ok(());
         }
         let target = self.flush_requests.load(Ordering::SeqCst);
-        let db = self.db.clone();
+        // PostgreSQL commits each write durably before it returns.
+        let Backend::Sled { db, .. } = &self.backend else {
+            return Ok(());
+        };
+        let db = db.clone();
         tokio::task::spawn_blocking(move || db.flush())
             .await
             .map_err(|e| StoreError::Io(format!("flush task failed: {e}")))??;
@@ -190,7 +280,9 @@ impl Store {
 
     /// The same, for callers outside the async runtime (CLI, shutdown).
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        if let Backend::Sled { db, .. } = &self.backend {
+            db.flush()?;
+        }
         Ok(())
     }
 
@@ -201,8 +293,16 @@ impl Store {
     /// still happens, once. If another handle is still open (the reopen finds the directory
     /// locked), the flush alone is done and that is fine.
     pub fn close(self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        let (path, cache_bytes) = (self.path.clone(), self.cache_bytes);
+        let Backend::Sled {
+            db,
+            path,
+            cache_bytes,
+        } = self.backend.clone()
+        else {
+            return Ok(());
+        };
+        db.flush()?;
+        drop(db);
         drop(self);
         match Store::open(&path, cache_bytes) {
             Ok(reopened) => reopened.flush_blocking(),
@@ -218,22 +318,72 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Held for a read-modify-write operation; never across an `.await`.
-    fn exclusive(&self) -> MutexGuard<'_, ()> {
-        self.exclusive
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Held for a read-modify-write operation; never across an `.await`. On PostgreSQL the
+    /// process's lock is taken first, so at most one connection per node waits for the shared one.
+    fn exclusive(&self) -> Result<Exclusive<'_>, StoreError> {
+        let local = postgres_wait(self.shared(), || {
+            self.exclusive
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        });
+        let shared = match &self.backend {
+            Backend::Sled { .. } => None,
+            Backend::Postgres(db) => Some(db.lock(postgres::EXCLUSIVE_LOCK)?),
+        };
+        Ok(Exclusive {
+            _local: local,
+            _shared: shared,
+        })
     }
 
     /// Whether the store can be read (for `/healthz`).
     pub fn is_healthy(&self) -> bool {
-        self.users.first().is_ok()
+        match &self.backend {
+            Backend::Sled { .. } => self.users.get(b"").is_ok(),
+            Backend::Postgres(db) => db.is_healthy(),
+        }
     }
 
     /// Number of stored tokens (access and refresh). Walks the whole tree (seconds for a million
     /// tokens), so it is for tests and tools, never on the start-up or request path.
     pub fn token_count(&self) -> usize {
-        self.tokens.len()
+        self.tokens.len().unwrap_or(0)
+    }
+}
+
+/// The data directory holds password hashes (or, with PostgreSQL, the admin socket): private
+/// to the service's user when we create it.
+fn private_dir(path: &Path) -> Result<(), StoreError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", path.display())))
+}
+
+/// The trees, before they become a `Store`.
+struct Trees {
+    users: Tree,
+    codes: Tree,
+    grants: Tree,
+    tokens: Tree,
+    throttle: Tree,
+    keys: Tree,
+    denied: Tree,
+    invites: Tree,
+    sessions: Tree,
+    grant_activity: Tree,
+    events: Tree,
+}
+
+/// Runs `wait` (taking a lock that a PostgreSQL operation may hold for milliseconds) so that it
+/// does not stall a worker of the server's runtime; with sled the lock is only ever held for
+/// microseconds and is taken directly.
+fn postgres_wait<T>(shared: bool, wait: impl FnOnce() -> T) -> T {
+    if shared {
+        postgres::blocking(wait)
+    } else {
+        wait()
     }
 }
 

@@ -104,7 +104,7 @@ impl Store {
             return Ok(self.user(name)?.filter(|u| u.sub == user.sub));
         }
         let user = {
-            let _exclusive = self.exclusive();
+            let _exclusive = self.exclusive()?;
             let _writing = self.writing();
             let Some(mut user) = self.user(name)?.filter(|u| u.sub == sub) else {
                 return Ok(None);
@@ -145,7 +145,7 @@ impl Store {
         }
         let _writing = self.writing();
         self.grant_activity
-            .insert(grant_id.as_bytes(), &now.to_le_bytes())?;
+            .insert(grant_id.as_bytes(), now.to_le_bytes())?;
         Ok(())
     }
 
@@ -217,6 +217,6 @@ mod tests {
         store
             .create_session(&secret::sha256(b"new"), &alice, 500, 60)
             .unwrap();
-        assert_eq!(store.sessions.len(), 1);
+        assert_eq!(store.sessions.len().unwrap(), 1);
     }
 }

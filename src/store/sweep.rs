@@ -9,7 +9,7 @@ use super::{decode, expired, CodeRecord, Grant, Store, StoreError, TokenRecord};
 /// Entries examined per batch; the caller yields between batches.
 pub const BATCH: usize = 1000;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Swept {
     pub codes: usize,
     pub grants: usize,
@@ -19,6 +19,14 @@ pub struct Swept {
 impl Store {
     /// One pass over all trees, calling `pause` between batches. Returns what it removed.
     pub fn sweep(&self, now: u64, mut pause: impl FnMut()) -> Result<Swept, StoreError> {
+        // On PostgreSQL one node sweeps at a time; the others skip this round.
+        let _sweeping = match &self.backend {
+            super::Backend::Postgres(db) => match db.try_lock(super::postgres::SWEEP_LOCK)? {
+                Some(lock) => Some(lock),
+                None => return Ok(Swept::default()),
+            },
+            super::Backend::Sled { .. } => None,
+        };
         let codes = self.sweep_tree(&self.codes, &mut pause, |bytes| {
             decode::<CodeRecord>(bytes).is_ok_and(|c| expired(c.expires_at, now))
         })?;
@@ -59,7 +67,7 @@ impl Store {
     /// entry rewritten since it was read is left alone.
     fn sweep_tree(
         &self,
-        tree: &sled::Tree,
+        tree: &super::tree::Tree,
         pause: &mut impl FnMut(),
         dead: impl Fn(&[u8]) -> bool,
     ) -> Result<usize, StoreError> {

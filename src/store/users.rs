@@ -151,8 +151,8 @@ impl Store {
         let _writing = self.writing();
         let swapped = self
             .users
-            .compare_and_swap(name.as_str(), None as Option<&[u8]>, Some(encode(&user)))
-            .map_err(|e| AddUserError::Store(e.into()))?;
+            .compare_and_swap(name.as_str(), None, Some(&encode(&user)))
+            .map_err(AddUserError::Store)?;
         self.forget_generation(name.as_str());
         match swapped {
             Ok(()) => Ok(user),
@@ -176,6 +176,10 @@ impl Store {
     /// store, which updates the cache). A pending sign-in records it, and checks it again before
     /// it issues anything.
     pub fn user_generation(&self, name: &str) -> Result<Option<Generation>, StoreError> {
+        if self.shared() {
+            // Another node may change the user at any moment: read it every time.
+            return self.read_generation(name);
+        }
         let epoch = {
             let cache = self.generation_cache();
             if let Some(cached) = cache.users.get(name) {
@@ -183,16 +187,7 @@ impl Store {
             }
             cache.epoch
         };
-        let found = match self.users.get(name)? {
-            Some(bytes) => {
-                let user: User = decode(&bytes)?;
-                Some(Generation {
-                    sub: user.sub,
-                    generation: user.generation,
-                })
-            }
-            None => None,
-        };
+        let found = self.read_generation(name)?;
         let mut cache = self.generation_cache();
         // A user changed since the read above: what was read may be stale, do not keep it.
         if cache.epoch == epoch {
@@ -202,6 +197,19 @@ impl Store {
             cache.users.insert(name.to_string(), found.clone());
         }
         Ok(found)
+    }
+
+    fn read_generation(&self, name: &str) -> Result<Option<Generation>, StoreError> {
+        Ok(match self.users.get(name)? {
+            Some(bytes) => {
+                let user: User = decode(&bytes)?;
+                Some(Generation {
+                    sub: user.sub,
+                    generation: user.generation,
+                })
+            }
+            None => None,
+        })
     }
 
     /// Whether what was issued to `sub` under `generation` (a code, a grant) is still alive.
@@ -289,7 +297,7 @@ impl Store {
         let Some(step) = crate::accounts::totp::verify(secret, code, now, None) else {
             return Ok(false);
         };
-        let _exclusive = self.exclusive();
+        let _exclusive = self.exclusive()?;
         let _writing = self.writing();
         let Some(mut user) = self.user(name)? else {
             return Ok(false);
@@ -316,7 +324,7 @@ impl Store {
         typed: &str,
         now: u64,
     ) -> Result<SecondFactor, StoreError> {
-        let _exclusive = self.exclusive();
+        let _exclusive = self.exclusive()?;
         let _writing = self.writing();
         let Some(mut user) = self.user(name)? else {
             return Ok(SecondFactor::Wrong);
@@ -355,7 +363,7 @@ impl Store {
 
     /// Turns two-factor sign-in off. Returns false if it was not on.
     pub fn disable_totp(&self, name: &Username) -> Result<bool, StoreError> {
-        let _exclusive = self.exclusive();
+        let _exclusive = self.exclusive()?;
         let _writing = self.writing();
         let Some(mut user) = self.user(name)? else {
             return Ok(false);
@@ -376,7 +384,7 @@ impl Store {
         change: impl FnOnce(&mut User),
     ) -> Result<bool, StoreError> {
         let user = {
-            let _exclusive = self.exclusive();
+            let _exclusive = self.exclusive()?;
             let _writing = self.writing();
             let Some(mut user) = self.user(name)? else {
                 return Ok(false);

@@ -161,6 +161,48 @@ fn table_for<'a, 'k>(doc: &'a mut toml::Table, key: &'k str) -> (&'a mut toml::T
     (table, last)
 }
 
+/// `LINKGATE_TEST_POSTGRES=postgres://user@host:port` runs the same tests on PostgreSQL: each
+/// test environment gets a database of its own on that server (`tools/test.sh` starts a
+/// throwaway cluster and runs the store-agnostic tests a second time this way). Configs that
+/// already name a backend are left alone.
+fn on_test_store(config: &str) -> String {
+    let Ok(server) = std::env::var("LINKGATE_TEST_POSTGRES") else {
+        return config.to_string();
+    };
+    let mut doc: toml::Table = config.parse().expect("test config is TOML");
+    let Some(storage) = doc.get_mut("storage").and_then(|s| s.as_table_mut()) else {
+        return config.to_string();
+    };
+    if storage.contains_key("backend") {
+        return config.to_string();
+    }
+    let mut bytes = [0u8; 8];
+    getrandom::getrandom(&mut bytes).expect("random");
+    let name: String = std::iter::once("t_".to_string())
+        .chain(bytes.iter().map(|b| format!("{b:02x}")))
+        .collect();
+    let out = Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            &format!("{server}/postgres"),
+        ])
+        .args(["-c", &format!("CREATE DATABASE {name}")])
+        .output()
+        .expect("run psql (tools/test-setup.sh installs PostgreSQL)");
+    assert!(
+        out.status.success(),
+        "CREATE DATABASE: {}",
+        text(&out.stderr)
+    );
+    storage.insert("backend".into(), "postgres".into());
+    storage.insert("url".into(), format!("{server}/{name}").into());
+    toml::to_string(&doc).expect("config serialises")
+}
+
 /// A config file and data directory in a temporary folder.
 pub struct TestEnv {
     pub dir: tempfile::TempDir,
@@ -175,7 +217,7 @@ impl TestEnv {
     pub fn with_config(text: &str) -> TestEnv {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("linkgate.toml");
-        std::fs::write(&config, text).expect("write config");
+        std::fs::write(&config, on_test_store(text)).expect("write config");
         TestEnv { dir, config }
     }
 

@@ -1,0 +1,676 @@
+//! PostgreSQL as the store, for operators who run two or more linkgate nodes on one database
+//! (`[storage] backend = "postgres"`). Each store tree is a table `linkgate.<tree>` of keys and
+//! values (linkgate's own record encodings), created by the versioned migrations in
+//! `migrations/`, which every node applies at start under an advisory lock.
+//!
+//! Driver: tokio-postgres, pooled by deadpool-postgres. tokio-postgres is the maintained
+//! PostgreSQL driver for tokio with no macros and no database needed at compile time; deadpool
+//! is a small pool that checks connections when they come back and replaces broken ones, so a
+//! node recovers by itself when the database returns. TLS (`sslmode=require`) is rustls with
+//! the Mozilla roots plus `storage.ca_file`, and always verifies the certificate and host name.
+//!
+//! The store's code is synchronous (sled answers from memory). A query here runs on this
+//! module's own small runtime while the calling thread waits, inside `block_in_place` when it is
+//! a worker of the server's runtime, so the server's other requests move to another thread.
+//! Every wait is bounded: a query, a pool checkout and a connection attempt time out, and the
+//! error is a `StoreError::Io` (the client gets 503 `server_error`, never `invalid_grant`).
+
+use super::StoreError;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_postgres::types::ToSql;
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+
+/// `[storage]` settings for PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub url: String,
+    pub pool_size: usize,
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The schema migrations, in order; a database records the versions applied to it.
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_tables.sql"))];
+
+/// Advisory lock keys ("lnkg" and a number), for the whole database.
+const MIGRATION_LOCK: i64 = 0x6c6e_6b67_0000_0001;
+/// The store's read-modify-write operations (`Store::exclusive`), across nodes.
+pub(super) const EXCLUSIVE_LOCK: i64 = 0x6c6e_6b67_0000_0002;
+/// One sweeper at a time across nodes.
+pub(super) const SWEEP_LOCK: i64 = 0x6c6e_6b67_0000_0003;
+
+/// The longest one operation may take (the database's own `statement_timeout` is the same).
+const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Waiting for a pooled connection, or for a new one to be made.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Rows per page when a table is read in full (sweeps, listings).
+const PAGE: i64 = 1000;
+/// A fetch-and-update that lost a race to insert a new row tries again, this many times.
+const ATTEMPTS: usize = 16;
+
+#[derive(Clone)]
+pub(super) struct Db {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which is not allowed inside another runtime.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Db {
+    /// Connects (one connection, to check), applies missing migrations and refuses a schema newer
+    /// than this binary knows.
+    pub fn connect(settings: &Settings) -> Result<Db, StoreError> {
+        let mut config: tokio_postgres::Config = settings
+            .url
+            .parse()
+            .map_err(|e| StoreError::Unusable(format!("storage.url: {e}")))?;
+        config.connect_timeout(CONNECT_TIMEOUT);
+        config.keepalives_idle(Duration::from_secs(30));
+        if config.get_application_name().is_none() {
+            config.application_name("linkgate");
+        }
+        let timeout_ms = QUERY_TIMEOUT.as_millis();
+        let options = format!(
+            "{} -c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}",
+            config.get_options().unwrap_or("")
+        );
+        config.options(options.trim());
+        let tls = tls_connector(settings)?;
+        let manager = Manager::from_config(
+            config,
+            tls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("linkgate-db")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Io(format!("cannot start the database runtime: {e}")))?;
+        let pool = {
+            let _entered = runtime.enter();
+            Pool::builder(manager)
+                .max_size(settings.pool_size.max(1))
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .wait_timeout(Some(CONNECT_TIMEOUT))
+                .create_timeout(Some(CONNECT_TIMEOUT))
+                .recycle_timeout(Some(CONNECT_TIMEOUT))
+                .build()
+                .map_err(|e| StoreError::Unusable(format!("database pool: {e}")))?
+        };
+        let db = Db {
+            inner: Arc::new(Inner {
+                pool,
+                runtime: Some(runtime),
+            }),
+        };
+        db.migrate()?;
+        Ok(db)
+    }
+
+    fn pool(&self) -> Pool {
+        self.inner.pool.clone()
+    }
+
+    /// Runs `work` on the database runtime and waits for it, at most `QUERY_TIMEOUT`.
+    fn run<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.run_for(QUERY_TIMEOUT, work)
+    }
+
+    fn run_for<T: Send + 'static>(
+        &self,
+        limit: Duration,
+        work: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let Some(runtime) = &self.inner.runtime else {
+            return Err(StoreError::Io("the database runtime has stopped".into()));
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        runtime.spawn(async move {
+            let outcome = match tokio::time::timeout(limit, work).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(StoreError::Io(format!(
+                    "the database did not answer within {} s",
+                    limit.as_secs()
+                ))),
+            };
+            let _ = tx.send(outcome);
+        });
+        let wait = move || {
+            rx.recv()
+                .unwrap_or_else(|_| Err(StoreError::Io("the database task stopped".into())))
+        };
+        blocking(wait)
+    }
+
+    /// Whether the database answers (for `/healthz`).
+    pub fn is_healthy(&self) -> bool {
+        let pool = self.pool();
+        self.run_for(Duration::from_secs(3), async move {
+            let client = connection(&pool).await?;
+            client.simple_query("SELECT 1").await.map_err(db_error)?;
+            Ok(())
+        })
+        .is_ok()
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let pool = self.pool();
+        self.run_for(Duration::from_secs(60), async move {
+            let client = connection(&pool).await?;
+            client
+                .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+                .await
+                .map_err(db_error)?;
+            let outcome = apply_migrations(&client).await;
+            let unlocked = client
+                .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+                .await;
+            if unlocked.is_err() {
+                drop(Object::take(client));
+            }
+            outcome
+        })
+    }
+
+    /// Takes the advisory lock `key` (waiting for it, at most `QUERY_TIMEOUT`); it is held until
+    /// the returned guard is dropped.
+    pub fn lock(&self, key: i64) -> Result<Locked, StoreError> {
+        let pool = self.pool();
+        let client = self.run(async move {
+            let client = connection(&pool).await?;
+            client
+                .execute("SELECT pg_advisory_lock($1)", &[&key])
+                .await
+                .map_err(db_error)?;
+            Ok(client)
+        })?;
+        Ok(Locked {
+            db: self.clone(),
+            client: Some(client),
+            key,
+        })
+    }
+
+    /// The same without waiting: `None` when another session holds it.
+    pub fn try_lock(&self, key: i64) -> Result<Option<Locked>, StoreError> {
+        let pool = self.pool();
+        let taken = self.run(async move {
+            let client = connection(&pool).await?;
+            let row = client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+                .await
+                .map_err(db_error)?;
+            Ok(row.get::<_, bool>(0).then_some(client))
+        })?;
+        Ok(taken.map(|client| Locked {
+            db: self.clone(),
+            client: Some(client),
+            key,
+        }))
+    }
+
+    /// Every entry of `tables`, read in one REPEATABLE READ transaction: a consistent snapshot
+    /// while nodes go on writing (for backups and `--migrate-store`).
+    pub fn snapshot(&self, tables: &[&'static str]) -> Result<Entries, StoreError> {
+        let pool = self.pool();
+        let tables = tables.to_vec();
+        self.run_for(Duration::from_secs(3600), async move {
+            let client = connection(&pool).await?;
+            client
+                .batch_execute(
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = 0",
+                )
+                .await
+                .map_err(db_error)?;
+            let mut all = Vec::new();
+            for table in tables {
+                let rows = client
+                    .query(
+                        &format!("SELECT key, value FROM linkgate.{table} ORDER BY key"),
+                        &[],
+                    )
+                    .await
+                    .map_err(db_error)?;
+                all.extend(rows.iter().map(|row| (table, row.get(0), row.get(1))));
+            }
+            client.batch_execute("COMMIT").await.map_err(db_error)?;
+            Ok(all)
+        })
+    }
+
+    pub fn table(&self, name: &'static str) -> Table {
+        Table {
+            db: self.clone(),
+            sql: Arc::new(Statements::for_table(name)),
+        }
+    }
+}
+
+/// Waits for `wait` on this thread; on a worker of a multi-threaded runtime the worker's other
+/// tasks move to another thread meanwhile.
+pub(super) fn blocking<T>(wait: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(wait)
+        }
+        _ => wait(),
+    }
+}
+
+async fn connection(pool: &Pool) -> Result<Object, StoreError> {
+    pool.get()
+        .await
+        .map_err(|e| StoreError::Io(format!("database: {e}")))
+}
+
+fn db_error(e: tokio_postgres::Error) -> StoreError {
+    match e.as_db_error() {
+        Some(db) => StoreError::Io(format!("database: {}", db.message())),
+        None => StoreError::Io(format!("database: {e}")),
+    }
+}
+
+async fn apply_migrations(client: &Object) -> Result<(), StoreError> {
+    let known = client
+        .query_one(
+            "SELECT to_regclass('linkgate.schema_version') IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(db_error)?
+        .get::<_, bool>(0);
+    let current: i32 = if known {
+        client
+            .query_one(
+                "SELECT coalesce(max(version), 0) FROM linkgate.schema_version",
+                &[],
+            )
+            .await
+            .map_err(db_error)?
+            .get(0)
+    } else {
+        0
+    };
+    let newest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+    if current > newest {
+        return Err(StoreError::Unusable(format!(
+            "the database's linkgate schema is version {current}, newer than this linkgate {} \
+             knows (up to {newest}): a newer linkgate has upgraded it; run that version on this \
+             node too",
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        client.batch_execute("BEGIN").await.map_err(db_error)?;
+        let applied = async {
+            client.batch_execute(sql).await?;
+            client
+                .execute(
+                    "INSERT INTO linkgate.schema_version (version) VALUES ($1)",
+                    &[version],
+                )
+                .await?;
+            client.batch_execute("COMMIT").await
+        }
+        .await;
+        if let Err(e) = applied {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(StoreError::Unusable(format!(
+                "schema migration {version} failed: {}",
+                db_error(e)
+            )));
+        }
+        tracing::info!("database schema migrated to version {version}");
+    }
+    Ok(())
+}
+
+fn tls_connector(
+    settings: &Settings,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+    use rustls_pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = &settings.ca_file {
+        let unusable =
+            |e: String| StoreError::Unusable(format!("storage.ca_file {}: {e}", path.display()));
+        let bytes = std::fs::read(path).map_err(|e| unusable(e.to_string()))?;
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(&bytes) {
+            let cert = cert.map_err(|e| unusable(e.to_string()))?;
+            roots.add(cert).map_err(|e| unusable(e.to_string()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(unusable("no PEM certificate in it".into()));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::Unusable(format!("TLS set-up failed: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// Entries as (table, key, value).
+pub(super) type Entries = Vec<(&'static str, Vec<u8>, Vec<u8>)>;
+/// A fetch-and-update's change: the current value (`None`: absent) to the new one.
+type Update<'a> = &'a mut dyn FnMut(Option<&[u8]>) -> Option<Vec<u8>>;
+/// Keys and values, in key order.
+type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// An advisory lock held on one pooled connection; released (or, if that fails, the connection
+/// closed, which releases it too) when dropped.
+pub(super) struct Locked {
+    db: Db,
+    client: Option<Object>,
+    key: i64,
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            let key = self.key;
+            let _ = self.db.run(async move {
+                let unlocked = client
+                    .execute("SELECT pg_advisory_unlock($1)", &[&key])
+                    .await;
+                if unlocked.is_err() {
+                    drop(Object::take(client));
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
+/// The SQL for one table, formatted once.
+struct Statements {
+    get: String,
+    upsert: String,
+    remove: String,
+    insert_new: String,
+    update_if: String,
+    delete_if: String,
+    lock: String,
+    update: String,
+    delete: String,
+    first_page: String,
+    next_page: String,
+    count: String,
+    any: String,
+}
+
+impl Statements {
+    fn for_table(name: &str) -> Statements {
+        let t = format!("linkgate.{name}");
+        Statements {
+            get: format!("SELECT value FROM {t} WHERE key = $1"),
+            upsert: format!(
+                "INSERT INTO {t} (key, value) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+            ),
+            remove: format!("DELETE FROM {t} WHERE key = $1 RETURNING value"),
+            insert_new: format!(
+                "INSERT INTO {t} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING"
+            ),
+            update_if: format!("UPDATE {t} SET value = $3 WHERE key = $1 AND value = $2"),
+            delete_if: format!("DELETE FROM {t} WHERE key = $1 AND value = $2"),
+            lock: format!("SELECT value FROM {t} WHERE key = $1 FOR UPDATE"),
+            update: format!("UPDATE {t} SET value = $2 WHERE key = $1"),
+            delete: format!("DELETE FROM {t} WHERE key = $1"),
+            first_page: format!("SELECT key, value FROM {t} ORDER BY key LIMIT {PAGE}"),
+            next_page: format!(
+                "SELECT key, value FROM {t} WHERE key > $1 ORDER BY key LIMIT {PAGE}"
+            ),
+            count: format!("SELECT count(*) FROM {t}"),
+            any: format!("SELECT EXISTS (SELECT 1 FROM {t})"),
+        }
+    }
+}
+
+/// One store tree as a table.
+#[derive(Clone)]
+pub(super) struct Table {
+    db: Db,
+    sql: Arc<Statements>,
+}
+
+type Pick = fn(&Statements) -> &str;
+
+impl Table {
+    /// Runs one statement with byte-string parameters and returns the first column of each row.
+    fn query(&self, pick: Pick, params: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, StoreError> {
+        let (pool, sql) = (self.db.pool(), self.sql.clone());
+        self.db.run(async move {
+            let client = connection(&pool).await?;
+            let statement = client.prepare_cached(pick(&sql)).await.map_err(db_error)?;
+            let refs: Vec<&(dyn ToSql + Sync)> =
+                params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+            let rows = client.query(&statement, &refs).await.map_err(db_error)?;
+            Ok(rows.iter().map(|row| row.get(0)).collect())
+        })
+    }
+
+    /// Runs one statement and returns how many rows it changed.
+    fn execute(&self, pick: Pick, params: Vec<Vec<u8>>) -> Result<u64, StoreError> {
+        let (pool, sql) = (self.db.pool(), self.sql.clone());
+        self.db.run(async move {
+            let client = connection(&pool).await?;
+            let statement = client.prepare_cached(pick(&sql)).await.map_err(db_error)?;
+            let refs: Vec<&(dyn ToSql + Sync)> =
+                params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+            client.execute(&statement, &refs).await.map_err(db_error)
+        })
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.query(|s| &s.get, vec![key.to_vec()])?.pop())
+    }
+
+    pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.execute(|s| &s.upsert, vec![key.to_vec(), value.to_vec()])?;
+        Ok(())
+    }
+
+    pub fn remove(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.query(|s| &s.remove, vec![key.to_vec()])?.pop())
+    }
+
+    /// `Err(current)` when the entry was not `old`.
+    pub fn compare_and_swap(
+        &self,
+        key: &[u8],
+        old: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<Result<(), Option<Vec<u8>>>, StoreError> {
+        let k = key.to_vec();
+        let swapped = match (old, new) {
+            (None, Some(new)) => self.execute(|s| &s.insert_new, vec![k, new.to_vec()])? == 1,
+            (Some(old), Some(new)) => {
+                self.execute(|s| &s.update_if, vec![k, old.to_vec(), new.to_vec()])? == 1
+            }
+            (Some(old), None) => self.execute(|s| &s.delete_if, vec![k, old.to_vec()])? == 1,
+            (None, None) => self.get(key)?.is_none(),
+        };
+        if swapped {
+            Ok(Ok(()))
+        } else {
+            Ok(Err(self.get(key)?))
+        }
+    }
+
+    /// Reads the row `FOR UPDATE` (other writers of it wait), calls `f` on this thread, writes
+    /// what it returns and commits: one transaction, one row lock.
+    pub fn fetch_and_update(&self, key: &[u8], f: Update<'_>) -> Result<(), StoreError> {
+        for _ in 0..ATTEMPTS {
+            let (pool, sql, k) = (self.db.pool(), self.sql.clone(), key.to_vec());
+            let (client, current) = self.db.run(async move {
+                let client = connection(&pool).await?;
+                client.batch_execute("BEGIN").await.map_err(db_error)?;
+                let statement = client.prepare_cached(&sql.lock).await.map_err(db_error)?;
+                match client.query_opt(&statement, &[&k]).await {
+                    Ok(row) => Ok((client, row.map(|r| r.get::<_, Vec<u8>>(0)))),
+                    Err(e) => {
+                        drop(Object::take(client));
+                        Err(db_error(e))
+                    }
+                }
+            })?;
+            let mut open = Open {
+                client: Some(client),
+            };
+            let new = f(current.as_deref());
+            let client = open.client.take();
+            let (sql, k, had) = (self.sql.clone(), key.to_vec(), current.is_some());
+            let unchanged = new.as_deref() == current.as_deref();
+            let written = self.db.run(async move {
+                let Some(client) = client else {
+                    return Err(StoreError::Io("lost the database connection".into()));
+                };
+                let wrote = async {
+                    let rows = match (had, new) {
+                        _ if unchanged => 1,
+                        (true, Some(value)) => {
+                            let st = client.prepare_cached(&sql.update).await?;
+                            client.execute(&st, &[&k, &value]).await?
+                        }
+                        (true, None) => {
+                            let st = client.prepare_cached(&sql.delete).await?;
+                            client.execute(&st, &[&k]).await?
+                        }
+                        (false, Some(value)) => {
+                            let st = client.prepare_cached(&sql.insert_new).await?;
+                            client.execute(&st, &[&k, &value]).await?
+                        }
+                        (false, None) => 1,
+                    };
+                    client
+                        .batch_execute(if rows == 1 { "COMMIT" } else { "ROLLBACK" })
+                        .await?;
+                    Ok::<bool, tokio_postgres::Error>(rows == 1)
+                }
+                .await;
+                match wrote {
+                    Ok(done) => Ok(done),
+                    Err(e) => {
+                        drop(Object::take(client));
+                        Err(db_error(e))
+                    }
+                }
+            })?;
+            if written {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Io(
+            "a new row kept being written by others during an update".into(),
+        ))
+    }
+
+    /// Every entry in key order, read a page at a time.
+    pub fn iter(&self) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_ {
+        let mut page: std::vec::IntoIter<(Vec<u8>, Vec<u8>)> = Vec::new().into_iter();
+        let mut after: Option<Vec<u8>> = None;
+        let mut done = false;
+        std::iter::from_fn(move || {
+            if let Some(entry) = page.next() {
+                return Some(Ok(entry));
+            }
+            if done {
+                return None;
+            }
+            match self.page(after.take()) {
+                Ok(rows) => {
+                    done = rows.len() < PAGE as usize;
+                    after = rows.last().map(|(k, _)| k.clone());
+                    page = rows.into_iter();
+                    page.next().map(Ok)
+                }
+                Err(e) => {
+                    done = true;
+                    Some(Err(e))
+                }
+            }
+        })
+    }
+
+    fn page(&self, after: Option<Vec<u8>>) -> Result<Rows, StoreError> {
+        let (pool, sql) = (self.db.pool(), self.sql.clone());
+        self.db.run(async move {
+            let client = connection(&pool).await?;
+            let rows = match after {
+                None => {
+                    let st = client
+                        .prepare_cached(&sql.first_page)
+                        .await
+                        .map_err(db_error)?;
+                    client.query(&st, &[]).await
+                }
+                Some(key) => {
+                    let st = client
+                        .prepare_cached(&sql.next_page)
+                        .await
+                        .map_err(db_error)?;
+                    client.query(&st, &[&key]).await
+                }
+            }
+            .map_err(db_error)?;
+            Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+        })
+    }
+
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        let (pool, sql) = (self.db.pool(), self.sql.clone());
+        self.db.run(async move {
+            let client = connection(&pool).await?;
+            let row = client.query_one(&sql.any, &[]).await.map_err(db_error)?;
+            Ok(!row.get::<_, bool>(0))
+        })
+    }
+
+    pub fn len(&self) -> Result<usize, StoreError> {
+        let (pool, sql) = (self.db.pool(), self.sql.clone());
+        self.db.run(async move {
+            let client = connection(&pool).await?;
+            let row = client.query_one(&sql.count, &[]).await.map_err(db_error)?;
+            Ok(row.get::<_, i64>(0) as usize)
+        })
+    }
+}
+
+/// A transaction between its two halves; if the caller never finishes it (an error, a panic),
+/// the connection is closed, which rolls it back, rather than going back to the pool mid-way.
+struct Open {
+    client: Option<Object>,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            drop(Object::take(client));
+        }
+    }
+}
