@@ -64,15 +64,22 @@ const ROT_REDIRECT: &str = "https://layla.amazon.com/api/skill/link/M2ROT";
 /// How long a node may take to notice the database is back (the issue: "by itself").
 const RECOVERY: Duration = Duration::from_secs(30);
 
-/// The test config (Alexa, Google, and a rotating client) on the PostgreSQL at `url`.
-fn node_config(url: &str) -> TestConfig {
+/// The test config with Alexa, Google, and a rotating client, on sled (named, so that
+/// `LINKGATE_TEST_POSTGRES` leaves it alone).
+fn sled_config() -> TestConfig {
     TestConfig::from_text(&config_text(&format!(
         "[[clients]]\nid = \"{ROT_ID}\"\nsecret = \"{ROT_SECRET}\"\nname = \"Rotating\"\n\
          redirect_uris = [\"{ROT_REDIRECT}\"]\nrotate_refresh_tokens = true\n"
     )))
-    .set("storage.backend", "postgres")
-    .set("storage.url", url)
-    .set("storage.pool_size", 8)
+    .set("storage.backend", "sled")
+}
+
+/// The same on the PostgreSQL at `url`.
+fn node_config(url: &str) -> TestConfig {
+    sled_config()
+        .set("storage.backend", "postgres")
+        .set("storage.url", url)
+        .set("storage.pool_size", 8)
 }
 
 /// Two nodes, each with its own config file and data directory (`path`), on one database that
@@ -1026,4 +1033,108 @@ fn a_database_schema_newer_than_the_binary_is_refused_with_a_clear_message() {
     let cli = env.cli(&["--list-users"], "");
     assert!(!cli.status.success(), "the CLI used a newer schema");
     assert!(text(&cli.stderr).contains("newer"), "{}", text(&cli.stderr));
+}
+
+#[test]
+fn racing_refreshes_of_one_rotating_token_over_two_nodes_all_succeed_and_the_family_lives() {
+    let pg = PgCluster::start();
+    let nodes = Nodes::on(&pg);
+    let (first_access, mut current) = rotating_tokens_for(&nodes.a);
+    let mut accesses = vec![first_access];
+    // Each round presents one token 8 times at once, half on each node (a client retrying a
+    // refresh whose answer it lost): the first round its first use, then a child's first use.
+    for round in 0..3 {
+        let barrier = Barrier::new(8);
+        let answers: Vec<(u16, String, String)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let (nodes, barrier, current) = (&nodes, &barrier, &current);
+                    scope.spawn(move || {
+                        let node = nodes.both()[i % 2].1;
+                        barrier.wait();
+                        let response = rotate(node, current);
+                        if response.status != 200 {
+                            return (response.status, response.text(), String::new());
+                        }
+                        (
+                            200,
+                            response.json_str("refresh_token"),
+                            response.json_str("access_token"),
+                        )
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(
+            answers.iter().all(|(status, _, _)| *status == 200),
+            "round {round}: {answers:?}"
+        );
+        accesses.extend(answers.iter().map(|(_, _, access)| access.clone()));
+        current = answers[round].1.clone();
+    }
+    // The family lives: the newest child refreshes on both nodes, every access token verifies.
+    let next = rotate(&nodes.b, &current);
+    assert_eq!(next.status, 200, "{}", next.text());
+    assert_eq!(
+        rotate(&nodes.a, &next.json_str("refresh_token")).status,
+        200
+    );
+    for (name, node) in nodes.both() {
+        for access in &accesses {
+            assert_eq!(node.userinfo(access).status, 200, "on {name}");
+        }
+    }
+}
+
+#[test]
+fn a_node_started_while_its_database_is_down_exits_and_names_the_database() {
+    let mut pg = PgCluster::start();
+    let env = node_config(&pg.url()).env();
+    pg.stop();
+    let said = start_fails(&env, "the database down");
+    let lower = said.to_lowercase();
+    // The reason, not only that something failed: an operator tells a stopped database from a
+    // wrong address or a firewall by it.
+    assert!(
+        lower.contains("database") && lower.contains("connection refused"),
+        "the message does not say the database refused the connection:\n{said}"
+    );
+}
+
+#[test]
+fn a_backup_taken_from_postgres_while_nodes_run_restores_into_sled_and_into_postgres() {
+    let pg = PgCluster::start();
+    let nodes = Nodes::on(&pg);
+    let (access, refresh_token) = tokens_for(&nodes.a);
+    let (rot_access, rot_refresh) = rotating_tokens_for(&nodes.b);
+    let sub = nodes.a.userinfo(&access).json_str("sub");
+    let cli = nodes.cli_env();
+    let backup = cli.dir.path().join("postgres.linkgate-backup");
+    let backup_arg = backup.to_str().expect("a UTF-8 temp path");
+    cli_ok(
+        &cli.cli(&["--backup", backup_arg], ""),
+        "--backup from postgres",
+    );
+    let copy = pg.create_database("linkgate_copy");
+    for (what, config) in [
+        ("sled", sled_config()),
+        ("another postgres database", node_config(&copy)),
+    ] {
+        let env = config.env();
+        cli_ok(&env.cli(&["--restore", backup_arg], ""), what);
+        let server = env.start();
+        for token in [&access, &rot_access] {
+            let info = server.userinfo(token);
+            assert_eq!(info.status, 200, "{what}: {}", info.text());
+            assert_eq!(info.json_str("sub"), sub, "{what}");
+        }
+        let refreshed = refresh(&server, &refresh_token);
+        assert_eq!(refreshed.status, 200, "{what}: {}", refreshed.text());
+        let rotated = rotate(&server, &rot_refresh);
+        assert_eq!(rotated.status, 200, "{what}: {}", rotated.text());
+        // The password came along.
+        let (again, _) = tokens_for(&server);
+        assert_eq!(server.userinfo(&again).json_str("sub"), sub, "{what}");
+    }
 }

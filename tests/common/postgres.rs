@@ -91,6 +91,12 @@ impl PgCluster {
         format!("postgres://postgres@127.0.0.1:{}/linkgate", self.port)
     }
 
+    /// Creates another database on the cluster; returns its URL.
+    pub fn create_database(&self, name: &str) -> String {
+        self.psql_in("postgres", &format!("CREATE DATABASE {name}"));
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
