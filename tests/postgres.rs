@@ -3,6 +3,7 @@
 //! they run.
 
 mod common;
+use common::account::Visitor;
 use common::postgres::PgCluster;
 use common::*;
 use std::net::SocketAddr;
@@ -1137,4 +1138,160 @@ fn a_backup_taken_from_postgres_while_nodes_run_restores_into_sled_and_into_post
         let (again, _) = tokens_for(&server);
         assert_eq!(server.userinfo(&again).json_str("sub"), sub, "{what}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Behind a load balancer without sticky sessions: every step may land on the other node.
+
+#[test]
+fn a_sign_in_whose_every_step_lands_on_the_other_node_links() {
+    let pg = PgCluster::start();
+    let nodes = Nodes::on(&pg);
+    // GET /authorize on A, the password to B, the consent to A, the code to B.
+    let mut browser = Browser::new(&nodes.a);
+    let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "state-lb", &[]);
+    assert_eq!(login.status, 200, "{}", login.html);
+    browser.server = &nodes.b;
+    let consent = browser.login(&login, USER, PASSWORD);
+    assert_eq!(
+        consent.status, 200,
+        "the login page of A posted to B: {}",
+        consent.html
+    );
+    browser.server = &nodes.a;
+    let redirect = browser.decide(&consent, "allow");
+    assert_eq!(
+        redirect.status, 303,
+        "B's consent page posted to A: {redirect:?}"
+    );
+    let params = redirect.location_params();
+    assert_eq!(params["state"], "state-lb");
+    let tokens = nodes.b.token_basic(
+        ALEXA_ID,
+        ALEXA_SECRET,
+        &code_fields(&params["code"], ALEXA_REDIRECT),
+    );
+    assert_eq!(
+        tokens.status,
+        200,
+        "A's code redeemed on B: {}",
+        tokens.text()
+    );
+    // The consent form is single use on every node: posted again to B, it mints no second code.
+    browser.server = &nodes.b;
+    let replay = browser.decide(&consent, "allow");
+    assert!(
+        replay.status != 303 || !replay.location_params().contains_key("code"),
+        "a spent consent form minted another code on B: {replay:?}"
+    );
+    // A denial on B of a page from A reaches the client as access_denied.
+    let mut browser = Browser::new(&nodes.a);
+    let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "state-deny", &[]);
+    browser.server = &nodes.b;
+    let consent = browser.login(&login, USER, PASSWORD);
+    assert_eq!(consent.status, 200, "{}", consent.html);
+    let denied = browser.decide(&consent, "deny");
+    assert_eq!(denied.location_params()["error"], "access_denied");
+}
+
+#[test]
+fn an_access_token_revoked_on_a_is_dead_on_b_and_its_siblings_live() {
+    let pg = PgCluster::start();
+    let nodes = Nodes::on(&pg);
+    let (access, refresh_token) = tokens_for(&nodes.a);
+    let sibling = refresh(&nodes.b, &refresh_token).json_str("access_token");
+    assert_eq!(nodes.b.userinfo(&access).status, 200);
+    let revoked = nodes.a.post_form(
+        "/revoke",
+        &[("Authorization", &basic(ALEXA_ID, ALEXA_SECRET))],
+        &[("token", &access)],
+    );
+    assert_eq!(revoked.status, 200, "{}", revoked.text());
+    for (name, node) in nodes.both() {
+        assert_eq!(
+            node.userinfo(&access).status,
+            401,
+            "the revoked token on {name}"
+        );
+        assert_eq!(node.userinfo(&sibling).status, 200, "its sibling on {name}");
+    }
+    // A refresh token revoked on B ends the link on A.
+    let revoked = nodes.b.post_form(
+        "/revoke",
+        &[("Authorization", &basic(ALEXA_ID, ALEXA_SECRET))],
+        &[("token", &refresh_token)],
+    );
+    assert_eq!(revoked.status, 200, "{}", revoked.text());
+    assert_eq!(refresh(&nodes.a, &refresh_token).error(), "invalid_grant");
+    assert_eq!(nodes.a.userinfo(&sibling).status, 401);
+}
+
+#[test]
+fn a_burst_of_client_secret_guesses_over_two_nodes_is_throttled_as_on_one() {
+    let pg = PgCluster::start();
+    let nodes = behind_proxy(&pg);
+    let guesser = "198.51.100.23";
+    let barrier = Barrier::new(64);
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..64)
+            .map(|i| {
+                let (nodes, barrier) = (&nodes, &barrier);
+                scope.spawn(move || {
+                    let node = nodes.both()[i % 2].1;
+                    let guess = format!("guessed-secret-{i:04}-xyzzy");
+                    barrier.wait();
+                    node.post_form(
+                        "/token",
+                        &[
+                            ("Authorization", &basic(ALEXA_ID, &guess)),
+                            ("X-Forwarded-For", guesser),
+                        ],
+                        &[("grant_type", "refresh_token"), ("refresh_token", "x")],
+                    )
+                    .status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    eprintln!("client-secret burst over two nodes: {checked} of 64 checked, {throttled} refused");
+    // As tests/attacks_hardening.rs allows one node: 20 free, one that locks.
+    assert!(checked <= 21, "{checked} guesses checked: {statuses:?}");
+    assert_eq!(checked + throttled, 64, "{statuses:?}");
+    for (name, node) in nodes.both() {
+        let again = node.post_form(
+            "/introspect",
+            &[
+                ("Authorization", &basic(ALEXA_ID, ALEXA_SECRET)),
+                ("X-Forwarded-For", guesser),
+            ],
+            &[("token", "x")],
+        );
+        assert_eq!(again.status, 429, "the guesser on {name}");
+    }
+}
+
+#[test]
+fn an_account_page_session_opened_on_a_works_on_b_and_unlinks_there() {
+    let pg = PgCluster::start();
+    let nodes = Nodes::on(&pg);
+    let (access, refresh_token) = tokens_for(&nodes.a);
+    let mut me = Visitor::new(&nodes.a);
+    let page = me.sign_in(USER, PASSWORD);
+    assert_eq!(page.status, 200, "{}", page.text());
+    me.server = &nodes.b;
+    let html = me.get("/account").text();
+    assert!(
+        html.contains("Signed in as <strong>alice</strong>"),
+        "A's session on B: {html}"
+    );
+    let alexa = &html[html
+        .find("Example Taxi for Alexa")
+        .unwrap_or_else(|| panic!("Alexa not listed on B: {html}"))..];
+    let unlinked = me.submit(alexa, "/unlink", &[]);
+    assert_eq!(unlinked.status, 303, "{}", unlinked.text());
+    assert_eq!(nodes.a.userinfo(&access).status, 401);
+    assert_eq!(refresh(&nodes.a, &refresh_token).error(), "invalid_grant");
 }
