@@ -19,12 +19,18 @@ pub enum OAuthError {
     AccessDenied,
     /// A bearer token that is missing (`None`) or not valid (RFC 6750 §3.1).
     InvalidToken(Option<String>),
-    /// A fault on our side (storage). The detail is logged, not shown. Clients retry 5xx.
+    /// A fault on our side (storage: sled's I/O, or PostgreSQL down or failing over). The detail
+    /// is logged, not shown. 503 with `Retry-After`: clients retry, and never unlink (which
+    /// `invalid_grant` would make Alexa do).
     ServerError(String),
     /// Too many failed client authentications from this address or for this client: seconds
     /// to wait (429 with `Retry-After`; the secret was not checked).
     ClientThrottled(u64),
 }
+
+/// How long a client is asked to wait after a fault on our side (a database failover takes
+/// seconds).
+const SERVER_ERROR_RETRY_SECS: u64 = 5;
 
 impl OAuthError {
     /// The `error` code on the wire.
@@ -47,7 +53,7 @@ impl OAuthError {
         match self {
             OAuthError::InvalidClient(_) | OAuthError::InvalidToken(_) => 401,
             OAuthError::AccessDenied => 403,
-            OAuthError::ServerError(_) => 500,
+            OAuthError::ServerError(_) => 503,
             OAuthError::ClientThrottled(_) => 429,
             _ => 400,
         }
@@ -76,6 +82,7 @@ impl OAuthError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             OAuthError::ClientThrottled(wait) => Some(*wait),
+            OAuthError::ServerError(_) => Some(SERVER_ERROR_RETRY_SECS),
             _ => None,
         }
     }
