@@ -652,6 +652,8 @@ struct Answer {
     at: Instant,
     status: u16,
     error: String,
+    /// Whether a `Retry-After` header came with it.
+    retry_after: bool,
 }
 
 /// What a load thread saw: every answer, and how many requests got none.
@@ -686,6 +688,7 @@ fn refresh_loop(
                     at: Instant::now(),
                     status: 200,
                     error: String::new(),
+                    retry_after: false,
                 });
             }
             Ok(response) => {
@@ -697,6 +700,7 @@ fn refresh_loop(
                     node,
                     at: Instant::now(),
                     status: response.status,
+                    retry_after: response.header("Retry-After").is_some(),
                     error,
                 });
                 std::thread::sleep(Duration::from_millis(20));
@@ -819,7 +823,7 @@ fn database_outage_under_load(crash: bool) {
     let mut pg = PgCluster::start();
     let nodes = Nodes::on(&pg);
     let mut chains = four_chains(&nodes);
-    let (_, probe) = tokens_for(&nodes.a);
+    let (probe_access, probe) = tokens_for(&nodes.a);
     let addrs = [nodes.a.addr, nodes.b.addr];
     let stop = AtomicBool::new(false);
     let mut outage = None;
@@ -849,6 +853,28 @@ fn database_outage_under_load(crash: bool) {
                 );
                 std::thread::sleep(Duration::from_millis(100));
             }
+        }
+        // A valid access token is not called invalid meanwhile: no 401 from /userinfo, no
+        // `"active": false` from /introspect (a resource server would drop the link on either).
+        for (name, node) in nodes.both() {
+            let info = node.userinfo(&probe_access);
+            assert!(
+                [500, 503].contains(&info.status),
+                "/userinfo on {name} with the database down: {} {}",
+                info.status,
+                info.text()
+            );
+            let introspected = node.post_form(
+                "/introspect",
+                &[("Authorization", &basic(ALEXA_ID, ALEXA_SECRET))],
+                &[("token", &probe_access)],
+            );
+            assert!(
+                [500, 503].contains(&introspected.status),
+                "/introspect on {name} with the database down: {} {}",
+                introspected.status,
+                introspected.text()
+            );
         }
         // The load keeps knocking while the database is down.
         std::thread::sleep(Duration::from_secs(2));
@@ -895,6 +921,12 @@ fn database_outage_under_load(crash: bool) {
     let wrong: Vec<_> = failures
         .iter()
         .filter(|a| !([500, 503].contains(&a.status) && a.error == "server_error"))
+        // 503 says when to come back.
+        .chain(
+            failures
+                .iter()
+                .filter(|a| a.status == 503 && !a.retry_after),
+        )
         .collect();
     assert!(wrong.is_empty(), "answers during the outage: {wrong:?}");
     let during = failures
