@@ -1327,3 +1327,90 @@ fn an_account_page_session_opened_on_a_works_on_b_and_unlinks_there() {
     assert_eq!(nodes.a.userinfo(&access).status, 401);
     assert_eq!(refresh(&nodes.a, &refresh_token).error(), "invalid_grant");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Small pools: nothing may wait for a second connection while holding the only one.
+
+#[test]
+fn a_node_with_a_pool_of_one_connection_links_refreshes_and_rotates() {
+    let pg = PgCluster::start();
+    let env = node_config(&pg.url()).set("storage.pool_size", 1).env();
+    env.add_user(USER, PASSWORD);
+    let server = env.start();
+    let code = code_for(&server, ALEXA_ID, ALEXA_REDIRECT);
+    let started = Instant::now();
+    let tokens = server.token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(&code, ALEXA_REDIRECT));
+    assert_eq!(
+        tokens.status,
+        200,
+        "a code redeemed with pool_size = 1 (after {:?}): {}",
+        started.elapsed(),
+        tokens.text()
+    );
+    assert_eq!(
+        refresh(&server, &tokens.json_str("refresh_token")).status,
+        200
+    );
+    let (_, rotating) = rotating_tokens_for(&server);
+    let rotated = rotate(&server, &rotating);
+    assert_eq!(rotated.status, 200, "{}", rotated.text());
+    assert_eq!(
+        rotate(&server, &rotated.json_str("refresh_token")).status,
+        200
+    );
+}
+
+#[test]
+fn two_nodes_with_small_pools_under_concurrent_redemptions_and_sweeps_never_fail() {
+    let pg = PgCluster::start();
+    // Three connections each (a sweep, a locked step, and what it reads), and a sweep every
+    // second on both nodes (one at a time).
+    let nodes = Nodes::start(
+        node_config(&pg.url())
+            .set("storage.pool_size", 3)
+            .set("storage.sweep_interval_secs", 1),
+    );
+    let codes: Vec<String> = (0..12)
+        .map(|i| code_for(nodes.both()[i % 2].1, ALEXA_ID, ALEXA_REDIRECT))
+        .collect();
+    let rotating: Vec<String> = (0..4).map(|_| rotating_tokens_for(&nodes.a).1).collect();
+    let barrier = Barrier::new(codes.len() + rotating.len());
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let mut handles = Vec::new();
+        for (i, code) in codes.iter().enumerate() {
+            let (nodes, barrier) = (&nodes, &barrier);
+            handles.push(scope.spawn(move || {
+                let node = nodes.both()[(i + 1) % 2].1;
+                barrier.wait();
+                let response =
+                    node.token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(code, ALEXA_REDIRECT));
+                (response.status != 200)
+                    .then(|| format!("code {i}: {} {}", response.status, response.text()))
+            }));
+        }
+        for (i, token) in rotating.iter().enumerate() {
+            let (nodes, barrier) = (&nodes, &barrier);
+            handles.push(scope.spawn(move || {
+                barrier.wait();
+                let mut current = token.clone();
+                for round in 0..6 {
+                    let response = rotate(nodes.both()[(i + round) % 2].1, &current);
+                    if response.status != 200 {
+                        return Some(format!(
+                            "rotation {i}.{round}: {} {}",
+                            response.status,
+                            response.text()
+                        ));
+                    }
+                    current = response.json_str("refresh_token");
+                }
+                None
+            }));
+        }
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert!(failures.is_empty(), "{failures:#?}");
+}
