@@ -1414,3 +1414,83 @@ fn two_nodes_with_small_pools_under_concurrent_redemptions_and_sweeps_never_fail
     });
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// A failover's first moments: the database still answers, but read-only (a standby, or a
+/// primary demoted mid-way). Whatever must write answers 503 `server_error`, never
+/// `invalid_grant`, and nothing is consumed: the same code and refresh tokens work once the
+/// database takes writes again.
+#[test]
+fn a_read_only_database_during_a_failover_consumes_nothing_and_answers_server_error() {
+    let pg = PgCluster::start();
+    let nodes = Nodes::on(&pg);
+    let code = code_for(&nodes.a, ALEXA_ID, ALEXA_REDIRECT);
+    let (access, refresh_token) = tokens_for(&nodes.a);
+    let (_, rotating) = rotating_tokens_for(&nodes.a);
+    let read_only = |on: bool| {
+        pg.psql_in(
+            "postgres",
+            &format!(
+                "ALTER DATABASE linkgate SET default_transaction_read_only = {on}; \
+                 SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE datname = 'linkgate' AND pid <> pg_backend_pid()"
+            ),
+        );
+    };
+    read_only(true);
+    // Reads work again (on new, read-only sessions) before anything is asked to write.
+    for (name, node) in nodes.both() {
+        let deadline = Instant::now() + RECOVERY;
+        while !node.is_healthy() {
+            assert!(Instant::now() < deadline, "{name} never read again");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    for (name, node) in nodes.both() {
+        let redeem = node.token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(&code, ALEXA_REDIRECT));
+        let rotated = rotate(node, &rotating);
+        for (what, response) in [("the code", &redeem), ("a rotation", &rotated)] {
+            assert!(
+                [500, 503].contains(&response.status) && response.error() == "server_error",
+                "{what} on {name} with the database read-only: {} {}",
+                response.status,
+                response.text()
+            );
+        }
+        // What only reads may work, or fail as the server's fault; never as the client's.
+        let plain = refresh(node, &refresh_token);
+        assert!(
+            plain.status == 200 || plain.error() == "server_error",
+            "a plain refresh on {name}: {} {}",
+            plain.status,
+            plain.text()
+        );
+        let info = node.userinfo(&access);
+        assert!(
+            [200, 500, 503].contains(&info.status),
+            "/userinfo on {name}: {}",
+            info.status
+        );
+    }
+    read_only(false);
+    // Nothing was consumed: the code is redeemed once, the rotating token rotates.
+    let deadline = Instant::now() + RECOVERY;
+    let redeemed = loop {
+        let response =
+            nodes
+                .b
+                .token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(&code, ALEXA_REDIRECT));
+        if response.status != 503 || Instant::now() > deadline {
+            break response;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        redeemed.status,
+        200,
+        "the code after the failover: {}",
+        redeemed.text()
+    );
+    let rotated = rotate(&nodes.a, &rotating);
+    assert_eq!(rotated.status, 200, "{}", rotated.text());
+    assert_eq!(refresh(&nodes.b, &refresh_token).status, 200);
+}

@@ -162,7 +162,8 @@ impl PgCluster {
         self.psql_in("linkgate", sql)
     }
 
-    fn psql_in(&self, database: &str, sql: &str) -> String {
+    /// `psql` in another database (`postgres`, say, for what cannot run in `linkgate`).
+    pub fn psql_in(&self, database: &str, sql: &str) -> String {
         let mut command = Command::new(self.bin.join("psql"));
         command
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
