@@ -108,7 +108,22 @@ impl Store {
         self.grants
             .insert(grant.id.as_bytes(), record::encode(grant))?;
         code.redeemed_by = Some(grant.id.clone());
-        self.codes.insert(&key[..], encode(&code))?;
+        // The mark is a compare-and-swap against the code as read: single use holds even if the
+        // lock above were lost mid-way (a PostgreSQL session dropped during a failover).
+        if let Err(conflict) =
+            self.codes
+                .compare_and_swap(&key[..], Some(&bytes[..]), Some(&encode(&code)))?
+        {
+            self.grants.remove(grant.id.as_bytes())?;
+            let winner = conflict
+                .current
+                .and_then(|now| decode::<CodeRecord>(&now).ok())
+                .and_then(|c| c.redeemed_by);
+            return Ok(match winner {
+                Some(previous) => Redeemed::AlreadyUsed(previous),
+                None => Redeemed::Unknown,
+            });
+        }
         Ok(Redeemed::Issued)
     }
 }
