@@ -1494,3 +1494,88 @@ fn a_read_only_database_during_a_failover_consumes_nothing_and_answers_server_er
     assert_eq!(rotated.status, 200, "{}", rotated.text());
     assert_eq!(refresh(&nodes.b, &refresh_token).status, 200);
 }
+
+/// A node that stalls while it holds the cross-node lock (frozen, or cut off from the database
+/// without a reset: its session stays open on the server) must not stop sign-ins on every
+/// other node for longer than a bounded time. A is made to hold the lock, deterministically,
+/// by keeping the `users` table locked while A redeems a code (the redemption takes the
+/// cross-node lock, then reads the user), and is frozen (SIGSTOP) there.
+#[test]
+fn a_node_frozen_while_holding_the_cross_node_lock_stalls_the_other_node_only_briefly() {
+    let pg = PgCluster::start();
+    let nodes = Nodes::on(&pg);
+    let code_a = code_for(&nodes.a, ALEXA_ID, ALEXA_REDIRECT);
+    let code_b = code_for(&nodes.b, ALEXA_ID, ALEXA_REDIRECT);
+    // The advisory lock `Store::exclusive` takes: key 0x6c6e6b67_00000002.
+    let held = || {
+        pg.psql(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+             AND classid = 1819175783 AND objid = 2",
+        ) == "1"
+    };
+    let frozen = std::thread::scope(|scope| {
+        let blocker = scope.spawn(|| {
+            pg.psql(
+                "BEGIN; LOCK TABLE linkgate.users IN ACCESS EXCLUSIVE MODE; \
+                 SELECT pg_sleep(3); COMMIT",
+            )
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let addr = nodes.a.addr;
+        let code = code_a.clone();
+        // Its answer never comes while A is frozen; the request gives up at its read timeout,
+        // on a thread of its own that the test does not wait for.
+        std::thread::spawn(move || {
+            let body = form(&code_fields(&code, ALEXA_REDIRECT));
+            let auth = basic(ALEXA_ID, ALEXA_SECRET);
+            let headers = [
+                ("Authorization", auth.as_str()),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ];
+            let _ = raw(
+                addr,
+                &request_bytes(addr, "POST", "/token", &headers, body.as_bytes()),
+            );
+        });
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut frozen = false;
+        while Instant::now() < deadline {
+            if held() {
+                nodes.a.signal("STOP");
+                frozen = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        blocker.join().expect("the blocking session");
+        frozen
+    });
+    assert!(
+        frozen,
+        "A never took the cross-node lock for its redemption"
+    );
+    assert!(held(), "A, frozen, no longer holds the lock");
+    // B redeems its own code within a bounded time, A frozen all along.
+    let started = Instant::now();
+    let mut answers = Vec::new();
+    let redeemed = loop {
+        let response = nodes.b.token_basic(
+            ALEXA_ID,
+            ALEXA_SECRET,
+            &code_fields(&code_b, ALEXA_REDIRECT),
+        );
+        answers.push((started.elapsed().as_secs(), response.status));
+        if response.status != 503 || started.elapsed() > RECOVERY {
+            break response;
+        }
+    };
+    nodes.a.signal("CONT");
+    assert_eq!(
+        redeemed.status,
+        200,
+        "B could not redeem a code for {:?} while A was frozen holding the cross-node lock \
+         (answers by second: {answers:?}): {}",
+        started.elapsed(),
+        redeemed.text()
+    );
+}
