@@ -27,11 +27,12 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(config: Config, store: Store) -> Arc<App> {
+    /// Fails only if the store cannot give the key authorization forms are sealed with.
+    pub fn new(config: Config, store: Store) -> Result<Arc<App>, crate::store::StoreError> {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Arc::new(App {
+        Ok(Arc::new(App {
+            pending: PendingAuthorizations::new(store.clone())?,
             store,
-            pending: PendingAuthorizations::new(),
             password_workers: PasswordWorkers::new(cores.saturating_sub(1).max(1)),
             login_queue: Semaphore::new(cores * 16),
             client_secret_cache: Default::default(),
@@ -39,7 +40,7 @@ impl App {
             metrics: Default::default(),
             login_api: login_api_client(&config),
             config,
-        })
+        }))
     }
 }
 

@@ -125,7 +125,10 @@ fn serve(config: config::Config) -> ExitCode {
         },
         None => tls,
     };
-    let app = app::App::new(config, store.clone());
+    let app = match app::App::new(config, store.clone()) {
+        Ok(app) => app,
+        Err(e) => return fail(1, &e.to_string()),
+    };
     let result = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await

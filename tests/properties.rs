@@ -88,7 +88,7 @@ redirect_uris = ["https://layla.amazon.com/api/skill/link/M2X"]
     .unwrap();
     let config = config::load(&file).unwrap();
     let store = Store::open(&config.storage_path, config.cache_bytes).unwrap();
-    (dir, App::new(config, store))
+    (dir, App::new(config, store).expect("app"))
 }
 
 /// Token requests built from the parameters a client could send, with arbitrary values.

@@ -275,8 +275,13 @@ pub async fn submit(app: &App, body: &[u8], cookie_csrf: Option<&str>, ip: IpAdd
     else {
         return Step::ErrorPage(ErrorPage::FormIncomplete);
     };
-    let Some(opened) = app.pending.open(request, csrf, cookie_csrf, now()) else {
-        return Step::ErrorPage(ErrorPage::FormExpired);
+    let opened = match app.pending.open(request, csrf, cookie_csrf, now()) {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return Step::ErrorPage(ErrorPage::FormExpired),
+        Err(e) => {
+            tracing::error!("reading spent forms failed: {e}");
+            return Step::ErrorPage(ErrorPage::SignInUnavailable);
+        }
     };
     let Some(client) = app.config.client(&opened.pending.client_id) else {
         return Step::ErrorPage(ErrorPage::ClientGone);
@@ -391,8 +396,8 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
         } => {
             // The login form is spent once it signed someone in; of two racing submissions of
             // it, one goes on.
-            if !app.pending.spend(&nonce, pending.expires_at, now()) {
-                return Step::ErrorPage(ErrorPage::FormExpired);
+            if let Some(refused) = spend(app, &nonce, pending.expires_at) {
+                return refused;
             }
             if two_factor {
                 // The username's count stays until a right code clears it: someone who knows the
@@ -547,8 +552,8 @@ async fn second_factor(
         tracing::error!("storing a used two-factor code failed: {e}");
         return Step::ErrorPage(ErrorPage::SignInUnavailable);
     }
-    if !app.pending.spend(&nonce, pending.expires_at, now()) {
-        return Step::ErrorPage(ErrorPage::FormExpired);
+    if let Some(refused) = spend(app, &nonce, pending.expires_at) {
+        return refused;
     }
     tracing::info!(client = %client.id, recovery = (found == SecondFactor::Recovery), "login succeeded");
     let kind = crate::store::EventKind::SignIn;
@@ -637,8 +642,8 @@ async fn enrol(
             return Step::ErrorPage(ErrorPage::SignInUnavailable);
         }
     }
-    if !app.pending.spend(&nonce, pending.expires_at, now()) {
-        return Step::ErrorPage(ErrorPage::FormExpired);
+    if let Some(refused) = spend(app, &nonce, pending.expires_at) {
+        return refused;
     }
     tracing::info!(client = %client.id, "two-factor sign-in turned on; login succeeded");
     for kind in [
@@ -680,6 +685,19 @@ fn enrol_form(
         key,
         qr_svg,
         wrong_code,
+    }
+}
+
+/// Records the form `nonce` as spent (on every node); the page to answer instead when it
+/// already was (a racing or replayed submission) or the store failed.
+fn spend(app: &App, nonce: &str, expires_at: u64) -> Option<Step> {
+    match app.pending.spend(nonce, expires_at) {
+        Ok(true) => None,
+        Ok(false) => Some(Step::ErrorPage(ErrorPage::FormExpired)),
+        Err(e) => {
+            tracing::error!("recording a spent form failed: {e}");
+            Some(Step::ErrorPage(ErrorPage::SignInUnavailable))
+        }
     }
 }
 
@@ -832,8 +850,8 @@ async fn consent(
         _ => return consent_form(app, client, pending, username),
     };
     // One decision per consent form: of two racing submissions, one goes on.
-    if !app.pending.spend(&nonce, pending.expires_at, now()) {
-        return Step::ErrorPage(ErrorPage::FormExpired);
+    if let Some(refused) = spend(app, &nonce, pending.expires_at) {
+        return refused;
     }
     if !allow {
         tracing::info!(client = %client.id, "consent denied");

@@ -1,26 +1,22 @@
 //! Authorizations in progress: what `/authorize` was asked, between the login page, the consent
 //! page and the redirect. Nothing is held on the server for them: the request is *sealed* into
-//! the form itself (JSON, base64url, with an HMAC-SHA256 under a key made at start-up), bound to
-//! the CSRF token the form and its cookie carry, and given an expiry. A flood of anonymous
-//! `/authorize` requests therefore costs no memory and cannot evict anyone's sign-in; a restart
-//! only means the customer starts again.
+//! the form itself (JSON, base64url, with an HMAC-SHA256 under a key kept in the store, the same
+//! for every node), bound to the CSRF token the form and its cookie carry, and given an expiry.
+//! A flood of anonymous `/authorize` requests therefore costs nothing stored and cannot evict
+//! anyone's sign-in; behind a load balancer each step may land on another node.
 //!
 //! Forms are single use where it matters: a login form that signed someone in and every consent
-//! form are recorded as spent (until they expire). Only a correct password adds to that record,
-//! so strangers cannot grow it.
+//! form are recorded as spent in the store (until they expire; `store/forms.rs`), so on every
+//! node. Only a correct password adds to that record, so strangers cannot grow it.
 
 use crate::secret::{self, Secret};
+use crate::store::{Store, StoreError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 /// How long a customer has to sign in and decide, in seconds.
 pub const MAX_AGE_SECS: u64 = 15 * 60;
-/// Spent forms remembered at most; beyond that (tens of sign-ins a second for 15 minutes, far
-/// above what the password workers can check) new sign-ins wait for old records to expire.
-pub const MAX_SPENT: usize = 100_000;
 /// What the MAC covers besides the payload, so a seal made for another purpose never fits.
 const CONTEXT: &[u8] = b"linkgate authorization form v1\0";
 
@@ -87,8 +83,8 @@ pub struct Opened {
 
 pub struct PendingAuthorizations {
     key: [u8; 32],
-    /// Nonces of spent forms, with their expiry.
-    spent: Mutex<HashMap<String, u64>>,
+    /// Where spent forms are recorded.
+    store: Store,
 }
 
 impl Pending {
@@ -117,15 +113,12 @@ impl Pending {
 }
 
 impl PendingAuthorizations {
-    pub fn new() -> Self {
-        Self::with_key(secret::random_bytes::<32>())
-    }
-
-    pub fn with_key(key: [u8; 32]) -> Self {
-        PendingAuthorizations {
-            key,
-            spent: Mutex::new(HashMap::new()),
-        }
+    /// Reads (or, the first time, makes) the form key in `store`.
+    pub fn new(store: Store) -> Result<Self, StoreError> {
+        Ok(PendingAuthorizations {
+            key: store.form_key()?,
+            store,
+        })
     }
 
     /// The short fingerprint of a password hash a consent form is bound to: keyed, so the page
@@ -161,6 +154,23 @@ impl PendingAuthorizations {
         form_csrf: &str,
         cookie_csrf: Option<&str>,
         now: u64,
+    ) -> Result<Option<Opened>, StoreError> {
+        let Some(opened) = self.verify(sealed, form_csrf, cookie_csrf, now) else {
+            return Ok(None);
+        };
+        if self.store.form_spent(&opened.nonce)? {
+            return Ok(None);
+        }
+        Ok(Some(opened))
+    }
+
+    /// The form's content if its MAC, CSRF tokens and expiry hold (spent or not).
+    fn verify(
+        &self,
+        sealed: &str,
+        form_csrf: &str,
+        cookie_csrf: Option<&str>,
+        now: u64,
     ) -> Option<Opened> {
         let (body, mac) = sealed.rsplit_once('.')?;
         let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
@@ -177,43 +187,16 @@ impl PendingAuthorizations {
         if !form_ok || !cookie_ok || envelope.pending.expires_at <= now {
             return None;
         }
-        if self.lock().contains_key(&envelope.nonce) {
-            return None;
-        }
         Some(Opened {
             pending: envelope.pending,
             nonce: envelope.nonce,
         })
     }
 
-    /// Records a form as spent. `false` if it already was (a racing submission got there first)
-    /// or if the record is full.
-    pub fn spend(&self, nonce: &str, expires_at: u64, now: u64) -> bool {
-        let mut spent = self.lock();
-        if spent.contains_key(nonce) {
-            return false;
-        }
-        if spent.len() >= MAX_SPENT {
-            spent.retain(|_, expiry| *expiry > now);
-            if spent.len() >= MAX_SPENT {
-                tracing::warn!("too many sign-ins in progress; refusing one");
-                return false;
-            }
-        }
-        spent.insert(nonce.to_string(), expires_at);
-        true
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
-        self.spent
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-impl Default for PendingAuthorizations {
-    fn default() -> Self {
-        Self::new()
+    /// Records a form as spent, on every node. `false` if it already was (a racing submission
+    /// got there first).
+    pub fn spend(&self, nonce: &str, expires_at: u64) -> Result<bool, StoreError> {
+        self.store.spend_form(nonce, expires_at)
     }
 }
 
@@ -233,49 +216,66 @@ mod tests {
         )
     }
 
+    fn forms() -> (tempfile::TempDir, PendingAuthorizations) {
+        let (dir, store) = crate::store::fixtures::temp_store();
+        (dir, PendingAuthorizations::new(store).unwrap())
+    }
+
+    fn open(
+        forms: &PendingAuthorizations,
+        sealed: &str,
+        c: &str,
+        cookie: Option<&str>,
+        now: u64,
+    ) -> Option<Opened> {
+        forms.open(sealed, c, cookie, now).unwrap()
+    }
+
     #[test]
     fn a_sealed_form_opens_only_with_both_tokens_and_until_it_expires() {
-        let forms = PendingAuthorizations::new();
+        let (_dir, forms) = forms();
         let (sealed, csrf) = forms.seal(pending(1000));
         let c = csrf.expose();
-        assert!(forms.open(&sealed, "wrong", Some(c), 1001).is_none());
-        assert!(forms.open(&sealed, c, None, 1001).is_none());
-        assert!(forms.open(&sealed, c, Some("other"), 1001).is_none());
-        let opened = forms.open(&sealed, c, Some(c), 1001).unwrap();
+        assert!(open(&forms, &sealed, "wrong", Some(c), 1001).is_none());
+        assert!(open(&forms, &sealed, c, None, 1001).is_none());
+        assert!(open(&forms, &sealed, c, Some("other"), 1001).is_none());
+        let opened = open(&forms, &sealed, c, Some(c), 1001).unwrap();
         assert_eq!(opened.pending.state.as_deref(), Some("state"));
-        assert!(forms
-            .open(&sealed, c, Some(c), 1000 + MAX_AGE_SECS)
-            .is_none());
+        assert!(open(&forms, &sealed, c, Some(c), 1000 + MAX_AGE_SECS).is_none());
     }
 
     #[test]
     fn a_spent_form_does_not_open_again_and_is_spent_once() {
-        let forms = PendingAuthorizations::new();
+        let (_dir, forms) = forms();
         let (sealed, csrf) = forms.seal(pending(0));
         let c = csrf.expose();
-        let opened = forms.open(&sealed, c, Some(c), 1).unwrap();
-        assert!(forms.spend(&opened.nonce, opened.pending.expires_at, 1));
-        assert!(!forms.spend(&opened.nonce, opened.pending.expires_at, 1));
-        assert!(forms.open(&sealed, c, Some(c), 1).is_none());
+        let opened = open(&forms, &sealed, c, Some(c), 1).unwrap();
+        assert!(forms
+            .spend(&opened.nonce, opened.pending.expires_at)
+            .unwrap());
+        assert!(!forms
+            .spend(&opened.nonce, opened.pending.expires_at)
+            .unwrap());
+        assert!(open(&forms, &sealed, c, Some(c), 1).is_none());
     }
 
     #[test]
-    fn an_edited_or_foreign_seal_is_refused() {
-        let forms = PendingAuthorizations::new();
+    fn a_form_opens_with_the_same_store_and_not_with_another() {
+        let (_dir, forms) = forms();
         let (sealed, csrf) = forms.seal(pending(0));
         let c = csrf.expose();
-        // Another server's key (or a restart) does not open it.
-        assert!(PendingAuthorizations::new()
-            .open(&sealed, c, Some(c), 1)
-            .is_none());
+        // Another process on the same store (a node beside this one, or this one restarted)
+        // opens it; another store's key does not.
+        let (_other_dir, other) = super::tests::forms();
+        assert!(open(&other, &sealed, c, Some(c), 1).is_none());
+        let same = PendingAuthorizations::new(forms.store.clone()).unwrap();
+        assert!(open(&same, &sealed, c, Some(c), 1).is_some());
         // A payload changed by one character does not open it.
         let (body, mac) = sealed.rsplit_once('.').unwrap();
         let mut body = body.to_string();
         let last = body.pop().unwrap();
         body.push(if last == 'A' { 'B' } else { 'A' });
-        assert!(forms
-            .open(&format!("{body}.{mac}"), c, Some(c), 1)
-            .is_none());
-        assert!(forms.open("garbage", c, Some(c), 1).is_none());
+        assert!(open(&forms, &format!("{body}.{mac}"), c, Some(c), 1).is_none());
+        assert!(open(&forms, "garbage", c, Some(c), 1).is_none());
     }
 }

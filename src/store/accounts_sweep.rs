@@ -24,6 +24,7 @@ impl Store {
         removed += self.sweep_where(&self.grant_activity, pause, |key, _| {
             !self.grants.contains_key(key).unwrap_or(true)
         })?;
+        removed += self.sweep_forms(now, pause)?;
         Ok(removed)
     }
 

@@ -13,6 +13,7 @@ mod codes;
 mod events;
 #[cfg(test)]
 pub(crate) mod fixtures;
+mod forms;
 mod grants;
 mod invites;
 mod keys;
@@ -88,6 +89,8 @@ pub struct Store {
     grant_activity: Tree,
     /// Each user's recent security events (`events.rs`).
     events: Tree,
+    /// Authorization forms spent (`forms.rs`); not in backups.
+    forms: Tree,
     /// Writers hold it shared, a backup exclusively, so a backup sees a state between writes.
     gate: Arc<RwLock<()>>,
     /// Serialises the read-modify-write operations (code exchange, changes of users). sled's own
@@ -174,6 +177,7 @@ impl Store {
             sessions: tree("sessions")?,
             grant_activity: tree("grant_activity")?,
             events: tree("events")?,
+            forms: tree("forms")?,
         };
         let backend = Backend::Sled {
             db,
@@ -199,6 +203,7 @@ impl Store {
             sessions: Tree::Postgres(db.table("sessions")),
             grant_activity: Tree::Postgres(db.table("grant_activity")),
             events: Tree::Postgres(db.table("events")),
+            forms: Tree::Postgres(db.table("forms")),
         };
         Store::with(Backend::Postgres(db), trees)
     }
@@ -239,6 +244,7 @@ impl Store {
             sessions: t.sessions,
             grant_activity: t.grant_activity,
             events: t.events,
+            forms: t.forms,
             gate: Arc::new(RwLock::new(())),
             exclusive: Arc::new(Mutex::new(())),
             flush_requests: Arc::new(AtomicU64::new(0)),
@@ -374,6 +380,7 @@ struct Trees {
     sessions: Tree,
     grant_activity: Tree,
     events: Tree,
+    forms: Tree,
 }
 
 /// Runs `wait` (taking a lock that a PostgreSQL operation may hold for milliseconds) so that it

@@ -33,7 +33,10 @@ pub struct Settings {
 }
 
 /// The schema migrations, in order; a database records the versions applied to it.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_tables.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_tables.sql")),
+    (2, include_str!("migrations/0002_forms.sql")),
+];
 
 /// Advisory lock keys ("lnkg" and a number), for the whole database.
 const MIGRATION_LOCK: i64 = 0x6c6e_6b67_0000_0001;
@@ -280,14 +283,30 @@ pub(super) fn blocking<T>(wait: impl FnOnce() -> T) -> T {
 async fn connection(pool: &Pool) -> Result<Object, StoreError> {
     pool.get()
         .await
-        .map_err(|e| StoreError::Io(format!("database: {e}")))
+        .map_err(|e| StoreError::Io(format!("database: {}", with_causes(&e))))
 }
 
 fn db_error(e: tokio_postgres::Error) -> StoreError {
     match e.as_db_error() {
         Some(db) => StoreError::Io(format!("database: {}", db.message())),
-        None => StoreError::Io(format!("database: {e}")),
+        None => StoreError::Io(format!("database: {}", with_causes(&e))),
     }
+}
+
+/// An error with the errors it came from ("error connecting to server: Connection refused"; "TLS
+/// handshake: invalid peer certificate: UnknownIssuer"): the outer message alone rarely says
+/// what to fix. None of them carry the URL's password.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(next) = cause {
+        let more = next.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = next.source();
+    }
+    text
 }
 
 async fn apply_migrations(client: &Object) -> Result<(), StoreError> {

@@ -151,23 +151,29 @@ impl Store {
     /// The random key usernames are hashed with, made on first use and kept in the tree (so
     /// counts survive a restart and travel with a backup).
     fn username_hash_key(&self) -> Result<[u8; 32], StoreError> {
-        if let Some(bytes) = self.throttle.get(HASH_KEY)? {
+        self.shared_secret(HASH_KEY)
+    }
+
+    /// A random secret kept under `name` in this tree (which backups carry): made on first use,
+    /// then the same for every caller, on every node. Two first uses racing: the first written
+    /// wins, both use it.
+    pub(super) fn shared_secret(&self, name: &[u8]) -> Result<[u8; 32], StoreError> {
+        if let Some(bytes) = self.throttle.get(name)? {
             if let Ok(key) = <[u8; 32]>::try_from(bytes.as_ref()) {
                 return Ok(key);
             }
         }
         let fresh = secret::random_bytes::<32>();
         let _writing = self.writing();
-        // Two first sign-ins racing: the first key written wins, both use it.
         match self
             .throttle
-            .compare_and_swap(HASH_KEY, None::<&[u8]>, Some(&fresh[..]))?
+            .compare_and_swap(name, None::<&[u8]>, Some(&fresh[..]))?
         {
             Ok(()) => Ok(fresh),
             Err(current) => current
                 .current
                 .and_then(|bytes| <[u8; 32]>::try_from(bytes.as_ref()).ok())
-                .ok_or_else(|| StoreError::Io("the username hash key is unreadable".into())),
+                .ok_or_else(|| StoreError::Io("a stored key is unreadable".into())),
         }
     }
 
