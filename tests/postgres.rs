@@ -1258,13 +1258,16 @@ fn an_access_token_revoked_on_a_is_dead_on_b_and_its_siblings_live() {
     assert_eq!(nodes.a.userinfo(&sibling).status, 401);
 }
 
+/// The client-secret counts are kept in each node's memory (SECURITY.md: a shared count would
+/// cost every `/token` a database write): a burst over two nodes is held per node, each as one
+/// node alone, and the guesser is then refused by both.
 #[test]
-fn a_burst_of_client_secret_guesses_over_two_nodes_is_throttled_as_on_one() {
+fn a_burst_of_client_secret_guesses_over_two_nodes_is_held_by_each_node() {
     let pg = PgCluster::start();
     let nodes = behind_proxy(&pg);
     let guesser = "198.51.100.23";
     let barrier = Barrier::new(64);
-    let statuses: Vec<u16> = std::thread::scope(|scope| {
+    let statuses: Vec<(usize, u16)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..64)
             .map(|i| {
                 let (nodes, barrier) = (&nodes, &barrier);
@@ -1272,27 +1275,37 @@ fn a_burst_of_client_secret_guesses_over_two_nodes_is_throttled_as_on_one() {
                     let node = nodes.both()[i % 2].1;
                     let guess = format!("guessed-secret-{i:04}-xyzzy");
                     barrier.wait();
-                    node.post_form(
-                        "/token",
-                        &[
-                            ("Authorization", &basic(ALEXA_ID, &guess)),
-                            ("X-Forwarded-For", guesser),
-                        ],
-                        &[("grant_type", "refresh_token"), ("refresh_token", "x")],
-                    )
-                    .status
+                    let status = node
+                        .post_form(
+                            "/token",
+                            &[
+                                ("Authorization", &basic(ALEXA_ID, &guess)),
+                                ("X-Forwarded-For", guesser),
+                            ],
+                            &[("grant_type", "refresh_token"), ("refresh_token", "x")],
+                        )
+                        .status;
+                    (i % 2, status)
                 })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let checked = statuses.iter().filter(|s| **s == 401).count();
-    let throttled = statuses.iter().filter(|s| **s == 429).count();
-    eprintln!("client-secret burst over two nodes: {checked} of 64 checked, {throttled} refused");
-    // As tests/attacks_hardening.rs allows one node: 20 free, one that locks.
-    assert!(checked <= 21, "{checked} guesses checked: {statuses:?}");
-    assert_eq!(checked + throttled, 64, "{statuses:?}");
-    for (name, node) in nodes.both() {
+    assert!(
+        statuses.iter().all(|(_, s)| [401, 429].contains(s)),
+        "{statuses:?}"
+    );
+    for (index, (name, node)) in nodes.both().into_iter().enumerate() {
+        let checked = statuses
+            .iter()
+            .filter(|(n, s)| *n == index && *s == 401)
+            .count();
+        eprintln!("client-secret burst: {checked} of 32 checked on {name}");
+        // As tests/attacks_hardening.rs allows one node: 20 free, one that locks.
+        assert!(
+            checked <= 21,
+            "{checked} guesses checked on {name}: {statuses:?}"
+        );
         let again = node.post_form(
             "/introspect",
             &[
@@ -1302,6 +1315,20 @@ fn a_burst_of_client_secret_guesses_over_two_nodes_is_throttled_as_on_one() {
             &[("token", "x")],
         );
         assert_eq!(again.status, 429, "the guesser on {name}");
+        let real = node.post_form(
+            "/introspect",
+            &[
+                ("Authorization", &basic(ALEXA_ID, ALEXA_SECRET)),
+                ("X-Forwarded-For", "203.0.113.50"),
+            ],
+            &[("token", "x")],
+        );
+        assert_eq!(
+            real.status,
+            200,
+            "the real client on {name}: {}",
+            real.text()
+        );
     }
 }
 
