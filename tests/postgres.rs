@@ -876,6 +876,23 @@ fn database_outage_under_load(crash: bool) {
                 introspected.text()
             );
         }
+        // A customer signing in meanwhile is told the server failed, not that the password is
+        // wrong (and the failure is not counted against them).
+        for (name, node) in nodes.both() {
+            let mut browser = Browser::new(node);
+            let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "s", &[]);
+            let page = if login.status == 200 {
+                browser.login(&login, USER, PASSWORD)
+            } else {
+                login
+            };
+            assert!(
+                [500, 503].contains(&page.status) && !page.html.contains("Wrong username"),
+                "signing in on {name} with the database down: {} {}",
+                page.status,
+                page.html
+            );
+        }
         // The load keeps knocking while the database is down.
         std::thread::sleep(Duration::from_secs(2));
         pg.start_again();
@@ -1605,4 +1622,103 @@ fn a_node_frozen_while_holding_the_cross_node_lock_stalls_the_other_node_only_br
         started.elapsed(),
         redeemed.text()
     );
+}
+
+/// Two siblings (the answers to one refresh sent twice) first used at once, one on each node:
+/// the row lock orders them, so one carries on and the other is a reuse that ends the family.
+/// Both succeeding would leave two live heads of one family.
+#[test]
+fn two_siblings_first_used_at_once_on_two_nodes_never_both_carry_on() {
+    let pg = PgCluster::start();
+    let nodes = Nodes::on(&pg);
+    for round in 0..4 {
+        let (_, parent) = rotating_tokens_for(&nodes.a);
+        let x = rotate(&nodes.a, &parent).json_str("refresh_token");
+        let y = rotate(&nodes.b, &parent).json_str("refresh_token");
+        let barrier = Barrier::new(2);
+        let (on_a, on_b) = std::thread::scope(|scope| {
+            let a = scope.spawn(|| {
+                barrier.wait();
+                rotate(&nodes.a, &x)
+            });
+            let b = scope.spawn(|| {
+                barrier.wait();
+                rotate(&nodes.b, &y)
+            });
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        let statuses = (on_a.status, on_b.status);
+        assert!(
+            statuses == (200, 400) || statuses == (400, 200),
+            "round {round}: {} {} / {} {}",
+            on_a.status,
+            on_a.text(),
+            on_b.status,
+            on_b.text()
+        );
+        let (winner, loser) = if on_a.status == 200 {
+            (on_a, on_b)
+        } else {
+            (on_b, on_a)
+        };
+        assert_eq!(loser.error(), "invalid_grant", "round {round}");
+        // The reuse ended the family, the winner's child included, on both nodes.
+        let child = winner.json_str("refresh_token");
+        for (name, node) in nodes.both() {
+            assert_eq!(
+                rotate(node, &child).error(),
+                "invalid_grant",
+                "round {round} on {name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_same_user_added_by_four_clis_at_once_is_added_once() {
+    let pg = PgCluster::start();
+    let nodes = Nodes::on(&pg);
+    let clis: Vec<TestEnv> = (0..4).map(|_| nodes.cli_env()).collect();
+    let barrier = Barrier::new(clis.len());
+    let outs: Vec<(usize, Output)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = clis
+            .iter()
+            .enumerate()
+            .map(|(i, cli)| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    let password = format!("dave's password number {i}\n");
+                    (i, cli.cli(&["--add-user", "dave"], &password))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let winners: Vec<usize> = outs
+        .iter()
+        .filter(|(_, out)| out.status.success())
+        .map(|(i, _)| *i)
+        .collect();
+    let said: Vec<String> = outs.iter().map(|(_, out)| text(&out.stderr)).collect();
+    assert_eq!(winners.len(), 1, "{said:#?}");
+    for (i, out) in &outs {
+        if !out.status.success() {
+            assert!(
+                text(&out.stderr).contains("already exists"),
+                "CLI {i}: {said:#?}"
+            );
+        }
+    }
+    // The winner's password is dave's, on either node.
+    for (name, node) in nodes.both() {
+        let mut browser = Browser::new(node);
+        let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "s", &[]);
+        let consent = browser.login(
+            &login,
+            "dave",
+            &format!("dave's password number {}", winners[0]),
+        );
+        assert_eq!(consent.status, 200, "dave on {name}: {}", consent.html);
+    }
 }
