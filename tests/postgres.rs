@@ -1542,7 +1542,7 @@ fn a_read_only_database_during_a_failover_consumes_nothing_and_answers_server_er
 /// A node that stalls while it holds the cross-node lock (frozen, or cut off from the database
 /// without a reset: its session stays open on the server) must not stop sign-ins on every
 /// other node for longer than a bounded time. A is made to hold the lock, deterministically,
-/// by keeping the `users` table locked while A redeems a code (the redemption takes the
+/// by keeping the `users` table locked (5 s) while A redeems a code (the redemption takes the
 /// cross-node lock, then reads the user), and is frozen (SIGSTOP) there.
 #[test]
 fn a_node_frozen_while_holding_the_cross_node_lock_stalls_the_other_node_only_briefly() {
@@ -1561,7 +1561,7 @@ fn a_node_frozen_while_holding_the_cross_node_lock_stalls_the_other_node_only_br
         let blocker = scope.spawn(|| {
             pg.psql(
                 "BEGIN; LOCK TABLE linkgate.users IN ACCESS EXCLUSIVE MODE; \
-                 SELECT pg_sleep(3); COMMIT",
+                 SELECT pg_sleep(5); COMMIT",
             )
         });
         std::thread::sleep(Duration::from_millis(300));
@@ -1581,7 +1581,8 @@ fn a_node_frozen_while_holding_the_cross_node_lock_stalls_the_other_node_only_br
                 &request_bytes(addr, "POST", "/token", &headers, body.as_bytes()),
             );
         });
-        let deadline = Instant::now() + Duration::from_secs(2);
+        // Within the blocker's 5 s (A's read of `users` waits for it, up to its lock_timeout).
+        let deadline = Instant::now() + Duration::from_secs(4);
         let mut frozen = false;
         while Instant::now() < deadline {
             if held() {
