@@ -62,7 +62,8 @@ fn the_tls_cluster_speaks_only_tls_with_a_certificate_from_its_ca() {
 const ROT_ID: &str = "rotating";
 const ROT_SECRET: &str = "rotating-secret-0123456789";
 const ROT_REDIRECT: &str = "https://layla.amazon.com/api/skill/link/M2ROT";
-/// How long a node may take to notice the database is back (the issue: "by itself").
+/// The bound on what a node must do by itself: notice the database is back (the issue: "without
+/// a restart"), sign with a key rotated elsewhere, get past a stalled holder of the shared lock.
 const RECOVERY: Duration = Duration::from_secs(30);
 
 /// The test config with Alexa, Google, and a rotating client, on sled (named, so that
