@@ -152,11 +152,6 @@ fn serve(config: config::Config) -> ExitCode {
             app.store.clone(),
             Duration::from_secs(app.config.sweep_interval_secs),
         ));
-        // On PostgreSQL, token keys rotated on another node sign here within seconds.
-        let shared_reloader = app
-            .store
-            .shared()
-            .then(|| tokio::spawn(reload_shared_forever(app.store.clone())));
         let acme_tasks = acme::start(&app, acme).await?;
         // Everything is ready: say so, for scripts and tests that bound port 0.
         println!("listening on {local}");
@@ -167,9 +162,6 @@ fn serve(config: config::Config) -> ExitCode {
         reloader.abort();
         acme_tasks.iter().for_each(|task| task.abort());
         sweeper.abort();
-        if let Some(task) = shared_reloader {
-            task.abort();
-        }
         admin.abort();
         let _ = std::fs::remove_file(&socket_path);
         Ok::<(), String>(())
@@ -234,21 +226,6 @@ async fn reload_on_sighup(
         match tls.reload() {
             Ok(()) => tracing::info!("reloaded the TLS certificate"),
             Err(e) => tracing::error!("certificate reload failed, keeping the old one: {e}"),
-        }
-    }
-}
-
-/// Reads again, every few seconds, what other nodes on the same database may have changed and
-/// this node keeps in memory (the token keys).
-async fn reload_shared_forever(store: store::Store) {
-    let mut interval = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        interval.tick().await;
-        let store = store.clone();
-        match tokio::task::spawn_blocking(move || store.reload_shared()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!("reading the shared token keys failed: {e}"),
-            Err(e) => tracing::warn!("key reload task failed: {e}"),
         }
     }
 }

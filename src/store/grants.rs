@@ -219,13 +219,11 @@ impl Store {
         match sealed::parse(presented) {
             Parsed::Access(claims, signed) => {
                 let verified = self.verifies_with(claims.key_id, now, |key| signed.verify(key))?;
-                if !verified
-                    || expired(claims.expires_at, now)
-                    || self.is_denied(&claims.token_id)?
-                {
+                if !verified || expired(claims.expires_at, now) {
                     return Ok(None);
                 }
-                let Some(grant) = self.live_grant(&claims.grant_id, now)? else {
+                let Some(grant) = self.live_grant(&claims.grant_id, Some(&claims.token_id), now)?
+                else {
                     return Ok(None);
                 };
                 let token = TokenRecord {
@@ -245,7 +243,7 @@ impl Store {
                 }))
             }
             Parsed::Refresh(claims, signed) => {
-                let Some(grant) = self.live_grant(&claims.grant_id, now)? else {
+                let Some(grant) = self.live_grant(&claims.grant_id, None, now)? else {
                     return Ok(None);
                 };
                 Ok(sealed_refresh(claims, &signed, grant))
@@ -263,7 +261,7 @@ impl Store {
         if expired(token.expires_at, now) {
             return Ok(None);
         }
-        let Some(grant) = self.live_grant(&token.grant_id, now)? else {
+        let Some(grant) = self.live_grant(&token.grant_id, None, now)? else {
             return Ok(None);
         };
         // Once a sealed successor of this family is in use, a stored refresh token is an
@@ -280,12 +278,21 @@ impl Store {
 
     /// The grant, if it exists, has not expired, and its user still exists in the generation
     /// it was made under.
-    fn live_grant(&self, id: &str, now: u64) -> Result<Option<Grant>, StoreError> {
-        let Some(grant) = self.grant(id)? else {
+    /// With `token_id`, also `None` if that access token was revoked on its own (RFC 7009).
+    /// On PostgreSQL it is one query, which also brings this node's caches up to date
+    /// (`shared.rs`), so the generation check below reads nothing more.
+    fn live_grant(
+        &self,
+        id: &str,
+        token_id: Option<&[u8; 16]>,
+        now: u64,
+    ) -> Result<Option<Grant>, StoreError> {
+        let (Some(bytes), false) = self.read_grant(id, token_id)? else {
             return Ok(None);
         };
+        let grant: Grant = decode(&bytes)?;
         if expired(grant.expires_at, now)
-            || !self.issued_to_current_user(&grant.username, &grant.sub, grant.generation)?
+            || !self.issued_to_current_user_cached(&grant.username, &grant.sub, grant.generation)?
         {
             return Ok(None);
         }
@@ -517,16 +524,10 @@ impl Store {
         Ok(())
     }
 
-    fn deny_cache(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 16], u64>> {
+    pub(super) fn deny_cache(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 16], u64>> {
         self.deny_list.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn is_denied(&self, token_id: &[u8; 16]) -> Result<bool, StoreError> {
-        if self.shared() {
-            // Another node may deny a token at any moment.
-            return self.denied.contains_key(token_id);
-        }
-        Ok(self.deny_cache().contains_key(token_id))
     }
 
     pub(super) fn load_deny_list(

@@ -174,9 +174,7 @@ impl Store {
         last < now
     }
 
-    /// On PostgreSQL: reads what other nodes may have changed and this node keeps in memory (the
-    /// token keys). The server calls it every few seconds, so a key rotated on another node signs
-    /// here too within that time.
+    /// On PostgreSQL: reads the token keys again (another node may have rotated them).
     pub fn reload_shared(&self) -> Result<(), StoreError> {
         if self.shared() {
             self.reload_keys()?;

@@ -21,6 +21,7 @@ pub mod postgres;
 mod record;
 pub mod sealed;
 mod sessions;
+mod shared;
 mod sweep;
 mod throttle;
 mod tree;
@@ -75,13 +76,17 @@ pub struct Store {
     ring: Arc<RwLock<keys::KeyRing>>,
     /// When the keys were last read again for an unknown key id (PostgreSQL).
     keys_read_at: Arc<AtomicU64>,
-    /// Access tokens revoked one by one (RFC 7009): token id → expiry, and in memory (sled only:
-    /// on PostgreSQL another node may add one at any time, so it is read from the table).
+    /// Access tokens revoked one by one (RFC 7009): token id → expiry, and in memory.
     denied: Tree,
     deny_list: Arc<Mutex<HashMap<[u8; 16], u64>>>,
-    /// Users' current generations (`users.rs`), by username; `None`: no such user. sled only,
-    /// for the same reason.
+    /// Users' current generations (`users.rs`), by username; `None`: no such user.
     generations: Arc<Mutex<users::GenerationCache>>,
+    /// On PostgreSQL: the change counters (`linkgate.epochs`) the caches above (generations, deny
+    /// list, token keys) were last made consistent with (`shared.rs`).
+    seen: Arc<Mutex<Option<postgres::Epochs>>>,
+    /// Grants whose "last refresh" this node noted, and when (`sessions.rs`), so a refresh
+    /// reads nothing more to know the note is recent.
+    noted: Arc<Mutex<HashMap<String, u64>>>,
     /// One-time password links (`invites.rs`); not in backups: a restore revives no link.
     invites: Tree,
     /// `/account` sign-ins and each link's last refresh (`sessions.rs`); not in backups either.
@@ -240,6 +245,8 @@ impl Store {
             denied: t.denied,
             deny_list: Arc::new(Mutex::new(deny_list)),
             generations: Arc::new(Mutex::new(users::GenerationCache::default())),
+            seen: Arc::new(Mutex::new(None)),
+            noted: Arc::new(Mutex::new(HashMap::new())),
             invites: t.invites,
             sessions: t.sessions,
             grant_activity: t.grant_activity,

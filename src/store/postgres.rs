@@ -36,6 +36,7 @@ pub struct Settings {
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_tables.sql")),
     (2, include_str!("migrations/0002_forms.sql")),
+    (3, include_str!("migrations/0003_epochs.sql")),
 ];
 
 /// Advisory lock keys ("lnkg" and a number), for the whole database.
@@ -265,6 +266,7 @@ impl Db {
         Table {
             db: self.clone(),
             sql: Arc::new(Statements::for_table(name)),
+            counted: matches!(name, "users" | "keys"),
         }
     }
 }
@@ -440,6 +442,8 @@ struct Statements {
     next_page: String,
     count: String,
     any: String,
+    with_epochs: String,
+    bump: String,
 }
 
 impl Statements {
@@ -466,6 +470,11 @@ impl Statements {
             ),
             count: format!("SELECT count(*) FROM {t}"),
             any: format!("SELECT EXISTS (SELECT 1 FROM {t})"),
+            with_epochs: format!(
+                "SELECT (SELECT value FROM {t} WHERE key = $1), users, keys, \
+                 EXISTS (SELECT 1 FROM linkgate.denied WHERE key = $2) FROM linkgate.epochs"
+            ),
+            bump: format!("UPDATE linkgate.epochs SET {name} = {name} + 1"),
         }
     }
 }
@@ -475,6 +484,16 @@ impl Statements {
 pub(super) struct Table {
     db: Db,
     sql: Arc<Statements>,
+    /// Whether writes move the table's change counter in `linkgate.epochs` (users and keys:
+    /// what nodes cache).
+    counted: bool,
+}
+
+/// The change counters of `linkgate.epochs` (schema 3), read with a grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Epochs {
+    pub users: i64,
+    pub keys: i64,
 }
 
 type Pick = fn(&Statements) -> &str;
@@ -511,11 +530,54 @@ impl Table {
 
     pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         self.execute(|s| &s.upsert, vec![key.to_vec(), value.to_vec()])?;
-        Ok(())
+        self.changed()
     }
 
     pub fn remove(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.query(|s| &s.remove, vec![key.to_vec()])?.pop())
+        let removed = self.query(|s| &s.remove, vec![key.to_vec()])?.pop();
+        if removed.is_some() {
+            self.changed()?;
+        }
+        Ok(removed)
+    }
+
+    /// After a write has committed: moves the table's change counter, if it has one, so that
+    /// every node drops what it cached of the table before it next reads a grant.
+    fn changed(&self) -> Result<(), StoreError> {
+        if self.counted {
+            self.execute(|s| &s.bump, Vec::new())?;
+        }
+        Ok(())
+    }
+
+    /// The entry, the change counters and whether `denied` (an access token's id; empty: none)
+    /// is in the deny list, in one query (one snapshot).
+    pub fn get_with_epochs(
+        &self,
+        key: &[u8],
+        denied: &[u8],
+    ) -> Result<(Option<Vec<u8>>, Epochs, bool), StoreError> {
+        let (pool, sql) = (self.db.pool(), self.sql.clone());
+        let (key, denied) = (key.to_vec(), denied.to_vec());
+        self.db.run(async move {
+            let client = connection(&pool).await?;
+            let statement = client
+                .prepare_cached(&sql.with_epochs)
+                .await
+                .map_err(db_error)?;
+            let row = client
+                .query_one(&statement, &[&key, &denied])
+                .await
+                .map_err(db_error)?;
+            Ok((
+                row.get(0),
+                Epochs {
+                    users: row.get(1),
+                    keys: row.get(2),
+                },
+                row.get(3),
+            ))
+        })
     }
 
     /// `Err(current)` when the entry was not `old`.
@@ -535,6 +597,9 @@ impl Table {
             (None, None) => self.get(key)?.is_none(),
         };
         if swapped {
+            if old.is_some() || new.is_some() {
+                self.changed()?;
+            }
             Ok(Ok(()))
         } else {
             Ok(Err(self.get(key)?))
@@ -601,7 +666,7 @@ impl Table {
                 }
             })?;
             if written {
-                return Ok(());
+                return if unchanged { Ok(()) } else { self.changed() };
             }
         }
         Err(StoreError::Io(

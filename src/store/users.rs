@@ -177,9 +177,15 @@ impl Store {
     /// it issues anything.
     pub fn user_generation(&self, name: &str) -> Result<Option<Generation>, StoreError> {
         if self.shared() {
-            // Another node may change the user at any moment: read it every time.
+            // Another node may have changed the user since the cache last caught up: read it.
             return self.read_generation(name);
         }
+        self.cached_generation(name)
+    }
+
+    /// The same from the cache, which must be current: always with sled; on PostgreSQL right
+    /// after a grant read brought it up to date (`shared.rs`).
+    pub(super) fn cached_generation(&self, name: &str) -> Result<Option<Generation>, StoreError> {
         let epoch = {
             let cache = self.generation_cache();
             if let Some(cached) = cache.users.get(name) {
@@ -224,6 +230,21 @@ impl Store {
         }
         Ok(self
             .user_generation(username)?
+            .is_some_and(|g| g.sub == sub && g.generation == generation))
+    }
+
+    /// The same from the cache, right after a grant read (`shared.rs`).
+    pub(super) fn issued_to_current_user_cached(
+        &self,
+        username: &str,
+        sub: &str,
+        generation: u64,
+    ) -> Result<bool, StoreError> {
+        if generation == LOGIN_API_GENERATION {
+            return Ok(true);
+        }
+        Ok(self
+            .cached_generation(username)?
             .is_some_and(|g| g.sub == sub && g.generation == generation))
     }
 

@@ -1,0 +1,56 @@
+//! On PostgreSQL other nodes change the store too. What this node keeps in memory (users'
+//! generations, the token keys) is made consistent with the database on every grant read: the
+//! grant comes with `linkgate.epochs`, counters that every write to users or keys moves after it
+//! commits, in the same query; when a counter moved, the matching cache is dropped (generations)
+//! or read again (keys). The same query says whether the access token is in the deny list. So a
+//! token check is one round trip, and a change committed by another node (or the CLI) counts
+//! from the next check on. With sled, this process is the only writer and updates its caches
+//! (the deny list among them) as it writes.
+
+use super::postgres::Epochs;
+use super::tree::{Tree, Value};
+use super::{Store, StoreError};
+
+impl Store {
+    /// Reads a grant and whether the access token `token_id` (if any) is denied; on PostgreSQL
+    /// also brings the caches up to date (see above).
+    pub(super) fn read_grant(
+        &self,
+        id: &str,
+        token_id: Option<&[u8; 16]>,
+    ) -> Result<(Option<Value>, bool), StoreError> {
+        match &self.grants {
+            Tree::Postgres(table) => {
+                let deny_key = token_id.map_or(&[][..], |t| &t[..]);
+                let (grant, epochs, denied) = table.get_with_epochs(id.as_bytes(), deny_key)?;
+                self.catch_up(epochs)?;
+                Ok((grant.map(Value::Owned), denied))
+            }
+            Tree::Sled(_) => {
+                let denied = token_id.is_some_and(|t| self.deny_cache().contains_key(t));
+                Ok((self.grants.get(id.as_bytes())?, denied))
+            }
+        }
+    }
+
+    /// Drops or reloads what moved since the caches were last made consistent. Concurrent callers
+    /// with older counters only cause an extra reload, never a stale entry: a generation read
+    /// from the database is cached only if no drop happened meanwhile (`users.rs`).
+    fn catch_up(&self, now: Epochs) -> Result<(), StoreError> {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if *seen == Some(now) {
+            return Ok(());
+        }
+        let before = *seen;
+        // Until the reloads below succeed, nothing counts as seen.
+        *seen = None;
+        if before.map(|b| b.users) != Some(now.users) {
+            self.forget_generations();
+        }
+        if before.map(|b| b.keys) != Some(now.keys) {
+            self.reload_keys()?;
+        }
+        *seen = Some(now);
+        Ok(())
+    }
+}
