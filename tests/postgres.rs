@@ -1724,3 +1724,52 @@ fn the_same_user_added_by_four_clis_at_once_is_added_once() {
         assert_eq!(consent.status, 200, "dave on {name}: {}", consent.html);
     }
 }
+
+/// Sweeps on PostgreSQL: expired codes leave the database, and with both nodes sweeping every
+/// second each expired entry is swept once (the counts in both logs add up to what expired),
+/// with no sweep failing.
+#[test]
+fn expired_codes_are_swept_from_the_database_once_by_one_of_the_nodes() {
+    let pg = PgCluster::start();
+    let nodes = Nodes::start(
+        node_config(&pg.url())
+            .set("storage.sweep_interval_secs", 1)
+            .set("tokens.code_ttl_secs", 1),
+    );
+    let minted = 6;
+    for i in 0..minted {
+        code_for(nodes.both()[i % 2].1, ALEXA_ID, ALEXA_REDIRECT);
+    }
+    let deadline = Instant::now() + RECOVERY;
+    loop {
+        let left = pg.psql("SELECT count(*) FROM linkgate.codes");
+        if left == "0" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{left} expired codes still in the database after {RECOVERY:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The node that deleted the last one may log it a moment after the commit.
+    let swept = |log: &str| -> usize {
+        log.lines()
+            .filter(|l| l.contains("swept expired entries"))
+            .filter_map(|l| l.split("codes=").nth(1))
+            .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .filter_map(|n| n.parse::<usize>().ok())
+            .sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let total = loop {
+        let total = swept(&nodes.a.log()) + swept(&nodes.b.log());
+        if total >= minted || Instant::now() > deadline {
+            break total;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let logs = format!("A:\n{}\nB:\n{}", nodes.a.log(), nodes.b.log());
+    assert_eq!(total, minted, "codes swept, by both logs:\n{logs}");
+    assert!(!logs.contains("sweep failed"), "{logs}");
+}
