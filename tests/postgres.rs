@@ -1773,3 +1773,44 @@ fn expired_codes_are_swept_from_the_database_once_by_one_of_the_nodes() {
     assert_eq!(total, minted, "codes swept, by both logs:\n{logs}");
     assert!(!logs.contains("sweep failed"), "{logs}");
 }
+
+/// `storage.url` may carry the database password: it is never printed, not in the log, not in
+/// a start-up failure, not by `--check-config`.
+#[test]
+fn the_database_password_in_the_url_is_never_printed() {
+    let mut pg = PgCluster::start();
+    let password = "pw-Zq8sWv3T-never-shown";
+    let url = pg
+        .url()
+        .replace("postgres@", &format!("postgres:{password}@"));
+    let env = node_config(&url).env();
+    env.add_user(USER, PASSWORD);
+    let checked = env.cli(&["--check-config"], "");
+    let said = format!("{}{}", text(&checked.stdout), text(&checked.stderr));
+    assert!(checked.status.success(), "{said}");
+    assert!(
+        !said.contains(password),
+        "--check-config printed it:\n{said}"
+    );
+    let server = env.start();
+    let (access, _) = tokens_for(&server);
+    assert_eq!(server.userinfo(&access).status, 200);
+    let log = server.stop();
+    assert!(!log.contains(password), "the log holds it:\n{log}");
+    pg.stop();
+    let failed = start_fails(&env, "the database down");
+    assert!(
+        !failed.contains(password),
+        "the failure shows it:\n{failed}"
+    );
+    let cli = env.cli(&["--list-users"], "");
+    let said = format!("{}{}", text(&cli.stdout), text(&cli.stderr));
+    assert!(
+        !cli.status.success(),
+        "--list-users with the database down: {said}"
+    );
+    assert!(
+        !said.contains(password),
+        "the CLI's failure shows it:\n{said}"
+    );
+}
