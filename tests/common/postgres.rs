@@ -357,14 +357,20 @@ impl Drop for PgCluster {
         if self.running {
             self.pg_ctl_stop_quietly("immediate");
         }
-        // Should pg_ctl have failed, the postmaster's pid is in its lock file.
-        let pid_file = self.data().join("postmaster.pid");
-        if let Some(pid) = std::fs::read_to_string(pid_file)
+        // Should pg_ctl have failed, the postmaster's pid is in its lock file; it is killed only
+        // if that process is this cluster's postmaster (a stale file may name another process).
+        let data = self.data();
+        let pid = std::fs::read_to_string(data.join("postmaster.pid"))
             .ok()
-            .and_then(|s| s.lines().next().map(str::to_string))
-            .filter(|p| p.parse::<u32>().is_ok())
-        {
-            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            .and_then(|s| s.lines().next().and_then(|p| p.trim().parse::<u32>().ok()));
+        if let Some(pid) = pid {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let ours = String::from_utf8_lossy(&cmdline).contains(&*data.to_string_lossy());
+            if ours {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
         }
     }
 }
