@@ -1616,6 +1616,10 @@ fn a_node_frozen_while_holding_the_cross_node_lock_stalls_the_other_node_only_br
         }
     };
     nodes.a.signal("CONT");
+    eprintln!(
+        "B redeemed after {:?} with A frozen holding the lock (answers by second: {answers:?})",
+        started.elapsed()
+    );
     assert_eq!(
         redeemed.status,
         200,
