@@ -1818,3 +1818,54 @@ fn the_database_password_in_the_url_is_never_printed() {
         "the CLI's failure shows it:\n{said}"
     );
 }
+
+/// A password changed on `/account` through B holds on A at once: the old password is refused
+/// there, a session opened on A ends, and "sign out my apps" kills A's tokens.
+#[test]
+fn a_password_changed_on_the_account_page_of_b_holds_on_a_at_once() {
+    let pg = PgCluster::start();
+    let nodes = Nodes::on(&pg);
+    let (access, refresh_token) = tokens_for(&nodes.a);
+    let mut on_a = Visitor::new(&nodes.a);
+    assert_eq!(on_a.sign_in(USER, PASSWORD).status, 200);
+    let mut me = Visitor::new(&nodes.b);
+    let page = me.sign_in(USER, PASSWORD).text();
+    let new_password = "a fresh passphrase";
+    let changed = me.submit(
+        &page,
+        "/password",
+        &[
+            ("current", PASSWORD),
+            ("password", new_password),
+            ("repeat", new_password),
+        ],
+    );
+    assert_eq!(changed.status, 303, "{}", changed.text());
+    let html = on_a.get("/account").text();
+    assert!(
+        !html.contains("Signed in as"),
+        "a session on A outlived the password change on B: {html}"
+    );
+    let mut browser = Browser::new(&nodes.a);
+    let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "s", &[]);
+    let old = browser.login(&login, USER, PASSWORD);
+    assert_eq!(old.status, 401, "the old password on A: {}", old.html);
+    let new = browser.login(&old, USER, new_password);
+    assert_eq!(new.status, 200, "the new password on A: {}", new.html);
+    // The links stayed; now "sign out my apps" on B ends them on A.
+    assert_eq!(nodes.a.userinfo(&access).status, 200);
+    let page = me.get("/account").text();
+    let changed = me.submit(
+        &page,
+        "/password",
+        &[
+            ("current", new_password),
+            ("password", "a third passphrase"),
+            ("repeat", "a third passphrase"),
+            ("end_links", "yes"),
+        ],
+    );
+    assert_eq!(changed.status, 303, "{}", changed.text());
+    assert_eq!(nodes.a.userinfo(&access).status, 401);
+    assert_eq!(refresh(&nodes.a, &refresh_token).error(), "invalid_grant");
+}
