@@ -154,8 +154,18 @@ pub(super) struct Db {
 
 struct Inner {
     pool: Pool,
+    /// Connections that hold advisory locks (the cross-node lock, the sweeper's): apart from
+    /// `pool`, so a lock holder never waits for a connection of its own (with `pool_size = 1`
+    /// it would wait forever). Two: one of each kind per node at most.
+    locks: Pool,
     runtime: Option<tokio::runtime::Runtime>,
 }
+
+/// A session holding an advisory lock is ended by the server when it has been idle this long:
+/// a node that froze (or lost the network without a reset) while holding the cross-node lock
+/// stalls the other nodes this long at most, not until TCP gives up (hours). A holder never
+/// leaves its lock's session idle for longer than its own queries take (`QUERY_TIMEOUT`).
+const LOCK_IDLE_LIMIT: &str = "20s";
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -193,33 +203,39 @@ impl Db {
         );
         config.options(options.trim());
         let tls = tls_connector(settings)?;
-        let manager = Manager::from_config(
-            config,
-            tls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager = |config: &tokio_postgres::Config| {
+            Manager::from_config(
+                config.clone(),
+                tls.clone(),
+                ManagerConfig {
+                    recycling_method: RecyclingMethod::Fast,
+                },
+            )
+        };
+        let (manager, lock_manager) = (manager(&config), manager(&config));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("linkgate-db")
             .enable_all()
             .build()
             .map_err(|e| StoreError::Io(format!("cannot start the database runtime: {e}")))?;
-        let pool = {
+        let build = |manager: Manager, size: usize| {
             let _entered = runtime.enter();
             Pool::builder(manager)
-                .max_size(settings.pool_size.max(1))
+                .max_size(size)
                 .runtime(deadpool_postgres::Runtime::Tokio1)
                 .wait_timeout(Some(CONNECT_TIMEOUT))
                 .create_timeout(Some(CONNECT_TIMEOUT))
                 .recycle_timeout(Some(CONNECT_TIMEOUT))
                 .build()
-                .map_err(|e| StoreError::Unusable(format!("database pool: {e}")))?
+                .map_err(|e| StoreError::Unusable(format!("database pool: {e}")))
         };
+        let pool = build(manager, settings.pool_size.max(1))?;
+        let locks = build(lock_manager, 2)?;
         Ok(Db {
             inner: Arc::new(Inner {
                 pool,
+                locks,
                 runtime: Some(runtime),
             }),
         })
@@ -296,9 +312,9 @@ impl Db {
     /// Takes the advisory lock `key` (waiting for it, at most `QUERY_TIMEOUT`); it is held until
     /// the returned guard is dropped.
     pub fn lock(&self, key: i64) -> Result<Locked, StoreError> {
-        let pool = self.pool();
+        let pool = self.inner.locks.clone();
         let client = self.run(async move {
-            let client = connection(&pool).await?;
+            let client = lock_connection(&pool).await?;
             client
                 .execute("SELECT pg_advisory_lock($1)", &[&key])
                 .await
@@ -314,9 +330,9 @@ impl Db {
 
     /// The same without waiting: `None` when another session holds it.
     pub fn try_lock(&self, key: i64) -> Result<Option<Locked>, StoreError> {
-        let pool = self.pool();
+        let pool = self.inner.locks.clone();
         let taken = self.run(async move {
-            let client = connection(&pool).await?;
+            let client = lock_connection(&pool).await?;
             let row = client
                 .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
                 .await
@@ -410,6 +426,19 @@ async fn connection(pool: &Pool) -> Result<Object, StoreError> {
     pool.get()
         .await
         .map_err(|e| StoreError::Io(format!("database: {}", with_causes(&e))))
+}
+
+/// A connection for holding a lock, which the server ends once idle for `LOCK_IDLE_LIMIT`
+/// (PostgreSQL 14 and later; on older servers the lock lasts as long as the session).
+async fn lock_connection(pool: &Pool) -> Result<Object, StoreError> {
+    let client = connection(pool).await?;
+    let limit = format!("SET idle_session_timeout = '{LOCK_IDLE_LIMIT}'");
+    if let Err(e) = client.batch_execute(&limit).await {
+        if e.as_db_error().is_none() {
+            return Err(db_error(e));
+        }
+    }
+    Ok(client)
 }
 
 fn db_error(e: tokio_postgres::Error) -> StoreError {
@@ -625,6 +654,27 @@ pub(super) struct Locked {
     db: Db,
     client: Option<Object>,
     key: i64,
+}
+
+impl Locked {
+    /// Keeps the lock's session from counting as idle (`LOCK_IDLE_LIMIT`) while its holder
+    /// works on other connections for longer (a sweep of a large table).
+    pub fn keep_alive(&mut self) -> Result<(), StoreError> {
+        let Some(client) = self.client.take() else {
+            return Ok(());
+        };
+        let client = self.db.run(async move {
+            match client.simple_query("SELECT 1").await {
+                Ok(_) => Ok(client),
+                Err(e) => {
+                    drop(Object::take(client));
+                    Err(db_error(e))
+                }
+            }
+        })?;
+        self.client = Some(client);
+        Ok(())
+    }
 }
 
 impl Drop for Locked {

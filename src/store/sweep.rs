@@ -4,7 +4,10 @@
 //! so that it never holds up requests for long.
 
 use super::record;
-use super::{decode, expired, CodeRecord, Grant, Store, StoreError, TokenRecord};
+use super::{
+    decode, expired, CodeRecord, Generation, Grant, Store, StoreError, TokenRecord,
+    LOGIN_API_GENERATION,
+};
 
 /// Entries examined per batch; the caller yields between batches.
 pub const BATCH: usize = 1000;
@@ -19,23 +22,31 @@ pub struct Swept {
 impl Store {
     /// One pass over all trees, calling `pause` between batches. Returns what it removed.
     pub fn sweep(&self, now: u64, mut pause: impl FnMut()) -> Result<Swept, StoreError> {
-        // On PostgreSQL one node sweeps at a time; the others skip this round.
-        let _sweeping = match &self.backend {
+        // On PostgreSQL one node sweeps at a time; the others skip this round. The lock's
+        // session is kept from idling out between batches.
+        let mut sweeping = match &self.backend {
             super::Backend::Postgres(db) => match db.try_lock(super::postgres::SWEEP_LOCK)? {
                 Some(lock) => Some(lock),
                 None => return Ok(Swept::default()),
             },
             super::Backend::Sled { .. } => None,
         };
+        let mut pause = || {
+            pause();
+            if let Some(lock) = sweeping.as_mut() {
+                if let Err(e) = lock.keep_alive() {
+                    tracing::warn!("the sweep lost its lock's session: {e}");
+                    sweeping = None;
+                }
+            }
+        };
         let codes = self.sweep_tree(&self.codes, &mut pause, |bytes| {
             decode::<CodeRecord>(bytes).is_ok_and(|c| expired(c.expires_at, now))
         })?;
+        let owners = Owners::default();
         let grants = self.sweep_tree(&self.grants, &mut pause, |bytes| {
             record::decode::<Grant>(bytes).is_ok_and(|g| {
-                expired(g.expires_at, now)
-                    || self
-                        .issued_to_current_user(&g.username, &g.sub, g.generation)
-                        .is_ok_and(|alive| !alive)
+                expired(g.expires_at, now) || owners.gone(self, &g).is_ok_and(|gone| gone)
             })
         })?;
         let tokens = self.sweep_tree(&self.tokens, &mut pause, |bytes| {
@@ -59,6 +70,32 @@ impl Store {
             tokens,
         };
         Ok(swept)
+    }
+}
+
+/// Users' generations as read during one sweep: a grant whose user matches is kept without
+/// another read; one that does not is only judged dead after a fresh read (the user may have
+/// changed since), so a pass over a million grants reads each user about once, not once per
+/// grant (on PostgreSQL, a query each).
+#[derive(Default)]
+struct Owners(std::cell::RefCell<std::collections::HashMap<String, Option<Generation>>>);
+
+impl Owners {
+    fn gone(&self, store: &Store, grant: &Grant) -> Result<bool, StoreError> {
+        if grant.generation == LOGIN_API_GENERATION {
+            return Ok(false);
+        }
+        let owns = |g: &Option<Generation>| {
+            g.as_ref()
+                .is_some_and(|g| g.sub == grant.sub && g.generation == grant.generation)
+        };
+        if self.0.borrow().get(&grant.username).is_some_and(owns) {
+            return Ok(false);
+        }
+        let fresh = store.user_generation(&grant.username)?;
+        let gone = !owns(&fresh);
+        self.0.borrow_mut().insert(grant.username.clone(), fresh);
+        Ok(gone)
     }
 }
 
