@@ -23,6 +23,22 @@ command -v openssl >/dev/null 2>&1 || apt_install openssl
 # Headless browser for tests/browser.rs and tests/locale.rs: Debian's Chromium.
 [ -x "${LINKGATE_CHROMIUM:-/usr/bin/chromium}" ] || apt_install chromium chromium-driver
 
+# PostgreSQL for tests/postgres.rs: Debian's server binaries (initdb, pg_ctl, postgres in
+# /usr/lib/postgresql/<version>/bin) and psql. The tests start their own throwaway cluster as the
+# `postgres` user the package creates; the cluster Debian may create and start is not used, so a
+# failure to start it (no init system in a container) is not an error here.
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+pg_ready() {
+  local bin; bin="$(pg_bin)"
+  [ -n "$bin" ] && [ -x "$bin/initdb" ] && [ -x "$bin/pg_ctl" ] && [ -x "$bin/postgres" ] \
+    && [ -x "$bin/psql" ] && id -u postgres >/dev/null 2>&1
+}
+if ! pg_ready; then
+  apt_install postgresql postgresql-client \
+    || echo "test-setup: apt reported an error installing postgresql (the system cluster may not start here); checking the binaries" >&2
+  pg_ready || { echo "test-setup: PostgreSQL's initdb, pg_ctl, postgres, psql or the postgres user are missing after installing Debian's postgresql" >&2; exit 1; }
+fi
+
 # playwright-core and axe-core from the npm registry, pinned by tests/browser/package-lock.json.
 command -v node >/dev/null 2>&1 || { echo "test-setup: node is missing: the browser tests need Node.js 20+" >&2; exit 1; }
 if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/axe-core ]; then

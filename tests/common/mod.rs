@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod login_api;
+pub mod postgres;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
