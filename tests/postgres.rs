@@ -825,6 +825,11 @@ fn database_outage_under_load(crash: bool) {
     let nodes = Nodes::on(&pg);
     let mut chains = four_chains(&nodes);
     let (probe_access, probe) = tokens_for(&nodes.a);
+    // Issued before the outage, redeemed after it: what takes the shared lock recovers too.
+    let codes = [
+        code_for(&nodes.a, ALEXA_ID, ALEXA_REDIRECT),
+        code_for(&nodes.b, ALEXA_ID, ALEXA_REDIRECT),
+    ];
     let addrs = [nodes.a.addr, nodes.b.addr];
     let stop = AtomicBool::new(false);
     let mut outage = None;
@@ -918,6 +923,22 @@ fn database_outage_under_load(crash: bool) {
                 );
                 std::thread::sleep(Duration::from_millis(200));
             }
+        }
+        for ((name, node), code) in nodes.both().into_iter().zip(&codes) {
+            let redeemed = loop {
+                let response =
+                    node.token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(code, ALEXA_REDIRECT));
+                if response.status != 503 || Instant::now() > deadline {
+                    break response;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            };
+            assert_eq!(
+                redeemed.status,
+                200,
+                "a code issued before the outage, on {name} after it: {}",
+                redeemed.text()
+            );
         }
         recovered_at = Some(Instant::now());
         eprintln!(
