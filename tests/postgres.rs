@@ -1890,3 +1890,59 @@ fn a_password_changed_on_the_account_page_of_b_holds_on_a_at_once() {
     assert_eq!(nodes.a.userinfo(&access).status, 401);
     assert_eq!(refresh(&nodes.a, &refresh_token).error(), "invalid_grant");
 }
+
+/// An invitation made by the CLI against the database, its link used 8 times at once over both
+/// nodes: exactly one use sets the password, and that password signs in on both.
+#[test]
+fn an_invitation_link_used_at_once_on_two_nodes_sets_the_password_once() {
+    let pg = PgCluster::start();
+    let nodes = Nodes::on(&pg);
+    let out = nodes.cli_env().cli(&["--invite", "bob"], "");
+    let printed = cli_ok(&out, "--invite");
+    let path = printed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("http://127.0.0.1"))
+        .unwrap_or_else(|| panic!("no link in {printed:?}"))
+        .to_string();
+    let forms: Vec<(usize, Page)> = (0..8)
+        .map(|i| {
+            let form = Page::from(nodes.both()[i % 2].1.get(&path));
+            assert_eq!(form.status, 200, "the link on node {i}: {}", form.html);
+            (i, form)
+        })
+        .collect();
+    let barrier = Barrier::new(forms.len());
+    let results: Vec<(String, u16)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = forms
+            .iter()
+            .map(|(i, form)| {
+                let (nodes, barrier) = (&nodes, &barrier);
+                scope.spawn(move || {
+                    // Each form is posted to the node that did not serve it.
+                    let node = nodes.both()[(i + 1) % 2].1;
+                    let password = format!("bob's password number {i}");
+                    let fields = [
+                        ("password", password.as_str()),
+                        ("repeat", password.as_str()),
+                    ];
+                    barrier.wait();
+                    let status = form.submit(node, form.cookie.as_deref(), &fields).status;
+                    (password, status)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let winners: Vec<&(String, u16)> = results.iter().filter(|(_, s)| *s == 200).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    assert!(
+        results.iter().all(|(_, s)| [200, 410].contains(s)),
+        "{results:?}"
+    );
+    for (name, node) in nodes.both() {
+        let mut browser = Browser::new(node);
+        let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "s", &[]);
+        let consent = browser.login(&login, "bob", &winners[0].0);
+        assert_eq!(consent.status, 200, "bob on {name}: {}", consent.html);
+    }
+}
