@@ -609,7 +609,15 @@ fn a_refused_validation_is_logged_with_the_cas_problem_and_shown_by_doctor() {
             && log.contains("HTTPS handshakes fail until one is issued"),
         "{log}"
     );
-    let line = acme_line(&doctor(&env));
+    // The state file --doctor reads is written just after that log line: poll for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let line = loop {
+        let line = acme_line(&doctor(&env));
+        if line.contains("last renewal error") || std::time::Instant::now() > deadline {
+            break line;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
     assert!(
         line.starts_with("FAIL")
             && line.contains("last renewal error")

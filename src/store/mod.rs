@@ -169,21 +169,7 @@ impl Store {
                 }
                 other => StoreError::Io(format!("cannot open {}: {other}", path.display())),
             })?;
-        let tree = |name: &str| -> Result<Tree, StoreError> { Ok(Tree::Sled(db.open_tree(name)?)) };
-        let trees = Trees {
-            users: tree("users")?,
-            codes: tree("codes")?,
-            grants: tree("grants")?,
-            tokens: tree("tokens")?,
-            throttle: tree("throttle")?,
-            keys: tree("keys")?,
-            denied: tree("denied")?,
-            invites: tree("invites")?,
-            sessions: tree("sessions")?,
-            grant_activity: tree("grant_activity")?,
-            events: tree("events")?,
-            forms: tree("forms")?,
-        };
+        let trees = Trees::new(|name| Ok(Tree::Sled(db.open_tree(name)?)))?;
         let backend = Backend::Sled {
             db,
             path: path.to_path_buf(),
@@ -196,20 +182,7 @@ impl Store {
     /// tables first.
     pub fn connect(settings: &PostgresSettings) -> Result<Store, StoreError> {
         let db = postgres::Db::connect(settings)?;
-        let trees = Trees {
-            users: Tree::Postgres(db.table("users")),
-            codes: Tree::Postgres(db.table("codes")),
-            grants: Tree::Postgres(db.table("grants")),
-            tokens: Tree::Postgres(db.table("tokens")),
-            throttle: Tree::Postgres(db.table("throttle")),
-            keys: Tree::Postgres(db.table("keys")),
-            denied: Tree::Postgres(db.table("denied")),
-            invites: Tree::Postgres(db.table("invites")),
-            sessions: Tree::Postgres(db.table("sessions")),
-            grant_activity: Tree::Postgres(db.table("grant_activity")),
-            events: Tree::Postgres(db.table("events")),
-            forms: Tree::Postgres(db.table("forms")),
-        };
+        let trees = Trees::new(|name| Ok(Tree::Postgres(db.table(name))))?;
         Store::with(Backend::Postgres(db), trees)
     }
 
@@ -388,6 +361,28 @@ struct Trees {
     grant_activity: Tree,
     events: Tree,
     forms: Tree,
+}
+
+impl Trees {
+    /// Every tree, each made by `tree` from its name (a sled tree, a PostgreSQL table).
+    fn new(
+        mut tree: impl FnMut(&'static str) -> Result<Tree, StoreError>,
+    ) -> Result<Trees, StoreError> {
+        Ok(Trees {
+            users: tree("users")?,
+            codes: tree("codes")?,
+            grants: tree("grants")?,
+            tokens: tree("tokens")?,
+            throttle: tree("throttle")?,
+            keys: tree("keys")?,
+            denied: tree("denied")?,
+            invites: tree("invites")?,
+            sessions: tree("sessions")?,
+            grant_activity: tree("grant_activity")?,
+            events: tree("events")?,
+            forms: tree("forms")?,
+        })
+    }
 }
 
 /// Runs `wait` (taking a lock that a PostgreSQL operation may hold for milliseconds) so that it

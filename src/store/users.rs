@@ -225,12 +225,7 @@ impl Store {
         sub: &str,
         generation: u64,
     ) -> Result<bool, StoreError> {
-        if generation == LOGIN_API_GENERATION {
-            return Ok(true);
-        }
-        Ok(self
-            .user_generation(username)?
-            .is_some_and(|g| g.sub == sub && g.generation == generation))
+        self.issued_to(username, sub, generation, Store::user_generation)
     }
 
     /// The same from the cache, right after a grant read (`shared.rs`).
@@ -240,12 +235,21 @@ impl Store {
         sub: &str,
         generation: u64,
     ) -> Result<bool, StoreError> {
+        self.issued_to(username, sub, generation, Store::cached_generation)
+    }
+
+    /// A login API subject has no local user: its grants live until unlinked (nothing is read).
+    fn issued_to(
+        &self,
+        username: &str,
+        sub: &str,
+        generation: u64,
+        current: fn(&Store, &str) -> Result<Option<Generation>, StoreError>,
+    ) -> Result<bool, StoreError> {
         if generation == LOGIN_API_GENERATION {
             return Ok(true);
         }
-        Ok(self
-            .cached_generation(username)?
-            .is_some_and(|g| g.sub == sub && g.generation == generation))
+        Ok(current(self, username)?.is_some_and(|g| g.sub == sub && g.generation == generation))
     }
 
     fn generation_cache(&self) -> std::sync::MutexGuard<'_, GenerationCache> {
