@@ -1,6 +1,11 @@
 //! linkgate on PostgreSQL (issue 14), black-box: two linkgate processes on one throwaway
 //! database (`common::postgres`), speaking HTTP to each, and the CLI against the database while
-//! they run.
+//! they run. What one node does holds on the other at once (links, rotation and reuse, revocation,
+//! throttles, passwords, keys, sign-ins whose steps land on either node); races over both nodes
+//! have one winner; a node killed, the database stopped, crashed, read-only or a node frozen
+//! holding the shared lock cost no acknowledged write and never an `invalid_grant`, and both
+//! nodes recover by themselves; TLS to the database, a newer schema, and a database down at
+//! start fail with messages that say why. Every wait is bounded.
 
 mod common;
 use common::account::Visitor;
@@ -1107,6 +1112,9 @@ fn a_database_schema_newer_than_the_binary_is_refused_with_a_clear_message() {
     assert!(text(&cli.stderr).contains("newer"), "{}", text(&cli.stderr));
 }
 
+// ---------------------------------------------------------------------------------------------
+// Races over two nodes, start-up without a database, backups.
+
 #[test]
 fn racing_refreshes_of_one_rotating_token_over_two_nodes_all_succeed_and_the_family_lives() {
     let pg = PgCluster::start();
@@ -1480,6 +1488,9 @@ fn two_nodes_with_small_pools_under_concurrent_redemptions_and_sweeps_never_fail
     });
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// A failover's first moments, a frozen node, more races, sweeps, secrets, account changes.
 
 /// A failover's first moments: the database still answers, but read-only (a standby, or a
 /// primary demoted mid-way). Whatever must write answers 503 `server_error`, never
