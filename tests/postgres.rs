@@ -1579,6 +1579,18 @@ fn a_read_only_database_during_a_failover_consumes_nothing_and_answers_server_er
 /// cross-node lock, then reads the user), and is frozen (SIGSTOP) there.
 #[test]
 fn a_node_frozen_while_holding_the_cross_node_lock_stalls_the_other_node_only_briefly() {
+    lock_holder_stops(false);
+}
+
+/// The same node killed (-9) there instead: the server sees its session end at once, so B
+/// redeems at its first attempt.
+#[test]
+fn a_node_killed_while_holding_the_cross_node_lock_does_not_stall_the_other_node() {
+    lock_holder_stops(true);
+}
+
+/// A holds the cross-node lock, then is frozen (SIGSTOP) or killed (SIGKILL); B then redeems.
+fn lock_holder_stops(kill: bool) {
     let pg = PgCluster::start();
     let nodes = Nodes::on(&pg);
     let code_a = code_for(&nodes.a, ALEXA_ID, ALEXA_REDIRECT);
@@ -1619,7 +1631,7 @@ fn a_node_frozen_while_holding_the_cross_node_lock_stalls_the_other_node_only_br
         let mut frozen = false;
         while Instant::now() < deadline {
             if held() {
-                nodes.a.signal("STOP");
+                nodes.a.signal(if kill { "KILL" } else { "STOP" });
                 frozen = true;
                 break;
             }
@@ -1632,7 +1644,9 @@ fn a_node_frozen_while_holding_the_cross_node_lock_stalls_the_other_node_only_br
         frozen,
         "A never took the cross-node lock for its redemption"
     );
-    assert!(held(), "A, frozen, no longer holds the lock");
+    if !kill {
+        assert!(held(), "A, frozen, no longer holds the lock");
+    }
     // B redeems its own code within a bounded time, A frozen all along.
     let started = Instant::now();
     let mut answers = Vec::new();
@@ -1647,15 +1661,26 @@ fn a_node_frozen_while_holding_the_cross_node_lock_stalls_the_other_node_only_br
             break response;
         }
     };
-    nodes.a.signal("CONT");
+    if !kill {
+        nodes.a.signal("CONT");
+    }
+    let how = if kill { "killed" } else { "frozen" };
     eprintln!(
-        "B redeemed after {:?} with A frozen holding the lock (answers by second: {answers:?})",
+        "B redeemed after {:?} with A {how} holding the lock (answers by second: {answers:?})",
         started.elapsed()
     );
+    if kill {
+        assert_eq!(
+            answers.len(),
+            1,
+            "B waited for a killed node's lock: {answers:?} ({})",
+            redeemed.text()
+        );
+    }
     assert_eq!(
         redeemed.status,
         200,
-        "B could not redeem a code for {:?} while A was frozen holding the cross-node lock \
+        "B could not redeem a code for {:?} while A, {how}, held the cross-node lock \
          (answers by second: {answers:?}): {}",
         started.elapsed(),
         redeemed.text()
