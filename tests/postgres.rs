@@ -1982,3 +1982,69 @@ fn an_invitation_link_used_at_once_on_two_nodes_sets_the_password_once() {
         assert_eq!(consent.status, 200, "bob on {name}: {}", consent.html);
     }
 }
+
+/// A database that stops answering in time (a table locked past the nodes' `lock_timeout`, as
+/// under a long migration or a stuck vacuum): requests end with 503 `server_error` after the
+/// nodes' timeout, never `invalid_grant` or 401, and consume nothing.
+#[test]
+fn a_database_too_slow_to_answer_gives_server_error_in_bounded_time_and_consumes_nothing() {
+    let pg = PgCluster::start();
+    let nodes = Nodes::on(&pg);
+    let (access, refresh_token) = tokens_for(&nodes.a);
+    let code = code_for(&nodes.b, ALEXA_ID, ALEXA_REDIRECT);
+    let answers = std::thread::scope(|scope| {
+        let blocker = scope.spawn(|| {
+            pg.psql(
+                "BEGIN; LOCK TABLE linkgate.grants, linkgate.codes IN ACCESS EXCLUSIVE MODE; \
+                 SELECT pg_sleep(16); COMMIT",
+            )
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let asked = [
+            (
+                "a refresh on A",
+                scope.spawn(|| refresh(&nodes.a, &refresh_token)),
+            ),
+            ("/userinfo on B", scope.spawn(|| nodes.b.userinfo(&access))),
+            (
+                "a code on A",
+                scope.spawn(|| {
+                    nodes
+                        .a
+                        .token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(&code, ALEXA_REDIRECT))
+                }),
+            ),
+        ];
+        let started = Instant::now();
+        let answers: Vec<(&str, Response, Duration)> = asked
+            .into_iter()
+            .map(|(what, h)| (what, h.join().unwrap(), started.elapsed()))
+            .collect();
+        blocker.join().expect("the blocking session");
+        answers
+    });
+    for (what, response, took) in &answers {
+        assert!(
+            [500, 503].contains(&response.status),
+            "{what} with the database stuck: {} {} after {took:?}",
+            response.status,
+            response.text()
+        );
+        if what != &"/userinfo on B" {
+            assert_eq!(response.error(), "server_error", "{what}");
+        }
+        assert!(*took < Duration::from_secs(16), "{what} waited {took:?}");
+    }
+    // Nothing was consumed.
+    assert_eq!(refresh(&nodes.b, &refresh_token).status, 200);
+    assert_eq!(nodes.a.userinfo(&access).status, 200);
+    let redeemed = nodes
+        .b
+        .token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(&code, ALEXA_REDIRECT));
+    assert_eq!(
+        redeemed.status,
+        200,
+        "the code afterwards: {}",
+        redeemed.text()
+    );
+}
