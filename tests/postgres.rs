@@ -2048,3 +2048,33 @@ fn a_database_too_slow_to_answer_gives_server_error_in_bounded_time_and_consumes
         redeemed.text()
     );
 }
+
+/// `--restore` into a database in use is refused, and changes nothing there.
+#[test]
+fn a_restore_into_a_database_in_use_is_refused_and_changes_nothing() {
+    let pg = PgCluster::start();
+    let nodes = Nodes::on(&pg);
+    let (access, refresh_token) = tokens_for(&nodes.a);
+    let cli = nodes.cli_env();
+    let backup = cli.dir.path().join("now.linkgate-backup");
+    let backup_arg = backup.to_str().expect("a UTF-8 temp path");
+    cli_ok(&cli.cli(&["--backup", backup_arg], ""), "--backup");
+    cli_ok(
+        &cli.cli(&["--add-user", "erin"], "erin's long password\n"),
+        "--add-user",
+    );
+    let restore = cli.cli(&["--restore", backup_arg], "");
+    let said = format!("{}{}", text(&restore.stdout), text(&restore.stderr));
+    assert!(
+        !restore.status.success(),
+        "--restore into a database in use: {said}"
+    );
+    assert!(
+        said.contains("empty"),
+        "the refusal does not say why: {said}"
+    );
+    let listed = cli_ok(&cli.cli(&["--list-users"], ""), "--list-users");
+    assert!(listed.contains("erin") && listed.contains(USER), "{listed}");
+    assert_eq!(nodes.b.userinfo(&access).status, 200);
+    assert_eq!(refresh(&nodes.b, &refresh_token).status, 200);
+}
