@@ -203,12 +203,71 @@ pub fn restore(config: &Config, file: &Path) -> Result<String, AdminError> {
     })?;
     let entries = store
         .restore(std::io::BufReader::new(input))
-        .map_err(|e| AdminError(format!("{}: {e}", file.display())))?;
+        .map_err(|e| match e {
+            crate::store::RestoreError::NotEmpty if config.postgres.is_some() => {
+                AdminError(format!(
+                    "{}: the database is not empty ({}): restore only into a new, empty database",
+                    file.display(),
+                    storage_description(config)
+                ))
+            }
+            e => AdminError(format!("{}: {e}", file.display())),
+        })?;
     Ok(format!(
         "restored {entries} entries from {} into {}",
         file.display(),
-        config.storage_path.display()
+        storage_description(config)
     ))
+}
+
+/// Which store a config names, for people: `sled in DIR`, or where the PostgreSQL database is
+/// (never its password).
+pub fn storage_description(config: &Config) -> String {
+    match &config.postgres {
+        None => format!("sled in {}", config.storage_path.display()),
+        Some(settings) => settings.describe(),
+    }
+}
+
+/// The `storage` lines of `--check-config`: the backend and, for PostgreSQL, where the database
+/// is, whether the connection must use TLS, and the pool (never the password).
+fn storage_summary(config: &Config) -> String {
+    let Some(settings) = &config.postgres else {
+        return format!(
+            "storage     sled (embedded, one node) in {}\n",
+            config.storage_path.display()
+        );
+    };
+    let mut out = format!("storage     {}\n", settings.describe());
+    out.push_str(&format!(
+        "  TLS       {}{}\n",
+        match settings.tls_mode() {
+            Some("required") => "yes (sslmode=require; certificate and host name verified)",
+            Some("no") => "no (sslmode=disable)",
+            _ => "only if the server offers it (sslmode=prefer; set sslmode=require to insist)",
+        },
+        settings
+            .ca_file
+            .as_ref()
+            .map(|f| format!(", extra CA {}", f.display()))
+            .unwrap_or_default()
+    ));
+    out.push_str(&format!(
+        "  pool      {} connection{} per node\n",
+        settings.pool_size,
+        if settings.pool_size == 1 { "" } else { "s" }
+    ));
+    out
+}
+
+/// A warning for `--check-config`: a database on another machine reached without required TLS.
+fn storage_warning(config: &Config) -> Option<String> {
+    let settings = config.postgres.as_ref()?;
+    (settings.tls_mode() != Some("required") && !settings.is_local()).then(|| {
+        "storage.url: the database is on another machine but TLS is not required: add \
+         ?sslmode=require to the URL (passwords and tokens cross the network)"
+            .to_string()
+    })
 }
 
 /// `--unlink-user NAME`: a local user's name, else the subject of a customer who signed in
@@ -360,6 +419,7 @@ pub fn check_config(config: &Config) -> Result<String, AdminError> {
         }
     ));
     out.push_str(&format!("data        {}\n", config.storage_path.display()));
+    out.push_str(&storage_summary(config));
     out.push_str(&format!(
         "tokens      code {}s, access {}s, refresh {}\n",
         config.tokens.code_secs,
@@ -380,6 +440,7 @@ pub fn check_config(config: &Config) -> Result<String, AdminError> {
         .warnings()
         .into_iter()
         .chain(config.permission_warnings())
+        .chain(storage_warning(config))
     {
         out.push_str(&format!("warning: {warning}\n"));
     }

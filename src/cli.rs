@@ -23,7 +23,13 @@ Usage:
                                                 verifies until access_ttl_secs has passed
   linkgate [--config PATH] --check-config       validate the config and show what would be served
   linkgate [--config PATH] --backup FILE        write a consistent snapshot (server running or not)
-  linkgate [--config PATH] --restore FILE       restore a snapshot into an empty data directory
+  linkgate [--config PATH] --restore FILE       restore a snapshot into an empty store (either
+                                                backend, whichever made the backup)
+  linkgate [--config PATH] --migrate-store --to-config OTHER
+                                                copy everything from this config's store into the
+                                                empty store of OTHER (sled <-> PostgreSQL), then
+                                                read both back and compare; a sled source must be
+                                                stopped, a PostgreSQL source may keep running
   linkgate [--config PATH] --doctor             check the deployment as Alexa and Google will see it:
                                                 public URL, certificate chain, endpoints, redirect
                                                 URIs, secrets, data directory; exits 1 on a failure
@@ -48,6 +54,8 @@ pub enum Command {
     CheckConfig,
     Backup(PathBuf),
     Restore(PathBuf),
+    /// `--migrate-store --to-config PATH`: the target's config file.
+    MigrateStore(PathBuf),
     /// `--doctor`, with an extra CA file to trust (`--doctor-ca`).
     Doctor(Option<PathBuf>),
     Version,
@@ -67,6 +75,7 @@ pub fn parse(
     let mut config = None;
     let mut command = None;
     let mut doctor_ca = None;
+    let mut to_config = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -91,6 +100,11 @@ pub fn parse(
                 doctor_ca = Some(PathBuf::from(value("--doctor-ca FILE")?));
                 continue;
             }
+            "--to-config" => {
+                to_config = Some(PathBuf::from(value("--to-config PATH")?));
+                continue;
+            }
+            "--migrate-store" => Command::MigrateStore(PathBuf::new()),
             "--add-user" => Command::AddUser(value("--add-user NAME")?),
             "--remove-user" => Command::RemoveUser(value("--remove-user NAME")?),
             "--set-password" => Command::SetPassword(value("--set-password NAME")?),
@@ -117,6 +131,17 @@ pub fn parse(
             Some(Command::Doctor(extra)) => *extra = Some(ca),
             _ => return Err("--doctor-ca FILE goes with --doctor".into()),
         }
+    }
+    match (&mut command, to_config) {
+        (Some(Command::MigrateStore(target)), Some(file)) => *target = file,
+        (Some(Command::MigrateStore(_)), None) => {
+            return Err(
+                "--migrate-store needs --to-config PATH: the config of the store to copy into"
+                    .into(),
+            )
+        }
+        (_, Some(_)) => return Err("--to-config PATH goes with --migrate-store".into()),
+        (_, None) => {}
     }
     Ok(Args {
         config: config
@@ -166,6 +191,27 @@ mod tests {
         assert!(parse_str("--list-users --check-config", None).is_err());
         assert!(parse_str("--doctor-ca ca.pem", None).is_err());
         assert!(parse_str("--list-users --doctor-ca ca.pem", None).is_err());
+    }
+
+    #[test]
+    fn migrate_store_needs_its_target() {
+        assert_eq!(
+            parse_str("--migrate-store --to-config b.toml -c a.toml", None)
+                .unwrap()
+                .command,
+            Command::MigrateStore(PathBuf::from("b.toml"))
+        );
+        assert_eq!(
+            parse_str("--to-config=b.toml --migrate-store", None)
+                .unwrap()
+                .command,
+            Command::MigrateStore(PathBuf::from("b.toml"))
+        );
+        let err = parse_str("--migrate-store", None).unwrap_err();
+        assert!(err.contains("--to-config PATH"), "{err}");
+        assert!(parse_str("--to-config b.toml", None).is_err());
+        assert!(parse_str("--list-users --to-config b.toml", None).is_err());
+        assert!(parse_str("--migrate-store --to-config", None).is_err());
     }
 
     #[test]

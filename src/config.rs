@@ -178,6 +178,14 @@ impl Config {
                     self.file.display()
                 ));
             }
+            let db_password = self.postgres.as_ref().is_some_and(|p| p.has_password());
+            if db_password && !plaintext && mode & 0o077 != 0 {
+                warnings.push(format!(
+                    "{} holds the database password (storage.url) and is readable by others (mode {mode:04o}): `chmod 600 {}` (or 640 with a group only linkgate's user is in)",
+                    self.file.display(),
+                    self.file.display()
+                ));
+            }
         }
         if let Ok(meta) = std::fs::metadata(&self.storage_path) {
             let mode = meta.permissions().mode() & 0o777;
@@ -1321,6 +1329,36 @@ redirect_uris = ["https://pitangui.amazon.com/api/skill/link/M2X"]
         let config = check(&prefixed).unwrap();
         assert_eq!(config.public_url, "https://example.com/auth");
         assert_eq!(config.public_path(), "/auth");
+    }
+
+    #[test]
+    fn a_database_password_in_a_readable_config_is_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let hash = crate::secret::hash_password(&crate::secret::Secret::new("x".repeat(16)));
+        let text = GOOD
+            .replace(
+                "secret = \"0123456789abcdef\"",
+                &format!("secret_hash = \"{hash}\""),
+            )
+            .replace(
+                "path = \"data\"",
+                "path = \"data\"\nbackend = \"postgres\"\nurl = \"postgres://u:hunter2-secret@db/x\"",
+            );
+        let mut config = check(&text).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        config.file = dir.path().join("linkgate.toml");
+        std::fs::write(&config.file, &text).unwrap();
+        let mode = |m| std::fs::set_permissions(&config.file, std::fs::Permissions::from_mode(m));
+        mode(0o644).unwrap();
+        let warnings = config.permission_warnings().join("\n");
+        assert!(
+            warnings.contains("holds the database password"),
+            "{warnings}"
+        );
+        assert!(!warnings.contains("hunter2"), "{warnings}");
+        mode(0o600).unwrap();
+        let warnings = config.permission_warnings().join("\n");
+        assert!(!warnings.contains("database password"), "{warnings}");
     }
 
     #[test]

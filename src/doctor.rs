@@ -168,6 +168,14 @@ pub fn run(config: &Config, extra_ca: Option<&Path>) -> bool {
         report.add(secret_check(client));
     }
     report.add(data_directory_check(config));
+    if let Some(settings) = &config.postgres {
+        let version = crate::store::postgres::schema_version(settings);
+        report.add(storage_check(
+            &settings.describe(),
+            version,
+            crate::store::postgres::NEWEST_SCHEMA,
+        ));
+    }
     let permissions = config.permission_warnings();
     if permissions.is_empty() {
         report.add(Check::ok(
@@ -635,6 +643,38 @@ pub fn data_directory_check(config: &Config) -> Check {
     }
 }
 
+/// PostgreSQL (`[storage] backend = "postgres"`): the database answers and holds a linkgate
+/// schema this binary can run on. `version` is what `store::postgres::schema_version` found;
+/// `database` says where it is (never the password).
+pub fn storage_check(
+    database: &str,
+    version: Result<Option<i32>, crate::store::StoreError>,
+    newest: i32,
+) -> Check {
+    match version {
+        Err(e) => Check::fail(
+            "storage",
+            format!("{database}: cannot use it: {e}: check storage.url, that the database runs, and that it lets this machine and user in (pg_hba.conf)"),
+        ),
+        Ok(None) => Check::warn(
+            "storage",
+            format!("{database} answers but holds no linkgate tables yet: the first start creates them (if linkgate already runs, storage.url names another database than its nodes use)"),
+        ),
+        Ok(Some(v)) if v > newest => Check::fail(
+            "storage",
+            format!("{database}: its linkgate schema is version {v}, newer than this linkgate knows (up to {newest}): a newer linkgate upgraded it; run that version on this node too"),
+        ),
+        Ok(Some(v)) if v < newest => Check::ok(
+            "storage",
+            format!("{database} answers; schema version {v}, upgraded to {newest} when this linkgate starts"),
+        ),
+        Ok(Some(v)) => Check::ok(
+            "storage",
+            format!("{database} answers; schema version {v} (current)"),
+        ),
+    }
+}
+
 /// Whether this user can create a file in `dir` (tried, then removed).
 fn writable(dir: &Path) -> std::io::Result<()> {
     let probe = dir.join(format!(".linkgate-doctor-{}", std::process::id()));
@@ -749,6 +789,23 @@ mod tests {
         let expired = expiry_check(now - day, now);
         assert_eq!(expired.status, Status::Fail);
         assert!(expired.message.contains("expired on 2023-11-13"));
+    }
+
+    #[test]
+    fn the_database_must_answer_at_a_schema_this_linkgate_knows() {
+        use crate::store::StoreError;
+        let at = "PostgreSQL at db:5432, database linkgate, user linkgate";
+        let down = storage_check(at, Err(StoreError::Io("connection refused".into())), 1);
+        assert_eq!(down.status, Status::Fail);
+        assert!(down.message.contains("connection refused"), "{down}");
+        assert_eq!(storage_check(at, Ok(None), 1).status, Status::Warn);
+        let newer = storage_check(at, Ok(Some(2)), 1);
+        assert_eq!(newer.status, Status::Fail);
+        assert!(newer.message.contains("version 2, newer"), "{newer}");
+        assert_eq!(storage_check(at, Ok(Some(1)), 2).status, Status::Ok);
+        let current = storage_check(at, Ok(Some(1)), 1);
+        assert_eq!(current.status, Status::Ok);
+        assert!(current.message.contains("(current)"), "{current}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod lang;
 pub mod logging;
 pub mod login_api;
 pub mod metrics;
+pub mod migrate;
 pub mod oauth;
 pub mod pages;
 pub mod password_workers;

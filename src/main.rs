@@ -41,6 +41,7 @@ fn main() -> ExitCode {
         Command::CheckConfig => admin::check_config(&config),
         Command::Backup(file) => admin::backup(&config, file),
         Command::Restore(file) => admin::restore(&config, file),
+        Command::MigrateStore(target) => linkgate::migrate::run(&config, target),
         Command::Invite(name) => {
             linkgate::accounts::links::issue(&config, store::LinkKind::Invite, name)
         }

@@ -120,24 +120,8 @@ impl Store {
 
     /// Writes a snapshot to `out`. Returns the number of entries.
     pub fn backup(&self, out: &mut impl Write) -> Result<u64, StoreError> {
-        let snapshot: Vec<(&'static str, Vec<u8>, Vec<u8>)> = match &self.backend {
-            // One REPEATABLE READ transaction: a consistent state while nodes go on writing.
-            super::Backend::Postgres(db) => {
-                let names: Vec<&'static str> = self.trees().iter().map(|(n, _)| *n).collect();
-                db.snapshot(&names)?
-            }
-            super::Backend::Sled { .. } => {
-                let _paused = self.gate.write().unwrap_or_else(|p| p.into_inner());
-                let mut all = Vec::new();
-                for (name, tree) in self.trees() {
-                    for entry in tree.iter() {
-                        let (key, value) = entry?;
-                        all.push((name, key.to_vec(), value.to_vec()));
-                    }
-                }
-                all
-            }
-        };
+        // One REPEATABLE READ transaction on PostgreSQL, writers paused on sled.
+        let snapshot = self.snapshot_of(&self.trees())?;
         let io = |e: std::io::Error| StoreError::Io(format!("writing the backup failed: {e}"));
         let header = Header {
             format: FORMAT.into(),
@@ -234,20 +218,43 @@ impl Store {
             return Err(RestoreError::Damaged);
         }
         let trees = self.trees();
-        for (name, key, value) in &entries {
-            let tree = trees
+        let mut named = Vec::with_capacity(entries.len());
+        for (name, key, value) in entries {
+            let (tree_name, tree) = trees
                 .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, t)| *t)
-                .ok_or_else(|| RestoreError::UnknownTree(name.clone()))?;
-            tree.insert(key.as_slice(), value.as_slice())?;
+                .find(|(n, _)| *n == name)
+                .ok_or(RestoreError::UnknownTree(name))?;
+            named.push((*tree_name, *tree, key, value));
+        }
+        let count = named.len() as u64;
+        match &self.backend {
+            // One transaction, committed only when the tables read back equal: all or nothing.
+            super::Backend::Postgres(db) => {
+                let names: Vec<&'static str> = trees.iter().map(|(n, _)| *n).collect();
+                let rows = named.into_iter().map(|(n, _, k, v)| (n, k, v)).collect();
+                match db.load_into_empty(&names, std::sync::Arc::new(rows))? {
+                    super::postgres::Loaded::Done => {}
+                    super::postgres::Loaded::NotEmpty(_) => return Err(RestoreError::NotEmpty),
+                    super::postgres::Loaded::ReadBackDiffers(tree) => {
+                        return Err(RestoreError::Store(StoreError::Io(format!(
+                            "table {tree} read back differently from what was written; \
+                             rolled back, nothing restored"
+                        ))))
+                    }
+                }
+            }
+            super::Backend::Sled { .. } => {
+                for (_, tree, key, value) in &named {
+                    tree.insert(key.as_slice(), value.as_slice())?;
+                }
+            }
         }
         self.flush_blocking()?;
         self.reload_keys()?;
         *self.deny_list.lock().unwrap_or_else(|p| p.into_inner()) =
             Store::load_deny_list(&self.denied)?;
         self.forget_generations();
-        Ok(entries.len() as u64)
+        Ok(count)
     }
 }
 

@@ -24,12 +24,104 @@ use std::time::Duration;
 use tokio_postgres::types::ToSql;
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
-/// `[storage]` settings for PostgreSQL.
-#[derive(Debug, Clone)]
+/// `[storage]` settings for PostgreSQL. The URL may hold a password: `Debug` and `describe` show
+/// where the database is, never the password.
+#[derive(Clone)]
 pub struct Settings {
     pub url: String,
     pub pool_size: usize,
     pub ca_file: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Where the database is, for people: hosts and ports, database, user (never the password).
+    pub fn describe(&self) -> String {
+        match self.url.parse::<tokio_postgres::Config>() {
+            Ok(config) => describe_config(&config),
+            Err(_) => "PostgreSQL (storage.url cannot be read)".to_string(),
+        }
+    }
+
+    /// Whether the connection must use TLS (`sslmode=require`); `None` when the URL cannot be
+    /// read. Without it (`prefer`, the default), TLS is used only if the server offers it.
+    pub fn tls_mode(&self) -> Option<&'static str> {
+        let config = self.url.parse::<tokio_postgres::Config>().ok()?;
+        Some(match config.get_ssl_mode() {
+            tokio_postgres::config::SslMode::Require => "required",
+            tokio_postgres::config::SslMode::Disable => "no",
+            _ => "only if the server offers it",
+        })
+    }
+
+    /// Whether the URL holds a password (then the config file is a secret).
+    pub fn has_password(&self) -> bool {
+        self.url
+            .parse::<tokio_postgres::Config>()
+            .is_ok_and(|c| c.get_password().is_some())
+    }
+
+    /// Whether every host is this machine (a Unix socket or a loopback address).
+    pub fn is_local(&self) -> bool {
+        use tokio_postgres::config::Host;
+        let Ok(config) = self.url.parse::<tokio_postgres::Config>() else {
+            return false;
+        };
+        config.get_hosts().iter().all(|host| match host {
+            Host::Unix(_) => true,
+            Host::Tcp(name) => {
+                name == "localhost"
+                    || name
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+        })
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("database", &self.describe())
+            .field("pool_size", &self.pool_size)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+/// `PostgreSQL at HOST:PORT, database DB, user USER` from a parsed URL.
+fn describe_config(config: &tokio_postgres::Config) -> String {
+    use tokio_postgres::config::Host;
+    let ports = config.get_ports();
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            // One port for all hosts, or one per host; 5432 when none is given.
+            let port = ports
+                .get(i)
+                .or_else(|| ports.first().filter(|_| ports.len() == 1))
+                .copied()
+                .unwrap_or(5432);
+            match host {
+                Host::Tcp(name) if name.contains(':') && !name.starts_with('[') => {
+                    format!("[{name}]:{port}")
+                }
+                Host::Tcp(name) => format!("{name}:{port}"),
+                Host::Unix(dir) => format!("socket {}", dir.display()),
+            }
+        })
+        .collect();
+    let hosts = if hosts.is_empty() {
+        "localhost:5432".to_string()
+    } else {
+        hosts.join(", ")
+    };
+    let user = config.get_user().unwrap_or("(none)");
+    let database = config.get_dbname().unwrap_or(user);
+    format!("PostgreSQL at {hosts}, database {database}, user {user}")
 }
 
 /// The schema migrations, in order; a database records the versions applied to it.
@@ -88,6 +180,13 @@ impl Db {
     /// Connects (one connection, to check), applies missing migrations and refuses a schema newer
     /// than this binary knows.
     pub fn connect(settings: &Settings) -> Result<Db, StoreError> {
+        let db = Db::pool_for(settings)?;
+        db.migrate()?;
+        Ok(db)
+    }
+
+    /// The pool and its runtime; nothing is asked of the database yet.
+    fn pool_for(settings: &Settings) -> Result<Db, StoreError> {
         let mut config: tokio_postgres::Config = settings
             .url
             .parse()
@@ -133,15 +232,13 @@ impl Db {
         };
         let pool = build(manager, settings.pool_size.max(1))?;
         let locks = build(lock_manager, 2)?;
-        let db = Db {
+        Ok(Db {
             inner: Arc::new(Inner {
                 pool,
                 locks,
                 runtime: Some(runtime),
             }),
-        };
-        db.migrate()?;
-        Ok(db)
+        })
     }
 
     fn pool(&self) -> Pool {
@@ -278,6 +375,33 @@ impl Db {
         })
     }
 
+    /// Writes `entries` into `tables`, which must all be empty, in one transaction; reads each
+    /// table back inside it and commits only if it holds exactly what was given: all or nothing
+    /// (for `--migrate-store` and `--restore`).
+    pub fn load_into_empty(
+        &self,
+        tables: &[&'static str],
+        entries: Arc<Entries>,
+    ) -> Result<Loaded, StoreError> {
+        let pool = self.pool();
+        let tables = tables.to_vec();
+        self.run_for(Duration::from_secs(3600), async move {
+            let client = connection(&pool).await?;
+            let outcome = load(&client, &tables, &entries).await;
+            let end = match outcome {
+                Ok(Loaded::Done) => "COMMIT",
+                _ => "ROLLBACK",
+            };
+            match client.batch_execute(end).await {
+                Ok(()) => outcome,
+                Err(e) => {
+                    drop(Object::take(client));
+                    outcome.and(Err(db_error(e)))
+                }
+            }
+        })
+    }
+
     pub fn table(&self, name: &'static str) -> Table {
         Table {
             db: self.clone(),
@@ -340,7 +464,22 @@ fn with_causes(e: &dyn std::error::Error) -> String {
     text
 }
 
-async fn apply_migrations(client: &Object) -> Result<(), StoreError> {
+/// The newest schema version this linkgate knows (and migrates a database to at start).
+pub const NEWEST_SCHEMA: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
+/// Connects once, changing nothing (for `--doctor`): the database's linkgate schema version,
+/// `None` when it has no linkgate tables yet.
+pub fn schema_version(settings: &Settings) -> Result<Option<i32>, StoreError> {
+    let db = Db::pool_for(settings)?;
+    let pool = db.pool();
+    db.run(async move {
+        let client = connection(&pool).await?;
+        current_version(&client).await
+    })
+}
+
+/// The highest migration applied, `None` before the first.
+async fn current_version(client: &Object) -> Result<Option<i32>, StoreError> {
     let known = client
         .query_one(
             "SELECT to_regclass('linkgate.schema_version') IS NOT NULL",
@@ -349,18 +488,22 @@ async fn apply_migrations(client: &Object) -> Result<(), StoreError> {
         .await
         .map_err(db_error)?
         .get::<_, bool>(0);
-    let current: i32 = if known {
-        client
-            .query_one(
-                "SELECT coalesce(max(version), 0) FROM linkgate.schema_version",
-                &[],
-            )
-            .await
-            .map_err(db_error)?
-            .get(0)
-    } else {
-        0
-    };
+    if !known {
+        return Ok(None);
+    }
+    let version = client
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM linkgate.schema_version",
+            &[],
+        )
+        .await
+        .map_err(db_error)?
+        .get(0);
+    Ok(Some(version))
+}
+
+async fn apply_migrations(client: &Object) -> Result<(), StoreError> {
+    let current = current_version(client).await?.unwrap_or(0);
     let newest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
     if current > newest {
         return Err(StoreError::Unusable(format!(
@@ -422,6 +565,80 @@ fn tls_connector(
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// What `Db::load_into_empty` did.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Loaded {
+    /// Written, read back equal, committed.
+    Done,
+    /// Nothing written: these tables already hold entries (how many).
+    NotEmpty(Vec<(&'static str, u64)>),
+    /// Nothing written: this table read back differently from what was written.
+    ReadBackDiffers(&'static str),
+}
+
+/// The body of `load_into_empty`'s transaction; the caller commits or rolls back.
+async fn load(
+    client: &Object,
+    tables: &[&'static str],
+    entries: &Entries,
+) -> Result<Loaded, StoreError> {
+    client
+        .batch_execute("BEGIN; SET LOCAL statement_timeout = 0")
+        .await
+        .map_err(db_error)?;
+    let mut held = Vec::new();
+    for table in tables {
+        let sql = format!("SELECT count(*) FROM linkgate.{table}");
+        let row = client.query_one(&sql, &[]).await.map_err(db_error)?;
+        let count = row.get::<_, i64>(0);
+        if count > 0 {
+            held.push((*table, count as u64));
+        }
+    }
+    if !held.is_empty() {
+        return Ok(Loaded::NotEmpty(held));
+    }
+    for table in tables {
+        let mut rows: Vec<(&[u8], &[u8])> = entries
+            .iter()
+            .filter(|(t, _, _)| t == table)
+            .map(|(_, k, v)| (k.as_slice(), v.as_slice()))
+            .collect();
+        rows.sort();
+        let insert = client
+            .prepare(&format!(
+                "INSERT INTO linkgate.{table} (key, value) \
+                 SELECT * FROM unnest($1::bytea[], $2::bytea[])"
+            ))
+            .await
+            .map_err(db_error)?;
+        for chunk in rows.chunks(PAGE as usize) {
+            let keys: Vec<&[u8]> = chunk.iter().map(|(k, _)| *k).collect();
+            let values: Vec<&[u8]> = chunk.iter().map(|(_, v)| *v).collect();
+            client
+                .execute(&insert, &[&keys, &values])
+                .await
+                .map_err(db_error)?;
+        }
+        let sql = format!("SELECT key, value FROM linkgate.{table} ORDER BY key");
+        let back = client.query(&sql, &[]).await.map_err(db_error)?;
+        let same = back.len() == rows.len()
+            && back
+                .iter()
+                .zip(&rows)
+                .all(|(row, (k, v))| row.get::<_, &[u8]>(0) == *k && row.get::<_, &[u8]>(1) == *v);
+        if !same {
+            return Ok(Loaded::ReadBackDiffers(table));
+        }
+    }
+    // Like every write to users and keys: a node that cached them reads them again.
+    client
+        .batch_execute("UPDATE linkgate.epochs SET users = users + 1, keys = keys + 1")
+        .await
+        .map_err(db_error)?;
+    Ok(Loaded::Done)
 }
 
 /// Entries as (table, key, value).
@@ -806,5 +1023,61 @@ impl Drop for Open {
         if let Some(client) = self.client.take() {
             drop(Object::take(client));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(url: &str) -> Settings {
+        Settings {
+            url: url.into(),
+            pool_size: 4,
+            ca_file: None,
+        }
+    }
+
+    #[test]
+    fn where_the_database_is_is_shown_never_the_password() {
+        for (url, shown, tls, local) in [
+            (
+                "postgres://linkgate:hunter2-secret@db.internal/linkgate?sslmode=require",
+                "PostgreSQL at db.internal:5432, database linkgate, user linkgate",
+                "required",
+                false,
+            ),
+            (
+                "postgresql://u:hunter2-secret@[::1]:6543/x",
+                "PostgreSQL at [::1]:6543, database x, user u",
+                "only if the server offers it",
+                true,
+            ),
+            (
+                "postgres://u@a:1,localhost:2/x?password=hunter2-secret&sslmode=disable",
+                "PostgreSQL at a:1, localhost:2, database x, user u",
+                "no",
+                false,
+            ),
+            (
+                "postgres://u:hunter2-secret@127.0.0.1",
+                "PostgreSQL at 127.0.0.1:5432, database u, user u",
+                "only if the server offers it",
+                true,
+            ),
+        ] {
+            let s = settings(url);
+            assert_eq!(s.describe(), shown, "{url}");
+            assert_eq!(s.tls_mode(), Some(tls), "{url}");
+            assert_eq!(s.is_local(), local, "{url}");
+            assert!(s.has_password(), "{url}");
+            let debug = format!("{s:?}");
+            assert!(!debug.contains("hunter2"), "{debug}");
+            assert!(debug.contains(shown), "{debug}");
+        }
+        assert!(!settings("postgres://u@h/x").has_password());
+        let bad = settings("postgres://u:hunter2-secret@h:notaport/x");
+        assert!(!bad.describe().contains("hunter2"));
+        assert_eq!(bad.tls_mode(), None);
     }
 }
