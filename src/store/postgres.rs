@@ -337,7 +337,15 @@ impl Db {
                 .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
                 .await
                 .map_err(db_error)?;
-            Ok(row.get::<_, bool>(0).then_some(client))
+            if row.get::<_, bool>(0) {
+                return Ok(Some(client));
+            }
+            // Not taken: back to the pool without the holder's idle limit.
+            let reset = client.batch_execute("SET idle_session_timeout = 0").await;
+            if reset.is_err_and(|e| e.as_db_error().is_none()) {
+                drop(Object::take(client));
+            }
+            Ok(None)
         })?;
         Ok(taken.map(|client| Locked {
             db: self.clone(),
@@ -429,7 +437,8 @@ async fn connection(pool: &Pool) -> Result<Object, StoreError> {
 }
 
 /// A connection for holding a lock, which the server ends once idle for `LOCK_IDLE_LIMIT`
-/// (PostgreSQL 14 and later; on older servers the lock lasts as long as the session).
+/// while it holds the lock (PostgreSQL 14 and later; on older servers the lock lasts as long as
+/// the session). Releasing the lock lifts the limit again.
 async fn lock_connection(pool: &Pool) -> Result<Object, StoreError> {
     let client = connection(pool).await?;
     let limit = format!("SET idle_session_timeout = '{LOCK_IDLE_LIMIT}'");
@@ -682,10 +691,16 @@ impl Drop for Locked {
         if let Some(client) = self.client.take() {
             let key = self.key;
             let _ = self.db.run(async move {
+                // Back in the pool the session may idle as long as it likes: only a holder's
+                // session is ended for idling (`lock_connection`).
                 let unlocked = client
-                    .execute("SELECT pg_advisory_unlock($1)", &[&key])
+                    .batch_execute(&format!(
+                        "SELECT pg_advisory_unlock({key}); SET idle_session_timeout = 0"
+                    ))
                     .await;
-                if unlocked.is_err() {
+                // A server error here is the `SET` on PostgreSQL before 14 (no such setting):
+                // the lock is released. Anything else may have left it held: close the session.
+                if unlocked.is_err_and(|e| e.as_db_error().is_none()) {
                     drop(Object::take(client));
                 }
                 Ok(())
