@@ -761,6 +761,35 @@ impl Statements {
     }
 }
 
+/// A grant (if any), the change counters, and whether the access token asked about is denied.
+pub(super) type GrantRow = (Option<Vec<u8>>, Epochs, bool);
+
+/// Reads a grant with the change counters and a deny-list check (`Table::get_with_epochs`).
+async fn grant_row(
+    pool: Pool,
+    sql: Arc<Statements>,
+    key: Vec<u8>,
+    denied: Vec<u8>,
+) -> Result<GrantRow, StoreError> {
+    let client = connection(&pool).await?;
+    let statement = client
+        .prepare_cached(&sql.with_epochs)
+        .await
+        .map_err(db_error)?;
+    let row = client
+        .query_one(&statement, &[&key, &denied])
+        .await
+        .map_err(db_error)?;
+    Ok((
+        row.get(0),
+        Epochs {
+            users: row.get(1),
+            keys: row.get(2),
+        },
+        row.get(3),
+    ))
+}
+
 /// One store tree as a table.
 #[derive(Clone)]
 pub(super) struct Table {
@@ -834,32 +863,32 @@ impl Table {
 
     /// The entry, the change counters and whether `denied` (an access token's id; empty: none)
     /// is in the deny list, in one query (one snapshot).
-    pub fn get_with_epochs(
+    pub fn get_with_epochs(&self, key: &[u8], denied: &[u8]) -> Result<GrantRow, StoreError> {
+        let work = grant_row(
+            self.db.pool(),
+            self.sql.clone(),
+            key.to_vec(),
+            denied.to_vec(),
+        );
+        self.db.run(work)
+    }
+
+    /// The same, awaited on the caller's runtime: no thread waits for it (token checks, the
+    /// hot path; `shared.rs`).
+    pub async fn get_with_epochs_async(
         &self,
-        key: &[u8],
-        denied: &[u8],
-    ) -> Result<(Option<Vec<u8>>, Epochs, bool), StoreError> {
-        let (pool, sql) = (self.db.pool(), self.sql.clone());
-        let (key, denied) = (key.to_vec(), denied.to_vec());
-        self.db.run(async move {
-            let client = connection(&pool).await?;
-            let statement = client
-                .prepare_cached(&sql.with_epochs)
-                .await
-                .map_err(db_error)?;
-            let row = client
-                .query_one(&statement, &[&key, &denied])
-                .await
-                .map_err(db_error)?;
-            Ok((
-                row.get(0),
-                Epochs {
-                    users: row.get(1),
-                    keys: row.get(2),
-                },
-                row.get(3),
-            ))
-        })
+        key: Vec<u8>,
+        denied: Vec<u8>,
+    ) -> Result<GrantRow, StoreError> {
+        let work = grant_row(self.db.pool(), self.sql.clone(), key, denied);
+        tokio::time::timeout(QUERY_TIMEOUT, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Io(format!(
+                    "the database did not answer within {} s",
+                    QUERY_TIMEOUT.as_secs()
+                )))
+            })
     }
 
     /// `Err(current)` when the entry was not `old`.
