@@ -1,6 +1,11 @@
 //! linkgate on PostgreSQL (issue 14), black-box: two linkgate processes on one throwaway
 //! database (`common::postgres`), speaking HTTP to each, and the CLI against the database while
-//! they run.
+//! they run. What one node does holds on the other at once (links, rotation and reuse, revocation,
+//! throttles, passwords, keys, sign-ins whose steps land on either node); races over both nodes
+//! have one winner; a node killed, the database stopped, crashed, read-only or a node frozen
+//! holding the shared lock cost no acknowledged write and never an `invalid_grant`, and both
+//! nodes recover by themselves; TLS to the database, a newer schema, and a database down at
+//! start fail with messages that say why. Every wait is bounded.
 
 mod common;
 use common::account::Visitor;
@@ -825,6 +830,11 @@ fn database_outage_under_load(crash: bool) {
     let nodes = Nodes::on(&pg);
     let mut chains = four_chains(&nodes);
     let (probe_access, probe) = tokens_for(&nodes.a);
+    // Issued before the outage, redeemed after it: what takes the shared lock recovers too.
+    let codes = [
+        code_for(&nodes.a, ALEXA_ID, ALEXA_REDIRECT),
+        code_for(&nodes.b, ALEXA_ID, ALEXA_REDIRECT),
+    ];
     let addrs = [nodes.a.addr, nodes.b.addr];
     let stop = AtomicBool::new(false);
     let mut outage = None;
@@ -918,6 +928,22 @@ fn database_outage_under_load(crash: bool) {
                 );
                 std::thread::sleep(Duration::from_millis(200));
             }
+        }
+        for ((name, node), code) in nodes.both().into_iter().zip(&codes) {
+            let redeemed = loop {
+                let response =
+                    node.token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(code, ALEXA_REDIRECT));
+                if response.status != 503 || Instant::now() > deadline {
+                    break response;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            };
+            assert_eq!(
+                redeemed.status,
+                200,
+                "a code issued before the outage, on {name} after it: {}",
+                redeemed.text()
+            );
         }
         recovered_at = Some(Instant::now());
         eprintln!(
@@ -1085,6 +1111,9 @@ fn a_database_schema_newer_than_the_binary_is_refused_with_a_clear_message() {
     assert!(!cli.status.success(), "the CLI used a newer schema");
     assert!(text(&cli.stderr).contains("newer"), "{}", text(&cli.stderr));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Races over two nodes, start-up without a database, backups.
 
 #[test]
 fn racing_refreshes_of_one_rotating_token_over_two_nodes_all_succeed_and_the_family_lives() {
@@ -1460,6 +1489,9 @@ fn two_nodes_with_small_pools_under_concurrent_redemptions_and_sweeps_never_fail
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+// ---------------------------------------------------------------------------------------------
+// A failover's first moments, a frozen node, more races, sweeps, secrets, account changes.
+
 /// A failover's first moments: the database still answers, but read-only (a standby, or a
 /// primary demoted mid-way). Whatever must write answers 503 `server_error`, never
 /// `invalid_grant`, and nothing is consumed: the same code and refresh tokens work once the
@@ -1547,6 +1579,18 @@ fn a_read_only_database_during_a_failover_consumes_nothing_and_answers_server_er
 /// cross-node lock, then reads the user), and is frozen (SIGSTOP) there.
 #[test]
 fn a_node_frozen_while_holding_the_cross_node_lock_stalls_the_other_node_only_briefly() {
+    lock_holder_stops(false);
+}
+
+/// The same node killed (-9) there instead: the server sees its session end at once, so B
+/// redeems at its first attempt.
+#[test]
+fn a_node_killed_while_holding_the_cross_node_lock_does_not_stall_the_other_node() {
+    lock_holder_stops(true);
+}
+
+/// A holds the cross-node lock, then is frozen (SIGSTOP) or killed (SIGKILL); B then redeems.
+fn lock_holder_stops(kill: bool) {
     let pg = PgCluster::start();
     let nodes = Nodes::on(&pg);
     let code_a = code_for(&nodes.a, ALEXA_ID, ALEXA_REDIRECT);
@@ -1587,7 +1631,7 @@ fn a_node_frozen_while_holding_the_cross_node_lock_stalls_the_other_node_only_br
         let mut frozen = false;
         while Instant::now() < deadline {
             if held() {
-                nodes.a.signal("STOP");
+                nodes.a.signal(if kill { "KILL" } else { "STOP" });
                 frozen = true;
                 break;
             }
@@ -1600,7 +1644,9 @@ fn a_node_frozen_while_holding_the_cross_node_lock_stalls_the_other_node_only_br
         frozen,
         "A never took the cross-node lock for its redemption"
     );
-    assert!(held(), "A, frozen, no longer holds the lock");
+    if !kill {
+        assert!(held(), "A, frozen, no longer holds the lock");
+    }
     // B redeems its own code within a bounded time, A frozen all along.
     let started = Instant::now();
     let mut answers = Vec::new();
@@ -1615,15 +1661,26 @@ fn a_node_frozen_while_holding_the_cross_node_lock_stalls_the_other_node_only_br
             break response;
         }
     };
-    nodes.a.signal("CONT");
+    if !kill {
+        nodes.a.signal("CONT");
+    }
+    let how = if kill { "killed" } else { "frozen" };
     eprintln!(
-        "B redeemed after {:?} with A frozen holding the lock (answers by second: {answers:?})",
+        "B redeemed after {:?} with A {how} holding the lock (answers by second: {answers:?})",
         started.elapsed()
     );
+    if kill {
+        assert_eq!(
+            answers.len(),
+            1,
+            "B waited for a killed node's lock: {answers:?} ({})",
+            redeemed.text()
+        );
+    }
     assert_eq!(
         redeemed.status,
         200,
-        "B could not redeem a code for {:?} while A was frozen holding the cross-node lock \
+        "B could not redeem a code for {:?} while A, {how}, held the cross-node lock \
          (answers by second: {answers:?}): {}",
         started.elapsed(),
         redeemed.text()
@@ -1868,4 +1925,156 @@ fn a_password_changed_on_the_account_page_of_b_holds_on_a_at_once() {
     assert_eq!(changed.status, 303, "{}", changed.text());
     assert_eq!(nodes.a.userinfo(&access).status, 401);
     assert_eq!(refresh(&nodes.a, &refresh_token).error(), "invalid_grant");
+}
+
+/// An invitation made by the CLI against the database, its link used 8 times at once over both
+/// nodes: exactly one use sets the password, and that password signs in on both.
+#[test]
+fn an_invitation_link_used_at_once_on_two_nodes_sets_the_password_once() {
+    let pg = PgCluster::start();
+    let nodes = Nodes::on(&pg);
+    let out = nodes.cli_env().cli(&["--invite", "bob"], "");
+    let printed = cli_ok(&out, "--invite");
+    let path = printed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("http://127.0.0.1"))
+        .unwrap_or_else(|| panic!("no link in {printed:?}"))
+        .to_string();
+    let forms: Vec<(usize, Page)> = (0..8)
+        .map(|i| {
+            let form = Page::from(nodes.both()[i % 2].1.get(&path));
+            assert_eq!(form.status, 200, "the link on node {i}: {}", form.html);
+            (i, form)
+        })
+        .collect();
+    let barrier = Barrier::new(forms.len());
+    let results: Vec<(String, u16)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = forms
+            .iter()
+            .map(|(i, form)| {
+                let (nodes, barrier) = (&nodes, &barrier);
+                scope.spawn(move || {
+                    // Each form is posted to the node that did not serve it.
+                    let node = nodes.both()[(i + 1) % 2].1;
+                    let password = format!("bob's password number {i}");
+                    let fields = [
+                        ("password", password.as_str()),
+                        ("repeat", password.as_str()),
+                    ];
+                    barrier.wait();
+                    let status = form.submit(node, form.cookie.as_deref(), &fields).status;
+                    (password, status)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let winners: Vec<&(String, u16)> = results.iter().filter(|(_, s)| *s == 200).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    assert!(
+        results.iter().all(|(_, s)| [200, 410].contains(s)),
+        "{results:?}"
+    );
+    for (name, node) in nodes.both() {
+        let mut browser = Browser::new(node);
+        let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "s", &[]);
+        let consent = browser.login(&login, "bob", &winners[0].0);
+        assert_eq!(consent.status, 200, "bob on {name}: {}", consent.html);
+    }
+}
+
+/// A database that stops answering in time (a table locked past the nodes' `lock_timeout`, as
+/// under a long migration or a stuck vacuum): requests end with 503 `server_error` after the
+/// nodes' timeout, never `invalid_grant` or 401, and consume nothing.
+#[test]
+fn a_database_too_slow_to_answer_gives_server_error_in_bounded_time_and_consumes_nothing() {
+    let pg = PgCluster::start();
+    let nodes = Nodes::on(&pg);
+    let (access, refresh_token) = tokens_for(&nodes.a);
+    let code = code_for(&nodes.b, ALEXA_ID, ALEXA_REDIRECT);
+    let answers = std::thread::scope(|scope| {
+        let blocker = scope.spawn(|| {
+            pg.psql(
+                "BEGIN; LOCK TABLE linkgate.grants, linkgate.codes IN ACCESS EXCLUSIVE MODE; \
+                 SELECT pg_sleep(16); COMMIT",
+            )
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let asked = [
+            (
+                "a refresh on A",
+                scope.spawn(|| refresh(&nodes.a, &refresh_token)),
+            ),
+            ("/userinfo on B", scope.spawn(|| nodes.b.userinfo(&access))),
+            (
+                "a code on A",
+                scope.spawn(|| {
+                    nodes
+                        .a
+                        .token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(&code, ALEXA_REDIRECT))
+                }),
+            ),
+        ];
+        let started = Instant::now();
+        let answers: Vec<(&str, Response, Duration)> = asked
+            .into_iter()
+            .map(|(what, h)| (what, h.join().unwrap(), started.elapsed()))
+            .collect();
+        blocker.join().expect("the blocking session");
+        answers
+    });
+    for (what, response, took) in &answers {
+        assert!(
+            [500, 503].contains(&response.status),
+            "{what} with the database stuck: {} {} after {took:?}",
+            response.status,
+            response.text()
+        );
+        if what != &"/userinfo on B" {
+            assert_eq!(response.error(), "server_error", "{what}");
+        }
+        assert!(*took < Duration::from_secs(16), "{what} waited {took:?}");
+    }
+    // Nothing was consumed.
+    assert_eq!(refresh(&nodes.b, &refresh_token).status, 200);
+    assert_eq!(nodes.a.userinfo(&access).status, 200);
+    let redeemed = nodes
+        .b
+        .token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(&code, ALEXA_REDIRECT));
+    assert_eq!(
+        redeemed.status,
+        200,
+        "the code afterwards: {}",
+        redeemed.text()
+    );
+}
+
+/// `--restore` into a database in use is refused, and changes nothing there.
+#[test]
+fn a_restore_into_a_database_in_use_is_refused_and_changes_nothing() {
+    let pg = PgCluster::start();
+    let nodes = Nodes::on(&pg);
+    let (access, refresh_token) = tokens_for(&nodes.a);
+    let cli = nodes.cli_env();
+    let backup = cli.dir.path().join("now.linkgate-backup");
+    let backup_arg = backup.to_str().expect("a UTF-8 temp path");
+    cli_ok(&cli.cli(&["--backup", backup_arg], ""), "--backup");
+    cli_ok(
+        &cli.cli(&["--add-user", "erin"], "erin's long password\n"),
+        "--add-user",
+    );
+    let restore = cli.cli(&["--restore", backup_arg], "");
+    let said = format!("{}{}", text(&restore.stdout), text(&restore.stderr));
+    assert!(
+        !restore.status.success(),
+        "--restore into a database in use: {said}"
+    );
+    assert!(
+        said.contains("empty"),
+        "the refusal does not say why: {said}"
+    );
+    let listed = cli_ok(&cli.cli(&["--list-users"], ""), "--list-users");
+    assert!(listed.contains("erin") && listed.contains(USER), "{listed}");
+    assert_eq!(nodes.b.userinfo(&access).status, 200);
+    assert_eq!(refresh(&nodes.b, &refresh_token).status, 200);
 }

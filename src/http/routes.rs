@@ -54,8 +54,10 @@ pub async fn route(app: &App, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) 
         }
         ("/token", _) => response::method_not_allowed("POST"),
         ("/userinfo", Method::GET | Method::POST) => {
-            let result = request::bearer_token(req.headers())
-                .and_then(|token| resource::userinfo(app, token));
+            let result = match request::bearer_token(req.headers()) {
+                Ok(token) => resource::userinfo(app, token).await,
+                Err(error) => Err(error),
+            };
             match result {
                 Ok(info) => response::json(200, &info),
                 Err(error) => response::oauth_error(&error),

@@ -15,20 +15,31 @@ pub struct UserInfo {
 }
 
 /// `GET /userinfo` with `Authorization: Bearer <access token>`.
-pub fn userinfo(app: &App, bearer: Option<&str>) -> Result<UserInfo, OAuthError> {
+pub async fn userinfo(app: &App, bearer: Option<&str>) -> Result<UserInfo, OAuthError> {
     let token = bearer.ok_or(OAuthError::InvalidToken(None))?;
     let invalid =
         || OAuthError::InvalidToken(Some("the access token is invalid or expired".into()));
     if token.len() > MAX_TOKEN_LEN {
         return Err(invalid());
     }
-    match app.store.token(token, now())? {
+    match checked_token(app, token).await? {
         Some((record, grant)) if record.kind == TokenKind::Access => Ok(UserInfo {
             sub: grant.sub,
             preferred_username: grant.username,
         }),
         _ => Err(invalid()),
     }
+}
+
+/// The live token `presented` with its grant. On PostgreSQL its one query is awaited here, on
+/// the request's task (`Store::prefetch`); the check itself then reads nothing more.
+async fn checked_token(
+    app: &App,
+    presented: &str,
+) -> Result<Option<(crate::store::TokenRecord, crate::store::Grant)>, OAuthError> {
+    let now = now();
+    let ahead = app.store.prefetch(presented, now).await?;
+    Ok(app.store.token_prefetched(presented, now, ahead.as_ref())?)
 }
 
 /// RFC 7662 §2.2. Inactive tokens carry only `active: false`.
@@ -63,7 +74,7 @@ pub async fn introspect(
     if token.len() > MAX_TOKEN_LEN {
         return Ok(Introspection::default());
     }
-    let Some((record, grant)) = app.store.token(token, now())? else {
+    let Some((record, grant)) = checked_token(app, token).await? else {
         return Ok(Introspection::default());
     };
     if grant.client_id != client.id || record.retired {

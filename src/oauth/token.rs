@@ -203,15 +203,19 @@ async fn refresh(app: &App, client: &Client, params: &Params) -> Result<TokenRes
     }
     let mut scope = String::new();
     let mut grant_id = String::new();
-    let outcome = app.store.refresh(presented.expose(), now, |token, grant| {
-        scope = check_refresh(&client.id, requested_scope, token, grant)?;
-        grant_id.clone_from(&grant.id);
-        Ok::<_, OAuthError>(Issue {
-            scope: scope.clone(),
-            access_secs: app.config.tokens.access_secs,
-            rotate: client.rotate_refresh_tokens,
-        })
-    })?;
+    // On PostgreSQL the grant's read is awaited here, not waited for by a thread.
+    let ahead = app.store.prefetch(presented.expose(), now).await?;
+    let outcome =
+        app.store
+            .refresh_prefetched(presented.expose(), now, ahead.as_ref(), |token, grant| {
+                scope = check_refresh(&client.id, requested_scope, token, grant)?;
+                grant_id.clone_from(&grant.id);
+                Ok::<_, OAuthError>(Issue {
+                    scope: scope.clone(),
+                    access_secs: app.config.tokens.access_secs,
+                    rotate: client.rotate_refresh_tokens,
+                })
+            })?;
     let (access_token, rotated) = match outcome {
         Refreshed::Issued {
             access,

@@ -11,6 +11,7 @@
 
 use super::record::{decode, encode};
 use super::sealed::{self, AccessClaims, Parsed, RefreshClaims};
+use super::shared::Prefetched;
 use super::{expired, Store, StoreError};
 use crate::secret::{self, HmacKey, Secret};
 use serde::{Deserialize, Serialize};
@@ -212,17 +213,35 @@ impl Store {
         presented: &str,
         now: u64,
     ) -> Result<Option<(TokenRecord, Grant)>, StoreError> {
-        Ok(self.find(presented, now)?.map(|f| (f.token, f.grant)))
+        self.token_prefetched(presented, now, None)
     }
 
-    fn find(&self, presented: &str, now: u64) -> Result<Option<Found>, StoreError> {
+    /// The same, with the grant read done ahead (`Store::prefetch`).
+    pub fn token_prefetched(
+        &self,
+        presented: &str,
+        now: u64,
+        ahead: Option<&Prefetched>,
+    ) -> Result<Option<(TokenRecord, Grant)>, StoreError> {
+        Ok(self
+            .find(presented, now, ahead)?
+            .map(|f| (f.token, f.grant)))
+    }
+
+    fn find(
+        &self,
+        presented: &str,
+        now: u64,
+        ahead: Option<&Prefetched>,
+    ) -> Result<Option<Found>, StoreError> {
         match sealed::parse(presented) {
             Parsed::Access(claims, signed) => {
                 let verified = self.verifies_with(claims.key_id, now, |key| signed.verify(key))?;
                 if !verified || expired(claims.expires_at, now) {
                     return Ok(None);
                 }
-                let Some(grant) = self.live_grant(&claims.grant_id, Some(&claims.token_id), now)?
+                let Some(grant) =
+                    self.live_grant(&claims.grant_id, Some(&claims.token_id), now, ahead)?
                 else {
                     return Ok(None);
                 };
@@ -243,7 +262,7 @@ impl Store {
                 }))
             }
             Parsed::Refresh(claims, signed) => {
-                let Some(grant) = self.live_grant(&claims.grant_id, None, now)? else {
+                let Some(grant) = self.live_grant(&claims.grant_id, None, now, ahead)? else {
                     return Ok(None);
                 };
                 Ok(sealed_refresh(claims, &signed, grant))
@@ -261,7 +280,7 @@ impl Store {
         if expired(token.expires_at, now) {
             return Ok(None);
         }
-        let Some(grant) = self.live_grant(&token.grant_id, None, now)? else {
+        let Some(grant) = self.live_grant(&token.grant_id, None, now, None)? else {
             return Ok(None);
         };
         // Once a sealed successor of this family is in use, a stored refresh token is an
@@ -286,8 +305,9 @@ impl Store {
         id: &str,
         token_id: Option<&[u8; 16]>,
         now: u64,
+        ahead: Option<&Prefetched>,
     ) -> Result<Option<Grant>, StoreError> {
-        let (Some(bytes), false) = self.read_grant(id, token_id)? else {
+        let (Some(bytes), false) = self.read_grant(id, token_id, ahead)? else {
             return Ok(None);
         };
         let grant: Grant = decode(&bytes)?;
@@ -365,13 +385,24 @@ impl Store {
         &self,
         presented: &str,
         now: u64,
+        check: impl FnMut(&TokenRecord, &Grant) -> Result<Issue, E>,
+    ) -> Result<Refreshed, E> {
+        self.refresh_prefetched(presented, now, None, check)
+    }
+
+    /// The same, with the first read of the grant done ahead (`Store::prefetch`).
+    pub fn refresh_prefetched<E: From<StoreError>>(
+        &self,
+        presented: &str,
+        now: u64,
+        ahead: Option<&Prefetched>,
         mut check: impl FnMut(&TokenRecord, &Grant) -> Result<Issue, E>,
     ) -> Result<Refreshed, E> {
         // Before the locks: making a key takes them itself.
         self.ensure_token_key(now)?;
         // A refresh that changes nothing (no rotation, no first use, no reuse) only reads, so it
         // takes no lock: refreshes of non-rotating clients never wait for one another.
-        let Some(found) = self.find(presented, now)? else {
+        let Some(found) = self.find(presented, now, ahead)? else {
             return Ok(Refreshed::Dead);
         };
         if found.token.kind != TokenKind::Refresh {

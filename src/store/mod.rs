@@ -37,6 +37,7 @@ pub use invites::{LinkKind, LinkUsed, PasswordLink};
 pub use migrate::{MigrateError, TreeSummary, TREES};
 pub use postgres::Settings as PostgresSettings;
 pub use sessions::Session;
+pub use shared::Prefetched;
 pub use throttle::{address_prefix, Failures, Policy, Reservation, ThrottleKey};
 pub use users::{
     AddUserError, Generation, SecondFactor, Totp, User, Username, LOGIN_API_GENERATION,

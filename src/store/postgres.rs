@@ -337,7 +337,15 @@ impl Db {
                 .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
                 .await
                 .map_err(db_error)?;
-            Ok(row.get::<_, bool>(0).then_some(client))
+            if row.get::<_, bool>(0) {
+                return Ok(Some(client));
+            }
+            // Not taken: back to the pool without the holder's idle limit.
+            let reset = client.batch_execute("SET idle_session_timeout = 0").await;
+            if reset.is_err_and(|e| e.as_db_error().is_none()) {
+                drop(Object::take(client));
+            }
+            Ok(None)
         })?;
         Ok(taken.map(|client| Locked {
             db: self.clone(),
@@ -429,7 +437,8 @@ async fn connection(pool: &Pool) -> Result<Object, StoreError> {
 }
 
 /// A connection for holding a lock, which the server ends once idle for `LOCK_IDLE_LIMIT`
-/// (PostgreSQL 14 and later; on older servers the lock lasts as long as the session).
+/// while it holds the lock (PostgreSQL 14 and later; on older servers the lock lasts as long as
+/// the session). Releasing the lock lifts the limit again.
 async fn lock_connection(pool: &Pool) -> Result<Object, StoreError> {
     let client = connection(pool).await?;
     let limit = format!("SET idle_session_timeout = '{LOCK_IDLE_LIMIT}'");
@@ -682,10 +691,16 @@ impl Drop for Locked {
         if let Some(client) = self.client.take() {
             let key = self.key;
             let _ = self.db.run(async move {
+                // Back in the pool the session may idle as long as it likes: only a holder's
+                // session is ended for idling (`lock_connection`).
                 let unlocked = client
-                    .execute("SELECT pg_advisory_unlock($1)", &[&key])
+                    .batch_execute(&format!(
+                        "SELECT pg_advisory_unlock({key}); SET idle_session_timeout = 0"
+                    ))
                     .await;
-                if unlocked.is_err() {
+                // A server error here is the `SET` on PostgreSQL before 14 (no such setting):
+                // the lock is released. Anything else may have left it held: close the session.
+                if unlocked.is_err_and(|e| e.as_db_error().is_none()) {
                     drop(Object::take(client));
                 }
                 Ok(())
@@ -744,6 +759,35 @@ impl Statements {
             bump: format!("UPDATE linkgate.epochs SET {name} = {name} + 1"),
         }
     }
+}
+
+/// A grant (if any), the change counters, and whether the access token asked about is denied.
+pub(super) type GrantRow = (Option<Vec<u8>>, Epochs, bool);
+
+/// Reads a grant with the change counters and a deny-list check (`Table::get_with_epochs`).
+async fn grant_row(
+    pool: Pool,
+    sql: Arc<Statements>,
+    key: Vec<u8>,
+    denied: Vec<u8>,
+) -> Result<GrantRow, StoreError> {
+    let client = connection(&pool).await?;
+    let statement = client
+        .prepare_cached(&sql.with_epochs)
+        .await
+        .map_err(db_error)?;
+    let row = client
+        .query_one(&statement, &[&key, &denied])
+        .await
+        .map_err(db_error)?;
+    Ok((
+        row.get(0),
+        Epochs {
+            users: row.get(1),
+            keys: row.get(2),
+        },
+        row.get(3),
+    ))
 }
 
 /// One store tree as a table.
@@ -819,32 +863,32 @@ impl Table {
 
     /// The entry, the change counters and whether `denied` (an access token's id; empty: none)
     /// is in the deny list, in one query (one snapshot).
-    pub fn get_with_epochs(
+    pub fn get_with_epochs(&self, key: &[u8], denied: &[u8]) -> Result<GrantRow, StoreError> {
+        let work = grant_row(
+            self.db.pool(),
+            self.sql.clone(),
+            key.to_vec(),
+            denied.to_vec(),
+        );
+        self.db.run(work)
+    }
+
+    /// The same, awaited on the caller's runtime: no thread waits for it (token checks, the
+    /// hot path; `shared.rs`).
+    pub async fn get_with_epochs_async(
         &self,
-        key: &[u8],
-        denied: &[u8],
-    ) -> Result<(Option<Vec<u8>>, Epochs, bool), StoreError> {
-        let (pool, sql) = (self.db.pool(), self.sql.clone());
-        let (key, denied) = (key.to_vec(), denied.to_vec());
-        self.db.run(async move {
-            let client = connection(&pool).await?;
-            let statement = client
-                .prepare_cached(&sql.with_epochs)
-                .await
-                .map_err(db_error)?;
-            let row = client
-                .query_one(&statement, &[&key, &denied])
-                .await
-                .map_err(db_error)?;
-            Ok((
-                row.get(0),
-                Epochs {
-                    users: row.get(1),
-                    keys: row.get(2),
-                },
-                row.get(3),
-            ))
-        })
+        key: Vec<u8>,
+        denied: Vec<u8>,
+    ) -> Result<GrantRow, StoreError> {
+        let work = grant_row(self.db.pool(), self.sql.clone(), key, denied);
+        tokio::time::timeout(QUERY_TIMEOUT, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Io(format!(
+                    "the database did not answer within {} s",
+                    QUERY_TIMEOUT.as_secs()
+                )))
+            })
     }
 
     /// `Err(current)` when the entry was not `old`.
