@@ -279,6 +279,31 @@ impl Db {
         blocking(wait)
     }
 
+    /// Runs `work` on the database runtime, like `run`, but awaits it instead of waiting: the
+    /// caller's thread goes on with other tasks. The query and every connection stay on the
+    /// database runtime, so they make progress even when all of the caller's runtime workers
+    /// are busy or blocked (a connection driven by the server's runtime could not).
+    async fn run_async<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let Some(runtime) = &self.inner.runtime else {
+            return Err(StoreError::Io("the database runtime has stopped".into()));
+        };
+        let task = runtime.spawn(async move {
+            tokio::time::timeout(QUERY_TIMEOUT, work)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(StoreError::Io(format!(
+                        "the database did not answer within {} s",
+                        QUERY_TIMEOUT.as_secs()
+                    )))
+                })
+        });
+        task.await
+            .unwrap_or_else(|_| Err(StoreError::Io("the database task stopped".into())))
+    }
+
     /// Whether the database answers (for `/healthz`).
     pub fn is_healthy(&self) -> bool {
         let pool = self.pool();
@@ -881,14 +906,7 @@ impl Table {
         denied: Vec<u8>,
     ) -> Result<GrantRow, StoreError> {
         let work = grant_row(self.db.pool(), self.sql.clone(), key, denied);
-        tokio::time::timeout(QUERY_TIMEOUT, work)
-            .await
-            .unwrap_or_else(|_| {
-                Err(StoreError::Io(format!(
-                    "the database did not answer within {} s",
-                    QUERY_TIMEOUT.as_secs()
-                )))
-            })
+        self.db.run_async(work).await
     }
 
     /// `Err(current)` when the entry was not `old`.

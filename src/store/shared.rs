@@ -80,24 +80,26 @@ impl Store {
         }
     }
 
-    /// Drops or reloads what moved since the caches were last made consistent. Concurrent callers
-    /// with older counters only cause an extra reload, never a stale entry: a generation read
-    /// from the database is cached only if no drop happened meanwhile (`users.rs`).
+    /// Drops or reloads what moved since the caches were last made consistent. The lock on
+    /// what was seen is not held while reloading (that reads the database): concurrent callers
+    /// may reload twice, never wait on each other. A caller with older counters only causes an
+    /// extra reload, never a stale entry: a generation read from the database is cached only if
+    /// no drop happened meanwhile (`users.rs`).
     fn catch_up(&self, now: Epochs) -> Result<(), StoreError> {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if *seen == Some(now) {
-            return Ok(());
-        }
-        let before = *seen;
-        // Until the reloads below succeed, nothing counts as seen.
-        *seen = None;
+        let before = {
+            let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            if *seen == Some(now) {
+                return Ok(());
+            }
+            *seen
+        };
         if before.map(|b| b.users) != Some(now.users) {
             self.forget_generations();
         }
         if before.map(|b| b.keys) != Some(now.keys) {
             self.reload_keys()?;
         }
-        *seen = Some(now);
+        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
         Ok(())
     }
 }
