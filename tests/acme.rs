@@ -23,13 +23,6 @@ const DOMAIN: &str = "auth.linkgate.test";
 /// Issuance against pebble without its random sleeps takes about a second; allow for a busy CI.
 const ISSUANCE: Duration = Duration::from_secs(60);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
 /// A child process killed (and reaped) on drop.
 struct Process(Child);
 

@@ -161,6 +161,23 @@ fn table_for<'a, 'k>(doc: &'a mut toml::Table, key: &'k str) -> (&'a mut toml::T
     (table, last)
 }
 
+/// A port on 127.0.0.1 that nothing listens on now, for a process that must be told its port
+/// before it starts (pebble validating on it, PostgreSQL). Chosen at random below Linux's
+/// ephemeral range (32768 and up), so the outgoing connections of the tests' processes never
+/// take it between this check and the bind; two tests picking the same one is one chance in
+/// ~12 000.
+pub fn free_port() -> u16 {
+    for _ in 0..200 {
+        let mut bytes = [0u8; 2];
+        getrandom::getrandom(&mut bytes).expect("random");
+        let port = 20_000 + u16::from_le_bytes(bytes) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range on 127.0.0.1");
+}
+
 /// `LINKGATE_TEST_POSTGRES=postgres://user@host:port` runs the same tests on PostgreSQL: each
 /// test environment gets a database of its own on that server (`tools/test.sh` starts a
 /// throwaway cluster and runs the store-agnostic tests a second time this way). Configs that

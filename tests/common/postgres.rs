@@ -6,7 +6,6 @@
 //! it never skips it. Dropping the cluster stops it and removes its folder.
 
 use super::{run_bounded, text};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -430,8 +429,5 @@ fn postgres_user() -> (u32, u32) {
 
 /// A port free on 127.0.0.1 a moment ago (bind and release); `start` retries if it was taken.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    super::free_port()
 }
