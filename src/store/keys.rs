@@ -96,7 +96,10 @@ impl Store {
     /// `--rotate-token-key`: a new key signs from now on; the current one verifies for
     /// `access_secs` more, the longest any token it signed can live. Returns the new key's id.
     pub fn rotate_token_key(&self, now: u64, access_secs: u64) -> Result<u32, StoreError> {
-        self.reload_shared()?;
+        // On PostgreSQL another node may have rotated them since this process read them.
+        if self.shared() {
+            self.reload_keys()?;
+        }
         let retiring = self.key_ring().current;
         if let Some(old) = retiring {
             if let Some(bytes) = self.keys.get(old.to_be_bytes())? {
@@ -172,14 +175,6 @@ impl Store {
             .keys_read_at
             .swap(now, std::sync::atomic::Ordering::Relaxed);
         last < now
-    }
-
-    /// On PostgreSQL: reads the token keys again (another node may have rotated them).
-    pub fn reload_shared(&self) -> Result<(), StoreError> {
-        if self.shared() {
-            self.reload_keys()?;
-        }
-        Ok(())
     }
 
     /// Drops keys that no longer verify anything. Returns how many.

@@ -237,7 +237,7 @@ impl Store {
 
     /// Whether other processes may change the store underneath this one (PostgreSQL): then
     /// nothing another node can change is cached.
-    pub fn shared(&self) -> bool {
+    fn shared(&self) -> bool {
         matches!(self.backend, Backend::Postgres(_))
     }
 
