@@ -11,8 +11,10 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+mod apps;
 mod login;
-pub use login::{is_loopback_host, BodyFormat, Login, LoginApi, LoginSource};
+pub use apps::{AlexaApp, Apps};
+pub use login::{is_loopback_host, parse_target, BodyFormat, Login, LoginApi, LoginSource, Target};
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -51,6 +53,8 @@ pub struct Config {
     pub login: Login,
     /// `[accounts]`: invitations and password links (issue 15).
     pub accounts: Accounts,
+    /// `[apps]`: linking from the operator's own iOS and Android apps.
+    pub apps: Option<Apps>,
 }
 
 /// `[accounts]`.
@@ -147,6 +151,8 @@ pub struct Client {
     pub redirect_uris: Vec<String>,
     pub require_pkce: bool,
     pub rotate_refresh_tokens: bool,
+    /// `[clients.alexa_app]`: Alexa app-to-app linking from the operator's app.
+    pub alexa_app: Option<AlexaApp>,
 }
 
 #[derive(Debug, Clone)]
@@ -296,6 +302,7 @@ struct RawConfig {
     login: login::RawLogin,
     #[serde(default)]
     accounts: RawAccounts,
+    apps: Option<apps::RawApps>,
 }
 
 #[derive(Deserialize)]
@@ -481,6 +488,7 @@ struct RawClient {
     require_pkce: bool,
     #[serde(default)]
     rotate_refresh_tokens: bool,
+    alexa_app: Option<apps::RawAlexaApp>,
 }
 
 // ---- loading and checking -----------------------------------------------------------------
@@ -596,9 +604,10 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
     let storage = check_storage(raw.storage, dir, &mut problem);
     let tokens = check_tokens(raw.tokens, &mut problem);
     let ui = check_ui(raw.ui, dir, &mut problem);
-    let clients = check_clients(raw.clients, &mut problem);
+    let clients = check_clients(raw.clients, dir, &mut problem);
     let login = login::check_login(raw.login, dir, &mut problem);
     let accounts = check_accounts(raw.accounts, &mut problem);
+    let apps = raw.apps.and_then(|raw| apps::check_apps(raw, &mut problem));
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -623,6 +632,7 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
         clients,
         login,
         accounts,
+        apps,
     })
 }
 
@@ -866,7 +876,11 @@ fn check_tokens(raw: RawTokens, problem: &mut impl FnMut(&str, String)) -> Token
 }
 
 /// The `[[clients]]`: at least one, unique ids, a usable secret and registered redirect URIs each.
-fn check_clients(raw: Vec<RawClient>, problem: &mut impl FnMut(&str, String)) -> Vec<Client> {
+fn check_clients(
+    raw: Vec<RawClient>,
+    dir: &Path,
+    problem: &mut impl FnMut(&str, String),
+) -> Vec<Client> {
     let mut clients: Vec<Client> = Vec::new();
     if raw.is_empty() {
         problem(
@@ -898,6 +912,9 @@ fn check_clients(raw: Vec<RawClient>, problem: &mut impl FnMut(&str, String)) ->
                 );
             }
         }
+        let alexa_app = c
+            .alexa_app
+            .and_then(|raw| apps::check_alexa_app(raw, &c.redirect_uris, dir, &key, problem));
         if let Some(secret) = secret {
             clients.push(Client {
                 name: c.name.unwrap_or_else(|| c.id.clone()),
@@ -906,6 +923,7 @@ fn check_clients(raw: Vec<RawClient>, problem: &mut impl FnMut(&str, String)) ->
                 redirect_uris: c.redirect_uris,
                 require_pkce: c.require_pkce,
                 rotate_refresh_tokens: c.rotate_refresh_tokens,
+                alexa_app,
             });
         }
     }

@@ -698,6 +698,7 @@ mod tests {
             redirect_uris: uris.iter().map(|u| u.to_string()).collect(),
             require_pkce: false,
             rotate_refresh_tokens: false,
+            alexa_app: None,
         }
     }
 

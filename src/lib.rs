@@ -19,6 +19,7 @@ pub mod login_api;
 pub mod metrics;
 pub mod migrate;
 pub mod oauth;
+pub mod outbound;
 pub mod pages;
 pub mod password_workers;
 pub mod secret;

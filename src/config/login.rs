@@ -288,17 +288,22 @@ fn check_api(
     })
 }
 
-struct Target {
-    https: bool,
-    host: String,
-    port: u16,
-    authority: String,
-    path: String,
+/// An absolute URL split for an outgoing HTTP client.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub https: bool,
+    /// Host name or IP address (IPv6 without brackets), for DNS, SNI and the loopback check.
+    pub host: String,
+    pub port: u16,
+    /// `host[:port]` as written, for the `Host` header.
+    pub authority: String,
+    /// `/path?query` (at least `/`).
+    pub path: String,
 }
 
 /// `https://host[:port]/path[?query]`, or `http://` to a loopback address only: a password must
 /// not cross a network in the clear.
-fn parse_target(url: &str) -> Result<Target, String> {
+pub fn parse_target(url: &str) -> Result<Target, String> {
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("must not contain spaces or control characters".into());
     }
@@ -383,7 +388,7 @@ pub fn is_loopback_host(host: &str) -> bool {
 
 /// RFC 6901: empty (the whole document) is refused, since an id is never the whole answer;
 /// otherwise `/`-separated tokens where `~` is only `~0` or `~1`.
-fn check_pointer(pointer: &str) -> Result<(), &'static str> {
+pub(super) fn check_pointer(pointer: &str) -> Result<(), &'static str> {
     if !pointer.starts_with('/') {
         return Err("is not a JSON pointer (RFC 6901): it must start with `/`, e.g. \"/user/id\"");
     }

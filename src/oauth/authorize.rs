@@ -884,6 +884,28 @@ async fn consent(
             return Step::ErrorPage(ErrorPage::LinkingUnavailable);
         }
     };
+    let code = match issue_code(app, client, &pending, sub, username, generation).await {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("storing an authorization code failed: {e}");
+            return Step::ErrorPage(ErrorPage::LinkingUnavailable);
+        }
+    };
+    Step::Redirect(with_state(vec![("code", code.expose().to_string())]))
+}
+
+/// Issues a single-use code for the request in `pending`, bound to the customer `sub` (as
+/// `username`, with the user's `generation`), the client, the redirect URI and the PKCE
+/// challenge; durable before it is returned. Counted, and recorded for a local user's /account.
+/// The browser's consent and the operator's app (`apps::authorize`) both issue codes here.
+pub(crate) async fn issue_code(
+    app: &App,
+    client: &Client,
+    pending: &Pending,
+    sub: String,
+    username: String,
+    generation: u64,
+) -> Result<Secret, crate::store::StoreError> {
     let code = secret::new_token("lgc_");
     let record = CodeRecord {
         client_id: client.id.clone(),
@@ -897,14 +919,8 @@ async fn consent(
         redeemed_by: None,
         generation,
     };
-    let stored = match app.store.put_code(&code.key(), &record) {
-        Ok(()) => app.store.flush().await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = stored {
-        tracing::error!("storing an authorization code failed: {e}");
-        return Step::ErrorPage(ErrorPage::LinkingUnavailable);
-    }
+    app.store.put_code(&code.key(), &record)?;
+    app.store.flush().await?;
     tracing::info!(client = %client.id, "authorization code issued");
     // Kept for the person's /account page; login API users have none (and no record to end it).
     if record.generation != crate::store::LOGIN_API_GENERATION {
@@ -919,7 +935,7 @@ async fn consent(
         );
     }
     count(&app.metrics.codes_issued);
-    Step::Redirect(with_state(vec![("code", code.expose().to_string())]))
+    Ok(code)
 }
 
 /// Whether `username` still exists with the password it signed in with.
@@ -1030,6 +1046,7 @@ mod tests {
             redirect_uris: redirect_uris.iter().map(|u| u.to_string()).collect(),
             require_pkce,
             rotate_refresh_tokens: false,
+            alexa_app: None,
         }
     }
 

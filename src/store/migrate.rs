@@ -21,7 +21,7 @@ use std::fmt;
 use std::sync::Arc;
 
 /// Every tree, in the order they are copied and reported.
-pub const TREES: [&str; 12] = [
+pub const TREES: [&str; 13] = [
     "users",
     "codes",
     "grants",
@@ -34,6 +34,7 @@ pub const TREES: [&str; 12] = [
     "grant_activity",
     "events",
     "forms",
+    "app_links",
 ];
 
 /// One tree after a verified copy.
@@ -86,7 +87,7 @@ impl From<StoreError> for MigrateError {
 
 impl Store {
     /// Every tree with its name, in the order of `TREES`.
-    fn every_tree(&self) -> [(&'static str, &Tree); 12] {
+    fn every_tree(&self) -> [(&'static str, &Tree); 13] {
         [
             ("users", &self.users),
             ("codes", &self.codes),
@@ -100,6 +101,7 @@ impl Store {
             ("grant_activity", &self.grant_activity),
             ("events", &self.events),
             ("forms", &self.forms),
+            ("app_links", &self.app_links),
         ]
     }
 

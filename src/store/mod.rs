@@ -8,6 +8,7 @@
 //! (`keys.rs`, and each grant's own secret), so the data directory is as secret as the tokens.
 
 mod accounts_sweep;
+mod app_links;
 mod backup;
 mod codes;
 mod events;
@@ -28,6 +29,7 @@ mod throttle;
 mod tree;
 mod users;
 
+pub use app_links::AlexaLink;
 pub use backup::RestoreError;
 pub use codes::CodeRecord;
 pub use codes::Redeemed;
@@ -99,6 +101,8 @@ pub struct Store {
     events: Tree,
     /// Authorization forms spent (`forms.rs`); not in backups.
     forms: Tree,
+    /// Alexa app-to-app links (`app_links.rs`); not in backups.
+    app_links: Tree,
     /// Writers hold it shared, a backup exclusively, so a backup sees a state between writes.
     gate: Arc<RwLock<()>>,
     /// Serialises the read-modify-write operations (code exchange, changes of users). sled's own
@@ -228,6 +232,7 @@ impl Store {
             grant_activity: t.grant_activity,
             events: t.events,
             forms: t.forms,
+            app_links: t.app_links,
             gate: Arc::new(RwLock::new(())),
             exclusive: Arc::new(Mutex::new(())),
             flush_requests: Arc::new(AtomicU64::new(0)),
@@ -364,6 +369,7 @@ struct Trees {
     grant_activity: Tree,
     events: Tree,
     forms: Tree,
+    app_links: Tree,
 }
 
 impl Trees {
@@ -384,6 +390,7 @@ impl Trees {
             grant_activity: tree("grant_activity")?,
             events: tree("events")?,
             forms: tree("forms")?,
+            app_links: tree("app_links")?,
         })
     }
 }

@@ -129,6 +129,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_tables.sql")),
     (2, include_str!("migrations/0002_forms.sql")),
     (3, include_str!("migrations/0003_epochs.sql")),
+    (4, include_str!("migrations/0004_app_links.sql")),
 ];
 
 /// Advisory lock keys ("lnkg" and a number), for the whole database.
