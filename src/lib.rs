@@ -7,6 +7,7 @@ pub mod admin;
 pub mod admin_protocol;
 pub mod admin_socket;
 pub mod app;
+pub mod apps;
 pub mod civil;
 pub mod cli;
 pub mod config;

@@ -20,6 +20,13 @@ pub struct Metrics {
     /// The login API's failures by reason (`login_api::Failure::REASONS`).
     login_api_failures: [AtomicU64; LOGIN_API_REASONS.len()],
     pub codes_issued: AtomicU64,
+    /// Of `codes_issued`, those the operator's app asked for (`/app/authorize`, `/app/alexa/finish`).
+    pub app_codes_issued: AtomicU64,
+    /// Alexa app-to-app enablements (`/app/alexa/finish`) by outcome, and unlinks.
+    pub alexa_linked: AtomicU64,
+    pub alexa_already_linked: AtomicU64,
+    pub alexa_failed: AtomicU64,
+    pub alexa_unlinked: AtomicU64,
     pub code_grants_ok: AtomicU64,
     pub code_grants_failed: AtomicU64,
     pub refresh_grants_ok: AtomicU64,
@@ -94,6 +101,24 @@ impl Metrics {
             "linkgate_codes_issued_total",
             "Authorization codes issued.",
             &[("", get(&self.codes_issued))],
+        );
+        counter(
+            "linkgate_app_codes_issued_total",
+            "Authorization codes issued to the operator's app (app-to-app, App Flip).",
+            &[("", get(&self.app_codes_issued))],
+        );
+        counter(
+            "linkgate_alexa_app_links_total",
+            "Alexa app-to-app links started in the operator's app, by outcome.",
+            &[
+                ("{outcome=\"linked\"}", get(&self.alexa_linked)),
+                (
+                    "{outcome=\"already_linked\"}",
+                    get(&self.alexa_already_linked),
+                ),
+                ("{outcome=\"error\"}", get(&self.alexa_failed)),
+                ("{outcome=\"unlinked\"}", get(&self.alexa_unlinked)),
+            ],
         );
         counter(
             "linkgate_token_grants_total",

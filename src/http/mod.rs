@@ -3,6 +3,7 @@
 //! `oauth`, and renders; it decides nothing about OAuth itself.
 
 mod account_routes;
+mod app_routes;
 pub mod request;
 mod response;
 mod routes;

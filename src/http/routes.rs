@@ -97,6 +97,10 @@ pub async fn route(app: &App, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) 
             let p = p.to_string();
             super::account_routes::route(app, req, &p, ip).await
         }
+        (p, _) if super::app_routes::handles(p) => {
+            let p = p.to_string();
+            super::app_routes::route(app, req, &p, ip).await
+        }
         ("/", Method::GET) => response::text(
             200,
             "linkgate: OAuth 2.0 account linking. See /.well-known/oauth-authorization-server\n",

@@ -31,6 +31,16 @@ pub struct Caller {
 #[derive(Default)]
 pub struct SecretCache(Mutex<HashSet<[u8; 32]>>);
 
+impl SecretCache {
+    pub fn contains(&self, key: &[u8; 32]) -> bool {
+        lock(self).contains(key)
+    }
+
+    pub fn insert(&self, key: [u8; 32]) {
+        lock(self).insert(key);
+    }
+}
+
 /// Identifies and authenticates the calling client. Each check of a secret first reserves an
 /// attempt in `app.client_throttle` (`oauth::client_throttle`): a wrong secret keeps it, a right
 /// one gives it back. Only the check is held, not the request after it, so a client with many

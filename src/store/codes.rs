@@ -58,6 +58,23 @@ impl Store {
         Ok(revoked)
     }
 
+    /// Deletes the code if it has not been redeemed (a link that failed after its code was
+    /// issued: nothing may be left half-done). `true` if it was deleted.
+    pub fn withdraw_code(&self, key: &[u8; 32]) -> Result<bool, StoreError> {
+        let _writing = self.writing();
+        let Some(bytes) = self.codes.get(key)? else {
+            return Ok(false);
+        };
+        let code: CodeRecord = decode(&bytes)?;
+        if code.redeemed_by.is_some() {
+            return Ok(false);
+        }
+        Ok(self
+            .codes
+            .compare_and_swap(key, Some(&bytes[..]), None)?
+            .is_ok())
+    }
+
     pub fn put_code(&self, key: &[u8; 32], code: &CodeRecord) -> Result<(), StoreError> {
         let _writing = self.writing();
         self.codes.insert(key, encode(code))?;
