@@ -86,7 +86,11 @@ async fn lwa_token(
     Ok(Tokens {
         access_token,
         refresh_token: json["refresh_token"].as_str().map(str::to_string),
-        expires_in: json["expires_in"].as_u64().unwrap_or(3600),
+        // A number, or (some Login with Amazon answers) a string of digits.
+        expires_in: json["expires_in"]
+            .as_u64()
+            .or_else(|| json["expires_in"].as_str().and_then(|s| s.parse().ok()))
+            .unwrap_or(3600),
     })
 }
 

@@ -50,7 +50,9 @@ pub const DEFAULT_ALEXA_APP_URL: &str =
     "https://alexa.amazon.com/spa/skill-account-linking-consent";
 pub const DEFAULT_LWA_AUTHORIZE_URL: &str = "https://www.amazon.com/ap/oa";
 pub const DEFAULT_LWA_TOKEN_URL: &str = "https://api.amazon.com/auth/o2/token";
-pub const DEFAULT_ALEXA_ENDPOINT_URL: &str = "https://api.amazon.com/v1/alexaApiEndpoint";
+/// Amazon's documentation names this host (the contract's example, `api.amazon.com`, answers
+/// only Login with Amazon); see the README's changelog.
+pub const DEFAULT_ALEXA_ENDPOINT_URL: &str = "https://api.amazonalexa.com/v1/alexaApiEndpoint";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod account;
+pub mod amazon;
 pub mod login_api;
 pub mod postgres;
 
