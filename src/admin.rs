@@ -293,6 +293,8 @@ fn unlink(store: &Store, name: &str) -> Result<String, AdminError> {
     }
     let grants = store.revoke_user_grants(name)?;
     let codes = store.revoke_subject_codes(name)?;
+    // Linked from the operator's app: the customer's Amazon tokens go too.
+    store.remove_subject_alexa_links(name)?;
     if grants + codes == 0 {
         return Err(AdminError(format!(
             "no user `{name}` and no login API subject `{name}` with linked clients"

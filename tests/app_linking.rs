@@ -512,6 +512,17 @@ fn linking_from_the_app_enables_the_skill_and_alexa_redeems_the_code() {
     assert_eq!(tokens.status, 200, "{}", tokens.text());
     let info = server.userinfo(&tokens.json_str("access_token"));
     assert_eq!(info.json()["sub"], "cust-1001");
+    // Alexa refreshes later, and gets expires_in every time.
+    let refreshed = server.token_basic(
+        ALEXA_ID,
+        ALEXA_SECRET,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &tokens.json_str("refresh_token")),
+        ],
+    );
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text());
+    assert!(refreshed.json()["expires_in"].as_u64().unwrap() > 0);
 
     let status = server.request(
         "GET",
@@ -560,6 +571,9 @@ fn the_state_is_single_use_and_only_for_the_customer_it_was_given_to() {
         "invalid_state"
     );
     assert_eq!(finish(&server, RITA, "rita", "").status, 400);
+    // A session the operator's API rejects: 401, and Amazon is not asked.
+    let rejected = finish(&server, "session-expired-0000", "rita", &state);
+    assert_eq!(rejected.status, 401, "{}", rejected.text());
     assert!(
         amazon.calls("POST", "/auth/o2/token").is_empty(),
         "Amazon was called for a bad state"
@@ -630,8 +644,9 @@ fn amazon_refusing_leaves_no_usable_code_and_says_what_amazon_said() {
 
     // The enablement refused (a development skill, a customer who is not a tester): 403, and
     // the code linkgate issued for it no longer redeems.
-    let cases: [(u16, u16, &str); 3] = [
+    let cases: [(u16, u16, &str); 4] = [
         (403, 403, "amazon_error"),
+        (401, 403, "amazon_error"),
         (400, 400, "amazon_error"),
         (500, 502, "amazon_error"),
     ];
@@ -936,4 +951,68 @@ fn check_config_refuses_an_app_link_that_is_not_a_redirect_uri() {
     assert!(!out.status.success());
     let err = text(&out.stderr) + &text(&out.stdout);
     assert!(err.contains("apps.ios_app_ids[0]"), "{err}");
+}
+
+#[test]
+fn an_app_link_is_listed_and_dies_with_unlink_user() {
+    let amazon = FakeAmazon::start();
+    let env = config(&amazon).env();
+    let server = env.start();
+    let state = string_field(&start(&server, RITA), "state");
+    assert_eq!(finish(&server, RITA, "rita", &state).status, 200);
+    let tokens = amazon_redeems(&server, &amazon);
+    let flip = app_post(
+        &server,
+        "/app/authorize",
+        RITA,
+        &borrow(&alexa_first_fields("x")),
+    );
+    let flip_tokens = server.token_basic(
+        ALEXA_ID,
+        ALEXA_SECRET,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &flip.json_str("code")),
+            ("redirect_uri", ALEXA_REDIRECT),
+        ],
+    );
+    let listed = env.cli(&["--list-users"], "");
+    let listed = text(&listed.stdout);
+    let line = listed
+        .lines()
+        .find(|l| l.contains("cust-1001"))
+        .unwrap_or_else(|| panic!("the app's customer is not listed:\n{listed}"));
+    assert!(
+        line.contains("Rita Rider") && line.contains("1 linked client"),
+        "{line}"
+    );
+
+    let out = env.cli(&["--unlink-user", "cust-1001"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for access in [
+        tokens.json_str("access_token"),
+        flip_tokens.json_str("access_token"),
+    ] {
+        assert_eq!(server.userinfo(&access).status, 401);
+    }
+    for refresh in [
+        tokens.json_str("refresh_token"),
+        flip_tokens.json_str("refresh_token"),
+    ] {
+        let answer = server.token_basic(
+            ALEXA_ID,
+            ALEXA_SECRET,
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+        );
+        assert_eq!(answer.status, 400, "a refresh token survived --unlink-user");
+    }
+    // The customer's Amazon tokens are forgotten with the link.
+    let status = server.request(
+        "GET",
+        "/app/alexa/status",
+        &[("Authorization", &bearer(RITA))],
+        b"",
+    );
+    assert_eq!(status.json_str("status"), "not_linked", "{}", status.text());
+    assert_eq!(amazon.calls("GET", "/enablement").len(), 0);
 }

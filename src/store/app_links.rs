@@ -57,6 +57,24 @@ impl Store {
             None => Ok(None),
         }
     }
+
+    /// Forgets the customer's Amazon tokens for every client (`--unlink-user`): once linkgate's
+    /// grants are revoked they serve nothing, and they are the customer's Amazon credentials.
+    pub fn remove_subject_alexa_links(&self, sub: &str) -> Result<usize, StoreError> {
+        let _writing = self.writing();
+        let mut keys = Vec::new();
+        for entry in self.app_links.iter() {
+            let (key, _) = entry?;
+            let key: &[u8] = key.as_ref();
+            if key.splitn(2, |b| *b == 0).nth(1) == Some(sub.as_bytes()) {
+                keys.push(key.to_vec());
+            }
+        }
+        for key in &keys {
+            self.app_links.remove(key)?;
+        }
+        Ok(keys.len())
+    }
 }
 
 #[cfg(test)]
