@@ -16,6 +16,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
+mod apps;
 /// Public for the fuzz target (`fuzz/fuzz_targets/der.rs`) and for ACME's renewal schedule.
 pub mod der;
 mod https;
@@ -187,6 +188,9 @@ pub fn run(config: &Config, extra_ca: Option<&Path>) -> bool {
         report.add(Check::warn("permissions", warning));
     }
     if let Some(check) = login::check(config) {
+        report.add(check);
+    }
+    for check in apps::checks(config) {
         report.add(check);
     }
     if let Some(check) = crate::acme::doctor_check(config, crate::store::now()) {

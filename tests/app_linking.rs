@@ -1016,3 +1016,74 @@ fn an_app_link_is_listed_and_dies_with_unlink_user() {
     assert_eq!(status.json_str("status"), "not_linked", "{}", status.text());
     assert_eq!(amazon.calls("GET", "/enablement").len(), 0);
 }
+
+#[test]
+fn doctor_checks_the_session_api_the_lwa_credentials_and_the_association_files() {
+    let amazon = FakeAmazon::start();
+    let port = free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let link = format!("{origin}/app/alexa");
+    let env = config(&amazon)
+        .set("server.listen", format!("127.0.0.1:{port}"))
+        .set("server.public_url", origin.as_str())
+        .client(
+            ALEXA_ID,
+            "redirect_uris",
+            toml::Value::Array(vec![ALEXA_REDIRECT.into(), link.as_str().into()]),
+        )
+        .set(
+            "apps.ios_app_ids",
+            toml::Value::Array(vec!["ABCDE12345.com.example.taxi".into()]),
+        )
+        .env();
+    // The client's alexa_app with the universal link on linkgate's own host.
+    let text = std::fs::read_to_string(&env.config)
+        .unwrap()
+        .replace(APP_LINK, &link);
+    std::fs::write(&env.config, text).unwrap();
+    let _server = env.start();
+    let out = env.cli(&["--doctor"], "");
+    let report = common::text(&out.stdout);
+    let lines: Vec<&str> = report
+        .lines()
+        .filter(|l| l.contains("app_to_app"))
+        .collect();
+    let has = |status: &str, needle: &str| {
+        lines
+            .iter()
+            .any(|l| l.contains(status) && l.contains(needle))
+    };
+    assert!(
+        has("ok", "answered 401 to a made-up session token"),
+        "{report}"
+    );
+    assert!(
+        has("ok", "Login with Amazon knows lwa_client_id"),
+        "{report}"
+    );
+    assert!(has("ok", "association files are served"), "{report}");
+    // The doctor's probes never enable anything.
+    assert!(amazon.enablements().is_empty());
+
+    // A wrong LWA secret, and a session API that accepts anything, fail.
+    let text = std::fs::read_to_string(&env.config)
+        .unwrap()
+        .replace(LWA_SECRET, "not-the-lwa-secret-0000")
+        .replace("/v1/me", "/v1/alexaApiEndpoint-missing");
+    std::fs::write(&env.config, text).unwrap();
+    let out = env.cli(&["--doctor"], "");
+    assert!(!out.status.success());
+    let report = common::text(&out.stdout);
+    assert!(
+        report.contains("refused lwa_client_id/lwa_client_secret"),
+        "{report}"
+    );
+    assert!(
+        report.contains("answered 404 to a made-up session token"),
+        "{report}"
+    );
+    assert!(
+        !report.contains("not-the-lwa-secret"),
+        "the doctor prints the secret:\n{report}"
+    );
+}
