@@ -420,6 +420,17 @@ pub fn check_config(config: &Config) -> Result<String, AdminError> {
             (None, None) => "not built in (use a reverse proxy)".to_string(),
         }
     ));
+    out.push_str(&format!(
+        "proxies     {}\n",
+        if config.trusted_proxies.is_empty() {
+            "none trusted (the client is the TCP peer; X-Forwarded-For is ignored)".to_string()
+        } else {
+            format!(
+                "{} (X-Forwarded-For believed from these; the client is the first other hop from the right)",
+                config.trusted_proxies
+            )
+        }
+    ));
     out.push_str(&format!("data        {}\n", config.storage_path.display()));
     out.push_str(&storage_summary(config));
     out.push_str(&format!(

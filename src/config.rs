@@ -13,8 +13,10 @@ use std::path::{Path, PathBuf};
 
 mod apps;
 mod login;
+mod proxies;
 pub use apps::{AlexaApp, Apps};
 pub use login::{is_loopback_host, parse_target, BodyFormat, Login, LoginApi, LoginSource, Target};
+pub use proxies::{ProxyRange, TrustedProxies};
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -26,7 +28,8 @@ pub struct Config {
     pub public_url: String,
     /// Its path ("" or "/prefix"), worked out once: every request is routed through it.
     public_path: String,
-    pub trusted_proxies: Vec<IpAddr>,
+    /// Addresses and CIDR ranges whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: TrustedProxies,
     /// Serve `/metrics` (to loopback clients only).
     pub metrics: bool,
     /// With it, `/metrics` also answers `Authorization: Bearer <token>` from anywhere.
@@ -650,7 +653,7 @@ struct Server {
     listen: SocketAddr,
     public_url: String,
     public_path: String,
-    trusted_proxies: Vec<IpAddr>,
+    trusted_proxies: TrustedProxies,
     metrics: bool,
     metrics_token: Option<Secret>,
     tls: Option<TlsFiles>,
@@ -689,14 +692,12 @@ fn check_server(raw: RawServer, dir: &Path, problem: &mut impl FnMut(&str, Strin
 
     let mut trusted_proxies = Vec::new();
     for (i, proxy) in raw.trusted_proxies.iter().enumerate() {
-        match proxy.parse::<IpAddr>() {
-            Ok(ip) => trusted_proxies.push(ip),
-            Err(_) => problem(
-                &format!("server.trusted_proxies[{i}]"),
-                format!("`{proxy}` is not an IP address"),
-            ),
+        match ProxyRange::parse(proxy.trim()) {
+            Ok(range) => trusted_proxies.push(range),
+            Err(why) => problem(&format!("server.trusted_proxies[{i}]"), why),
         }
     }
+    let trusted_proxies = TrustedProxies::new(trusted_proxies);
     let tls = raw.tls.map(|tls| TlsFiles {
         cert: relative(dir, &tls.cert),
         key: relative(dir, &tls.key),

@@ -168,6 +168,7 @@ pub fn run(config: &Config, extra_ca: Option<&Path>) -> bool {
         }
         report.add(secret_check(client));
     }
+    report.add(proxies_check(config));
     report.add(data_directory_check(config));
     if let Some(settings) = &config.postgres {
         let version = crate::store::postgres::schema_version(settings);
@@ -204,6 +205,24 @@ pub fn run(config: &Config, extra_ca: Option<&Path>) -> bool {
         report.ok
     ));
     report.failures == 0
+}
+
+/// Which proxies' `X-Forwarded-For` is believed: said, so a missing CDN range is noticed.
+fn proxies_check(config: &Config) -> Check {
+    if config.trusted_proxies.is_empty() {
+        Check::ok(
+            "proxies",
+            "no trusted proxies: the client address is the TCP peer",
+        )
+    } else {
+        Check::ok(
+            "proxies",
+            format!(
+                "X-Forwarded-For is believed from {}; behind a CDN, list its current edge ranges too",
+                config.trusted_proxies
+            ),
+        )
+    }
 }
 
 // ---- the public URL --------------------------------------------------------------------------

@@ -17,6 +17,13 @@ apt_install() {
 # openssl: TLS protocol checks in tests/ops.rs.
 command -v openssl >/dev/null 2>&1 || apt_install openssl
 
+# nginx for tests/proxies.rs (a real reverse proxy in front of linkgate). The tests start their
+# own nginx on loopback; the package's service may fail to start here, which is not an error.
+if ! [ -x /usr/sbin/nginx ]; then
+  apt_install nginx || echo "test-setup: apt reported an error installing nginx (its service may not start here); checking the binary" >&2
+  [ -x /usr/sbin/nginx ] || { echo "test-setup: /usr/sbin/nginx is missing after installing Debian's nginx" >&2; exit 1; }
+fi
+
 # ACME server for tests/acme.rs: Debian's pebble ships pebble and pebble-challtestsrv.
 { command -v pebble && command -v pebble-challtestsrv; } >/dev/null 2>&1 || apt_install pebble
 

@@ -1,6 +1,7 @@
 //! Reading what a request carries: credentials in `Authorization`, the CSRF cookie, the client's
 //! address, and a size-limited body.
 
+use crate::config::TrustedProxies;
 use crate::oauth::client::BasicCredentials;
 use crate::oauth::OAuthError;
 use crate::secret::Secret;
@@ -149,20 +150,50 @@ pub fn csrf_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value)
 }
 
-/// The client's address: the peer, or the last `X-Forwarded-For` hop when the peer is a
-/// trusted proxy (only then: anyone can send the header).
-pub fn client_ip(headers: &HeaderMap, peer: SocketAddr, trusted: &[IpAddr]) -> IpAddr {
-    if !trusted.contains(&peer.ip()) {
-        return peer.ip();
+/// The client's address. Only a trusted proxy's `X-Forwarded-For` is believed (anyone can send
+/// the header), and a proxy may forward what another trusted proxy (a CDN edge) appended: the
+/// walk goes from the peer leftwards through the hops and stops at the first address that is not
+/// a trusted proxy. Every hop trusted: the left-most. A malformed hop ends the walk at the last
+/// good one, so a client cannot hide behind garbage. `Forwarded` (RFC 7239) is not read.
+pub fn client_ip(headers: &HeaderMap, peer: SocketAddr, trusted: &TrustedProxies) -> IpAddr {
+    let mut client = peer.ip().to_canonical();
+    if !trusted.contains(&client) {
+        return client;
     }
-    headers
+    let hops: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.to_str().unwrap_or(""))
         .flat_map(|v| v.split(','))
-        .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
-        .next_back()
-        .unwrap_or(peer.ip())
+        .map(str::trim)
+        .collect();
+    for hop in hops.iter().rev() {
+        match parse_hop(hop) {
+            Some(ip) => {
+                client = ip;
+                if !trusted.contains(&ip) {
+                    return ip;
+                }
+            }
+            None => return client,
+        }
+    }
+    client
+}
+
+/// One `X-Forwarded-For` hop as proxies write it: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1`,
+/// `[2001:db8::1]`, `[2001:db8::1]:443`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip.to_canonical());
+    }
+    if let Ok(addr) = hop.parse::<SocketAddr>() {
+        return Some(addr.ip().to_canonical());
+    }
+    hop.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .and_then(|h| h.parse::<IpAddr>().ok())
+        .map(|ip| ip.to_canonical())
 }
 
 /// Whether the body is declared as a form (RFC 6749 §3.2 requires it at `/token`). A missing
@@ -225,14 +256,72 @@ mod tests {
 
     #[test]
     fn forwarded_for_only_from_trusted_proxies() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "x-forwarded-for",
-            HeaderValue::from_static("1.2.3.4, 5.6.7.8"),
+        let trusted = |list: &[&str]| {
+            crate::config::TrustedProxies::new(
+                list.iter()
+                    .map(|s| crate::config::ProxyRange::parse(s).unwrap())
+                    .collect(),
+            )
+        };
+        let seen = |xff: &[&str], peer: &str, list: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for value in xff {
+                headers.append("x-forwarded-for", HeaderValue::from_str(value).unwrap());
+            }
+            client_ip(&headers, peer.parse().unwrap(), &trusted(list)).to_string()
+        };
+        let nginx = ["127.0.0.1"];
+        // The last hop, from a trusted proxy only.
+        assert_eq!(
+            seen(&["1.2.3.4, 5.6.7.8"], "127.0.0.1:9", &nginx),
+            "5.6.7.8"
         );
-        let proxy: SocketAddr = "127.0.0.1:9".parse().unwrap();
-        let trusted = ["127.0.0.1".parse().unwrap()];
-        assert_eq!(client_ip(&headers, proxy, &trusted).to_string(), "5.6.7.8");
-        assert_eq!(client_ip(&headers, proxy, &[]).to_string(), "127.0.0.1");
+        assert_eq!(seen(&["1.2.3.4, 5.6.7.8"], "127.0.0.1:9", &[]), "127.0.0.1");
+        assert_eq!(seen(&["1.2.3.4"], "192.0.2.1:9", &nginx), "192.0.2.1");
+        // A CDN edge before nginx: the first untrusted hop from the right, ranges included.
+        let cdn = ["127.0.0.1", "198.51.100.0/24", "2400:cb00::/32"];
+        assert_eq!(
+            seen(&["203.0.113.7, 198.51.100.9"], "127.0.0.1:9", &cdn),
+            "203.0.113.7"
+        );
+        // A forged hop the customer wrote stays left of the real one.
+        assert_eq!(
+            seen(
+                &["10.9.9.9, 203.0.113.7, 198.51.100.9"],
+                "127.0.0.1:9",
+                &cdn
+            ),
+            "203.0.113.7"
+        );
+        // Over several headers, in order; ports and brackets as proxies write them.
+        assert_eq!(
+            seen(
+                &["203.0.113.7:5555", "[2400:cb00::1]:443"],
+                "127.0.0.1:9",
+                &cdn
+            ),
+            "203.0.113.7"
+        );
+        assert_eq!(
+            seen(&["[2001:db8::7]", "198.51.100.1"], "127.0.0.1:9", &cdn),
+            "2001:db8::7"
+        );
+        // Every hop trusted: the left-most.
+        assert_eq!(
+            seen(&["198.51.100.3, 198.51.100.4"], "127.0.0.1:9", &cdn),
+            "198.51.100.3"
+        );
+        // Garbage ends the walk at the last good hop.
+        assert_eq!(
+            seen(&["203.0.113.7, junk, 198.51.100.9"], "127.0.0.1:9", &cdn),
+            "198.51.100.9"
+        );
+        assert_eq!(seen(&["junk"], "127.0.0.1:9", &cdn), "127.0.0.1");
+        assert_eq!(seen(&[], "127.0.0.1:9", &cdn), "127.0.0.1");
+        // An IPv4 peer on a socket bound to [::].
+        assert_eq!(
+            seen(&["203.0.113.7"], "[::ffff:127.0.0.1]:9", &nginx),
+            "203.0.113.7"
+        );
     }
 }
