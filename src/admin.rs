@@ -272,7 +272,13 @@ fn storage_warning(config: &Config) -> Option<String> {
 
 /// `--unlink-user NAME`: a local user's name, else the subject of a customer who signed in
 /// through the login API (they have no local record, only grants under that subject).
+/// The explicit form for a login API subject, for one spelled like a local user.
+const SUBJECT_PREFIX: &str = "api:";
+
 fn unlink(store: &Store, name: &str) -> Result<String, AdminError> {
+    if let Some(subject) = name.strip_prefix(SUBJECT_PREFIX) {
+        return unlink_subject(store, subject);
+    }
     if let Ok(local) = Username::parse(name) {
         if let Some(revoked) = store.unlink_user(&local)? {
             if let Some(user) = store.user(&local)? {
@@ -291,18 +297,37 @@ fn unlink(store: &Store, name: &str) -> Result<String, AdminError> {
             ));
         }
     }
+    unlink_subject(store, name)
+}
+
+fn unlink_subject(store: &Store, name: &str) -> Result<String, AdminError> {
     let grants = store.revoke_user_grants(name)?;
     let codes = store.revoke_subject_codes(name)?;
     // Linked from the operator's app: the customer's Amazon tokens go too.
-    store.remove_subject_alexa_links(name)?;
-    if grants + codes == 0 {
+    let amazon = store.remove_subject_alexa_links(name)?;
+    let shown = printable(name);
+    if grants + codes + amazon == 0 {
         return Err(AdminError(format!(
-            "no user `{name}` and no login API subject `{name}` with linked clients"
+            "no user `{shown}` and no login API subject `{shown}` with linked clients"
         )));
     }
     Ok(format!(
-        "unlinked login API subject {name}: revoked {grants} grant(s) and {codes} code(s) not yet redeemed"
+        "unlinked login API subject {shown}: revoked {grants} grant(s) and {codes} code(s) not yet redeemed"
     ))
+}
+
+/// User data as the CLI prints it: control characters (an ESC sequence in a name a customer
+/// typed) escaped, so they cannot drive the operator's terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn no_user(name: &Username) -> AdminError {
@@ -391,7 +416,9 @@ fn api_subjects(store: &Store, local_subs: &BTreeSet<String>) -> Result<String, 
     let mut out = String::new();
     for (subject, (username, clients)) in subjects {
         out.push_str(&format!(
-            "{subject}\tlogin API (signed in as {username})\t{} linked client{}\n",
+            "{}\tlogin API (signed in as {})\t{} linked client{}\n",
+            printable(&subject),
+            printable(&username),
             clients.len(),
             if clients.len() == 1 { "" } else { "s" }
         ));

@@ -13,7 +13,8 @@ Usage:
   linkgate [--config PATH] --remove-user NAME   delete a user and revoke their tokens
   linkgate [--config PATH] --set-password NAME  change a password and revoke the user's tokens
   linkgate [--config PATH] --unlink-user NAME   revoke all of a user's tokens (unlinks them); NAME
-                                                may be a login API subject (see --list-users)
+                                                may be a login API subject (see --list-users);
+                                                api:SUBJECT is always the subject
   linkgate [--config PATH] --invite NAME        create a user and print a one-time link where
                                                 they set their own password
   linkgate [--config PATH] --reset-password NAME

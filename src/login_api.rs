@@ -383,7 +383,9 @@ pub fn judge(api: &LoginApi, status: u16, answer: Result<Bytes, Failure>) -> Out
     };
     let text = |pointer: &str| match json.pointer(pointer) {
         Some(serde_json::Value::String(s)) => Some(s.trim().to_string()),
-        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        // An integer id as written; a number JSON cannot carry exactly (beyond 64 bits, or a
+        // fraction) is refused rather than rounded into someone else's id.
+        Some(serde_json::Value::Number(n)) if n.is_u64() || n.is_i64() => Some(n.to_string()),
         _ => None,
     };
     let subject = text(&api.subject)

@@ -513,3 +513,109 @@ fn logins_at_once(
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     })
 }
+
+/// Security round 3 (issue 28): an API username that is no valid local username was throttled
+/// under the raw typed text while the API received it trimmed, so whitespace variants went on
+/// guessing after the lock.
+#[test]
+fn no_spelling_of_a_locked_name_reaches_the_api() {
+    let api = FakeApi::plain();
+    let env = env_for(&api, "api");
+    let server = env.start();
+    let name = "Rita O'Neil@example.com";
+    for _ in 0..6 {
+        let page = sign_in(&mut Browser::new(&server), name, "wrong");
+        assert_eq!(page.status, 401, "{}", page.html);
+    }
+    let calls = api.calls();
+    assert_eq!(calls, 6);
+    for variant in [
+        format!(" {name}"),
+        format!("{name} "),
+        format!("\u{a0}{name}"),
+        format!("\t{name}"),
+        format!("{name}\u{3000}"),
+        name.to_uppercase(),
+        name.to_string(),
+    ] {
+        let page = sign_in(&mut Browser::new(&server), &variant, "another guess");
+        assert_eq!(page.status, 429, "{variant:?}: {}", page.html);
+    }
+    assert_eq!(
+        api.calls(),
+        calls,
+        "a variant of the locked name reached the API"
+    );
+}
+
+/// Issue 28: numeric ids beyond 64 bits used to be rounded through a float, so two customers
+/// (`…617` and `…618`) became one subject. Such an id is refused; an id that fits is kept as
+/// written.
+#[test]
+fn numeric_subjects_are_kept_exactly_or_refused() {
+    let api = FakeApi::plain();
+    let env = env_for(&api, "api");
+    let server = env.start();
+    for big in ["18446744073709551617", "18446744073709551618", "1.5"] {
+        api.set_mode(Mode::Answer(format!(r#"{{"user":{{"id":{big}}}}}"#)));
+        let page = sign_in(&mut Browser::new(&server), API_USER, API_PASSWORD);
+        assert_eq!(page.status, 503, "{big}: {}", page.html);
+        assert!(page.html.contains(UNAVAILABLE), "{big}: {}", page.html);
+    }
+    api.set_mode(Mode::Answer(r#"{"user":{"id":9007199254740993}}"#.into()));
+    let mut browser = Browser::new(&server);
+    let consent = sign_in(&mut browser, API_USER, API_PASSWORD);
+    assert_eq!(consent.status, 200, "{}", consent.html);
+    let redirect = browser.decide(&consent, "allow");
+    let code = redirect.location_params()["code"].clone();
+    let tokens = server.token_basic(
+        ALEXA_ID,
+        ALEXA_SECRET,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", ALEXA_REDIRECT),
+        ],
+    );
+    let info = server.userinfo(&tokens.json_str("access_token"));
+    // 2^53 + 1: a float would have made it …992.
+    assert_eq!(info.json()["sub"], "9007199254740993");
+}
+
+/// Issue 28: an API subject spelled like a local user could not be unlinked, and a customer's
+/// typed name reached the operator's terminal with its ESC sequences.
+#[test]
+fn a_subject_named_like_a_local_user_is_unlinked_by_its_own_form_and_names_print_safely() {
+    let api = FakeApi::plain();
+    let env = env_for(&api, "both");
+    env.add_user(USER, PASSWORD);
+    let server = env.start();
+    api.set_mode(Mode::Answer(format!(r#"{{"user":{{"id":"{USER}"}}}}"#)));
+    let typed = "evil\u{1b}[2J@example.com";
+    let mut browser = Browser::new(&server);
+    let consent = sign_in(&mut browser, typed, API_PASSWORD);
+    assert_eq!(consent.status, 200, "{}", consent.html);
+    let code = browser.decide(&consent, "allow").location_params()["code"].clone();
+    let tokens = server.token_basic(
+        ALEXA_ID,
+        ALEXA_SECRET,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", ALEXA_REDIRECT),
+        ],
+    );
+    let access = tokens.json_str("access_token");
+    let listed = text(&env.cli(&["--list-users"], "").stdout);
+    assert!(!listed.contains('\u{1b}'), "raw ESC printed: {listed:?}");
+    assert!(listed.contains("evil\\u{1b}[2J@example.com"), "{listed}");
+    // `alice` is the local user; `api:alice` the API subject.
+    let out = env.cli(&["--unlink-user", &format!("api:{USER}")], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("login API subject"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(server.userinfo(&access).status, 401);
+}

@@ -106,7 +106,9 @@ fn judge(apps: &Apps, status: u16, body: &[u8]) -> Result<Customer, AppError> {
         serde_json::from_slice(body).map_err(|_| unavailable("that is not JSON"))?;
     let text = |pointer: &str| match json.pointer(pointer) {
         Some(serde_json::Value::String(s)) => Some(s.trim().to_string()),
-        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        // An integer id as written; a number JSON cannot carry exactly (beyond 64 bits, or a
+        // fraction) is refused rather than rounded into someone else's id.
+        Some(serde_json::Value::Number(n)) if n.is_u64() || n.is_i64() => Some(n.to_string()),
         _ => None,
     };
     let sub = text(&apps.subject)
@@ -217,6 +219,16 @@ mod tests {
         );
         let numeric = judge(&apps(), 200, br#"{"user":{"id":42}}"#).unwrap();
         assert_eq!(numeric.name, "42");
+        // Beyond 64 bits two ids would round to one float: refused, never merged.
+        for big in [
+            &br#"{"user":{"id":18446744073709551617}}"#[..],
+            br#"{"user":{"id":1.5}}"#,
+        ] {
+            assert!(matches!(
+                judge(&apps(), 200, big),
+                Err(AppError::Unavailable(_))
+            ));
+        }
         for status in [401, 403] {
             assert!(matches!(
                 judge(&apps(), status, b"{}"),

@@ -60,7 +60,7 @@ pub const USERNAME: Policy = Policy {
 };
 
 /// What is counted, under which policy.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThrottleKey {
     key: Vec<u8>,
     policy: Policy,
@@ -136,7 +136,12 @@ pub struct Reservation {
 
 impl Store {
     /// The three keys a sign-in by `username` from `ip` is counted under.
+    /// `username` is what was typed: the keys are made from it trimmed (as the login API
+    /// receives it) and lowercased, so no spelling of one name (a leading space, a tab, a
+    /// no-break space, other case) escapes that name's count. A valid local username is already
+    /// in this form.
     pub fn login_keys(&self, username: &str, ip: IpAddr) -> Result<[ThrottleKey; 3], StoreError> {
+        let username = username.trim().to_lowercase();
         let hash_key = self.username_hash_key()?;
         let prefix = address_prefix(ip).to_string();
         let name = secret::hmac_sha256(&hash_key, &[username.as_bytes()]);
@@ -311,6 +316,25 @@ mod tests {
         assert!(f.locked_until > 10);
         f.refund(before, reserved);
         assert_eq!(f.reserve(ADDRESS, 11), Ok(()));
+    }
+
+    #[test]
+    fn every_spelling_of_a_name_is_counted_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let plain = store.login_keys("rita o'neil", ip).unwrap();
+        for variant in [
+            " rita o'neil",
+            "rita o'neil ",
+            "\u{a0}rita o'neil",
+            "\trita o'neil",
+            "rita o'neil\u{3000}",
+            "Rita O'Neil",
+        ] {
+            assert_eq!(store.login_keys(variant, ip).unwrap(), plain, "{variant:?}");
+        }
+        assert_ne!(store.login_keys("rita o'neal", ip).unwrap(), plain);
     }
 
     /// A right password awaiting its code: the address is refunded, the username's pair key

@@ -38,6 +38,8 @@ pub enum Mode {
     Huge,
     /// 200 JSON without the subject.
     NoSubject,
+    /// 200 with this JSON body, whatever the credentials.
+    Answer(String),
     /// Closes the connection without answering (new connections at once, kept-alive ones after
     /// reading the request).
     Close,
@@ -295,6 +297,7 @@ fn respond(mode: &Mode, headers: &[(String, String)], body: &str) -> Response<Fu
             serde_json::json!({"user": {"id": API_SUBJECT, "padding": "x".repeat(70 * 1024)}}),
         ),
         Mode::NoSubject => json(200, serde_json::json!({"user": {"name": API_NAME}})),
+        Mode::Answer(body) => reply(200, "application/json", body.clone()),
         Mode::Close => json(500, serde_json::json!({})),
         Mode::Normal => {
             let key = headers
