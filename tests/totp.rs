@@ -249,3 +249,39 @@ fn require_totp_enrols_in_the_flow_before_consent() {
     let consent = browser.submit(&code_page, &[("code", &code_at_step(&key, step + 1))]);
     assert!(consent.html.contains("decision"), "{}", consent.html);
 }
+
+/// Issue 28: turning two-factor sign-in on ends what was signed in with the password only —
+/// other `/account` sessions and consent pages already open — as a password change does. The
+/// browser that turned it on stays signed in.
+#[test]
+fn turning_it_on_ends_other_password_only_sessions_and_consent_pages() {
+    let env = TestEnv::with_user();
+    let server = env.start();
+    let mut other = Visitor::new(&server);
+    assert_eq!(sign_in(&mut other, "").status, 200);
+    assert!(other
+        .get("/account")
+        .text()
+        .contains("Two-factor sign-in is off"));
+    let mut browser = Browser::new(&server);
+    let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "s", &[]);
+    let consent = browser.login(&login, USER, PASSWORD);
+    assert_eq!(consent.status, 200, "{}", consent.html);
+
+    let _ = enrol(&server); // asserts the enrolling browser still sees its page afterwards
+
+    let page = other.get("/account").text();
+    assert!(
+        !page.contains("Two-factor sign-in is"),
+        "a password-only session outlived turning it on: {page}"
+    );
+    let decided = browser.decide(&consent, "allow");
+    assert_eq!(
+        decided.status, 400,
+        "a consent page from before still linked"
+    );
+    assert!(decided.header("location").is_none());
+    assert!(decided
+        .text()
+        .contains("Your account changed since you signed in"));
+}

@@ -100,6 +100,14 @@ pub async fn enable(app: &App, body: &[u8], signed: &SignedIn, ip: IpAddr) -> En
             }
         };
     }
+    // The user's other sessions signed in with the password only; this browser's stays.
+    if let Err(e) = app
+        .store
+        .end_sessions_of(&signed.user.sub, Some(&signed.token.key()))
+    {
+        tracing::error!("ending the user's other sessions failed: {e}");
+        return Enrol::Unavailable;
+    }
     if let Err(e) = app.store.flush().await {
         tracing::error!("storing two-factor sign-in failed: {e}");
         return Enrol::Unavailable;

@@ -645,6 +645,19 @@ async fn enrol(
     if let Some(refused) = spend(app, &nonce, pending.expires_at) {
         return refused;
     }
+    // Bound from now on to the password and the second factor just turned on.
+    let credentials = match app.store.user(&name) {
+        Ok(Some(user)) if user.sub == sub => app.pending.credentials_fingerprint(&user),
+        Ok(_) => return Step::ErrorPage(ErrorPage::SignInAgain),
+        Err(e) => {
+            tracing::error!("reading a user failed: {e}");
+            return Step::ErrorPage(ErrorPage::SignInUnavailable);
+        }
+    };
+    // Other /account sessions signed in with the password only end, as at a password change.
+    if let Err(e) = app.store.end_sessions_of(&sub, None) {
+        tracing::warn!("ending the user's other sessions failed: {e}");
+    }
     tracing::info!(client = %client.id, "two-factor sign-in turned on; login succeeded");
     for kind in [
         crate::store::EventKind::TotpOn,
@@ -783,7 +796,7 @@ async fn check_local(app: &App, user: Option<User>, password: Secret) -> Verdict
         .await;
     match check {
         Some(Some(user)) => Verdict::SignedIn {
-            credentials: app.pending.credentials_fingerprint(&user.password_hash),
+            credentials: app.pending.credentials_fingerprint(&user),
             sub: user.sub,
             username: user.username,
             display_name: None,
@@ -952,9 +965,7 @@ fn still_signed_in(
     };
     Ok(app.store.user(&name)?.is_some_and(|user| {
         secret::ct_eq(
-            app.pending
-                .credentials_fingerprint(&user.password_hash)
-                .as_bytes(),
+            app.pending.credentials_fingerprint(&user).as_bytes(),
             credentials.as_bytes(),
         )
     }))

@@ -121,13 +121,17 @@ impl PendingAuthorizations {
         })
     }
 
-    /// The short fingerprint of a password hash a consent form is bound to: keyed, so the page
-    /// reveals nothing about the hash.
-    pub fn credentials_fingerprint(&self, password_hash: &str) -> String {
-        let mac = secret::hmac_sha256(
-            &self.key,
-            &[b"linkgate credentials\0", password_hash.as_bytes()],
-        );
+    /// The short fingerprint of what a form after the password is bound to: the password hash
+    /// and, once it is on, the two-factor sign-in (so turning it on ends the consent pages
+    /// opened with the password only, as a password change does). Keyed, so the page reveals
+    /// nothing about the hash. Without two-factor sign-in it is what earlier releases computed.
+    pub fn credentials_fingerprint(&self, user: &crate::store::User) -> String {
+        let enabled_at = user.totp.as_ref().map(|t| t.enabled_at.to_string());
+        let mut parts: Vec<&[u8]> = vec![b"linkgate credentials\0", user.password_hash.as_bytes()];
+        if let Some(at) = &enabled_at {
+            parts.extend_from_slice(&[b"\0totp\0", at.as_bytes()]);
+        }
+        let mac = secret::hmac_sha256(&self.key, &parts);
         URL_SAFE_NO_PAD.encode(&mac[..12])
     }
 

@@ -80,6 +80,27 @@ impl Store {
         }))
     }
 
+    /// Ends every session of the user `sub` but the one under `keep` (turning two-factor
+    /// sign-in on: sessions signed in with the password only must not outlive it). Returns how
+    /// many ended.
+    pub fn end_sessions_of(&self, sub: &str, keep: Option<&[u8; 32]>) -> Result<usize, StoreError> {
+        let _writing = self.writing();
+        let mut ended = 0;
+        for entry in self.sessions.iter() {
+            let (key, value) = entry?;
+            let key: &[u8] = key.as_ref();
+            if keep.is_some_and(|k| k.as_slice() == key) {
+                continue;
+            }
+            let session: Session = decode(&value)?;
+            if session.sub == sub {
+                self.sessions.remove(key)?;
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
     pub fn end_session(&self, key: &[u8; 32]) -> Result<(), StoreError> {
         let _writing = self.writing();
         self.sessions.remove(key)?;
