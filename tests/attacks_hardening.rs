@@ -789,3 +789,54 @@ fn many_real_refreshes_in_flight_from_one_address_are_never_throttled() {
     let refused = statuses.iter().filter(|s| **s != 200).count();
     assert_eq!(refused, 0, "{statuses:?}");
 }
+
+/// Issue 28: refused sign-ins wrote throttle records (~300 bytes each, kept 15 minutes), so one
+/// address sending fresh usernames could fill the disk. A refused attempt now writes nothing:
+/// the store (measured as the backup, which carries the throttle tree) does not grow with them,
+/// in a concurrent burst as in a sequence; and the owner, at another address, still signs in.
+#[test]
+fn refused_sign_ins_store_nothing_so_a_flood_cannot_fill_the_disk() {
+    let env = behind_proxy();
+    let server = env.start();
+    let guesser = "203.0.113.50";
+    // 20 free failures for the address, and the one that locks it.
+    for i in 0..21 {
+        let page = login_from(&server, guesser, &format!("fresh{i}"), "wrong");
+        assert_eq!(page.status, 401, "{}", page.html);
+    }
+    let backup_size = |name: &str| {
+        let target = env.dir.path().join(name);
+        let out = env.cli(&["--backup", target.to_str().unwrap()], "");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        std::fs::metadata(&target).unwrap().len()
+    };
+    let before = backup_size("before.backup");
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let server = &server;
+                scope.spawn(move || {
+                    (0..100)
+                        .map(|i| login_from(server, guesser, &format!("flood{t}-{i}"), "x").status)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert!(statuses.iter().all(|s| *s == 429), "{statuses:?}");
+    let after = backup_size("after.backup");
+    eprintln!("backup before {before} B, after 400 refused sign-ins {after} B");
+    // Before the fix: ~400 new records. Allow for the backup's own noise (timestamps).
+    assert!(
+        after <= before + 512,
+        "400 refused sign-ins grew the store from {before} to {after} bytes"
+    );
+    assert_eq!(
+        login_from(&server, "198.51.100.20", USER, PASSWORD).status,
+        200
+    );
+}

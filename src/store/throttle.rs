@@ -183,12 +183,24 @@ impl Store {
     }
 
     /// Reserves an attempt against every key, in order, atomically per key. `Ok(Err(wait))` when
-    /// a key is locked: nothing may be checked, and the keys after it were not touched.
+    /// a key is locked: nothing may be checked, and nothing is written — a refused attempt
+    /// counts against no key (not the owner's address, not a fresh username) and stores nothing,
+    /// so a flood of refused guesses with fresh usernames cannot fill the disk. The keys are read
+    /// first; a key that locks between that read and its reservation (a concurrent attempt)
+    /// refuses too, and the reservations already taken are given back.
     pub fn reserve_attempt(
         &self,
         keys: &[ThrottleKey],
         now: u64,
     ) -> Result<Result<Reservation, u64>, StoreError> {
+        for key in keys {
+            if let Some(bytes) = self.throttle.get(&key.key)? {
+                let mut current: Failures = decode(&bytes).unwrap_or_default();
+                if let Err(wait) = current.reserve(key.policy, now) {
+                    return Ok(Err(wait));
+                }
+            }
+        }
         let _writing = self.writing();
         let mut taken = Vec::with_capacity(keys.len());
         for key in keys {
@@ -209,10 +221,28 @@ impl Store {
             })?;
             match outcome {
                 Ok((before, after)) => taken.push((key.clone(), before, after)),
-                Err(wait) => return Ok(Err(wait)),
+                Err(wait) => {
+                    self.give_back(taken)?;
+                    return Ok(Err(wait));
+                }
             }
         }
         Ok(Ok(Reservation { taken }))
+    }
+
+    /// Undoes reservations: each count as it was, and a record this attempt created removed.
+    fn give_back(&self, taken: Vec<(ThrottleKey, Failures, Failures)>) -> Result<(), StoreError> {
+        for (key, before, reserved) in taken {
+            self.throttle.fetch_and_update(&key.key, |old| {
+                let mut now: Failures = old.and_then(|b| decode(b).ok())?;
+                now.refund(before, reserved);
+                if before == Failures::default() && now.count == 0 {
+                    return None;
+                }
+                Some(encode(&now))
+            })?;
+        }
+        Ok(())
     }
 
     /// A successful sign-in: the username's counts are cleared, the address gets its
@@ -256,14 +286,7 @@ impl Store {
     /// busy): every key gets its reservation back, so an outage is not counted as guesses.
     pub fn login_unchecked(&self, reservation: Reservation) -> Result<(), StoreError> {
         let _writing = self.writing();
-        for (key, before, reserved) in reservation.taken {
-            self.throttle.fetch_and_update(&key.key, |old| {
-                let mut now: Failures = old.and_then(|b| decode(b).ok())?;
-                now.refund(before, reserved);
-                Some(encode(&now))
-            })?;
-        }
-        Ok(())
+        self.give_back(reservation.taken)
     }
 }
 
@@ -316,6 +339,51 @@ mod tests {
         assert!(f.locked_until > 10);
         f.refund(before, reserved);
         assert_eq!(f.reserve(ADDRESS, 11), Ok(()));
+    }
+
+    /// Issue 28: a refused attempt writes nothing. Before, the keys ahead of the locked one were
+    /// counted: the owner's own address stayed locked after a username lock set by others, and
+    /// fresh usernames from a locked address each stored a record.
+    #[test]
+    fn a_refused_attempt_counts_against_no_key_and_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let owner: IpAddr = "192.0.2.7".parse().unwrap();
+        // Others lock the username from many addresses.
+        for i in 0..=USERNAME.free {
+            let ip: IpAddr = format!("198.51.100.{}", i % 200).parse().unwrap();
+            let keys = store.login_keys("alice", ip).unwrap();
+            let _ = store.reserve_attempt(&keys, 100).unwrap();
+        }
+        let keys = store.login_keys("alice", owner).unwrap();
+        let records = store.throttle.iter().count();
+        for _ in 0..10 {
+            assert!(store.reserve_attempt(&keys, 100).unwrap().is_err());
+        }
+        assert_eq!(
+            store.throttle.iter().count(),
+            records,
+            "refusals stored records"
+        );
+        // The owner's address and pair keys were not counted: once the username lock is over,
+        // the owner is in at once.
+        assert!(store
+            .reserve_attempt(&keys, 100 + USERNAME.max_lock + 1)
+            .unwrap()
+            .is_ok());
+
+        // A locked address and a stream of fresh usernames: nothing more is stored.
+        let guesser: IpAddr = "203.0.113.9".parse().unwrap();
+        for i in 0..=ADDRESS.free {
+            let keys = store.login_keys(&format!("fresh{i}"), guesser).unwrap();
+            let _ = store.reserve_attempt(&keys, 200).unwrap();
+        }
+        let records = store.throttle.iter().count();
+        for i in 0..500 {
+            let keys = store.login_keys(&format!("other{i}"), guesser).unwrap();
+            assert!(store.reserve_attempt(&keys, 200).unwrap().is_err());
+        }
+        assert_eq!(store.throttle.iter().count(), records);
     }
 
     #[test]
