@@ -397,6 +397,84 @@ fn a_silent_connection_is_closed_at_the_header_deadline() {
     );
 }
 
+/// Reads one response (`Content-Length` framed) from a keep-alive connection.
+fn read_one_response(stream: &mut TcpStream) -> String {
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream
+            .read(&mut chunk)
+            .expect("the server closed a keep-alive connection");
+        assert!(n > 0, "the server closed a keep-alive connection");
+        data.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&data).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if data.len() >= end + 4 + length {
+                return text;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_keep_alive_connection_waits_the_idle_time_not_the_header_time() {
+    // Alexa and Google keep token connections open between calls: between requests the idle
+    // deadline holds (it was the header deadline, 10 s instead of 60 s with the defaults); a
+    // head that has started still has only the header deadline.
+    let env = TestConfig::new()
+        .set("server.header_read_timeout_secs", 1)
+        .set("server.idle_timeout_secs", 8)
+        .env();
+    let server = env.start();
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr);
+    for round in 0..2 {
+        stream.write_all(request.as_bytes()).unwrap();
+        let answer = read_one_response(&mut stream);
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "round {round}: {answer}"
+        );
+        // Three header deadlines of quiet between requests.
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    // A head begun and left: closed at about the header deadline, not the idle one.
+    stream.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a half-sent head was kept for {:?}",
+        started.elapsed()
+    );
+    // And a keep-alive connection left alone is closed at the idle deadline.
+    let mut idle = TcpStream::connect(server.addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    idle.write_all(request.as_bytes()).unwrap();
+    let _ = read_one_response(&mut idle);
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = idle.read_to_end(&mut rest);
+    let kept = started.elapsed();
+    assert!(
+        kept >= Duration::from_secs(7) && kept < Duration::from_secs(12),
+        "an idle keep-alive connection was kept for {kept:?} (idle_timeout_secs = 8)"
+    );
+}
+
 #[test]
 fn a_2_mb_body_gets_a_413_the_client_can_read() {
     let env = TestEnv::new();

@@ -34,14 +34,20 @@ pub async fn serve(
 ) {
     let limits = app.config.limits.clone();
     let mut builder = http1::Builder::new();
+    // hyper's own header timer also runs while a keep-alive connection waits for its next
+    // request, closing it at the header deadline instead of the idle one: the connection's
+    // ticker keeps both deadlines instead (see `serve_connection`).
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(limits.header_read_timeout_secs))
+        .header_read_timeout(None)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .keep_alive(true);
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let per_address = Arc::new(PerAddress::default());
-    let idle = Duration::from_secs(limits.idle_timeout_secs);
+    let timeouts = Timeouts {
+        head: Duration::from_secs(limits.header_read_timeout_secs),
+        idle: Duration::from_secs(limits.idle_timeout_secs),
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
 
@@ -82,8 +88,11 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let hsts = tls.is_some();
+        let state = Arc::new(ConnectionState::default());
+        let requests = state.clone();
         let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let app = app.clone();
+            let answered = Answered::start(requests.clone());
             async move {
                 let started = Instant::now();
                 let method = req.method().clone();
@@ -111,6 +120,7 @@ pub async fn serve(
                     latency,
                     ip,
                 );
+                drop(answered);
                 Ok::<_, std::convert::Infallible>(reply)
             }
         });
@@ -120,11 +130,11 @@ pub async fn serve(
         let acceptor = tls.as_ref().map(|tls| tls.acceptor());
         tokio::spawn(async move {
             match acceptor {
-                None => serve_connection(&builder, stream, service, stop, idle).await,
+                None => serve_connection(&builder, stream, service, stop, state, timeouts).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => {
-                            serve_connection(&builder, stream, service, stop, idle).await
+                            serve_connection(&builder, stream, service, stop, state, timeouts).await
                         }
                         Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
@@ -196,14 +206,109 @@ impl Drop for AddressSlot {
     }
 }
 
-/// Serves one connection until it ends, closing it gracefully when the server stops or when it
-/// has been idle for `idle`.
+/// The two deadlines of a connection waiting for a request.
+#[derive(Clone, Copy)]
+struct Timeouts {
+    /// For a request head, from its first byte (or from the connection's start).
+    head: Duration,
+    /// For a keep-alive connection between requests, and for a request that stops moving.
+    idle: Duration,
+}
+
+/// What a connection's ticker reads of its I/O and its requests. Counters, not a clock
+/// reading per I/O: the ticker notices when they stop moving.
+#[derive(Default)]
+struct ConnectionState {
+    /// Reads and writes.
+    activity: AtomicU64,
+    /// Reads that brought bytes.
+    reads: AtomicU64,
+    /// Requests being answered.
+    in_flight: AtomicU64,
+    /// Requests answered.
+    answered: AtomicU64,
+    /// `reads` when the last answer was made: a read after it starts the next request's head.
+    reads_at_answer: AtomicU64,
+}
+
+/// One request being answered; dropping it (also when the client goes away) counts it done.
+struct Answered(Arc<ConnectionState>);
+
+impl Answered {
+    fn start(state: Arc<ConnectionState>) -> Self {
+        state.in_flight.fetch_add(1, Ordering::Relaxed);
+        Answered(state)
+    }
+}
+
+impl Drop for Answered {
+    fn drop(&mut self) {
+        let state = &self.0;
+        state
+            .reads_at_answer
+            .store(state.reads.load(Ordering::Relaxed), Ordering::Relaxed);
+        state.answered.fetch_add(1, Ordering::Release);
+        state.in_flight.fetch_sub(1, Ordering::Release);
+    }
+}
+
+/// When a connection that waits for a request head is closed.
+struct Waiting {
+    since: Instant,
+    first: bool,
+    answered: u64,
+    head_started: Option<Instant>,
+}
+
+impl Waiting {
+    fn new() -> Self {
+        Waiting {
+            since: Instant::now(),
+            first: true,
+            answered: 0,
+            head_started: None,
+        }
+    }
+
+    /// Whether the connection has waited too long, as of `now`: a new connection has `head` for
+    /// its first request head, a keep-alive one `idle` between requests and then `head` from the
+    /// next head's first byte.
+    fn expired(&mut self, state: &ConnectionState, timeouts: Timeouts, now: Instant) -> bool {
+        let answered = state.answered.load(Ordering::Acquire);
+        if answered != self.answered {
+            *self = Waiting {
+                since: now,
+                first: false,
+                answered,
+                head_started: None,
+            };
+        }
+        let base = if self.first {
+            0
+        } else {
+            state.reads_at_answer.load(Ordering::Relaxed)
+        };
+        if state.reads.load(Ordering::Relaxed) > base {
+            self.head_started.get_or_insert(now);
+        }
+        let deadline = match (self.first, self.head_started) {
+            (true, _) => self.since + timeouts.head,
+            (false, Some(started)) => started + timeouts.head,
+            (false, None) => self.since + timeouts.idle,
+        };
+        now >= deadline
+    }
+}
+
+/// Serves one connection until it ends, closing it gracefully when the server stops or when a
+/// request stops moving for `idle`, and closing it when it waits too long for a request head.
 async fn serve_connection<IO, S>(
     builder: &http1::Builder,
     stream: IO,
     service: S,
     mut stop: watch::Receiver<bool>,
-    idle: Duration,
+    state: Arc<ConnectionState>,
+    timeouts: Timeouts,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::HttpService<
@@ -211,13 +316,19 @@ async fn serve_connection<IO, S>(
         ResBody = http_body_util::Full<hyper::body::Bytes>,
     >,
 {
-    let io = ActivityIo::new(stream);
-    let activity = io.activity.clone();
+    let io = ActivityIo {
+        stream,
+        state: state.clone(),
+    };
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let mut closing = false;
-    let mut tick = tokio::time::interval(Duration::from_secs(1).min(idle));
-    let (mut seen, mut quiet_since) = (activity.load(Ordering::Relaxed), Instant::now());
+    let step = Duration::from_millis(500)
+        .min(timeouts.head)
+        .min(timeouts.idle);
+    let mut tick = tokio::time::interval(step);
+    let mut waiting = Waiting::new();
+    let (mut seen, mut quiet_since) = (state.activity.load(Ordering::Relaxed), Instant::now());
     loop {
         tokio::select! {
             _ = conn.as_mut() => break,
@@ -225,11 +336,19 @@ async fn serve_connection<IO, S>(
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            _ = tick.tick(), if !closing => {
-                let now = activity.load(Ordering::Relaxed);
-                if now != seen {
-                    (seen, quiet_since) = (now, Instant::now());
-                } else if quiet_since.elapsed() >= idle {
+            _ = tick.tick() => {
+                let now = Instant::now();
+                if state.in_flight.load(Ordering::Acquire) == 0 {
+                    // Between requests: nothing is lost by closing, also mid-head.
+                    if waiting.expired(&state, timeouts, now) {
+                        break;
+                    }
+                    continue;
+                }
+                let activity = state.activity.load(Ordering::Relaxed);
+                if activity != seen {
+                    (seen, quiet_since) = (activity, now);
+                } else if !closing && now.duration_since(quiet_since) >= timeouts.idle {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }
@@ -238,28 +357,17 @@ async fn serve_connection<IO, S>(
     }
 }
 
-/// A TCP stream that counts its reads and writes, so idle keep-alive connections can be closed
-/// (hyper 1.x has no idle timeout of its own). Wraps plain TCP or TLS. A counter, not a clock
-/// reading per I/O: the connection's ticker notices when it stops moving.
+/// A TCP stream that counts its reads and writes for its connection's ticker (hyper 1.x has no
+/// idle timeout of its own). Wraps plain TCP or TLS.
 struct ActivityIo<IO> {
     stream: IO,
-    activity: Arc<AtomicU64>,
+    state: Arc<ConnectionState>,
 }
 
-impl<IO> ActivityIo<IO> {
-    fn new(stream: IO) -> Self {
-        ActivityIo {
-            stream,
-            activity: Arc::new(AtomicU64::new(0)),
-        }
-    }
-
-    fn touch(&self) {
-        // Only this connection's I/O writes it: a plain load and store is enough.
-        let count = self.activity.load(Ordering::Relaxed);
-        self.activity
-            .store(count.wrapping_add(1), Ordering::Relaxed);
-    }
+/// Adds one to a counter only this connection's I/O writes: a plain load and store is enough.
+fn bump(counter: &AtomicU64) {
+    let count = counter.load(Ordering::Relaxed);
+    counter.store(count.wrapping_add(1), Ordering::Relaxed);
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for ActivityIo<IO> {
@@ -272,7 +380,8 @@ impl<IO: AsyncRead + Unpin> AsyncRead for ActivityIo<IO> {
         let before = buf.filled().len();
         let result = Pin::new(&mut this.stream).poll_read(cx, buf);
         if buf.filled().len() > before {
-            this.touch();
+            bump(&this.state.activity);
+            bump(&this.state.reads);
         }
         result
     }
@@ -285,7 +394,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ActivityIo<IO> {
         data: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
-        this.touch();
+        bump(&this.state.activity);
         Pin::new(&mut this.stream).poll_write(cx, data)
     }
 
