@@ -79,6 +79,9 @@ fn serve(config: config::Config) -> ExitCode {
         Ok(store) => store,
         Err(e) => return fail(1, &e.to_string()),
     };
+    if config.postgres.is_none() {
+        keep_reserve(&config.storage_path);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -178,6 +181,20 @@ fn serve(config: config::Config) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => fail(1, &format!("closing the store failed: {e}")),
+    }
+}
+
+/// Writes the data directory's disk reserve if it is missing (`store/reserve.rs`), or says why not.
+fn keep_reserve(dir: &std::path::Path) {
+    match store::reserve::keep(dir) {
+        Ok(store::reserve::Reserve::Kept) => {}
+        Ok(store::reserve::Reserve::NoRoom) => tracing::warn!(
+            "no room for linkgate's {} KiB disk reserve in {}: if the disk fills up, a restart \
+             may not be able to open the store; make room",
+            store::reserve::RESERVE_BYTES / 1024,
+            dir.display()
+        ),
+        Err(e) => tracing::warn!("cannot write the disk reserve in {}: {e}", dir.display()),
     }
 }
 

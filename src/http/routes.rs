@@ -89,9 +89,9 @@ pub async fn route(app: &App, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) 
         ("/metrics", Method::GET) if app.config.metrics && metrics_allowed(app, &req, peer) => {
             response::metrics(app.metrics.render())
         }
-        ("/healthz", Method::GET | Method::HEAD) => match app.store.is_healthy() {
+        ("/healthz", Method::GET | Method::HEAD) => match app.store.is_healthy().await {
             true => response::text(200, "ok\n"),
-            false => response::text(503, "store unavailable\n"),
+            false => response::text(503, "store unavailable (cannot read or write)\n"),
         },
         (p, _) if super::account_routes::handles(p) => {
             let p = p.to_string();

@@ -21,6 +21,7 @@ mod keys;
 mod migrate;
 pub mod postgres;
 mod record;
+pub mod reserve;
 pub mod sealed;
 mod sessions;
 mod shared;
@@ -114,6 +115,8 @@ pub struct Store {
     /// Group commit (see `flush`): flushes asked for, and the last request a flush covered.
     flush_requests: Arc<AtomicU64>,
     flushed: Arc<tokio::sync::Mutex<u64>>,
+    /// The last write probe of `/healthz` (sled): when, and whether it could write.
+    health: Arc<tokio::sync::Mutex<Option<(std::time::Instant, bool)>>>,
 }
 
 /// Held for a read-modify-write operation.
@@ -161,8 +164,32 @@ impl From<sled::Error> for StoreError {
 
 impl Store {
     /// Opens (or creates) the database in `path`, with a page cache of `cache_bytes`.
+    /// A disk too full for sled to open frees the reserve (`reserve.rs`) and tries once more.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
         private_dir(path)?;
+        match Store::open_sled(path, cache_bytes) {
+            Err(StoreError::Io(e)) if reserve::is_disk_full(&e) => {
+                if !reserve::release(path) {
+                    return Err(StoreError::Io(format!(
+                        "cannot open {}: the disk is full (no space left on device) and \
+                         linkgate's reserve is used up: make room, then start again",
+                        path.display()
+                    )));
+                }
+                tracing::warn!(
+                    "the disk holding {} is full: freed linkgate's {} KiB reserve to open the \
+                     store; make room (the reserve is written again at a start with room)",
+                    path.display(),
+                    reserve::RESERVE_BYTES / 1024
+                );
+                Store::open_sled(path, cache_bytes)
+            }
+            other => other,
+        }
+    }
+
+    fn open_sled(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+        remove_torn_snapshots(&path.join("db"))?;
         let db = sled::Config::new()
             .path(path.join("db"))
             .cache_capacity(cache_bytes)
@@ -237,6 +264,7 @@ impl Store {
             exclusive: Arc::new(Mutex::new(())),
             flush_requests: Arc::new(AtomicU64::new(0)),
             flushed: Arc::new(tokio::sync::Mutex::new(0)),
+            health: Arc::new(tokio::sync::Mutex::new(None)),
         })
     }
 
@@ -330,10 +358,24 @@ impl Store {
         })
     }
 
-    /// Whether the store can be read (for `/healthz`).
-    pub fn is_healthy(&self) -> bool {
+    /// Whether the store can be read and written (for `/healthz`). sled: a marker written to
+    /// its default tree (in no backup) and flushed, so a full disk shows here, at most once a
+    /// second however often `/healthz` is asked (the answer is kept in between).
+    pub async fn is_healthy(&self) -> bool {
         match &self.backend {
-            Backend::Sled { .. } => self.users.get(b"").is_ok(),
+            Backend::Sled { db, .. } => {
+                let mut last = self.health.lock().await;
+                if let Some((at, healthy)) = *last {
+                    if at.elapsed() < std::time::Duration::from_secs(1) {
+                        return healthy;
+                    }
+                }
+                let marker = db.insert(HEALTH_MARKER, &now().to_be_bytes());
+                let healthy =
+                    marker.is_ok() && self.flush().await.is_ok() && self.users.get(b"").is_ok();
+                *last = Some((std::time::Instant::now(), healthy));
+                healthy
+            }
             Backend::Postgres(db) => db.is_healthy(),
         }
     }
@@ -344,6 +386,31 @@ impl Store {
         self.tokens.len().unwrap_or(0)
     }
 }
+
+/// sled 0.34 writes a snapshot to `snap.N.generating`, then renames it to `snap.N`; when the
+/// write fails (a full disk) the torn `.generating` file stays, and the next open takes it for
+/// the newest snapshot and refuses the store as corrupt ("Read corrupted data"). sled itself
+/// deletes such files after its next good snapshot; they hold nothing the log does not, so they
+/// go before sled opens.
+fn remove_torn_snapshots(db: &Path) -> Result<(), StoreError> {
+    let Ok(entries) = std::fs::read_dir(db) else {
+        return Ok(()); // a new store
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            std::fs::remove_file(entry.path()).map_err(|e| {
+                StoreError::Io(format!("cannot remove {}: {e}", entry.path().display()))
+            })?;
+            tracing::warn!("removed sled's torn snapshot {name} (a write that failed)");
+        }
+    }
+    Ok(())
+}
+
+/// The key of `/healthz`'s write probe in sled's default tree.
+const HEALTH_MARKER: &[u8] = b"linkgate-health";
 
 /// The data directory holds password hashes (or, with PostgreSQL, the admin socket): private
 /// to the service's user when we create it.
