@@ -77,6 +77,9 @@ pub struct Store {
     grants: Tree,
     tokens: Tree,
     throttle: Tree,
+    /// About how many records `throttle` holds (`throttle.rs`): counted at open and by the
+    /// sweep, kept up to date in between by the writes of this process.
+    throttle_records: Arc<AtomicU64>,
     /// Server keys for access tokens (`keys.rs`), and in memory.
     keys: Tree,
     ring: Arc<RwLock<keys::KeyRing>>,
@@ -245,6 +248,7 @@ impl Store {
             codes: t.codes,
             grants: t.grants,
             tokens: t.tokens,
+            throttle_records: Arc::new(AtomicU64::new(t.throttle.len()? as u64)),
             throttle: t.throttle,
             keys: t.keys,
             ring: Arc::new(RwLock::new(ring)),

@@ -61,6 +61,7 @@ impl Store {
         self.sweep_tree(&self.throttle, &mut pause, |bytes| {
             super::throttle::stale(bytes, now)
         })?;
+        self.recount_throttle()?;
         self.sweep_accounts(now, &mut pause)?;
         self.sweep_denied(now)?;
         self.sweep_keys(now)?;

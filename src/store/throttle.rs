@@ -19,6 +19,14 @@
 //!   over many addresses without letting anyone lock the owner out for long: one address alone
 //!   cannot even reach it (its own keys stop it first).
 //!
+//! Bounded: an address makes at most about 26 counted attempts per `WINDOW_SECS` (20 free, then
+//! locks of 30 s doubling to 15 minutes), each writing at most two records of its own (pair and
+//! username; the address record is one), so about 55 records per address (IPv6 /64), each
+//! forgotten by the sweep a window after its last failure. In total the tree holds at most
+//! `MAX_RECORDS`: past that, an attempt that would need a new record is refused (429) until the
+//! sweep has forgotten old ones, while names and addresses already counted go on as before.
+//! On PostgreSQL the count is each node's estimate, made exact at every sweep.
+//!
 //! Usernames are stored as a keyed hash (HMAC-SHA256 under a random key kept in this tree):
 //! bounded in size, and a password typed into the username field is never stored in clear.
 
@@ -26,9 +34,15 @@ use super::{decode, encode, Store, StoreError};
 use crate::secret;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Failures further apart than this start a new count.
 pub const WINDOW_SECS: u64 = 15 * 60;
+/// The most records the tree holds (some 300 bytes each on disk in sled: about 30 MB): reached only by
+/// thousands of addresses guessing within one window.
+pub const MAX_RECORDS: u64 = 100_000;
+/// How long an attempt refused for a full tree is told to wait.
+const FULL_WAIT_SECS: u64 = 60;
 /// Where the key for hashing usernames lives (no counter key starts with a NUL byte).
 const HASH_KEY: &[u8] = b"\0username-hash-key";
 
@@ -193,32 +207,46 @@ impl Store {
         keys: &[ThrottleKey],
         now: u64,
     ) -> Result<Result<Reservation, u64>, StoreError> {
+        let mut new_records = 0;
         for key in keys {
-            if let Some(bytes) = self.throttle.get(&key.key)? {
-                let mut current: Failures = decode(&bytes).unwrap_or_default();
-                if let Err(wait) = current.reserve(key.policy, now) {
-                    return Ok(Err(wait));
+            match self.throttle.get(&key.key)? {
+                Some(bytes) => {
+                    let mut current: Failures = decode(&bytes).unwrap_or_default();
+                    if let Err(wait) = current.reserve(key.policy, now) {
+                        return Ok(Err(wait));
+                    }
                 }
+                None => new_records += 1,
             }
+        }
+        if new_records > 0 && self.throttle_records.load(Ordering::Relaxed) >= MAX_RECORDS {
+            self.warn_throttle_full();
+            return Ok(Err(FULL_WAIT_SECS));
         }
         let _writing = self.writing();
         let mut taken = Vec::with_capacity(keys.len());
         for key in keys {
             let mut outcome = Ok((Failures::default(), Failures::default()));
+            let mut created = false;
             self.throttle.fetch_and_update(&key.key, |old| {
                 let before: Failures = old.and_then(|b| decode(b).ok()).unwrap_or_default();
                 let mut after = before;
                 match after.reserve(key.policy, now) {
                     Ok(()) => {
                         outcome = Ok((before, after));
+                        created = old.is_none();
                         Some(encode(&after))
                     }
                     Err(wait) => {
                         outcome = Err(wait);
+                        created = false;
                         old.map(|b| b.to_vec())
                     }
                 }
             })?;
+            if created {
+                self.throttle_records.fetch_add(1, Ordering::Relaxed);
+            }
             match outcome {
                 Ok((before, after)) => taken.push((key.clone(), before, after)),
                 Err(wait) => {
@@ -233,14 +261,16 @@ impl Store {
     /// Undoes reservations: each count as it was, and a record this attempt created removed.
     fn give_back(&self, taken: Vec<(ThrottleKey, Failures, Failures)>) -> Result<(), StoreError> {
         for (key, before, reserved) in taken {
+            let mut removed = false;
             self.throttle.fetch_and_update(&key.key, |old| {
                 let mut now: Failures = old.and_then(|b| decode(b).ok())?;
                 now.refund(before, reserved);
-                if before == Failures::default() && now.count == 0 {
-                    return None;
-                }
-                Some(encode(&now))
+                removed = before == Failures::default() && now.count == 0;
+                (!removed).then(|| encode(&now))
             })?;
+            if removed {
+                self.forget_throttle_record();
+            }
         }
         Ok(())
     }
@@ -257,8 +287,8 @@ impl Store {
                     now.refund(before, reserved);
                     Some(encode(&now))
                 })?;
-            } else {
-                self.throttle.remove(&key.key)?;
+            } else if self.throttle.remove(&key.key)?.is_some() {
+                self.forget_throttle_record();
             }
         }
         Ok(())
@@ -290,6 +320,38 @@ impl Store {
     }
 }
 
+impl Store {
+    fn forget_throttle_record(&self) {
+        let _ = self
+            .throttle_records
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// The sweep's exact count (it has just forgotten the stale records).
+    pub(super) fn recount_throttle(&self) -> Result<(), StoreError> {
+        let records = self.throttle.len()? as u64;
+        self.throttle_records.store(records, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Says, at most once a minute, that the tree is at its bound.
+    fn warn_throttle_full(&self) {
+        static LAST: AtomicU64 = AtomicU64::new(0);
+        let now = super::now();
+        let last = LAST.load(Ordering::Relaxed);
+        if now >= last + 60
+            && LAST
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                "the sign-in throttle holds {MAX_RECORDS} records (its bound): sign-ins under new \
+                 names or from new addresses are refused (429) until the sweep forgets old ones"
+            );
+        }
+    }
+}
+
 /// Whether a throttle entry can be forgotten (for the sweeper).
 pub(super) fn stale(bytes: &[u8], now: u64) -> bool {
     decode::<Failures>(bytes).is_ok_and(|f| f.is_stale(now))
@@ -298,6 +360,7 @@ pub(super) fn stale(bytes: &[u8], now: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn a_key_allows_its_free_failures_then_one_more_that_locks_it() {
@@ -439,5 +502,62 @@ mod tests {
         assert_ne!(a, c);
         let mapped = address_prefix("::ffff:192.0.2.7".parse().unwrap());
         assert_eq!(mapped.to_string(), "192.0.2.7");
+    }
+
+    #[test]
+    fn at_its_bound_the_tree_takes_no_new_record_but_counted_keys_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), 1 << 20).unwrap());
+        let known: IpAddr = "192.0.2.7".parse().unwrap();
+        let keys = store.login_keys("alice", known).unwrap();
+        let first = store.reserve_attempt(&keys, 100).unwrap().unwrap();
+        store.login_unchecked(first).unwrap();
+        let first = store.reserve_attempt(&keys, 100).unwrap();
+        assert!(first.is_ok());
+        let counted = store.throttle_records.load(Ordering::Relaxed);
+        // The tree as full as a flood from thousands of addresses leaves it, minus a little.
+        let room = 30;
+        store
+            .throttle_records
+            .store(MAX_RECORDS - room, Ordering::Relaxed);
+        let before = store.throttle.iter().count();
+        // A burst of 64 fresh names from 64 fresh addresses, all at once.
+        let threads: Vec<_> = (0..64)
+            .map(|i| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    let ip: IpAddr = format!("198.51.100.{i}").parse().unwrap();
+                    let keys = store.login_keys(&format!("fresh{i}"), ip).unwrap();
+                    store.reserve_attempt(&keys, 100).unwrap().is_ok()
+                })
+            })
+            .collect();
+        let admitted = threads
+            .into_iter()
+            .map(|t| t.join().unwrap_or(false))
+            .filter(|ok| *ok)
+            .count();
+        let written = (store.throttle.iter().count() - before) as u64;
+        eprintln!("at the bound: {admitted} of 64 fresh attempts admitted, {written} records");
+        // Each admitted attempt wrote three records; a burst overshoots by at most the attempts
+        // in flight between the check and the write.
+        assert!(
+            written <= room + 3 * 8,
+            "{written} records written past the bound"
+        );
+        assert!(admitted < 64);
+        let full = store
+            .login_keys("bob", "203.0.113.1".parse().unwrap())
+            .unwrap();
+        assert_eq!(
+            store.reserve_attempt(&full, 100).unwrap().unwrap_err(),
+            FULL_WAIT_SECS
+        );
+        // A name and address already counted are judged as ever.
+        assert!(store.reserve_attempt(&keys, 100).unwrap().is_ok());
+        // The sweep counts again: with the real number, there is room.
+        store.recount_throttle().unwrap();
+        assert!(store.throttle_records.load(Ordering::Relaxed) < counted + 3 * 64 + 10);
+        assert!(store.reserve_attempt(&full, 100).unwrap().is_ok());
     }
 }
