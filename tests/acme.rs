@@ -655,3 +655,59 @@ fn http_listen_beside_static_tls_redirects_plain_http_to_https() {
     let reply = http(plain, "GET", "/.well-known/acme-challenge/x", &[], b"");
     assert_eq!(reply.status, 404);
 }
+
+#[test]
+fn strangers_holding_the_plain_http_port_do_not_block_a_validation() {
+    // The tester's finding: one address holding 300 silent connections left 0 of 10 challenge
+    // requests from another address answered (issuance and renewal blocked). Now each address
+    // gets 8 of the 256 slots, and when 40 addresses fill them all, silent ones make room.
+    let http_port = free_port();
+    let env = TestConfig::new()
+        .set("server.public_url", "https://localhost")
+        .set("server.http_listen", format!("127.0.0.1:{http_port}"))
+        .tls()
+        .env();
+    let cert = write_self_signed(env.dir.path(), &[]);
+    let mut server = env.start();
+    server.tls = Some(tls_client(&cert));
+    assert!(server.is_healthy());
+    let plain: SocketAddr = ([127, 0, 0, 1], http_port).into();
+    let challenge = |from: &str| -> bool {
+        let Ok(mut stream) = connect_from(from, plain) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let request = "GET /.well-known/acme-challenge/x HTTP/1.1\r\nHost: localhost\r\n\r\n";
+        if stream.write_all(request.as_bytes()).is_err() {
+            return false;
+        }
+        let mut data = Vec::new();
+        let _ = stream.read_to_end(&mut data);
+        parse_response(&data).is_ok_and(|r| r.status == 404)
+    };
+    let one: Vec<TcpStream> = (0..300)
+        .filter_map(|_| connect_from("127.0.0.1", plain).ok())
+        .collect();
+    let answered = (0..10).filter(|_| challenge("127.0.0.2")).count();
+    eprintln!(
+        "one address holding {}: {answered} of 10 challenges answered",
+        one.len()
+    );
+    assert_eq!(answered, 10);
+    drop(one);
+    let mut many = Vec::new();
+    for a in 1..=40 {
+        for _ in 0..8 {
+            if let Ok(stream) = connect_from(&format!("127.0.1.{a}"), plain) {
+                many.push(stream);
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let answered = (0..10).filter(|_| challenge("127.0.0.3")).count();
+    eprintln!(
+        "40 addresses holding {}: {answered} of 10 challenges answered",
+        many.len()
+    );
+    assert_eq!(answered, 10);
+}

@@ -279,21 +279,6 @@ fn a_consent_page_opened_before_a_password_change_or_removal_is_refused() {
     }
 }
 
-/// A connection from `local` (127.0.0.2 is loopback too, so a test can be a second address).
-fn connect_from(local: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let stream = runtime.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4()?;
-        socket.bind(format!("{local}:0").parse().expect("address"))?;
-        socket.connect(to).await
-    })?;
-    let stream = stream.into_std()?;
-    stream.set_nonblocking(false)?;
-    Ok(stream)
-}
-
 /// GET /healthz from `local`; whether it answered 200 within 5 s.
 fn healthy_from(local: &str, to: SocketAddr) -> bool {
     let Ok(mut stream) = connect_from(local, to) else {
@@ -334,6 +319,62 @@ fn one_address_holding_1100_idle_connections_does_not_shut_out_another() {
         }
     }
     assert!(closed > 0);
+}
+
+#[test]
+fn strangers_filling_every_slot_from_many_addresses_do_not_shut_out_another() {
+    // The tester's case scaled down: 16 addresses x 64 silent connections filled all 1024 slots
+    // and a 17th address was refused. Here 4 addresses x 8 fill all 32: the oldest silent ones
+    // make room, so every request of a 5th address is answered.
+    let env = TestConfig::new()
+        .set("server.max_connections", 32)
+        .set("server.max_connections_per_ip", 8)
+        .env();
+    let server = env.start();
+    let mut held = Vec::new();
+    for a in 1..=4 {
+        for _ in 0..8 {
+            if let Ok(stream) = connect_from(&format!("127.0.0.{a}"), server.addr) {
+                held.push(stream);
+            }
+        }
+    }
+    // Some hold a keep-alive connection after one request instead of a silent one.
+    let mut keep_alive = connect_from("127.0.0.6", server.addr).unwrap();
+    keep_alive
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr);
+    keep_alive.write_all(request.as_bytes()).unwrap();
+    let _ = read_one_response(&mut keep_alive);
+    std::thread::sleep(Duration::from_millis(300));
+    let served = (0..20)
+        .filter(|_| healthy_from("127.0.0.5", server.addr))
+        .count();
+    eprintln!(
+        "{} silent connections from 4 addresses: {served} of 20 requests from a 5th served",
+        held.len()
+    );
+    assert_eq!(served, 20);
+    // And a burst of 16 at once from a 7th address, while the holders stay connected.
+    let barrier = Arc::new(Barrier::new(16));
+    let addr = server.addr;
+    let burst: Vec<_> = (0..16)
+        .map(|_| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                healthy_from("127.0.0.7", addr)
+            })
+        })
+        .collect();
+    let answered = burst
+        .into_iter()
+        .map(|t| t.join().unwrap_or(false))
+        .filter(|ok| *ok)
+        .count();
+    eprintln!("a burst of 16 from a 7th address: {answered} answered");
+    assert!(answered >= 8, "only {answered} of 16 answered");
 }
 
 #[test]

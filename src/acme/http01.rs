@@ -3,6 +3,7 @@
 //! path on `public_url` with a 308 — always to `public_url`'s host, never to the request's `Host`
 //! header, so it cannot be made to redirect anywhere else. Nothing else is served over plain HTTP.
 
+use crate::http::admission::{Admission, Answered, ConnectionState};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::server::conn::http1;
@@ -13,11 +14,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 const CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
-/// Plain HTTP only redirects: a few connections and short timeouts are plenty.
+/// Plain HTTP only redirects: a few connections and short timeouts are plenty. A CA validates
+/// from a few addresses with a request or two each, so a small share per address is enough, and
+/// when strangers hold the rest, their silent connections make room (`http/admission.rs`).
 const MAX_CONNECTIONS: usize = 256;
+const MAX_CONNECTIONS_PER_ADDRESS: usize = 8;
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// HTTP-01 tokens being validated → their key authorizations.
@@ -48,24 +51,30 @@ impl Http01Tokens {
 /// Serves the listener until the task is aborted. `origin`: `https://host[:port]` of
 /// `public_url`.
 pub async fn serve(listener: TcpListener, origin: String, tokens: Arc<Http01Tokens>) {
-    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let admission = Admission::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS);
     let origin: Arc<str> = origin.into();
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(e) => {
                 tracing::warn!("http_listen: accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
+        let Ok(slot) = admission.take_address(Some(peer.ip())) else {
             continue;
         };
-        let (origin, tokens) = (origin.clone(), tokens.clone());
+        let (origin, tokens, admission) = (origin.clone(), tokens.clone(), admission.clone());
         tokio::spawn(async move {
+            let state = Arc::new(ConnectionState::default());
+            let Ok(admitted) = admission.admit(slot, state.clone()).await else {
+                return;
+            };
             let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                let answering = Answered::start(state.clone());
                 let reply = answer(&req, &origin, &tokens);
+                drop(answering);
                 async move { Ok::<_, std::convert::Infallible>(reply) }
             });
             let connection = http1::Builder::new()
@@ -73,8 +82,11 @@ pub async fn serve(listener: TcpListener, origin: String, tokens: Arc<Http01Toke
                 .header_read_timeout(TIMEOUT)
                 .keep_alive(false)
                 .serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(TIMEOUT, connection).await;
-            drop(permit);
+            tokio::select! {
+                _ = tokio::time::timeout(TIMEOUT, connection) => {}
+                _ = admitted.tracked.shed.notified() => {}
+            }
+            drop(admitted);
         });
     }
 }

@@ -1,8 +1,10 @@
-//! The HTTP layer on plain hyper 1.x: accept loop and limits (`server`), path to handler
+//! The HTTP layer on plain hyper 1.x: accept loop (`server`), which connections get in
+//! (`admission`), path to handler
 //! (`routes`), header parsing (`request`) and response building (`response`). It parses, calls
 //! `oauth`, and renders; it decides nothing about OAuth itself.
 
 mod account_routes;
+pub(crate) mod admission;
 mod app_routes;
 pub mod request;
 mod response;

@@ -1,7 +1,8 @@
-//! The accept loop: one task per connection, HTTP/1.1 with timeouts against slow clients, a cap
-//! on open connections in total and per client address (so one address cannot take every
-//! slot), one log line per request, and a graceful stop that lets requests in flight finish.
+//! The accept loop: one task per connection, HTTP/1.1 with timeouts against slow clients, the
+//! caps on open connections of `admission.rs`, one log line per request, and a graceful stop
+//! that lets requests in flight finish.
 
+use super::admission::{Admission, Answered, ConnectionState};
 use super::request::client_ip;
 use super::routes::route;
 use super::tls::Tls;
@@ -10,17 +11,15 @@ use crate::logging;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use std::collections::HashMap;
 use std::future::Future;
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Notify};
 
 /// How long a stop waits for requests in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,8 +41,7 @@ pub async fn serve(
         .header_read_timeout(None)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .keep_alive(true);
-    let connections = Arc::new(Semaphore::new(limits.max_connections));
-    let per_address = Arc::new(PerAddress::default());
+    let admission = Admission::new(limits.max_connections, limits.max_connections_per_ip);
     let timeouts = Timeouts {
         head: Duration::from_secs(limits.header_read_timeout_secs),
         idle: Duration::from_secs(limits.idle_timeout_secs),
@@ -65,25 +63,14 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         // Proxies speak for many clients: only direct clients are capped per address.
-        let address_slot = if app.config.trusted_proxies.contains(&peer.ip()) {
-            None
-        } else {
-            match per_address
-                .clone()
-                .take(peer.ip(), limits.max_connections_per_ip)
-            {
-                Some(slot) => Some(slot),
-                None => {
-                    tracing::debug!(ip = %peer.ip(), "per-address connection limit reached; closing a new connection");
-                    drop(stream);
-                    continue;
-                }
+        let capped = (!app.config.trusted_proxies.contains(&peer.ip())).then_some(peer.ip());
+        let address_slot = match admission.take_address(capped) {
+            Ok(slot) => slot,
+            Err(_) => {
+                tracing::debug!(ip = %peer.ip(), "per-address connection limit reached; closing a new connection");
+                drop(stream);
+                continue;
             }
-        };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
-            tracing::warn!("connection limit reached; closing a new connection");
-            drop(stream);
-            continue;
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
@@ -128,29 +115,47 @@ pub async fn serve(
         let stop = stop_rx.clone();
         let handshake_timeout = Duration::from_secs(limits.header_read_timeout_secs);
         let acceptor = tls.as_ref().map(|tls| tls.acceptor());
+        let admission = admission.clone();
         tokio::spawn(async move {
+            let admitted = match admission.admit(address_slot, state.clone()).await {
+                Ok(admitted) => admitted,
+                Err(_) => {
+                    tracing::warn!(
+                        "connection limit reached, every connection busy; closing a new connection"
+                    );
+                    return;
+                }
+            };
+            let shed = &admitted.tracked.shed;
             match acceptor {
-                None => serve_connection(&builder, stream, service, stop, state, timeouts).await,
+                None => {
+                    serve_connection(&builder, stream, service, stop, state, timeouts, shed).await
+                }
                 Some(acceptor) => {
-                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                    let handshake =
+                        tokio::time::timeout(handshake_timeout, acceptor.accept(stream));
+                    let stream = tokio::select! {
+                        done = handshake => done,
+                        _ = shed.notified() => return,
+                    };
+                    match stream {
                         Ok(Ok(stream)) => {
-                            serve_connection(&builder, stream, service, stop, state, timeouts).await
+                            serve_connection(&builder, stream, service, stop, state, timeouts, shed)
+                                .await
                         }
                         Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
                 }
             }
-            drop(permit);
-            drop(address_slot);
+            drop(admitted);
         });
     }
 
     drop(listener);
     let _ = stop_tx.send(true);
-    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     tokio::select! {
-        _ = connections.acquire_many(all) => tracing::info!("all connections closed"),
+        _ = admission.all_closed() => tracing::info!("all connections closed"),
         _ = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("some connections did not finish in time"),
     }
 }
@@ -167,45 +172,6 @@ fn head_size<B>(req: &hyper::Request<B>) -> usize {
         + line
 }
 
-/// Open connections per client address (IPv6 by /64, as the login throttle counts them).
-#[derive(Default)]
-struct PerAddress(Mutex<HashMap<IpAddr, usize>>);
-
-/// One open connection of an address; closing it gives the slot back.
-struct AddressSlot {
-    owner: Arc<PerAddress>,
-    address: IpAddr,
-}
-
-impl PerAddress {
-    fn take(self: Arc<Self>, ip: IpAddr, limit: usize) -> Option<AddressSlot> {
-        let address = crate::store::address_prefix(ip);
-        let mut open = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let count = open.entry(address).or_insert(0);
-        if *count >= limit {
-            return None;
-        }
-        *count += 1;
-        drop(open);
-        Some(AddressSlot {
-            owner: self,
-            address,
-        })
-    }
-}
-
-impl Drop for AddressSlot {
-    fn drop(&mut self) {
-        let mut open = self.owner.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = open.get_mut(&self.address) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.address);
-            }
-        }
-    }
-}
-
 /// The two deadlines of a connection waiting for a request.
 #[derive(Clone, Copy)]
 struct Timeouts {
@@ -213,43 +179,6 @@ struct Timeouts {
     head: Duration,
     /// For a keep-alive connection between requests, and for a request that stops moving.
     idle: Duration,
-}
-
-/// What a connection's ticker reads of its I/O and its requests. Counters, not a clock
-/// reading per I/O: the ticker notices when they stop moving.
-#[derive(Default)]
-struct ConnectionState {
-    /// Reads and writes.
-    activity: AtomicU64,
-    /// Reads that brought bytes.
-    reads: AtomicU64,
-    /// Requests being answered.
-    in_flight: AtomicU64,
-    /// Requests answered.
-    answered: AtomicU64,
-    /// `reads` when the last answer was made: a read after it starts the next request's head.
-    reads_at_answer: AtomicU64,
-}
-
-/// One request being answered; dropping it (also when the client goes away) counts it done.
-struct Answered(Arc<ConnectionState>);
-
-impl Answered {
-    fn start(state: Arc<ConnectionState>) -> Self {
-        state.in_flight.fetch_add(1, Ordering::Relaxed);
-        Answered(state)
-    }
-}
-
-impl Drop for Answered {
-    fn drop(&mut self) {
-        let state = &self.0;
-        state
-            .reads_at_answer
-            .store(state.reads.load(Ordering::Relaxed), Ordering::Relaxed);
-        state.answered.fetch_add(1, Ordering::Release);
-        state.in_flight.fetch_sub(1, Ordering::Release);
-    }
 }
 
 /// When a connection that waits for a request head is closed.
@@ -309,6 +238,7 @@ async fn serve_connection<IO, S>(
     mut stop: watch::Receiver<bool>,
     state: Arc<ConnectionState>,
     timeouts: Timeouts,
+    shed: &Notify,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::HttpService<
@@ -328,16 +258,30 @@ async fn serve_connection<IO, S>(
         .min(timeouts.idle);
     let mut tick = tokio::time::interval(step);
     let mut waiting = Waiting::new();
+    let mut shed_by: Option<Instant> = None;
     let (mut seen, mut quiet_since) = (state.activity.load(Ordering::Relaxed), Instant::now());
     loop {
         tokio::select! {
             _ = conn.as_mut() => break,
+            // Closed to make room for a new connection (`admission.rs`), unless it has begun a
+            // request since it was picked: gracefully (an answer still being written is
+            // finished), and at once after a second (a head begun and left).
+            _ = shed.notified(), if shed_by.is_none() => {
+                if state.in_flight.load(Ordering::Acquire) == 0 {
+                    shed_by = Some(Instant::now() + Duration::from_secs(1));
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
             _ = stop.changed(), if !closing => {
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
             _ = tick.tick() => {
                 let now = Instant::now();
+                if shed_by.is_some_and(|by| now >= by) {
+                    break;
+                }
                 if state.in_flight.load(Ordering::Acquire) == 0 {
                     // Between requests: nothing is lost by closing, also mid-head.
                     if waiting.expired(&state, timeouts, now) {

@@ -1136,3 +1136,18 @@ fn stop_group(child: &mut Child) {
     let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
     let _ = child.wait();
 }
+
+/// A connection from `local` (127.0.0.2 is loopback too, so a test can be a second address).
+pub fn connect_from(local: &str, to: std::net::SocketAddr) -> std::io::Result<std::net::TcpStream> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let stream = runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(format!("{local}:0").parse().expect("address"))?;
+        socket.connect(to).await
+    })?;
+    let stream = stream.into_std()?;
+    stream.set_nonblocking(false)?;
+    Ok(stream)
+}
