@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Upper bounds of the latency histogram, in seconds.
@@ -35,9 +36,24 @@ pub struct Metrics {
     pub acme_orders_ok: AtomicU64,
     pub acme_orders_failed: AtomicU64,
     pub acme_certificate_not_after: AtomicU64,
+    /// The main listener's connections refused (over the cap) or closed to make room.
+    pub connections: Arc<ConnectionCounters>,
     requests: AtomicU64,
     latency_micros_sum: AtomicU64,
     latency_buckets: [AtomicU64; BUCKETS.len()],
+}
+
+/// What the connection caps did (`http/admission.rs`).
+#[derive(Default)]
+pub struct ConnectionCounters {
+    /// Its address already held its share: answered 503.
+    pub refused_address: AtomicU64,
+    /// Every slot was answering a request: answered 503.
+    pub refused_busy: AtomicU64,
+    /// Refused without an answer (too many refusals at once).
+    pub refused_silently: AtomicU64,
+    /// Waiting connections closed to make room for a new one.
+    pub shed: AtomicU64,
 }
 
 /// The `reason` labels of `linkgate_login_api_unavailable_total`.
@@ -149,6 +165,27 @@ impl Metrics {
                 ("{outcome=\"ok\"}", get(&self.acme_orders_ok)),
                 ("{outcome=\"error\"}", get(&self.acme_orders_failed)),
             ],
+        );
+        let connections = &self.connections;
+        counter(
+            "linkgate_connections_refused_total",
+            "New connections refused with 503 (or, when too many at once, closed), by reason.",
+            &[
+                (
+                    "{reason=\"per_address\"}",
+                    get(&connections.refused_address),
+                ),
+                ("{reason=\"busy\"}", get(&connections.refused_busy)),
+                (
+                    "{reason=\"unanswered\"}",
+                    get(&connections.refused_silently),
+                ),
+            ],
+        );
+        counter(
+            "linkgate_connections_shed_total",
+            "Waiting (silent or idle) connections closed to make room for a new one.",
+            &[("", get(&connections.shed))],
         );
         let not_after = get(&self.acme_certificate_not_after);
         if not_after > 0 {

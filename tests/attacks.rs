@@ -524,13 +524,56 @@ fn a_hashed_client_secret_works_and_a_wrong_one_does_not() {
 }
 
 #[test]
-fn connections_beyond_the_limit_are_closed_at_once() {
-    let env = TestConfig::new().set("server.max_connections", 2).env();
+fn connections_beyond_the_limit_get_a_503_or_make_room() {
+    let env = TestConfig::new()
+        .set("server.max_connections", 2)
+        .set("server.metrics", true)
+        .env();
     let server = env.start();
     use std::io::{Read, Write};
-    // Each held connection has had one keep-alive request answered, so the server has accepted
-    // and counted both before the third arrives.
-    let held: Vec<std::net::TcpStream> = (0..2)
+    // Both slots answer a request: a body is still being sent on each.
+    let busy = |_| {
+        let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+            .write_all(b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant")
+            .unwrap();
+        stream
+    };
+    let held: Vec<std::net::TcpStream> = (0..2).map(busy).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    // From another address: the total is what is full, not this address's share.
+    let from_other = |request: &[u8]| {
+        let mut stream = connect_from("127.0.0.2", server.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(request).unwrap();
+        let mut data = Vec::new();
+        let _ = stream.read_to_end(&mut data);
+        parse_response(&data)
+    };
+    let extra = from_other(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("the third connection got no HTTP answer");
+    assert_eq!(extra.status, 503, "{}", extra.text());
+    assert_eq!(extra.expect_header("retry-after"), "1");
+    assert!(started.elapsed() < Duration::from_secs(4));
+    drop(held);
+    // The server notices the closes asynchronously: poll to a deadline.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let healthz = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    while !raw(server.addr, healthz).is_ok_and(|r| r.status == 200) {
+        assert!(
+            Instant::now() < deadline,
+            "capacity did not come back when connections closed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Two idle keep-alive connections hold both slots: the oldest makes room for a new one.
+    let idle: Vec<std::net::TcpStream> = (0..2)
         .map(|_| {
             let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
             stream
@@ -545,24 +588,21 @@ fn connections_beyond_the_limit_are_closed_at_once() {
             stream
         })
         .collect();
-    let mut extra = std::net::TcpStream::connect(server.addr).unwrap();
-    extra
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let started = Instant::now();
-    let mut buf = [0u8; 16];
-    let n = extra.read(&mut buf).unwrap_or(0);
-    assert_eq!(n, 0, "the third connection was served");
-    assert!(started.elapsed() < Duration::from_secs(4));
-    drop(held);
-    // The server notices the closes asynchronously: poll to a deadline.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let healthz = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    while !raw(server.addr, healthz).is_ok_and(|r| r.status == 200) {
-        assert!(
-            Instant::now() < deadline,
-            "capacity did not come back when connections closed"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let third = from_other(healthz).expect("no answer");
+    assert_eq!(third.status, 200);
+    let metrics = raw(
+        server.addr,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let metrics = metrics.text();
+    assert!(
+        metrics.contains("linkgate_connections_refused_total{reason=\"busy\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("linkgate_connections_shed_total "),
+        "{metrics}"
+    );
+    drop(idle);
 }

@@ -5,6 +5,7 @@
 //! never cut — so strangers holding silent connections, from one address or many, cannot keep a
 //! legitimate client out.
 
+use crate::metrics::{count, ConnectionCounters};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -29,6 +30,22 @@ pub struct ConnectionState {
     pub answered: AtomicU64,
     /// `reads` when the last answer was made: a read after it starts the next request's head.
     pub reads_at_answer: AtomicU64,
+    /// The connection's place in its address's share, given back before its socket is closed
+    /// (`release_address`), so a client that reconnects at once is never counted twice.
+    address: Mutex<Option<AddressSlot>>,
+}
+
+impl ConnectionState {
+    /// Gives the address's slot back; called just before the socket is closed, and again
+    /// (doing nothing) when the connection's task ends.
+    pub fn release_address(&self) {
+        let slot = self
+            .address
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        drop(slot);
+    }
 }
 
 /// One request being answered; dropping it (also when the client goes away) counts it done.
@@ -81,6 +98,8 @@ pub struct Admission {
     next_id: AtomicU64,
     /// New connections waiting for room, at most `total`.
     waiting: AtomicUsize,
+    /// What was refused and shed (for `/metrics`).
+    pub counters: Arc<ConnectionCounters>,
 }
 
 /// A connection let in; dropping it gives its slots back.
@@ -88,7 +107,6 @@ pub struct Admitted {
     admission: Arc<Admission>,
     id: u64,
     pub tracked: Arc<Tracked>,
-    _slot: AddressSlot,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -99,7 +117,11 @@ pub struct AddressSlot {
 }
 
 impl Admission {
-    pub fn new(total: usize, per_address: usize) -> Arc<Admission> {
+    pub fn new(
+        total: usize,
+        per_address: usize,
+        counters: Arc<ConnectionCounters>,
+    ) -> Arc<Admission> {
         Arc::new(Admission {
             per_address_limit: per_address,
             per_address: Mutex::new(HashMap::new()),
@@ -108,6 +130,7 @@ impl Admission {
             open: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(0),
             waiting: AtomicUsize::new(0),
+            counters,
         })
     }
 
@@ -140,6 +163,7 @@ impl Admission {
             Ok(permit) => permit,
             Err(_) => self.make_room().await?,
         };
+        *state.address.lock().unwrap_or_else(|p| p.into_inner()) = Some(slot);
         let tracked = Arc::new(Tracked {
             state,
             shed: Notify::new(),
@@ -154,7 +178,6 @@ impl Admission {
             admission: self.clone(),
             id,
             tracked,
-            _slot: slot,
             _permit: permit,
         })
     }
@@ -189,6 +212,7 @@ impl Admission {
             .find(|t| t.state.answered.load(Ordering::Acquire) == 0);
         match silent.or_else(|| open.values().find(idle)) {
             Some(victim) => {
+                count(&self.counters.shed);
                 victim.picked.store(true, Ordering::Release);
                 victim.shed.notify_one();
                 true
@@ -228,6 +252,7 @@ impl Drop for Admitted {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&self.id);
+        self.tracked.state.release_address();
     }
 }
 
@@ -241,7 +266,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_address_gets_its_share_and_exempt_ones_any() {
-        let admission = Admission::new(10, 2);
+        let admission = Admission::new(10, 2, Arc::default());
         let a = admission.take_address(ip("192.0.2.1")).unwrap();
         let _b = admission.take_address(ip("192.0.2.1")).unwrap();
         assert_eq!(
@@ -261,7 +286,7 @@ mod tests {
 
     #[tokio::test]
     async fn when_full_the_oldest_silent_connection_makes_room_not_a_busy_one() {
-        let admission = Admission::new(3, 3);
+        let admission = Admission::new(3, 3, Arc::default());
         let states: Vec<Arc<ConnectionState>> = (0..3).map(|_| Arc::default()).collect();
         let mut held = Vec::new();
         for state in &states {
@@ -289,7 +314,7 @@ mod tests {
 
     #[tokio::test]
     async fn when_every_slot_answers_a_request_a_newcomer_is_refused() {
-        let admission = Admission::new(1, 1);
+        let admission = Admission::new(1, 1, Arc::default());
         let state: Arc<ConnectionState> = Arc::default();
         let slot = admission.take_address(ip("192.0.2.1")).unwrap();
         let _held = admission.admit(slot, state.clone()).await.unwrap();

@@ -3,6 +3,7 @@
 //! that lets requests in flight finish.
 
 use super::admission::{Admission, Answered, ConnectionState};
+use super::refusal::Refusals;
 use super::request::client_ip;
 use super::routes::route;
 use super::tls::Tls;
@@ -41,7 +42,13 @@ pub async fn serve(
         .header_read_timeout(None)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .keep_alive(true);
-    let admission = Admission::new(limits.max_connections, limits.max_connections_per_ip);
+    let counters = app.metrics.connections.clone();
+    let admission = Admission::new(
+        limits.max_connections,
+        limits.max_connections_per_ip,
+        counters.clone(),
+    );
+    let refusals = Arc::new(Refusals::new(counters));
     let timeouts = Timeouts {
         head: Duration::from_secs(limits.header_read_timeout_secs),
         idle: Duration::from_secs(limits.idle_timeout_secs),
@@ -66,9 +73,9 @@ pub async fn serve(
         let capped = (!app.config.trusted_proxies.contains(&peer.ip())).then_some(peer.ip());
         let address_slot = match admission.take_address(capped) {
             Ok(slot) => slot,
-            Err(_) => {
-                tracing::debug!(ip = %peer.ip(), "per-address connection limit reached; closing a new connection");
-                drop(stream);
+            Err(why) => {
+                tracing::debug!(ip = %peer.ip(), "per-address connection limit reached; answering 503");
+                refusals.refuse(stream, tls.as_ref().map(|tls| tls.acceptor()), why);
                 continue;
             }
         };
@@ -115,14 +122,15 @@ pub async fn serve(
         let stop = stop_rx.clone();
         let handshake_timeout = Duration::from_secs(limits.header_read_timeout_secs);
         let acceptor = tls.as_ref().map(|tls| tls.acceptor());
-        let admission = admission.clone();
+        let (admission, refusals) = (admission.clone(), refusals.clone());
         tokio::spawn(async move {
             let admitted = match admission.admit(address_slot, state.clone()).await {
                 Ok(admitted) => admitted,
-                Err(_) => {
+                Err(why) => {
                     tracing::warn!(
-                        "connection limit reached, every connection busy; closing a new connection"
+                        "connection limit reached, every connection busy; answering 503"
                     );
+                    refusals.refuse_here(stream, acceptor, why).await;
                     return;
                 }
             };
@@ -280,11 +288,13 @@ async fn serve_connection<IO, S>(
             _ = tick.tick() => {
                 let now = Instant::now();
                 if shed_by.is_some_and(|by| now >= by) {
+                    state.release_address();
                     break;
                 }
                 if state.in_flight.load(Ordering::Acquire) == 0 {
                     // Between requests: nothing is lost by closing, also mid-head.
                     if waiting.expired(&state, timeouts, now) {
+                        state.release_address();
                         break;
                     }
                     continue;
@@ -347,6 +357,9 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ActivityIo<IO> {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+        let this = self.get_mut();
+        // The address's slot goes back before the client sees the close (`admission.rs`).
+        this.state.release_address();
+        Pin::new(&mut this.stream).poll_shutdown(cx)
     }
 }
