@@ -487,3 +487,56 @@ fn a_burst_of_wrong_passwords_at_account_sign_in_is_held_like_a_sequence() {
     assert!(held >= 18, "{statuses:?}");
     eprintln!("/account sign-in burst: {checked} of 24 checked, {held} held (429)");
 }
+
+/// Issue 26: a backup holds what a restore needs to look the same to customers — the person
+/// signed in to `/account` stays signed in, with their recent activity, and an invitation
+/// already sent still opens.
+#[test]
+fn a_backup_restores_open_sessions_invitations_and_recent_activity() {
+    let env = TestEnv::with_user();
+    let server = env.start();
+    let (access, _) = tokens_for(&server);
+    let mut me = Visitor::new(&server);
+    assert_eq!(me.sign_in(USER, PASSWORD).status, 200);
+    let cookies = me.cookies.clone();
+    let invite = env.cli(&["--invite", "bob"], "");
+    assert!(invite.status.success(), "{}", text(&invite.stderr));
+    let link = text(&invite.stdout)
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("http://127.0.0.1")
+                .map(str::to_string)
+        })
+        .expect("an invitation link");
+    let file = env.dir.path().join("all.backup");
+    let out = env.cli(&["--backup", file.to_str().unwrap()], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    server.stop();
+
+    let target = TestEnv::new();
+    let out = target.cli(&["--restore", file.to_str().unwrap()], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let restored = target.start();
+    // Same cookie, same page: still signed in, the sign-in in the recent activity.
+    let mut again = Visitor::new(&restored);
+    again.cookies = cookies;
+    let page = again.get("/account");
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    assert!(
+        html.contains("Signed in as <strong>alice</strong>"),
+        "{html}"
+    );
+    assert!(html.contains("Example Taxi for Alexa"), "{html}");
+    assert!(!html.contains("No activity yet."), "{html}");
+    assert!(
+        html.contains("App linked") && html.contains("account page"),
+        "{html}"
+    );
+    // The invitation opens its form, and the link's token still answers.
+    let form = restored.get(&link);
+    assert_eq!(form.status, 200, "{}", form.text());
+    assert!(form.text().contains("name=\"password\""));
+    assert_eq!(restored.userinfo(&access).status, 200);
+}

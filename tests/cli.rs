@@ -227,14 +227,14 @@ fn a_backup_from_the_previous_record_format_restores_and_its_link_keeps_working(
     assert_eq!(refresh(&server, old_refresh).status, 200);
     let (new_access, _) = tokens_for(&server);
     assert_eq!(server.userinfo(&new_access).json()["sub"], info["sub"]);
-    // A backup now is version 3, and restores too.
+    // A backup now is version 4, and restores too.
     let again = env.dir.path().join("v3.backup");
     ok(&env.cli(
         &["--backup", again.to_str().expect("a UTF-8 temp path")],
         "",
     ));
     let header = std::fs::read_to_string(&again).expect("read the backup");
-    assert!(header.starts_with(r#"{"format":"linkgate-backup","version":3,"#));
+    assert!(header.starts_with(r#"{"format":"linkgate-backup","version":4,"#));
     server.stop();
     let target = TestEnv::new();
     ok(&target.cli(

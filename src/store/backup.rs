@@ -81,8 +81,11 @@ impl From<StoreError> for RestoreError {
 /// whose records are all JSON, are still restored (those records are still read). Version 3
 /// adds the server keys of self-verifying access tokens and their deny list (`keys`, `denied`),
 /// and grants of record version 2; a version 1 or 2 file restores, and the server makes a key at
-/// its first start.
-const VERSION: u32 = 3;
+/// its first start. Version 4 holds every tree, so that a restore looks the same to customers:
+/// one-time password links still open, `/account` sessions, each link's last refresh, security
+/// events, spent authorization forms (a form is not spent twice) and Alexa app-to-app links;
+/// files of versions 1 to 3 restore, and those start afresh.
+const VERSION: u32 = 4;
 const OLDEST_READABLE: u32 = 1;
 
 #[derive(Serialize, Deserialize)]
@@ -106,16 +109,8 @@ struct Trailer {
 }
 
 impl Store {
-    fn trees(&self) -> [(&'static str, &super::tree::Tree); 7] {
-        [
-            ("users", &self.users),
-            ("codes", &self.codes),
-            ("grants", &self.grants),
-            ("tokens", &self.tokens),
-            ("throttle", &self.throttle),
-            ("keys", &self.keys),
-            ("denied", &self.denied),
-        ]
+    fn trees(&self) -> [(&'static str, &super::tree::Tree); 13] {
+        self.every_tree()
     }
 
     /// Writes a snapshot to `out`. Returns the number of entries.
@@ -310,5 +305,62 @@ mod tests {
         let err = refused(garbage.as_bytes());
         assert!(matches!(err, RestoreError::BadLine { line: 2 }), "{err}");
         assert_eq!(err.to_string(), "line 2: neither an entry nor the trailer");
+    }
+
+    #[test]
+    fn version_4_carries_every_tree_and_a_version_3_file_still_restores() {
+        let (_a, source) = store();
+        let name = Username::parse("alice").unwrap();
+        source.add_user(&name, "hash".into()).unwrap();
+        let user = source.user(&name).unwrap().unwrap();
+        source
+            .create_session(&[7u8; 32], &user, crate::store::now(), 600)
+            .unwrap();
+        let mut file = Vec::new();
+        source.backup(&mut file).unwrap();
+        let text = String::from_utf8(file).unwrap();
+        assert!(text.starts_with(r#"{"format":"linkgate-backup","version":4,"#));
+        assert!(text.contains(r#""tree":"sessions""#), "{text}");
+        let (_b, target) = store();
+        target.restore(text.as_bytes()).unwrap();
+        assert!(target
+            .session(&[7u8; 32], crate::store::now())
+            .unwrap()
+            .is_some());
+
+        // A version 3 file: the seven trees it had, its own trailer.
+        let mut lines = vec![text
+            .lines()
+            .next()
+            .unwrap()
+            .replace(r#""version":4"#, r#""version":3"#)];
+        let mut digest = Sha256::new();
+        let mut entries = 0;
+        for line in text.lines().skip(1) {
+            if let Ok(entry) = serde_json::from_str::<Entry>(line) {
+                let old = [
+                    "users", "codes", "grants", "tokens", "throttle", "keys", "denied",
+                ];
+                if old.contains(&entry.tree.as_str()) {
+                    digest.update(line.as_bytes());
+                    digest.update(b"\n");
+                    entries += 1;
+                    lines.push(line.to_string());
+                }
+            }
+        }
+        let trailer = Trailer {
+            entries,
+            sha256: to_hex(&digest.finalize()),
+        };
+        lines.push(serde_json::to_string(&trailer).unwrap());
+        let v3 = lines.join("\n") + "\n";
+        let (_c, old) = store();
+        assert_eq!(old.restore(v3.as_bytes()).unwrap(), entries);
+        assert!(old.user(&name).unwrap().is_some());
+        assert!(old
+            .session(&[7u8; 32], crate::store::now())
+            .unwrap()
+            .is_none());
     }
 }

@@ -2,7 +2,8 @@
 //! are sealed with, and which forms are spent. In the store, not in memory, so that behind a load
 //! balancer without sticky sessions a sign-in may move between nodes at every step, and a form
 //! spent on one node is spent on all (a consent form cannot mint a second code elsewhere).
-//! Spent forms are removed by the sweeper once expired; like sessions they are not in backups.
+//! Spent forms are removed by the sweeper once expired; backups carry them, so a restore does
+//! not let a form be spent twice.
 
 use super::{expired, Store, StoreError};
 

@@ -87,7 +87,7 @@ impl From<StoreError> for MigrateError {
 
 impl Store {
     /// Every tree with its name, in the order of `TREES`.
-    fn every_tree(&self) -> [(&'static str, &Tree); 13] {
+    pub(super) fn every_tree(&self) -> [(&'static str, &Tree); 13] {
         [
             ("users", &self.users),
             ("codes", &self.codes),

@@ -96,16 +96,16 @@ pub struct Store {
     /// Grants whose "last refresh" this node noted, and when (`sessions.rs`), so a refresh
     /// reads nothing more to know the note is recent.
     noted: Arc<Mutex<HashMap<String, u64>>>,
-    /// One-time password links (`invites.rs`); not in backups: a restore revives no link.
+    /// One-time password links (`invites.rs`).
     invites: Tree,
-    /// `/account` sign-ins and each link's last refresh (`sessions.rs`); not in backups either.
+    /// `/account` sign-ins and each link's last refresh (`sessions.rs`).
     sessions: Tree,
     grant_activity: Tree,
     /// Each user's recent security events (`events.rs`).
     events: Tree,
-    /// Authorization forms spent (`forms.rs`); not in backups.
+    /// Authorization forms spent (`forms.rs`).
     forms: Tree,
-    /// Alexa app-to-app links (`app_links.rs`); not in backups.
+    /// Alexa app-to-app links (`app_links.rs`).
     app_links: Tree,
     /// Writers hold it shared, a backup exclusively, so a backup sees a state between writes.
     gate: Arc<RwLock<()>>,
