@@ -2078,3 +2078,68 @@ fn a_restore_into_a_database_in_use_is_refused_and_changes_nothing() {
     assert_eq!(nodes.b.userinfo(&access).status, 200);
     assert_eq!(refresh(&nodes.b, &refresh_token).status, 200);
 }
+
+/// Issue 26: client-secret guesses spread over two nodes are throttled as on one: the count of
+/// failures is shared (failures only: a right secret writes nothing), give or take one guess per
+/// node when the lock begins.
+#[test]
+fn client_secret_guesses_spread_over_two_nodes_are_throttled_as_on_one() {
+    let pg = PgCluster::start();
+    let nodes = behind_proxy(&pg);
+    let guesser = "198.51.100.44";
+    let guess = |node: &Server| {
+        node.request(
+            "POST",
+            "/token",
+            &[
+                ("X-Forwarded-For", guesser),
+                ("Authorization", &basic(ALEXA_ID, "not-the-secret")),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            b"grant_type=refresh_token&refresh_token=lgrt_x",
+        )
+        .status
+    };
+    let mut checked = 0;
+    let mut refused_at = None;
+    for i in 0..40 {
+        let node = nodes.both()[i % 2].1;
+        match guess(node) {
+            401 => checked += 1,
+            429 => {
+                refused_at = Some(i);
+                break;
+            }
+            other => panic!("guess {i}: {other}"),
+        }
+    }
+    eprintln!("alternating over two nodes: {checked} guesses checked, refused at {refused_at:?} (one node: 21)");
+    assert!(
+        refused_at.is_some() && checked <= 22,
+        "{checked} guesses checked, refused at {refused_at:?}"
+    );
+    // Both nodes refuse that address now (after at most one more check each)...
+    for (name, node) in nodes.both() {
+        let mut last = guess(node);
+        if last == 401 {
+            last = guess(node);
+        }
+        assert_eq!(last, 429, "the locked address on {name}");
+    }
+    // ...while Alexa, from its own address, goes on through both.
+    for (name, node) in nodes.both() {
+        let reply = node.request(
+            "POST",
+            "/token",
+            &[
+                ("X-Forwarded-For", "203.0.113.80"),
+                ("Authorization", &basic(ALEXA_ID, ALEXA_SECRET)),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            b"grant_type=refresh_token&refresh_token=lgrt_unknown",
+        );
+        // The secret is accepted; the made-up refresh token is what is refused.
+        assert_eq!(reply.status, 400, "{name}: {}", reply.text());
+        assert_eq!(reply.error(), "invalid_grant", "{name}");
+    }
+}

@@ -56,6 +56,22 @@ pub async fn authenticate<'a>(
     let client = app.config.client(&client_id);
     // Only registered ids get a count of their own (bounded by the config).
     let counted_id = client.map(|c| c.id.as_str());
+    // Several nodes: the counts of the others first (a database error leaves this node's own).
+    let shared = app.store.shared();
+    if shared {
+        let now = crate::store::now();
+        match app
+            .client_throttle
+            .shared_wait(&app.store, caller.ip, counted_id, now)
+        {
+            Ok(Some(wait)) => {
+                tracing::warn!(client = ?counted_id, ip = %caller.ip, "client authentication throttled for {wait} s (counted on all nodes)");
+                return Err(OAuthError::ClientThrottled(wait));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("reading the shared client-secret throttle failed: {e}"),
+        }
+    }
     let attempt = app
         .client_throttle
         .reserve(caller.ip, counted_id, crate::store::now())
@@ -75,6 +91,15 @@ pub async fn authenticate<'a>(
         (Ok(_), _) => {
             // Never the secret: who, from where.
             tracing::warn!(client = ?counted_id, ip = %caller.ip, "client authentication failed");
+            if shared {
+                let now = crate::store::now();
+                if let Err(e) = app
+                    .client_throttle
+                    .shared_failure(&app.store, caller.ip, counted_id, now)
+                {
+                    tracing::warn!("counting a client-secret failure on all nodes failed: {e}");
+                }
+            }
             Err(failed())
         }
         (Err(error), _) => {

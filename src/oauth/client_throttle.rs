@@ -11,11 +11,18 @@
 //!
 //! Kept in memory: client secrets are long and random, so what matters is the guessing rate and
 //! the CPU it costs (an argon2 `secret_hash`), not surviving a restart. Bounded in entries.
+//!
+//! Several nodes (PostgreSQL): failures — only failures, so a successful `/token` writes
+//! nothing — are also counted in the shared store, and each node checks the shared counts of an
+//! attempt's keys before the secret, reading a key again at most once a second. A guesser
+//! spreading over N nodes is therefore held like one on one node, give or take one guess per
+//! node when a lock begins (the second a node's copy may be old).
 
-use crate::store::{Failures, Policy};
+use crate::store::{Failures, Policy, Store, StoreError};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 pub const ADDRESS: Policy = Policy {
     free: 20,
@@ -37,8 +44,33 @@ enum Key {
     Client(String),
 }
 
+/// How long a node uses its copy of a shared count.
+const SHARED_FRESH: Duration = Duration::from_secs(1);
+
+impl Key {
+    /// The key of its shared count (distinct from the sign-in throttle's `p:`, `ip:`, `u:`).
+    fn stored(&self) -> Vec<u8> {
+        match self {
+            Key::Address(ip) => format!("cs:a:{ip}").into_bytes(),
+            Key::Client(id) => format!("cs:c:{id}").into_bytes(),
+        }
+    }
+}
+
 #[derive(Default)]
-pub struct ClientThrottle(Mutex<HashMap<Key, Failures>>);
+pub struct ClientThrottle {
+    local: Mutex<HashMap<Key, Failures>>,
+    /// Copies of shared counts, and when each was read.
+    shared: Mutex<HashMap<Key, (Failures, Instant)>>,
+}
+
+fn keys(ip: IpAddr, client_id: Option<&str>) -> Vec<(Key, Policy)> {
+    let mut keys = vec![(Key::Address(crate::store::address_prefix(ip)), ADDRESS)];
+    if let Some(id) = client_id {
+        keys.push((Key::Client(id.to_string()), CLIENT));
+    }
+    keys
+}
 
 /// An attempt in progress: give it back with `succeeded`, keep it with `failed`.
 #[derive(Debug)]
@@ -53,10 +85,7 @@ impl ClientThrottle {
         if map.len() >= MAX_ENTRIES {
             map.retain(|_, f| !f.is_stale(now));
         }
-        let mut keys = vec![(Key::Address(crate::store::address_prefix(ip)), ADDRESS)];
-        if let Some(id) = client_id {
-            keys.push((Key::Client(id.to_string()), CLIENT));
-        }
+        let keys = keys(ip, client_id);
         // Check every key first, so a refusal counts against none of them.
         for (key, policy) in &keys {
             if let Some(failures) = map.get(key) {
@@ -89,9 +118,62 @@ impl ClientThrottle {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Failures>> {
-        self.0
+        self.local
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Several nodes: how long the shared counts say to wait, if any key is locked there.
+    pub fn shared_wait(
+        &self,
+        store: &Store,
+        ip: IpAddr,
+        client_id: Option<&str>,
+        now: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        for (key, policy) in keys(ip, client_id) {
+            let mut failures = self.shared_count(store, &key)?;
+            if let Err(wait) = failures.reserve(policy, now) {
+                return Ok(Some(wait));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Several nodes: a wrong secret is counted in the shared store too.
+    pub fn shared_failure(
+        &self,
+        store: &Store,
+        ip: IpAddr,
+        client_id: Option<&str>,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        for (key, policy) in keys(ip, client_id) {
+            let after = store.count_client_failure(&key.stored(), policy, now)?;
+            self.remember(key, after);
+        }
+        Ok(())
+    }
+
+    fn shared_count(&self, store: &Store, key: &Key) -> Result<Failures, StoreError> {
+        let copies = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((failures, read_at)) = copies.get(key) {
+            if read_at.elapsed() < SHARED_FRESH {
+                return Ok(*failures);
+            }
+        }
+        drop(copies);
+        let failures = store.client_failures(&key.stored())?.unwrap_or_default();
+        self.remember(key.clone(), failures);
+        Ok(failures)
+    }
+
+    fn remember(&self, key: Key, failures: Failures) {
+        let mut copies = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        if copies.len() >= MAX_ENTRIES {
+            copies.retain(|_, (_, read_at)| read_at.elapsed() < SHARED_FRESH);
+        }
+        copies.insert(key, (failures, Instant::now()));
     }
 }
 

@@ -274,7 +274,7 @@ impl Store {
 
     /// Whether other processes may change the store underneath this one (PostgreSQL): then
     /// nothing another node can change is cached.
-    fn shared(&self) -> bool {
+    pub fn shared(&self) -> bool {
         matches!(self.backend, Backend::Postgres(_))
     }
 

@@ -321,6 +321,38 @@ impl Store {
 }
 
 impl Store {
+    /// A shared count of client-secret failures (`oauth::client_throttle`, several nodes).
+    pub fn client_failures(&self, key: &[u8]) -> Result<Option<Failures>, StoreError> {
+        Ok(self
+            .throttle
+            .get(key)?
+            .and_then(|bytes| decode(&bytes).ok()))
+    }
+
+    /// Counts a client-secret failure under `key` in the shared tree (a locked key is left as
+    /// it is); the count after it.
+    pub fn count_client_failure(
+        &self,
+        key: &[u8],
+        policy: Policy,
+        now: u64,
+    ) -> Result<Failures, StoreError> {
+        let _writing = self.writing();
+        let mut after = Failures::default();
+        let mut created = false;
+        self.throttle.fetch_and_update(key, |old| {
+            let mut failures: Failures = old.and_then(|b| decode(b).ok()).unwrap_or_default();
+            let _ = failures.reserve(policy, now);
+            after = failures;
+            created = old.is_none();
+            Some(encode(&failures))
+        })?;
+        if created {
+            self.throttle_records.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(after)
+    }
+
     fn forget_throttle_record(&self) {
         let _ = self
             .throttle_records
