@@ -103,6 +103,10 @@ pub struct Limits {
     pub max_connections: usize,
     /// Open connections one client address (IPv6: one /64) may hold; trusted proxies are exempt.
     pub max_connections_per_ip: usize,
+    /// Further connections from an address whose own share is full, for token clients: each
+    /// must present valid client credentials at `/token`, `/introspect` or `/revoke` on its first
+    /// request (`http/vetting.rs`). 0: none.
+    pub max_client_connections_per_ip: usize,
     /// The whole request body must arrive within this.
     pub body_read_timeout_secs: u64,
 }
@@ -354,6 +358,8 @@ struct RawServer {
     max_connections: usize,
     /// Unset: 64, or `max_connections` when that is smaller.
     max_connections_per_ip: Option<usize>,
+    /// Unset: 256, or `max_connections` when that is smaller.
+    max_client_connections_per_ip: Option<usize>,
     #[serde(default = "default_body_read_timeout_secs")]
     body_read_timeout_secs: u64,
     metrics_token: Option<String>,
@@ -376,6 +382,9 @@ fn default_max_connections() -> usize {
 }
 fn default_max_connections_per_ip() -> usize {
     64
+}
+fn default_max_client_connections_per_ip() -> usize {
+    256
 }
 fn default_body_read_timeout_secs() -> u64 {
     10
@@ -726,6 +735,9 @@ fn check_server(raw: RawServer, dir: &Path, problem: &mut impl FnMut(&str, Strin
         max_connections_per_ip: raw
             .max_connections_per_ip
             .unwrap_or_else(|| default_max_connections_per_ip().min(raw.max_connections)),
+        max_client_connections_per_ip: raw
+            .max_client_connections_per_ip
+            .unwrap_or_else(|| default_max_client_connections_per_ip().min(raw.max_connections)),
         body_read_timeout_secs: raw.body_read_timeout_secs,
     };
     check_hardening_limits(&limits, &raw.metrics_token, problem);
@@ -999,6 +1011,15 @@ fn check_hardening_limits(
             "server.max_connections_per_ip",
             format!(
                 "must be between 1 and server.max_connections ({})",
+                limits.max_connections
+            ),
+        );
+    }
+    if limits.max_client_connections_per_ip > limits.max_connections {
+        problem(
+            "server.max_client_connections_per_ip",
+            format!(
+                "must be between 0 and server.max_connections ({})",
                 limits.max_connections
             ),
         );

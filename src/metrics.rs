@@ -54,6 +54,8 @@ pub struct ConnectionCounters {
     pub refused_silently: AtomicU64,
     /// Waiting connections closed to make room for a new one.
     pub shed: AtomicU64,
+    /// Let in beyond their address's share for presenting client credentials (`vetting.rs`).
+    pub client_share: AtomicU64,
 }
 
 /// The `reason` labels of `linkgate_login_api_unavailable_total`.
@@ -186,6 +188,11 @@ impl Metrics {
             "linkgate_connections_shed_total",
             "Waiting (silent or idle) connections closed to make room for a new one.",
             &[("", get(&connections.shed))],
+        );
+        counter(
+            "linkgate_connections_client_share_total",
+            "Connections let in beyond their address's share because their first request presented valid client credentials.",
+            &[("", get(&connections.client_share))],
         );
         let not_after = get(&self.acme_certificate_not_after);
         if not_after > 0 {

@@ -51,7 +51,12 @@ impl Http01Tokens {
 /// Serves the listener until the task is aborted. `origin`: `https://host[:port]` of
 /// `public_url`.
 pub async fn serve(listener: TcpListener, origin: String, tokens: Arc<Http01Tokens>) {
-    let admission = Admission::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS, Arc::default());
+    let admission = Admission::new(
+        MAX_CONNECTIONS,
+        MAX_CONNECTIONS_PER_ADDRESS,
+        0,
+        Arc::default(),
+    );
     let origin: Arc<str> = origin.into();
     loop {
         let (stream, peer) = match listener.accept().await {

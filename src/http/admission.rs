@@ -3,7 +3,9 @@
 //! total is reached, the oldest connection that is only waiting is closed to make room — first
 //! those that never sent a whole request, then idle keep-alive ones; a request being answered is
 //! never cut — so strangers holding silent connections, from one address or many, cannot keep a
-//! legitimate client out.
+//! legitimate client out. Token clients (Alexa's and Google's egress addresses open many parallel
+//! connections) have a second, larger share per address, for connections that presented valid
+//! client credentials (`vetting.rs`).
 
 use crate::metrics::{count, ConnectionCounters};
 use std::collections::{BTreeMap, HashMap};
@@ -91,6 +93,9 @@ pub enum Refused {
 pub struct Admission {
     per_address_limit: usize,
     per_address: Mutex<HashMap<IpAddr, usize>>,
+    /// The second share, for connections of authenticated clients (0: none).
+    client_limit: usize,
+    client_per_address: Mutex<HashMap<IpAddr, usize>>,
     permits: Arc<Semaphore>,
     total: usize,
     /// Open connections by age (ids only grow).
@@ -114,17 +119,22 @@ pub struct Admitted {
 pub struct AddressSlot {
     admission: Arc<Admission>,
     address: Option<IpAddr>,
+    /// In the clients' share rather than the address's own.
+    client: bool,
 }
 
 impl Admission {
     pub fn new(
         total: usize,
         per_address: usize,
+        client_per_address: usize,
         counters: Arc<ConnectionCounters>,
     ) -> Arc<Admission> {
         Arc::new(Admission {
             per_address_limit: per_address,
             per_address: Mutex::new(HashMap::new()),
+            client_limit: client_per_address,
+            client_per_address: Mutex::new(HashMap::new()),
             permits: Arc::new(Semaphore::new(total)),
             total,
             open: Mutex::new(BTreeMap::new()),
@@ -137,11 +147,27 @@ impl Admission {
     /// Counts a connection against its address's share (`None`: an address exempt from it, such
     /// as a trusted proxy speaking for many clients). Synchronous, for the accept loop.
     pub fn take_address(self: &Arc<Self>, ip: Option<IpAddr>) -> Result<AddressSlot, Refused> {
+        self.take(ip, false)
+    }
+
+    /// Counts a connection that presented valid client credentials against its address's
+    /// clients' share, once the address's own is full.
+    pub fn take_client_address(self: &Arc<Self>, ip: IpAddr) -> Result<AddressSlot, Refused> {
+        self.take(Some(ip), true)
+    }
+
+    /// Whether there is a clients' share at all.
+    pub fn has_client_share(&self) -> bool {
+        self.client_limit > 0
+    }
+
+    fn take(self: &Arc<Self>, ip: Option<IpAddr>, client: bool) -> Result<AddressSlot, Refused> {
         let address = ip.map(crate::store::address_prefix);
         if let Some(address) = address {
-            let mut open = self.per_address.lock().unwrap_or_else(|p| p.into_inner());
+            let (map, limit) = self.share(client);
+            let mut open = map.lock().unwrap_or_else(|p| p.into_inner());
             let count = open.entry(address).or_insert(0);
-            if *count >= self.per_address_limit {
+            if *count >= limit {
                 return Err(Refused::AddressFull);
             }
             *count += 1;
@@ -149,7 +175,15 @@ impl Admission {
         Ok(AddressSlot {
             admission: self.clone(),
             address,
+            client,
         })
+    }
+
+    fn share(&self, client: bool) -> (&Mutex<HashMap<IpAddr, usize>>, usize) {
+        match client {
+            false => (&self.per_address, self.per_address_limit),
+            true => (&self.client_per_address, self.client_limit),
+        }
     }
 
     /// A slot in the total, closing the oldest waiting connection to make room when all are
@@ -227,9 +261,13 @@ impl Admission {
         let _ = self.permits.acquire_many(all).await;
     }
 
-    fn release_address(&self, address: Option<IpAddr>) {
+    fn release_address(&self, address: Option<IpAddr>, client: bool) {
         let Some(address) = address else { return };
-        let mut open = self.per_address.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = self
+            .share(client)
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(count) = open.get_mut(&address) {
             *count -= 1;
             if *count == 0 {
@@ -241,7 +279,7 @@ impl Admission {
 
 impl Drop for AddressSlot {
     fn drop(&mut self) {
-        self.admission.release_address(self.address);
+        self.admission.release_address(self.address, self.client);
     }
 }
 
@@ -266,7 +304,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_address_gets_its_share_and_exempt_ones_any() {
-        let admission = Admission::new(10, 2, Arc::default());
+        let admission = Admission::new(10, 2, 0, Arc::default());
         let a = admission.take_address(ip("192.0.2.1")).unwrap();
         let _b = admission.take_address(ip("192.0.2.1")).unwrap();
         assert_eq!(
@@ -285,8 +323,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_clients_share_is_counted_apart_and_given_back_to_itself() {
+        let admission = Admission::new(10, 1, 2, Arc::default());
+        let own = admission.take_address(ip("192.0.2.1")).unwrap();
+        assert!(admission.take_address(ip("192.0.2.1")).is_err());
+        let client = admission.take_client_address("192.0.2.1".parse().unwrap());
+        let _other = admission
+            .take_client_address("192.0.2.1".parse().unwrap())
+            .unwrap();
+        assert!(admission
+            .take_client_address("192.0.2.1".parse().unwrap())
+            .is_err());
+        // A client slot going back frees a client slot, not the address's own.
+        drop(client);
+        assert!(admission.take_address(ip("192.0.2.1")).is_err());
+        assert!(admission
+            .take_client_address("192.0.2.1".parse().unwrap())
+            .is_ok());
+        drop(own);
+        assert!(admission.take_address(ip("192.0.2.1")).is_ok());
+        assert!(!Admission::new(10, 1, 0, Arc::default()).has_client_share());
+    }
+
+    #[tokio::test]
     async fn when_full_the_oldest_silent_connection_makes_room_not_a_busy_one() {
-        let admission = Admission::new(3, 3, Arc::default());
+        let admission = Admission::new(3, 3, 0, Arc::default());
         let states: Vec<Arc<ConnectionState>> = (0..3).map(|_| Arc::default()).collect();
         let mut held = Vec::new();
         for state in &states {
@@ -314,7 +375,7 @@ mod tests {
 
     #[tokio::test]
     async fn when_every_slot_answers_a_request_a_newcomer_is_refused() {
-        let admission = Admission::new(1, 1, Arc::default());
+        let admission = Admission::new(1, 1, 0, Arc::default());
         let state: Arc<ConnectionState> = Arc::default();
         let slot = admission.take_address(ip("192.0.2.1")).unwrap();
         let _held = admission.admit(slot, state.clone()).await.unwrap();

@@ -1,5 +1,5 @@
 //! The HTTP layer on plain hyper 1.x: accept loop (`server`), which connections get in
-//! (`admission`), path to handler
+//! (`admission`; token clients beyond an address's share: `vetting`), path to handler
 //! (`routes`), header parsing (`request`) and response building (`response`). It parses, calls
 //! `oauth`, and renders; it decides nothing about OAuth itself.
 
@@ -12,3 +12,4 @@ mod response;
 mod routes;
 pub mod server;
 pub mod tls;
+mod vetting;

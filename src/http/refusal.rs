@@ -51,6 +51,15 @@ impl Refusals {
         }
     }
 
+    /// Counts the refusal of a connection whose first request was read (`vetting.rs`) and
+    /// answers it on the caller's task.
+    pub async fn refuse_read<S: AsyncRead + AsyncWrite + Unpin>(&self, stream: S, why: Refused) {
+        if let Some(slot) = self.take(why) {
+            let _ = tokio::time::timeout(ANSWER_TIMEOUT, send(stream, false)).await;
+            drop(slot);
+        }
+    }
+
     fn take(&self, why: Refused) -> Option<OwnedSemaphorePermit> {
         match why {
             Refused::AddressFull => count(&self.counters.refused_address),
@@ -67,9 +76,9 @@ impl Refusals {
 async fn answer(stream: TcpStream, tls: Option<TlsAcceptor>, slot: OwnedSemaphorePermit) {
     let _ = tokio::time::timeout(ANSWER_TIMEOUT, async move {
         match tls {
-            None => send(stream).await,
+            None => send(stream, true).await,
             Some(acceptor) => match acceptor.accept(stream).await {
-                Ok(stream) => send(stream).await,
+                Ok(stream) => send(stream, true).await,
                 Err(e) => Err(e),
             },
         }
@@ -78,12 +87,16 @@ async fn answer(stream: TcpStream, tls: Option<TlsAcceptor>, slot: OwnedSemaphor
     drop(slot);
 }
 
-/// Reads the request's head (bounded), writes the 503, and closes after the client has had it.
-async fn send<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) -> std::io::Result<()> {
+/// Reads the request's head (bounded; unless it was read already), writes the 503, and closes
+/// after the client has had it.
+async fn send<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    read_head: bool,
+) -> std::io::Result<()> {
     let mut head = Vec::new();
     let mut buf = [0u8; 2048];
     let wait = Duration::from_millis(500);
-    while head.len() < READ_AT_MOST && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+    while read_head && head.len() < READ_AT_MOST && !head.windows(4).any(|w| w == b"\r\n\r\n") {
         match tokio::time::timeout(wait, stream.read(&mut buf)).await {
             Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buf[..n]),
             _ => break,

@@ -1,29 +1,46 @@
 //! The accept loop: one task per connection, HTTP/1.1 with timeouts against slow clients, the
-//! caps on open connections of `admission.rs`, one log line per request, and a graceful stop
+//! caps on open connections of `admission.rs` (and, beyond an address's share, the token
+//! clients' of `vetting.rs`), one log line per request, and a graceful stop
 //! that lets requests in flight finish.
 
-use super::admission::{Admission, Answered, ConnectionState};
+use super::admission::{AddressSlot, Admission, Answered, ConnectionState, Refused};
 use super::refusal::Refusals;
 use super::request::client_ip;
 use super::routes::route;
 use super::tls::Tls;
+use super::vetting;
 use crate::app::App;
 use crate::logging;
+use crate::metrics::count;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 
 /// How long a stop waits for requests in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every connection of one listener shares.
+struct Listener {
+    app: Arc<App>,
+    builder: http1::Builder,
+    admission: Arc<Admission>,
+    refusals: Refusals,
+    /// Places for connections being vetted (`vetting.rs`).
+    vetting: Arc<Semaphore>,
+    timeouts: Timeouts,
+    stop: watch::Receiver<bool>,
+    tls: Option<Arc<Tls>>,
+}
 
 /// Serves until `shutdown` completes, then drains.
 pub async fn serve(
@@ -46,14 +63,23 @@ pub async fn serve(
     let admission = Admission::new(
         limits.max_connections,
         limits.max_connections_per_ip,
+        limits.max_client_connections_per_ip,
         counters.clone(),
     );
-    let refusals = Arc::new(Refusals::new(counters));
-    let timeouts = Timeouts {
-        head: Duration::from_secs(limits.header_read_timeout_secs),
-        idle: Duration::from_secs(limits.idle_timeout_secs),
-    };
     let (stop_tx, stop_rx) = watch::channel(false);
+    let shared = Arc::new(Listener {
+        app: app.clone(),
+        builder,
+        admission: admission.clone(),
+        refusals: Refusals::new(counters),
+        vetting: Arc::new(Semaphore::new(vetting::AT_ONCE)),
+        timeouts: Timeouts {
+            head: Duration::from_secs(limits.header_read_timeout_secs),
+            idle: Duration::from_secs(limits.idle_timeout_secs),
+        },
+        stop: stop_rx,
+        tls,
+    });
     tokio::pin!(shutdown);
 
     loop {
@@ -71,18 +97,138 @@ pub async fn serve(
         };
         // Proxies speak for many clients: only direct clients are capped per address.
         let capped = (!app.config.trusted_proxies.contains(&peer.ip())).then_some(peer.ip());
-        let address_slot = match admission.take_address(capped) {
-            Ok(slot) => slot,
+        match admission.take_address(capped) {
+            Ok(slot) => {
+                tokio::spawn(shared.clone().connection(stream, peer, slot));
+            }
             Err(why) => {
-                tracing::debug!(ip = %peer.ip(), "per-address connection limit reached; answering 503");
-                refusals.refuse(stream, tls.as_ref().map(|tls| tls.acceptor()), why);
-                continue;
+                let vetting = admission
+                    .has_client_share()
+                    .then(|| shared.vetting.clone().try_acquire_owned().ok())
+                    .flatten();
+                match vetting {
+                    Some(place) => {
+                        tokio::spawn(shared.clone().vetted(stream, peer, place));
+                    }
+                    None => {
+                        tracing::debug!(ip = %peer.ip(), "per-address connection limit reached; answering 503");
+                        let acceptor = shared.tls.as_ref().map(|tls| tls.acceptor());
+                        shared.refusals.refuse(stream, acceptor, why);
+                    }
+                }
+            }
+        }
+    }
+
+    drop(listener);
+    let _ = stop_tx.send(true);
+    tokio::select! {
+        _ = admission.all_closed() => tracing::info!("all connections closed"),
+        _ = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("some connections did not finish in time"),
+    }
+}
+
+impl Listener {
+    /// A connection within its address's share: let in (making room if need be) and served.
+    async fn connection(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, slot: AddressSlot) {
+        let state = Arc::new(ConnectionState::default());
+        let acceptor = self.tls.as_ref().map(|tls| tls.acceptor());
+        let admitted = match self.admission.admit(slot, state.clone()).await {
+            Ok(admitted) => admitted,
+            Err(why) => {
+                tracing::warn!("connection limit reached, every connection busy; answering 503");
+                self.refusals.refuse_here(stream, acceptor, why).await;
+                return;
             }
         };
-        let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let hsts = tls.is_some();
+        let shed = &admitted.tracked.shed;
+        match acceptor {
+            None => self.serve(stream, peer, state, shed).await,
+            Some(acceptor) => {
+                let handshake = tokio::time::timeout(self.timeouts.head, acceptor.accept(stream));
+                let stream = tokio::select! {
+                    done = handshake => done,
+                    _ = shed.notified() => return,
+                };
+                match stream {
+                    Ok(Ok(stream)) => self.serve(stream, peer, state, shed).await,
+                    Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
+                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                }
+            }
+        }
+        drop(admitted);
+    }
+
+    /// A connection beyond its address's share (`vetting.rs`): served when its first request
+    /// presents valid client credentials and the clients' share has room, else answered 503.
+    async fn vetted(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        place: OwnedSemaphorePermit,
+    ) {
+        match self.tls.as_ref().map(|tls| tls.acceptor()) {
+            None => self.vet(stream, peer, place).await,
+            Some(acceptor) => {
+                match tokio::time::timeout(vetting::READ_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => self.vet(stream, peer, place).await,
+                    _ => count(&self.admission.counters.refused_address),
+                }
+            }
+        }
+    }
+
+    async fn vet<IO>(&self, mut stream: IO, peer: SocketAddr, place: OwnedSemaphorePermit)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let read = tokio::time::timeout(vetting::READ_TIMEOUT, vetting::first_request(&mut stream));
+        let request = match read.await {
+            Ok(Some(request)) => request,
+            _ => {
+                return self
+                    .refusals
+                    .refuse_read(stream, Refused::AddressFull)
+                    .await
+            }
+        };
+        let slot = match vetting::authenticates(&self.app, &request, peer.ip()).await {
+            true => self.admission.take_client_address(peer.ip()).ok(),
+            false => None,
+        };
+        drop(place);
+        let Some(slot) = slot else {
+            tracing::debug!(ip = %peer.ip(), "per-address connection limit reached, no client share; answering 503");
+            return self
+                .refusals
+                .refuse_read(stream, Refused::AddressFull)
+                .await;
+        };
         let state = Arc::new(ConnectionState::default());
+        let admitted = match self.admission.admit(slot, state.clone()).await {
+            Ok(admitted) => admitted,
+            Err(why) => return self.refusals.refuse_read(stream, why).await,
+        };
+        count(&self.admission.counters.client_share);
+        let stream = vetting::Rewind::new(request.bytes, stream);
+        self.serve(stream, peer, state, &admitted.tracked.shed)
+            .await;
+        drop(admitted);
+    }
+
+    /// Serves a connection let in, with one log line per request.
+    async fn serve<IO>(
+        &self,
+        stream: IO,
+        peer: SocketAddr,
+        state: Arc<ConnectionState>,
+        shed: &Notify,
+    ) where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let app = self.app.clone();
+        let hsts = self.tls.is_some();
         let requests = state.clone();
         let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let app = app.clone();
@@ -118,53 +264,17 @@ pub async fn serve(
                 Ok::<_, std::convert::Infallible>(reply)
             }
         });
-        let builder = builder.clone();
-        let stop = stop_rx.clone();
-        let handshake_timeout = Duration::from_secs(limits.header_read_timeout_secs);
-        let acceptor = tls.as_ref().map(|tls| tls.acceptor());
-        let (admission, refusals) = (admission.clone(), refusals.clone());
-        tokio::spawn(async move {
-            let admitted = match admission.admit(address_slot, state.clone()).await {
-                Ok(admitted) => admitted,
-                Err(why) => {
-                    tracing::warn!(
-                        "connection limit reached, every connection busy; answering 503"
-                    );
-                    refusals.refuse_here(stream, acceptor, why).await;
-                    return;
-                }
-            };
-            let shed = &admitted.tracked.shed;
-            match acceptor {
-                None => {
-                    serve_connection(&builder, stream, service, stop, state, timeouts, shed).await
-                }
-                Some(acceptor) => {
-                    let handshake =
-                        tokio::time::timeout(handshake_timeout, acceptor.accept(stream));
-                    let stream = tokio::select! {
-                        done = handshake => done,
-                        _ = shed.notified() => return,
-                    };
-                    match stream {
-                        Ok(Ok(stream)) => {
-                            serve_connection(&builder, stream, service, stop, state, timeouts, shed)
-                                .await
-                        }
-                        Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
-                        Err(_) => tracing::debug!("TLS handshake timed out"),
-                    }
-                }
-            }
-            drop(admitted);
-        });
-    }
-
-    drop(listener);
-    let _ = stop_tx.send(true);
-    tokio::select! {
-        _ = admission.all_closed() => tracing::info!("all connections closed"),
-        _ = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("some connections did not finish in time"),
+        let stop = self.stop.clone();
+        serve_connection(
+            &self.builder,
+            stream,
+            service,
+            stop,
+            state,
+            self.timeouts,
+            shed,
+        )
+        .await
     }
 }
 
