@@ -161,19 +161,35 @@ fn serve(config: config::Config) -> ExitCode {
         println!("listening on {local}");
         let _ = std::io::stdout().flush();
         let reloader = tokio::spawn(reload_on_sighup(signals.hangup, reload_tls));
-        let shutdown = shutdown_signal(signals.terminate, signals.interrupt);
+        let signalled = shutdown_signal(signals.terminate, signals.interrupt);
+        let store_failed = store_stopped_writing(app.store.clone());
+        let mut failed = false;
+        let shutdown = async {
+            tokio::select! {
+                _ = signalled => {}
+                _ = store_failed => failed = true,
+            }
+        };
         http::server::serve(app, listener, tls, shutdown).await;
         reloader.abort();
         acme_tasks.iter().for_each(|task| task.abort());
         sweeper.abort();
         admin.abort();
         let _ = std::fs::remove_file(&socket_path);
-        Ok::<(), String>(())
+        Ok::<bool, String>(failed)
     });
     // The tasks still holding the store (sweeper, admin socket, connections) go with the runtime.
     drop(runtime);
-    if let Err(e) = result {
-        return fail(1, &e);
+    let failed = match result {
+        Ok(failed) => failed,
+        Err(e) => return fail(1, &e),
+    };
+    if failed {
+        let _ = store.close();
+        return fail(
+            1,
+            "stopped because the store could not write (see above); systemd starts linkgate again",
+        );
     }
     match store.close() {
         Ok(()) => {
@@ -228,6 +244,29 @@ async fn shutdown_signal(
         _ = interrupt.recv() => {}
     }
     tracing::info!("stopping: finishing requests in flight");
+}
+
+/// Completes when the sled store has stopped writing (after a full disk, sled refuses every
+/// write until it is reopened) and there is room again, three checks a second apart: the
+/// server then stops with exit status 1, and systemd (`Restart=on-failure`) starts it again,
+/// which reopens the store. Until there is room it keeps serving what needs no write.
+async fn store_stopped_writing(store: store::Store) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    let mut seen = 0;
+    loop {
+        every.tick().await;
+        seen = match store.stopped_writing_with_room_again().await {
+            true => seen + 1,
+            false => 0,
+        };
+        if seen >= 3 {
+            tracing::error!(
+                "the store stopped writing after an I/O error (a full disk?) and there is room \
+                 again: stopping so that it is reopened (systemd starts linkgate again)"
+            );
+            return;
+        }
+    }
 }
 
 /// `systemctl reload` (SIGHUP): re-read the TLS certificate, e.g. after a Let's Encrypt renewal.

@@ -126,14 +126,9 @@ fn refused_start(config: &Path) -> String {
     stderr
 }
 
-#[test]
-fn a_full_disk_is_reported_and_a_restart_still_serves_what_the_store_has() {
-    let env = TestEnv::with_user();
-    let mount = env.dir.path().join("volume");
-    let Some(volume) = Tmpfs::mount(&mount, "8m") else {
-        return;
-    };
-    // The data (the user already added) moves onto the small volume.
+/// Moves the test's data directory (the users already added) onto the small volume; `None` on
+/// the PostgreSQL pass, where the store is not there.
+fn move_onto(volume: &Tmpfs, env: &TestEnv) -> Option<PathBuf> {
     let data = volume.path.join("data");
     let copied = Command::new("cp")
         .arg("-a")
@@ -150,9 +145,22 @@ fn a_full_disk_is_reported_and_a_restart_still_serves_what_the_store_has() {
     );
     if moved == config || config.contains("backend = \"postgres\"") {
         eprintln!("SKIPPED: the store is not in the data directory (PostgreSQL pass)");
-        return;
+        return None;
     }
     std::fs::write(&env.config, moved).unwrap();
+    Some(data)
+}
+
+#[test]
+fn a_full_disk_is_reported_and_a_restart_still_serves_what_the_store_has() {
+    let env = TestEnv::with_user();
+    let mount = env.dir.path().join("volume");
+    let Some(volume) = Tmpfs::mount(&mount, "8m") else {
+        return;
+    };
+    let Some(data) = move_onto(&volume, &env) else {
+        return;
+    };
     let server = env.start();
     let reserve = data.join("reserve");
     assert_eq!(std::fs::metadata(&reserve).unwrap().len(), 1 << 20);
@@ -198,6 +206,116 @@ fn a_full_disk_is_reported_and_a_restart_still_serves_what_the_store_has() {
     assert_eq!(server.userinfo(&access).status, 200);
     let (access, _) = tokens_for(&server);
     assert_eq!(server.userinfo(&access).status, 200);
+    server.stop();
+    drop(volume);
+}
+
+/// What became of one customer's refreshes.
+#[derive(Default, Debug)]
+struct Refreshes {
+    answered: usize,
+    unavailable: usize,
+    refused: Vec<String>,
+}
+
+/// Refreshes `rounds` times, keeping the newest refresh token the server acknowledged (a 503
+/// keeps the one before: the client retries with it, as Alexa does).
+fn keep_refreshing(server: &Server, current: &mut String, rounds: usize) -> Refreshes {
+    refresh_until_refused(server, current, rounds, rounds)
+}
+
+/// As `keep_refreshing`, but stops `after` rounds past the first 503.
+fn refresh_until_refused(
+    server: &Server,
+    current: &mut String,
+    rounds: usize,
+    after: usize,
+) -> Refreshes {
+    let mut seen = Refreshes::default();
+    for _ in 0..rounds {
+        if seen.unavailable >= after {
+            break;
+        }
+        let response = refresh(server, current);
+        match response.status {
+            200 => {
+                seen.answered += 1;
+                *current = response.json_str("refresh_token");
+            }
+            503 => seen.unavailable += 1,
+            status => seen.refused.push(format!("{status} {}", response.text())),
+        }
+    }
+    seen
+}
+
+#[test]
+fn a_refresh_burst_on_a_full_disk_loses_nothing_acknowledged() {
+    let env = TestConfig::new()
+        .client(ALEXA_ID, "rotate_refresh_tokens", true)
+        .env();
+    env.add_user(USER, PASSWORD);
+    let mount = env.dir.path().join("volume");
+    let Some(volume) = Tmpfs::mount(&mount, "8m") else {
+        return;
+    };
+    let Some(_data) = move_onto(&volume, &env) else {
+        return;
+    };
+    let server = env.start();
+    let mut customers: Vec<String> = (0..16).map(|_| tokens_for(&server).1).collect();
+
+    // The disk fills up while 16 customers refresh at once, each until 10 refreshes after its
+    // first 503 (at most 1,000).
+    let filler = fill(&volume.path, "filler");
+    let burst: Vec<Refreshes> = std::thread::scope(|scope| {
+        let server = &server;
+        let running: Vec<_> = customers
+            .iter_mut()
+            .map(|current| scope.spawn(move || refresh_until_refused(server, current, 1000, 10)))
+            .collect();
+        running.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let answered: usize = burst.iter().map(|r| r.answered).sum();
+    let unavailable: usize = burst.iter().map(|r| r.unavailable).sum();
+    let refused: Vec<&String> = burst.iter().flat_map(|r| &r.refused).collect();
+    eprintln!(
+        "refresh burst on a filling disk: {} sent, {answered} answered, {unavailable} 503, {} refused",
+        answered + unavailable + refused.len(),
+        refused.len()
+    );
+    assert!(
+        refused.is_empty(),
+        "a live refresh token was refused: {refused:?}"
+    );
+    assert!(
+        answered > 0 && unavailable >= 160,
+        "the disk never filled up"
+    );
+
+    // Room made: the server stops by itself (sled refuses every write until it is reopened) for
+    // systemd to start it again — done here by hand — and every acknowledged token refreshes.
+    std::fs::remove_file(&filler).unwrap();
+    let mut server = server;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.is_running() {
+        assert!(Instant::now() < deadline, "no stop after room was made");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = server.log();
+    assert!(log.contains("there is room again: stopping"), "{log}");
+    let server = Server::start(&env.config);
+    assert!(server.is_healthy());
+    for current in customers.iter_mut() {
+        let after = keep_refreshing(&server, current, 1);
+        assert_eq!(after.answered, 1, "{after:?}");
+    }
+    // And after a restart: nothing acknowledged was lost.
+    let server = server.restart();
+    for current in customers.iter_mut() {
+        let after = keep_refreshing(&server, current, 1);
+        assert_eq!(after.answered, 1, "{after:?}");
+    }
     server.stop();
     drop(volume);
 }

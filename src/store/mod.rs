@@ -384,6 +384,19 @@ impl Store {
         }
     }
 
+    /// sled: whether the store has stopped writing and there is room on its disk again. sled
+    /// 0.34 keeps the first I/O error of a flush (a full disk) and refuses every write after it
+    /// for the life of the process; only reopening the store recovers. For the server's watch
+    /// (`main.rs`), which then stops so that systemd starts it again. PostgreSQL: never.
+    pub async fn stopped_writing_with_room_again(&self) -> bool {
+        let Backend::Sled { path, .. } = &self.backend else {
+            return false;
+        };
+        let room =
+            reserve::free_bytes(path).is_some_and(|free| free >= 3 * reserve::RESERVE_BYTES as u64);
+        room && !self.is_healthy().await
+    }
+
     /// Number of stored tokens (access and refresh). Walks the whole tree (seconds for a million
     /// tokens), so it is for tests and tools, never on the start-up or request path.
     pub fn token_count(&self) -> usize {
