@@ -2,9 +2,10 @@
 //! database (`common::postgres`), speaking HTTP to each, and the CLI against the database while
 //! they run. What one node does holds on the other at once (links, rotation and reuse, revocation,
 //! throttles, passwords, keys, sign-ins whose steps land on either node); races over both nodes
-//! have one winner; a node killed, the database stopped, crashed, read-only or a node frozen
-//! holding the shared lock cost no acknowledged write and never an `invalid_grant`, and both
-//! nodes recover by themselves; TLS to the database, a newer schema, and a database down at
+//! have one winner; a node killed, the database stopped, crashed (under refresh load and during
+//! code exchanges), read-only or a node frozen holding the shared lock cost no acknowledged write
+//! and never an `invalid_grant`, and both nodes recover by themselves; TLS to the database, a
+//! newer schema, and a database down at
 //! start fail with messages that say why. Every wait is bounded.
 
 mod common;
@@ -1012,6 +1013,204 @@ fn database_outage_under_load(crash: bool) {
                 refresh_token = next.to_string();
             }
         }
+    }
+}
+
+/// `/token` code exchange as a client, without failing on a connection error.
+fn try_exchange(node: SocketAddr, code: &str) -> Result<Response, String> {
+    let body = form(&code_fields(code, ALEXA_REDIRECT));
+    let auth = basic(ALEXA_ID, ALEXA_SECRET);
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    raw(
+        node,
+        &request_bytes(node, "POST", "/token", &headers, body.as_bytes()),
+    )
+}
+
+/// The OAuth error of a JSON answer, or its text.
+fn error_of(response: &Response) -> String {
+    serde_json::from_slice::<serde_json::Value>(&response.body)
+        .ok()
+        .and_then(|j| j["error"].as_str().map(str::to_string))
+        .unwrap_or_else(|| response.text())
+}
+
+/// Code exchanges in flight on both nodes when the database is killed (`pg_ctl stop -m
+/// immediate`: its processes quit at once, no checkpoint). Every exchange is answered: 200, whose
+/// tokens live after the recovery, or a server error (never `invalid_grant`), whose code is
+/// redeemed when the client retries after the recovery. The only exchanges allowed to end
+/// otherwise are those in flight at the kill whose commit reached the database but whose answer
+/// did not: their retry is "already used", as for any code sent twice.
+#[test]
+fn code_exchanges_in_flight_when_the_database_is_killed_lose_nothing_acknowledged() {
+    const THREADS: usize = 8;
+    const PER_THREAD: usize = 6;
+    // The last codes of each thread wait for the kill, so the outage is seen however fast it is.
+    const AFTER_THE_KILL: usize = 2;
+    let mut pg = PgCluster::start();
+    let nodes = Nodes::on(&pg);
+    let addrs = [nodes.a.addr, nodes.b.addr];
+    // Codes issued on both nodes; each is redeemed on the other one.
+    let codes: Vec<Vec<(usize, String)>> = (0..THREADS)
+        .map(|t| {
+            (0..PER_THREAD)
+                .map(|i| {
+                    let issuer = (t + i) % 2;
+                    let server = if issuer == 0 { &nodes.a } else { &nodes.b };
+                    (1 - issuer, code_for(server, ALEXA_ID, ALEXA_REDIRECT))
+                })
+                .collect()
+        })
+        .collect();
+    let answered = std::sync::atomic::AtomicUsize::new(0);
+    let killed = AtomicBool::new(false);
+    let started = Barrier::new(THREADS + 1);
+    type Outcome = (usize, String, Instant, Result<Response, String>);
+    let (kill_began, kill_done, outcomes): (Instant, Instant, Vec<Outcome>) =
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = codes
+                .iter()
+                .map(|mine| {
+                    let (answered, killed, started) = (&answered, &killed, &started);
+                    scope.spawn(move || {
+                        started.wait();
+                        let mut out = Vec::new();
+                        for (i, (node, code)) in mine.iter().enumerate() {
+                            if i >= PER_THREAD - AFTER_THE_KILL {
+                                let deadline = Instant::now() + Duration::from_secs(30);
+                                while !killed.load(Ordering::SeqCst) && Instant::now() < deadline {
+                                    std::thread::sleep(Duration::from_millis(5));
+                                }
+                            }
+                            let result = try_exchange(addrs[*node], code);
+                            out.push((*node, code.clone(), Instant::now(), result));
+                            answered.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(15));
+                        }
+                        out
+                    })
+                })
+                .collect();
+            started.wait();
+            // Kill once a third of the exchanges were answered: the rest are in flight.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while answered.load(Ordering::SeqCst) < THREADS * PER_THREAD / 3 {
+                assert!(Instant::now() < deadline, "the exchanges did not start");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let kill_began = Instant::now();
+            pg.kill();
+            let kill_done = Instant::now();
+            killed.store(true, Ordering::SeqCst);
+            let outcomes = handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("an exchange thread"))
+                .collect();
+            (kill_began, kill_done, outcomes)
+        });
+    let unanswered: Vec<_> = outcomes.iter().filter(|o| o.3.is_err()).collect();
+    assert!(
+        unanswered.is_empty(),
+        "exchanges without an answer: {unanswered:?}"
+    );
+    let mut granted = Vec::new();
+    let mut failed = Vec::new();
+    for (node, code, at, result) in &outcomes {
+        let response = result.as_ref().expect("answered");
+        if response.status == 200 {
+            let json = response.json();
+            granted.push((
+                string_field(&json, "access_token"),
+                string_field(&json, "refresh_token"),
+            ));
+        } else {
+            // A server error that says so, with a time to come back: never invalid_grant.
+            assert!(
+                [500, 503].contains(&response.status) && error_of(response) == "server_error",
+                "an exchange with the database killed: {} {}",
+                response.status,
+                response.text()
+            );
+            if response.status == 503 {
+                assert!(response.header("Retry-After").is_some(), "{response:?}");
+            }
+            failed.push((*node, code.clone(), *at));
+        }
+    }
+    // In flight at the kill: answered after it began (the exchanges that waited for it, sent
+    // once it was done, are not).
+    let in_flight = outcomes
+        .iter()
+        .filter(|o| o.2 > kill_began && o.2 < kill_done + Duration::from_millis(100))
+        .count();
+    assert!(
+        failed.len() >= THREADS * AFTER_THE_KILL,
+        "the exchanges after the kill did not fail: {} failed",
+        failed.len()
+    );
+    pg.start_again();
+    let deadline = Instant::now() + RECOVERY;
+    for (name, node) in nodes.both() {
+        while node.get("/healthz").status != 200 {
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not recover within {RECOVERY:?}:\n{}",
+                node.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    // The client retries each failed exchange, as Alexa's linking page lets the customer do.
+    let (mut redeemed, mut already_used) = (0, 0);
+    for (node, code, _) in &failed {
+        let server = if *node == 0 { &nodes.a } else { &nodes.b };
+        let retried = loop {
+            let response =
+                server.token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(code, ALEXA_REDIRECT));
+            if ![500, 503].contains(&response.status) || Instant::now() > deadline {
+                break response;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        match (retried.status, error_of(&retried).as_str()) {
+            (200, _) => {
+                redeemed += 1;
+                let json = retried.json();
+                granted.push((
+                    string_field(&json, "access_token"),
+                    string_field(&json, "refresh_token"),
+                ));
+            }
+            (400, "invalid_grant") => already_used += 1,
+            _ => panic!(
+                "a retried exchange after the recovery: {} {}",
+                retried.status,
+                retried.text()
+            ),
+        }
+    }
+    eprintln!(
+        "database killed during code exchanges: {} sent, {} answered 200, {} server errors \
+         ({in_flight} in flight at the kill); retried after recovery: {redeemed} redeemed, \
+         {already_used} already used; 0 unanswered",
+        outcomes.len(),
+        outcomes.len() - failed.len(),
+        failed.len()
+    );
+    assert!(
+        already_used <= in_flight,
+        "{already_used} failed exchanges had consumed their code, {in_flight} were in flight"
+    );
+    // Every acknowledged link lives on both nodes: its access token answers, its refresh works.
+    for (access, refresh_token) in &granted {
+        for (name, node) in nodes.both() {
+            assert_eq!(node.userinfo(access).status, 200, "/userinfo on {name}");
+        }
+        let again = refresh(&nodes.b, refresh_token);
+        assert_eq!(again.status, 200, "a refresh on B: {}", again.text());
     }
 }
 
