@@ -5,8 +5,8 @@
 //! have one winner; a node killed, the database stopped, crashed (under refresh load and during
 //! code exchanges), read-only or a node frozen holding the shared lock cost no acknowledged write
 //! and never an `invalid_grant`, and both nodes recover by themselves; TLS to the database, a
-//! newer schema, and a database down at
-//! start fail with messages that say why. Every wait is bounded.
+//! newer schema, and a database down at start fail with messages that say why. Every wait is
+//! bounded.
 
 mod common;
 use common::account::Visitor;
