@@ -1,7 +1,7 @@
 //! Customers sign in with the account they already have: linkgate checks their password against
 //! the operator's login API (`[login] source = "api"` or `"both"`). A real HTTP(S) server stands in
 //! for that API (`common::login_api`), and the real binary is driven the way a phone's web view and
-//! Alexa drive it.
+//! Alexa drive it; `/account` signs in through the same source.
 
 mod common;
 
@@ -618,4 +618,159 @@ fn a_subject_named_like_a_local_user_is_unlinked_by_its_own_form_and_names_print
         text(&out.stdout)
     );
     assert_eq!(server.userinfo(&access).status, 401);
+}
+
+/// A login API customer's Alexa link: (access token, refresh token).
+fn api_tokens(server: &Server) -> (String, String) {
+    let mut browser = Browser::new(server);
+    let consent = sign_in(&mut browser, API_USER, API_PASSWORD);
+    assert_eq!(consent.status, 200, "{}", consent.html);
+    let redirect = browser.decide(&consent, "allow");
+    let code = redirect.location_params().remove("code").expect("code");
+    let tokens = server.token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(&code, ALEXA_REDIRECT));
+    assert_eq!(tokens.status, 200, "{}", tokens.text());
+    (
+        tokens.json_str("access_token"),
+        tokens.json_str("refresh_token"),
+    )
+}
+
+const MANAGED_ELSEWHERE: &str = "managed where you created your account";
+
+#[test]
+fn account_follows_source_api_local_users_are_not_consulted_and_customers_unlink_there() {
+    let api = FakeApi::plain();
+    let env = env_for(&api, "api");
+    env.add_user(USER, PASSWORD);
+    let server = env.start();
+    let (access, refresh_token) = api_tokens(&server);
+    let calls = api.calls();
+    // A local user's right password is not a sign-in: the API is asked, and says no.
+    let mut local = common::account::Visitor::new(&server);
+    let refused = local.sign_in(USER, PASSWORD);
+    assert_eq!(refused.status, 401, "{}", refused.text());
+    assert!(refused.text().contains(WRONG), "{}", refused.text());
+    assert_eq!(api.calls(), calls + 1);
+    // The API's customer signs in and sees their link, without a password or two-factor form.
+    let mut me = common::account::Visitor::new(&server);
+    let page = me.sign_in(API_USER, API_PASSWORD);
+    assert_eq!(page.status, 200, "{}", page.text());
+    let html = page.text();
+    assert!(
+        html.contains(&format!("Signed in as <strong>{API_USER}</strong>")),
+        "{html}"
+    );
+    assert!(html.contains("Example Taxi for Alexa"), "{html}");
+    assert!(html.contains(MANAGED_ELSEWHERE), "{html}");
+    assert!(
+        !html.contains("/account/password") && !html.contains("/account/totp-start"),
+        "{html}"
+    );
+    assert_eq!(api.calls(), calls + 2);
+    // Posting the forms the page does not show changes nothing.
+    let csrf = common::account::hidden_fields(&html, "/sign-out")
+        .into_iter()
+        .find(|(k, _)| k == "csrf")
+        .expect("csrf")
+        .1;
+    for action in ["/account/password", "/account/totp-start"] {
+        let fields = [
+            ("csrf", csrf.as_str()),
+            ("current", API_PASSWORD),
+            ("password", "a brand new password"),
+            ("repeat", "a brand new password"),
+        ];
+        let answer = me.post(action, &fields);
+        assert!(answer.status >= 400, "{action}: {}", answer.status);
+    }
+    // Unlinking there ends the link: the refresh token and the access token die.
+    let unlinked = me.submit(&html, "/unlink", &[]);
+    assert_eq!(unlinked.status, 303, "{}", unlinked.text());
+    assert_eq!(unlinked.header("Location"), Some("/account?done=unlinked"));
+    assert_eq!(server.userinfo(&access).status, 401);
+    assert_eq!(refresh(&server, &refresh_token).error(), "invalid_grant");
+    let after = me.get("/account").text();
+    assert!(after.contains("Signed in as") && !after.contains("Example Taxi for Alexa"));
+    // The session is the customer's only: signing out ends it.
+    let out = me.submit(&after, "/sign-out", &[]);
+    assert_eq!(out.status, 303);
+    assert!(!me.get("/account").text().contains("Signed in as"));
+}
+
+#[test]
+fn with_source_both_the_account_page_signs_in_local_users_here_and_customers_at_the_api() {
+    let api = FakeApi::plain();
+    let env = env_for(&api, "both");
+    env.add_user(USER, PASSWORD);
+    let server = env.start();
+    let (_, local_refresh) = tokens_for(&server);
+    let (_, api_refresh) = api_tokens(&server);
+    let calls = api.calls();
+    // The local user: their own page, with the password form; the API is not asked.
+    let mut alice = common::account::Visitor::new(&server);
+    let page = alice.sign_in(USER, PASSWORD).text();
+    assert!(page.contains("/account/password") && !page.contains(MANAGED_ELSEWHERE));
+    assert_eq!(api.calls(), calls);
+    // The customer: only their own link (not alice's), at the API.
+    let mut rita = common::account::Visitor::new(&server);
+    let page = rita.sign_in(API_USER, API_PASSWORD).text();
+    assert!(page.contains(MANAGED_ELSEWHERE), "{page}");
+    assert_eq!(
+        page.matches("action=\"/account/unlink\"").count(),
+        1,
+        "{page}"
+    );
+    assert_eq!(api.calls(), calls + 1);
+    let unlinked = rita.submit(&page, "/unlink", &[]);
+    assert_eq!(unlinked.status, 303);
+    assert_eq!(refresh(&server, &api_refresh).error(), "invalid_grant");
+    assert_eq!(refresh(&server, &local_refresh).status, 200);
+    // A wrong password at the API is the usual refusal.
+    let wrong = common::account::Visitor::new(&server).sign_in(API_USER, "not it");
+    assert_eq!(wrong.status, 401);
+}
+
+/// Rewrites `[login] source` in `env`'s config file.
+fn set_source(env: &TestEnv, from: &str, to: &str) {
+    let text = std::fs::read_to_string(&env.config).expect("config");
+    let (before, after) = (format!("source = \"{from}\""), format!("source = \"{to}\""));
+    assert!(text.contains(&before), "{text}");
+    std::fs::write(&env.config, text.replace(&before, &after)).expect("write config");
+}
+
+#[test]
+fn changing_source_ends_the_account_sessions_it_no_longer_allows() {
+    let api = FakeApi::plain();
+    let env = env_for(&api, "both");
+    env.add_user(USER, PASSWORD);
+    let server = env.start();
+    let mut alice = common::account::Visitor::new(&server);
+    let mut rita = common::account::Visitor::new(&server);
+    assert_eq!(alice.sign_in(USER, PASSWORD).status, 200);
+    assert_eq!(rita.sign_in(API_USER, API_PASSWORD).status, 200);
+    let (alice_jar, rita_jar) = (alice.cookies.clone(), rita.cookies.clone());
+    drop(server);
+    let signed_in = |server: &Server, jar: &std::collections::BTreeMap<String, String>| {
+        let mut visitor = common::account::Visitor::new(server);
+        visitor.cookies = jar.clone();
+        visitor.get("/account").text().contains("Signed in as")
+    };
+    // `api`: local users are not consulted, not even through a session they already had.
+    set_source(&env, "both", "api");
+    let server = env.start();
+    assert!(!signed_in(&server, &alice_jar), "alice under source = api");
+    assert!(
+        signed_in(&server, &rita_jar),
+        "the API customer under source = api"
+    );
+    drop(server);
+    // `local`: the API's customers are no one here.
+    set_source(&env, "api", "local");
+    let server = env.start();
+    assert!(
+        !signed_in(&server, &rita_jar),
+        "the API customer under source = local"
+    );
+    let mut again = common::account::Visitor::new(&server);
+    assert_eq!(again.sign_in(USER, PASSWORD).status, 200);
 }

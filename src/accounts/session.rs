@@ -10,10 +10,13 @@
 use super::events;
 use super::password_rules::{check_new_password, PasswordProblem};
 use crate::app::App;
+use crate::config::LoginSource;
 use crate::metrics::count;
-use crate::oauth::authorize::check_password;
+use crate::oauth::authorize::{check_api, check_password, checker, Checker, Verdict};
 use crate::secret::{self, Secret};
-use crate::store::{now, EventKind, Grant, Session, StoreError, User, Username};
+use crate::store::{
+    now, EventKind, Grant, Reservation, Session, StoreError, User, Username, LOGIN_API_GENERATION,
+};
 use crate::urlencoded::Params;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -38,15 +41,23 @@ pub enum SignInFailure {
     Unavailable,
 }
 
-/// Checks `typed` and `password` exactly as the authorization flow's sign-in does: a bounded
-/// queue, the attempt reserved in the login throttle before argon2 runs, one argon2 check for an
-/// unknown name too.
+/// Who a password signed in: a local user, or a customer of the operator's login API (its
+/// subject, and the name as they typed it, trimmed), as `[login] source` says.
+pub enum Person {
+    Local(User),
+    Api { sub: String, username: String },
+}
+
+/// Checks `typed` and `password` exactly as the authorization flow's sign-in does: where
+/// `[login] source` says (a local user, the login API, or a local user first), the attempt
+/// reserved in the login throttle first, argon2 in a bounded queue with one check for an unknown
+/// name too, the login API within its own in-flight limit.
 pub async fn verify(
     app: &App,
     typed: &str,
     password: Secret,
     ip: IpAddr,
-) -> Result<User, SignInFailure> {
+) -> Result<Person, SignInFailure> {
     verify_with_code(app, typed, password, None, ip).await
 }
 
@@ -59,12 +70,23 @@ pub async fn verify_with_code(
     password: Secret,
     code: Option<&str>,
     ip: IpAddr,
-) -> Result<User, SignInFailure> {
-    let Ok(_queued) = app.login_queue.try_acquire() else {
-        count(&app.metrics.logins_refused);
-        return Err(SignInFailure::Busy);
-    };
+) -> Result<Person, SignInFailure> {
     let name = Username::parse(typed);
+    let checker = checker(app, &name).map_err(|e| {
+        tracing::error!("reading a user failed: {e}");
+        SignInFailure::Unavailable
+    })?;
+    // argon2's queue bounds a local check; the login API has its own in-flight limit.
+    let _queued = match checker {
+        Checker::Local(_) => match app.login_queue.try_acquire() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                count(&app.metrics.logins_refused);
+                return Err(SignInFailure::Busy);
+            }
+        },
+        Checker::Api => None,
+    };
     let throttled = app
         .store
         .login_keys(name.as_ref().map_or(typed, |n| n.as_str()), ip)
@@ -80,12 +102,9 @@ pub async fn verify_with_code(
             return Err(SignInFailure::Unavailable);
         }
     };
-    let user = match name {
-        Ok(name) => app.store.user(&name).map_err(|e| {
-            tracing::error!("reading a user failed: {e}");
-            SignInFailure::Unavailable
-        })?,
-        Err(_) => None,
+    let user = match checker {
+        Checker::Local(user) => user,
+        Checker::Api => return verify_at_api(app, typed, password, reservation).await,
     };
     let known = user.as_ref().map(|u| (u.sub.clone(), u.username.clone()));
     let check = app
@@ -122,7 +141,7 @@ pub async fn verify_with_code(
             if let Err(e) = app.store.login_succeeded(reservation) {
                 tracing::warn!("clearing the login throttle failed: {e}");
             }
-            Ok(user)
+            Ok(Person::Local(user))
         }
         Some(None) => {
             count(&app.metrics.logins_failed);
@@ -149,28 +168,85 @@ pub async fn verify_with_code(
     }
 }
 
+/// The login API's half of `verify_with_code`, under the reservation already taken. A password
+/// the API could not judge gives the reservation back: it is not counted as a guess.
+async fn verify_at_api(
+    app: &App,
+    typed: &str,
+    password: Secret,
+    reservation: Reservation,
+) -> Result<Person, SignInFailure> {
+    let verdict = check_api(app, events::DETAIL_ACCOUNT, typed, password).await;
+    match verdict {
+        Verdict::SignedIn { sub, username, .. } => {
+            count(&app.metrics.logins_ok);
+            if let Err(e) = app.store.login_succeeded(reservation) {
+                tracing::warn!("clearing the login throttle failed: {e}");
+            }
+            Ok(Person::Api { sub, username })
+        }
+        Verdict::Wrong => {
+            count(&app.metrics.logins_failed);
+            tracing::info!("account sign-in refused by the login API");
+            Err(SignInFailure::WrongCredentials)
+        }
+        Verdict::Busy | Verdict::Unavailable => {
+            if let Err(e) = app.store.login_unchecked(reservation) {
+                tracing::warn!("giving back a login throttle reservation failed: {e}");
+            }
+            if matches!(verdict, Verdict::Busy) {
+                count(&app.metrics.logins_refused);
+                Err(SignInFailure::Busy)
+            } else {
+                count(&app.metrics.logins_unavailable);
+                Err(SignInFailure::Unavailable)
+            }
+        }
+        Verdict::Fault => Err(SignInFailure::Unavailable),
+    }
+}
+
 /// The CSRF token of a signed-in page's forms: derived from the session token.
 pub fn csrf_for(session_token: &str) -> String {
     let key = secret::sha256(format!("linkgate account session\0{session_token}").as_bytes());
     URL_SAFE_NO_PAD.encode(secret::hmac_sha256(&key, &[b"csrf"]))
 }
 
-/// A signed-in request: the session, its user, and the cookie's token.
+/// A signed-in request: the session, its local user (`None` for a login API customer, whose
+/// password and two-factor sign-in live in the operator's system), and the cookie's token.
 pub struct SignedIn {
     pub session: Session,
-    pub user: User,
+    pub user: Option<User>,
     pub token: Secret,
 }
 
-/// The session the cookie names, if it is live.
+impl SignedIn {
+    /// The person's `sub`: a local user's, or the login API's subject.
+    pub fn sub(&self) -> &str {
+        &self.session.sub
+    }
+
+    pub fn username(&self) -> &str {
+        &self.session.username
+    }
+}
+
+/// The session the cookie names, if it is live and its kind of person may still sign in under
+/// `[login] source` (a local user's session ends when the source becomes `api`, an API
+/// customer's when it becomes `local`).
 pub fn current(app: &App, cookie: Option<&str>) -> Result<Option<SignedIn>, StoreError> {
     let Some(token) = cookie.filter(|c| c.starts_with(TOKEN_PREFIX)) else {
         return Ok(None);
     };
     let token = Secret::new(token);
+    let source = app.config.login.source;
     Ok(app
         .store
         .session(&token.key(), now())?
+        .filter(|(_, user)| match user {
+            Some(_) => source != LoginSource::Api,
+            None => source.uses_api(),
+        })
         .map(|(session, user)| SignedIn {
             session,
             user,
@@ -211,21 +287,24 @@ pub async fn sign_in(
         username: typed.chars().take(MAX_REFILL).collect(),
     };
     let password = Secret::new(field("password"));
-    let user = match verify_with_code(app, typed, password, Some(field("code")), ip).await {
-        Ok(user) => user,
+    let person = match verify_with_code(app, typed, password, Some(field("code")), ip).await {
+        Ok(person) => person,
         Err(failure) => return failed(failure),
     };
-    match start_session(app, &user).await {
+    match start_session(app, &person).await {
         Ok(token) => {
-            let kind = EventKind::SignIn;
-            events::record(
-                &app.store,
-                &user.sub,
-                &user.username,
-                kind,
-                Some(ip),
-                events::DETAIL_ACCOUNT,
-            );
+            // Kept for a local user's page; a login API customer has no record to keep it with.
+            if let Person::Local(user) = &person {
+                let kind = EventKind::SignIn;
+                events::record(
+                    &app.store,
+                    &user.sub,
+                    &user.username,
+                    kind,
+                    Some(ip),
+                    events::DETAIL_ACCOUNT,
+                );
+            }
             SignInOutcome::Started(token)
         }
         Err(e) => {
@@ -235,10 +314,16 @@ pub async fn sign_in(
     }
 }
 
-async fn start_session(app: &App, user: &User) -> Result<Secret, StoreError> {
+async fn start_session(app: &App, person: &Person) -> Result<Secret, StoreError> {
     let token = secret::new_token(TOKEN_PREFIX);
-    app.store
-        .create_session(&token.key(), user, now(), SESSION_SECS)?;
+    let key = token.key();
+    match person {
+        Person::Local(user) => app.store.create_session(&key, user, now(), SESSION_SECS)?,
+        Person::Api { sub, username } => {
+            app.store
+                .create_api_session(&key, sub, username, now(), SESSION_SECS)?
+        }
+    };
     app.store.flush().await?;
     Ok(token)
 }
@@ -257,12 +342,13 @@ pub struct LinkedApp {
     pub last_refresh: Option<u64>,
 }
 
-/// The user's linked apps, named as the config names their clients.
-pub fn linked_apps(app: &App, sub: &str) -> Result<Vec<LinkedApp>, StoreError> {
+/// The signed-in person's linked apps, named as the config names their clients.
+pub fn linked_apps(app: &App, signed: &SignedIn) -> Result<Vec<LinkedApp>, StoreError> {
     Ok(app
         .store
-        .linked_apps(sub)?
+        .linked_apps(signed.sub())?
         .into_iter()
+        .filter(|(grant, _)| own_kind(signed, grant))
         .map(|(grant, last_refresh): (Grant, Option<u64>)| LinkedApp {
             client_name: app
                 .config
@@ -371,9 +457,10 @@ pub async fn act(
     if !secret::ct_eq(field("csrf").as_bytes(), expected.as_bytes()) {
         return ActionOutcome::Stale;
     }
-    let user = &signed.user;
     let result = match action {
-        "unlink" => unlink(app, user, field("grant"), ip).await,
+        "unlink" => unlink(app, signed, field("grant"), ip).await,
+        // A login API customer's password lives in the operator's system: no form, no change.
+        "password" if signed.user.is_none() => Ok(ActionOutcome::Stale),
         "password" => {
             change_password(
                 app,
@@ -396,28 +483,38 @@ pub async fn act(
 
 async fn unlink(
     app: &App,
-    user: &User,
+    signed: &SignedIn,
     grant_id: &str,
     ip: IpAddr,
 ) -> Result<ActionOutcome, StoreError> {
-    let client_id = match app.store.grant(grant_id)? {
-        Some(grant) => grant.client_id,
-        None => return Ok(ActionOutcome::Done(Notice::AlreadyUnlinked)),
+    let grant = match app.store.grant(grant_id)? {
+        // Only a grant of this kind of person: a login API subject spelled like a local user's
+        // sub is someone else.
+        Some(grant) if own_kind(signed, &grant) => grant,
+        _ => return Ok(ActionOutcome::Done(Notice::AlreadyUnlinked)),
     };
-    if !app.store.revoke_own_grant(&user.sub, grant_id)? {
+    if !app.store.revoke_own_grant(signed.sub(), grant_id)? {
         return Ok(ActionOutcome::Done(Notice::AlreadyUnlinked));
     }
     app.store.flush().await?;
-    let kind = EventKind::Unlink;
-    events::record(
-        &app.store,
-        &user.sub,
-        &user.username,
-        kind,
-        Some(ip),
-        &client_id,
-    );
+    if signed.user.is_some() {
+        let kind = EventKind::Unlink;
+        events::record(
+            &app.store,
+            signed.sub(),
+            signed.username(),
+            kind,
+            Some(ip),
+            &grant.client_id,
+        );
+    }
     Ok(ActionOutcome::Done(Notice::Unlinked))
+}
+
+/// Whether `grant` was issued to the kind of person signed in: a local user's grants carry their
+/// generation, a login API customer's `LOGIN_API_GENERATION`.
+fn own_kind(signed: &SignedIn, grant: &Grant) -> bool {
+    (grant.generation == LOGIN_API_GENERATION) == signed.user.is_none()
 }
 
 async fn change_password(
@@ -436,10 +533,12 @@ async fn change_password(
     if !secret::ct_eq(new.as_bytes(), repeat.as_bytes()) {
         return refused(PasswordFormProblem::Mismatch);
     }
-    let user = &signed.user;
+    let Some(user) = &signed.user else {
+        return Ok(ActionOutcome::Stale);
+    };
     let verified = verify(app, &user.username, Secret::new(current), ip).await;
     match verified {
-        Ok(checked) if checked.sub == user.sub => {}
+        Ok(Person::Local(checked)) if checked.sub == user.sub => {}
         Ok(_) => {
             return refused(PasswordFormProblem::Current(
                 SignInFailure::WrongCredentials,
@@ -465,7 +564,7 @@ async fn change_password(
         return Ok(ActionOutcome::Stale);
     };
     app.store.end_session(&signed.token.key())?;
-    let token = start_session(app, &changed).await?;
+    let token = start_session(app, &Person::Local(changed)).await?;
     let detail = match end_links {
         true => events::DETAIL_ACCOUNT_APPS_OUT,
         false => events::DETAIL_ACCOUNT,

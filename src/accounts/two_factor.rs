@@ -56,15 +56,22 @@ pub fn start(app: &App, body: &[u8], signed: &SignedIn) -> Enrol {
     let Ok(params) = Params::parse(body) else {
         return Enrol::Stale;
     };
-    if !csrf_ok(&params, signed) || signed.user.totp.is_some() {
+    // Only a local user: a login API customer signs in at the operator's system.
+    let Some(user) = &signed.user else {
+        return Enrol::Stale;
+    };
+    if !csrf_ok(&params, signed) || user.totp.is_some() {
         return Enrol::Stale;
     }
-    form(app, &signed.user.username, &totp::new_secret(), false)
+    form(app, &user.username, &totp::new_secret(), false)
 }
 
 /// `POST /account/totp-on`: the key from the enrolment page and a code for it.
 pub async fn enable(app: &App, body: &[u8], signed: &SignedIn, ip: IpAddr) -> Enrol {
     let Ok(params) = Params::parse(body) else {
+        return Enrol::Stale;
+    };
+    let Some(user) = &signed.user else {
         return Enrol::Stale;
     };
     if !csrf_ok(&params, signed) {
@@ -75,7 +82,7 @@ pub async fn enable(app: &App, body: &[u8], signed: &SignedIn, ip: IpAddr) -> En
     else {
         return Enrol::Stale;
     };
-    let Ok(name) = Username::parse(&signed.user.username) else {
+    let Ok(name) = Username::parse(&user.username) else {
         return Enrol::Stale;
     };
     let (codes, keys) = totp::new_recovery_codes();
@@ -93,7 +100,7 @@ pub async fn enable(app: &App, body: &[u8], signed: &SignedIn, ip: IpAddr) -> En
         // Already on (another tab) or the code was wrong: a wrong code shows the page again.
         return match app.store.user(&name) {
             Ok(Some(user)) if user.totp.is_some() => Enrol::Stale,
-            Ok(_) => form(app, &signed.user.username, &key, true),
+            Ok(_) => form(app, &user.username, &key, true),
             Err(e) => {
                 tracing::error!("reading a user failed: {e}");
                 Enrol::Unavailable
@@ -103,7 +110,7 @@ pub async fn enable(app: &App, body: &[u8], signed: &SignedIn, ip: IpAddr) -> En
     // The user's other sessions signed in with the password only; this browser's stays.
     if let Err(e) = app
         .store
-        .end_sessions_of(&signed.user.sub, Some(&signed.token.key()))
+        .end_sessions_of(&user.sub, Some(&signed.token.key()))
     {
         tracing::error!("ending the user's other sessions failed: {e}");
         return Enrol::Unavailable;
@@ -112,7 +119,6 @@ pub async fn enable(app: &App, body: &[u8], signed: &SignedIn, ip: IpAddr) -> En
         tracing::error!("storing two-factor sign-in failed: {e}");
         return Enrol::Unavailable;
     }
-    let user = &signed.user;
     let kind = EventKind::TotpOn;
     events::record(
         &app.store,
@@ -142,10 +148,13 @@ pub async fn disable(
     let Ok(params) = Params::parse(body) else {
         return Ok(Disable::Stale);
     };
+    let Some(user) = &signed.user else {
+        return Ok(Disable::Stale);
+    };
     if !csrf_ok(&params, signed) {
         return Ok(Disable::Stale);
     }
-    let Ok(name) = Username::parse(&signed.user.username) else {
+    let Ok(name) = Username::parse(&user.username) else {
         return Ok(Disable::Stale);
     };
     let keys = app.store.login_keys(name.as_str(), ip)?;
@@ -164,7 +173,6 @@ pub async fn disable(
     app.store.login_succeeded(reservation)?;
     app.store.disable_totp(&name)?;
     app.store.flush().await?;
-    let user = &signed.user;
     let kind = EventKind::TotpOff;
     events::record(
         &app.store,

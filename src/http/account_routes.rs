@@ -371,14 +371,14 @@ fn signed_in_view(
     password_problem: Option<session::PasswordFormProblem>,
     totp_problem: Option<session::SignInFailure>,
 ) -> Reply {
-    let apps = match session::linked_apps(app, &signed.user.sub) {
+    let apps = match session::linked_apps(app, signed) {
         Ok(apps) => apps,
         Err(e) => {
             tracing::error!("reading linked apps failed: {e}");
             return problem(app, lang, Step::Unavailable);
         }
     };
-    let activity = match session::recent_activity(app, &signed.user.sub) {
+    let activity = match session::recent_activity(app, signed.sub()) {
         Ok(activity) => activity,
         Err(e) => {
             tracing::error!("reading recent activity failed: {e}");
@@ -389,12 +389,13 @@ fn signed_in_view(
     let view = pages::AccountView {
         activity: &activity,
         base,
-        username: &signed.user.username,
+        username: signed.username(),
         csrf: &csrf,
         apps: &apps,
         notice,
         password_problem,
-        totp_on: signed.user.totp.is_some(),
+        totp_on: signed.user.as_ref().is_some_and(|u| u.totp.is_some()),
+        managed_elsewhere: signed.user.is_none(),
         totp_problem,
     };
     with_language(

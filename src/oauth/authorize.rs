@@ -385,7 +385,7 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
         && matches!(&checker, Checker::Local(Some(user)) if user.totp.is_none());
     let verdict = match checker {
         Checker::Local(user) => check_local(app, user, password).await,
-        Checker::Api => check_api(app, client, &typed, password).await,
+        Checker::Api => check_api(app, &client.id, &typed, password).await,
     };
     match verdict {
         Verdict::SignedIn {
@@ -738,14 +738,14 @@ fn code_form(app: &App, client: &Client, pending: Pending, failure: Option<Login
 
 /// Who checks a password: a local user's hash (or, for an unknown name with `source = "local"`,
 /// the equal-cost dummy check), or the operator's login API.
-enum Checker {
+pub(crate) enum Checker {
     Local(Option<User>),
     Api,
 }
 
 /// `[login] source`: `local` checks every name here, `api` none, `both` the names of local users
 /// here and any other name at the API.
-fn checker(
+pub(crate) fn checker(
     app: &App,
     name: &Result<Username, String>,
 ) -> Result<Checker, crate::store::StoreError> {
@@ -764,7 +764,7 @@ fn checker(
 }
 
 /// What checking a username and password came to.
-enum Verdict {
+pub(crate) enum Verdict {
     SignedIn {
         sub: String,
         /// What `/userinfo` reports as `preferred_username`.
@@ -786,7 +786,7 @@ enum Verdict {
 /// The consent binding of a login API customer. They have no local record to check again at
 /// consent (their password lives in the operator's system), so the sealed form's expiry bounds
 /// it. A local user's binding is a 16-character fingerprint and never equals this.
-const LOGIN_API_CREDENTIALS: &str = "login-api";
+pub(crate) const LOGIN_API_CREDENTIALS: &str = crate::store::LOGIN_API_CREDENTIALS;
 
 /// A local user's argon2 hash (or, for an unknown name, a dummy check of the same cost).
 async fn check_local(app: &App, user: Option<User>, password: Secret) -> Verdict {
@@ -811,7 +811,8 @@ async fn check_local(app: &App, user: Option<User>, password: Secret) -> Verdict
 
 /// The operator's login API: its subject becomes the grant's `sub`; the name the customer typed
 /// (trimmed) becomes `preferred_username`, as a local user's username does.
-async fn check_api(app: &App, client: &Client, typed: &str, password: Secret) -> Verdict {
+/// `context` names who asked in the log (a client id, or `account`).
+pub(crate) async fn check_api(app: &App, context: &str, typed: &str, password: Secret) -> Verdict {
     let Some(api) = &app.login_api else {
         tracing::error!("login.source needs the login API, but its client could not be built");
         return Verdict::Fault;
@@ -830,7 +831,7 @@ async fn check_api(app: &App, client: &Client, typed: &str, password: Secret) ->
         Outcome::Refused(_) => Verdict::Wrong,
         Outcome::Unavailable(failure) => {
             app.metrics.login_api_unavailable(failure.reason());
-            tracing::warn!(client = %client.id, reason = %failure, "the login API could not check a password");
+            tracing::warn!(client = %context, reason = %failure, "the login API could not check a password");
             match failure {
                 Failure::Busy => Verdict::Busy,
                 _ => Verdict::Unavailable,

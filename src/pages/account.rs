@@ -73,6 +73,9 @@ pub struct AccountView<'a> {
     pub totp_on: bool,
     /// Why the code to turn it off was refused.
     pub totp_problem: Option<SignInFailure>,
+    /// A customer of the login API: their password and two-factor sign-in live in the
+    /// operator's system (and linkgate keeps no activity for them).
+    pub managed_elsewhere: bool,
 }
 
 pub fn account(frame: Frame<'_>, view: &AccountView<'_>) -> Markup {
@@ -114,28 +117,10 @@ pub fn account(frame: Frame<'_>, view: &AccountView<'_>) -> Markup {
                     }
                 }
             }
-            (super::totp::account_section(frame, base, view.csrf, view.totp_on, view.totp_problem.map(|p| match p {
-                SignInFailure::WrongCredentials => html! { (super::totp_text::totp_text(frame.lang).wrong_code) },
-                other => sign_in_failure(t, other),
-            })))
-            h2 { (t.change_password_heading) }
-            (password_form(t, base, view.csrf, view.password_problem))
-            h2 { (t.recent_activity) }
-            @if view.activity.is_empty() {
-                p class="muted" { (t.no_activity) }
-            }
-            ul class="apps activity" {
-                @for event in view.activity {
-                    li {
-                        strong { (event_name(t, event.kind, frame.lang)) }
-                        @if !event.detail.is_empty() { " · " (detail(t, &event.detail)) }
-                        br;
-                        span class="muted" {
-                            (format_time(event.at))
-                            @if let Some(ip) = &event.ip { " · " (ip) }
-                        }
-                    }
-                }
+            @if view.managed_elsewhere {
+                p class="muted" { (t.managed_elsewhere) }
+            } @else {
+                (local_sections(frame, view))
             }
             form method="post" action=(format!("{base}/sign-out")) {
                 input type="hidden" name="csrf" value=(view.csrf);
@@ -143,6 +128,37 @@ pub fn account(frame: Frame<'_>, view: &AccountView<'_>) -> Markup {
             }
         },
     )
+}
+
+/// Two-factor sign-in, the password form and recent activity: a local user's.
+fn local_sections(frame: Frame<'_>, view: &AccountView<'_>) -> Markup {
+    let t = account_text(frame.lang);
+    let base = view.base;
+    html! {
+        (super::totp::account_section(frame, base, view.csrf, view.totp_on, view.totp_problem.map(|p| match p {
+            SignInFailure::WrongCredentials => html! { (super::totp_text::totp_text(frame.lang).wrong_code) },
+            other => sign_in_failure(t, other),
+        })))
+        h2 { (t.change_password_heading) }
+        (password_form(t, base, view.csrf, view.password_problem))
+        h2 { (t.recent_activity) }
+        @if view.activity.is_empty() {
+            p class="muted" { (t.no_activity) }
+        }
+        ul class="apps activity" {
+            @for event in view.activity {
+                li {
+                    strong { (event_name(t, event.kind, frame.lang)) }
+                    @if !event.detail.is_empty() { " · " (detail(t, &event.detail)) }
+                    br;
+                    span class="muted" {
+                        (format_time(event.at))
+                        @if let Some(ip) = &event.ip { " · " (ip) }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn password_form(

@@ -39,7 +39,7 @@ pub use grants::{Grant, Issue, Refreshed, Rotation, TokenKind, TokenRecord};
 pub use invites::{LinkKind, LinkUsed, PasswordLink};
 pub use migrate::{MigrateError, TreeSummary, TREES};
 pub use postgres::Settings as PostgresSettings;
-pub use sessions::Session;
+pub use sessions::{Session, LOGIN_API_CREDENTIALS};
 pub use shared::Prefetched;
 pub use throttle::{address_prefix, Failures, Policy, Reservation, ThrottleKey};
 pub use users::{

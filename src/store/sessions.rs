@@ -23,6 +23,10 @@ const NOTE_EVERY_SECS: u64 = 60;
 /// Grants whose last note this node remembers at most (then it starts again, reading).
 const NOTED_IN_MEMORY: usize = 100_000;
 
+/// What a login API customer's session (and consent form) is bound to instead of a password
+/// hash: they have no local record. A local user's binding is 64 hex digits, never this.
+pub const LOGIN_API_CREDENTIALS: &str = "login-api";
+
 /// Hex SHA-256 of a password hash: what a session is bound to.
 fn credentials(user: &User) -> String {
     super::to_hex(&secret::sha256(user.password_hash.as_bytes()))
@@ -45,6 +49,35 @@ impl Store {
             created_at: now,
             expires_at: now + ttl_secs,
         };
+        self.insert_session(key, session, now)
+    }
+
+    /// Starts a session for a customer of the operator's login API: `sub` is the API's subject.
+    /// There is no local record to bind it to, so it lasts its `ttl_secs` (or until signed out).
+    pub fn create_api_session(
+        &self,
+        key: &[u8; 32],
+        sub: &str,
+        username: &str,
+        now: u64,
+        ttl_secs: u64,
+    ) -> Result<Session, StoreError> {
+        let session = Session {
+            sub: sub.to_string(),
+            username: username.to_string(),
+            credentials: LOGIN_API_CREDENTIALS.to_string(),
+            created_at: now,
+            expires_at: now + ttl_secs,
+        };
+        self.insert_session(key, session, now)
+    }
+
+    fn insert_session(
+        &self,
+        key: &[u8; 32],
+        session: Session,
+        now: u64,
+    ) -> Result<Session, StoreError> {
         let _writing = self.writing();
         for entry in self.sessions.iter() {
             let (old_key, value) = entry?;
@@ -57,15 +90,22 @@ impl Store {
         Ok(session)
     }
 
-    /// The live session under `key` and its user, if the user still exists with the password
-    /// the session signed in with.
-    pub fn session(&self, key: &[u8; 32], now: u64) -> Result<Option<(Session, User)>, StoreError> {
+    /// The live session under `key` and its local user, if the user still exists with the
+    /// password the session signed in with; a login API customer's session has no user (`None`).
+    pub fn session(
+        &self,
+        key: &[u8; 32],
+        now: u64,
+    ) -> Result<Option<(Session, Option<User>)>, StoreError> {
         let Some(bytes) = self.sessions.get(key)? else {
             return Ok(None);
         };
         let session: Session = decode(&bytes)?;
         if expired(session.expires_at, now) {
             return Ok(None);
+        }
+        if session.credentials == LOGIN_API_CREDENTIALS {
+            return Ok(Some((session, None)));
         }
         let Ok(name) = Username::parse(&session.username) else {
             return Ok(None);
@@ -76,7 +116,7 @@ impl Store {
                     credentials(&user).as_bytes(),
                     session.credentials.as_bytes(),
                 );
-            same.then_some((session, user))
+            same.then_some((session, Some(user)))
         }))
     }
 
