@@ -530,6 +530,16 @@ fn login_summary(config: &Config) -> String {
                 .map(|f| format!(", extra CA {}", f.display()))
                 .unwrap_or_default()
         ));
+        if let Some(check) = &api.check {
+            out.push_str(&format!(
+                "  recheck   GET {} {}; 404/410 ends the link\n",
+                check.url,
+                match check.every_secs {
+                    0 => "on every refresh".to_string(),
+                    secs => format!("at most every {} h per link", secs / 3600),
+                }
+            ));
+        }
     }
     out
 }

@@ -15,7 +15,10 @@ mod apps;
 mod login;
 mod proxies;
 pub use apps::{AlexaApp, Apps};
-pub use login::{is_loopback_host, parse_target, BodyFormat, Login, LoginApi, LoginSource, Target};
+pub use login::{
+    check_path, is_loopback_host, parse_target, BodyFormat, CustomerCheck, Login, LoginApi,
+    LoginSource, Target,
+};
 pub use proxies::{ProxyRange, TrustedProxies};
 
 /// A validated configuration.

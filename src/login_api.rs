@@ -184,19 +184,42 @@ impl LoginApiClient {
             return Outcome::Unavailable(Failure::Busy);
         };
         let body = request_body(&self.api, username, password);
-        match tokio::time::timeout(self.api.timeout, self.call(body)).await {
+        let request = self.request(hyper::Method::POST, &self.api.path, Some(body));
+        match tokio::time::timeout(self.api.timeout, self.call(request)).await {
             Ok(Ok((status, answer))) => judge(&self.api, status, answer),
             Ok(Err(failure)) => Outcome::Unavailable(failure),
             Err(_) => Outcome::Unavailable(Failure::Timeout),
         }
     }
 
-    /// One POST; the answer's status and body (or `TooLarge`).
+    /// Asks `check_url` whether `subject` is still a customer: 2xx yes, 404 or 410 no, anything
+    /// else (or no `check_url`) cannot say. Within the same in-flight limit and timeout as a
+    /// sign-in.
+    pub async fn lookup(&self, subject: &str) -> Lookup {
+        let Some(check) = &self.api.check else {
+            return Lookup::Unavailable(Failure::Connect("no login.api.check_url".into()));
+        };
+        let wait = MAX_QUEUE_WAIT.min(self.api.timeout);
+        let Ok(Ok(_slot)) = tokio::time::timeout(wait, self.in_flight.acquire()).await else {
+            return Lookup::Unavailable(Failure::Busy);
+        };
+        let Some(path) = crate::config::check_path(check, subject) else {
+            return Lookup::Unavailable(Failure::NoSubject);
+        };
+        let request = self.request(hyper::Method::GET, &path, None);
+        match tokio::time::timeout(self.api.timeout, self.call(request)).await {
+            Ok(Ok((status, _))) => judge_lookup(status),
+            Ok(Err(failure)) => Lookup::Unavailable(failure),
+            Err(_) => Lookup::Unavailable(Failure::Timeout),
+        }
+    }
+
+    /// One request; the answer's status and body (or `TooLarge`).
     async fn call(
         &self,
-        body: (Bytes, &'static str),
+        request: Result<hyper::Request<Full<Bytes>>, Failure>,
     ) -> Result<(u16, Result<Bytes, Failure>), Failure> {
-        let mut request = Some(self.request(body)?);
+        let mut request = Some(request?);
         // A pooled connection the server closed meanwhile gives the request back unsent: try the
         // next one, and finally a fresh connection. A request that was sent is never sent again.
         loop {
@@ -246,11 +269,19 @@ impl LoginApiClient {
 
     fn request(
         &self,
-        (body, content_type): (Bytes, &'static str),
+        method: hyper::Method,
+        path: &str,
+        body: Option<(Bytes, &'static str)>,
     ) -> Result<hyper::Request<Full<Bytes>>, Failure> {
-        let mut builder = hyper::Request::post(self.api.path.as_str())
-            .header(hyper::header::HOST, self.api.authority.as_str())
-            .header(hyper::header::CONTENT_TYPE, content_type)
+        let mut builder = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, self.api.authority.as_str());
+        if let Some((_, content_type)) = &body {
+            builder = builder.header(hyper::header::CONTENT_TYPE, *content_type);
+        }
+        let body = body.map(|(bytes, _)| bytes).unwrap_or_default();
+        builder = builder
             .header(hyper::header::ACCEPT, "application/json")
             .header(
                 hyper::header::USER_AGENT,
@@ -366,6 +397,28 @@ fn request_body(api: &LoginApi, username: &str, password: &Secret) -> (Bytes, &'
     }
 }
 
+/// What the API said about a subject at `check_url`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// 2xx: still a customer.
+    Exists,
+    /// 404 or 410: the customer is gone.
+    Gone(u16),
+    /// Anything else: the API could not say (the link is kept).
+    Unavailable(Failure),
+}
+
+/// What a `check_url` answer's status means. Pure: 2xx exists, 404/410 gone, a redirect is not
+/// followed, the rest cannot say.
+pub fn judge_lookup(status: u16) -> Lookup {
+    match status {
+        200..=299 => Lookup::Exists,
+        404 | 410 => Lookup::Gone(status),
+        300..=399 => Lookup::Unavailable(Failure::Redirect(status)),
+        _ => Lookup::Unavailable(Failure::Status(status)),
+    }
+}
+
 /// What an answer means. Pure, so every case is unit-tested.
 pub fn judge(api: &LoginApi, status: u16, answer: Result<Bytes, Failure>) -> Outcome {
     match status {
@@ -428,6 +481,37 @@ mod tests {
             headers: Vec::new(),
             ca_file: None,
             extra_roots: Vec::new(),
+            check: None,
+        }
+    }
+
+    #[test]
+    fn a_lookup_is_gone_only_on_404_or_410_and_a_subject_cannot_leave_its_path_segment() {
+        assert_eq!(judge_lookup(200), Lookup::Exists);
+        assert_eq!(judge_lookup(204), Lookup::Exists);
+        assert_eq!(judge_lookup(404), Lookup::Gone(404));
+        assert_eq!(judge_lookup(410), Lookup::Gone(410));
+        for status in [301, 400, 401, 403, 429, 500, 503] {
+            assert!(
+                matches!(judge_lookup(status), Lookup::Unavailable(_)),
+                "{status}"
+            );
+        }
+        let check = crate::config::CustomerCheck {
+            url: "https://api.example.com/v1/customers/{subject}?full=1".into(),
+            path: "/v1/customers/{subject}?full=1".into(),
+            every_secs: 0,
+        };
+        assert_eq!(
+            crate::config::check_path(&check, "cust-1001").as_deref(),
+            Some("/v1/customers/cust-1001?full=1")
+        );
+        assert_eq!(
+            crate::config::check_path(&check, "../admin?x=1#é/ {subject}").as_deref(),
+            Some("/v1/customers/..%2Fadmin%3Fx%3D1%23%C3%A9%2F%20%7Bsubject%7D?full=1")
+        );
+        for dots in ["", ".", ".."] {
+            assert_eq!(crate::config::check_path(&check, dots), None);
         }
     }
 

@@ -32,6 +32,10 @@ pub struct Metrics {
     pub code_grants_failed: AtomicU64,
     pub refresh_grants_ok: AtomicU64,
     pub refresh_grants_failed: AtomicU64,
+    /// `[login.api] check_url`: customer checks on refresh by outcome.
+    pub customer_checks_exists: AtomicU64,
+    pub customer_checks_gone: AtomicU64,
+    pub customer_checks_unavailable: AtomicU64,
     /// `[server.acme]`: certificate orders by outcome, and the served certificate's end.
     pub acme_orders_ok: AtomicU64,
     pub acme_orders_failed: AtomicU64,
@@ -157,6 +161,18 @@ impl Metrics {
                 (
                     "{grant_type=\"refresh_token\",outcome=\"error\"}",
                     get(&self.refresh_grants_failed),
+                ),
+            ],
+        );
+        counter(
+            "linkgate_customer_checks_total",
+            "Login API customer checks on refresh ([login.api] check_url) by outcome.",
+            &[
+                ("{outcome=\"exists\"}", get(&self.customer_checks_exists)),
+                ("{outcome=\"gone\"}", get(&self.customer_checks_gone)),
+                (
+                    "{outcome=\"unavailable\"}",
+                    get(&self.customer_checks_unavailable),
                 ),
             ],
         );

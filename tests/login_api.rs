@@ -774,3 +774,113 @@ fn changing_source_ends_the_account_sessions_it_no_longer_allows() {
     let mut again = common::account::Visitor::new(&server);
     assert_eq!(again.sign_in(USER, PASSWORD).status, 200);
 }
+
+/// `[login.api] check_url` on this API, every `hours` (0: every refresh).
+fn checking_env(api: &FakeApi, hours: u64) -> TestEnv {
+    env_of(
+        api,
+        config_for(api, "both")
+            .set("login.api.check_url", api.check_url().as_str())
+            .set("login.api.check_every_hours", hours as i64),
+    )
+}
+
+#[test]
+fn a_customer_deleted_in_the_api_loses_the_link_at_the_next_checked_refresh() {
+    let api = FakeApi::plain();
+    let env = checking_env(&api, 0);
+    env.add_user(USER, PASSWORD);
+    let server = env.start();
+    let (access, refresh_token) = api_tokens(&server);
+    let (local_access, local_refresh) = tokens_for(&server);
+    // Still a customer: the refresh asks the API (with its key) and goes on.
+    let refreshed = refresh(&server, &refresh_token);
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text());
+    assert_eq!(api.lookups(), [format!("/v1/customers/{API_SUBJECT}")]);
+    let newer_access = refreshed.json_str("access_token");
+    // An API that cannot answer keeps the link: a server error there is not "gone".
+    api.set_mode(Mode::Status(503));
+    let during = refresh(&server, &refresh_token);
+    assert_eq!(during.status, 200, "{}", during.text());
+    api.set_mode(Mode::Normal);
+    // A local user's refresh never asks.
+    let lookups = api.lookups().len();
+    assert_eq!(refresh(&server, &local_refresh).status, 200);
+    assert_eq!(api.lookups().len(), lookups);
+    // Deleted: the next refresh ends the link, and everything it issued dies.
+    api.delete_customer(API_SUBJECT);
+    let ended = refresh(&server, &refresh_token);
+    assert_eq!(ended.status, 400, "{}", ended.text());
+    assert_eq!(ended.error(), "invalid_grant");
+    assert_eq!(refresh(&server, &refresh_token).error(), "invalid_grant");
+    for token in [&access, &newer_access] {
+        assert_eq!(server.userinfo(token).status, 401);
+    }
+    // The local user is untouched.
+    assert_eq!(server.userinfo(&local_access).status, 200);
+    let metrics = server.get("/metrics").text();
+    for series in [
+        "linkgate_customer_checks_total{outcome=\"exists\"} 1",
+        "linkgate_customer_checks_total{outcome=\"unavailable\"} 1",
+        "linkgate_customer_checks_total{outcome=\"gone\"} 1",
+    ] {
+        assert!(metrics.contains(series), "{series} in\n{metrics}");
+    }
+    server.wait_for_log("the login API no longer knows this customer", 1);
+}
+
+#[test]
+fn a_link_is_checked_at_most_every_check_every_hours() {
+    let api = FakeApi::plain();
+    let env = checking_env(&api, 1);
+    let server = env.start();
+    let (_, refresh_token) = api_tokens(&server);
+    api.delete_customer(API_SUBJECT);
+    // A burst of refreshes within the hour after linking: none asks the API.
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..16)
+            .map(|_| scope.spawn(|| refresh(&server, &refresh_token).status))
+            .collect();
+        for handle in handles {
+            assert_eq!(handle.join().unwrap(), 200);
+        }
+    });
+    assert!(api.lookups().is_empty(), "{:?}", api.lookups());
+}
+
+#[test]
+fn check_url_must_name_the_subject_on_the_api_host() {
+    let api = FakeApi::plain();
+    for (url, says) in [
+        (
+            "http://127.0.0.1:9/v1/customers/1".to_string(),
+            "{subject} once",
+        ),
+        (
+            "https://other.example/v1/customers/{subject}".to_string(),
+            "same scheme, host and port",
+        ),
+    ] {
+        let env = env_of(
+            &api,
+            config_for(&api, "api").set("login.api.check_url", url.as_str()),
+        );
+        let out = env.cli(&["--check-config"], "");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{url}: {text}");
+        assert!(
+            text.contains("login.api.check_url") && text.contains(says),
+            "{url}: {text}"
+        );
+    }
+    let good = checking_env(&api, 12);
+    let out = good.cli(&["--check-config"], "");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("recheck   GET {}", api.check_url()))
+            && text.contains("at most every 12 h per link"),
+        "{text}"
+    );
+}

@@ -79,7 +79,44 @@ pub struct LoginApi {
     /// Extra CA certificates (DER) trusted for the API besides the webpki (Mozilla) roots.
     pub ca_file: Option<PathBuf>,
     pub extra_roots: Vec<Vec<u8>>,
+    /// `check_url`: a customer's links are re-checked on refresh (`oauth::customer_check`).
+    pub check: Option<CustomerCheck>,
 }
+
+/// `check_url` and `check_every_hours`: on a refresh, at most every `every_secs` per link,
+/// linkgate asks the API whether the link's subject is still a customer (`GET`, same host and
+/// headers as `url`); a 404 or 410 ends the link.
+#[derive(Debug, Clone)]
+pub struct CustomerCheck {
+    /// As configured, with `{subject}`.
+    pub url: String,
+    /// The `/path?query` of `url`, with `{subject}` where the subject goes (percent-encoded).
+    pub path: String,
+    /// 0: on every refresh.
+    pub every_secs: u64,
+}
+
+/// What `{subject}` in `check_url` becomes for `subject`: every byte outside RFC 3986's
+/// unreserved set percent-encoded, so a subject cannot change the path or the query; `None` for
+/// a subject that would be a dot-segment (`.`, `..`) or nothing.
+pub fn check_path(check: &CustomerCheck, subject: &str) -> Option<String> {
+    if ["", ".", ".."].contains(&subject) {
+        return None;
+    }
+    let mut encoded = String::with_capacity(subject.len());
+    for byte in subject.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    Some(check.path.replace(SUBJECT_MARK, &encoded))
+}
+
+const SUBJECT_MARK: &str = "{subject}";
+/// The longest `check_every_hours`: a year.
+const MAX_CHECK_HOURS: u64 = 24 * 366;
 
 /// Headers linkgate sets itself; configuring them would break the request.
 const RESERVED_HEADERS: &[&str] = &[
@@ -118,6 +155,13 @@ struct RawLoginApi {
     #[serde(default)]
     headers: BTreeMap<String, String>,
     ca_file: Option<PathBuf>,
+    check_url: Option<String>,
+    #[serde(default = "default_check_every_hours")]
+    check_every_hours: u64,
+}
+
+fn default_check_every_hours() -> u64 {
+    24
 }
 
 fn default_body() -> String {
@@ -264,6 +308,41 @@ fn check_api(
             Err(why) => bad("ca_file", format!("{}: {why}", path.display())),
         }
     }
+    let check = raw.check_url.as_ref().and_then(|url| {
+        let why = match (parse_target(url), &target) {
+            (Err(why), _) => format!("`{url}` {why}"),
+            (Ok(_), _) if url.matches(SUBJECT_MARK).count() != 1 => {
+                format!("`{url}` must contain {SUBJECT_MARK} once, where the subject goes")
+            }
+            (Ok(check), Some(login))
+                if (check.https, &check.host, check.port)
+                    != (login.https, &login.host, login.port) =>
+            {
+                format!(
+                    "`{url}` must be on the same scheme, host and port as login.api.url \
+                     (the configured headers go to that host only)"
+                )
+            }
+            (Ok(check), _) => {
+                return Some(CustomerCheck {
+                    url: url.clone(),
+                    path: check.path,
+                    every_secs: raw.check_every_hours * 3600,
+                })
+            }
+        };
+        bad("check_url", why);
+        None
+    });
+    if raw.check_every_hours > MAX_CHECK_HOURS {
+        bad(
+            "check_every_hours",
+            format!(
+                "{} is out of range: use 0 (every refresh) to {MAX_CHECK_HOURS}",
+                raw.check_every_hours
+            ),
+        );
+    }
     let target = target?;
     if failed {
         return None;
@@ -285,6 +364,7 @@ fn check_api(
         headers,
         ca_file,
         extra_roots,
+        check,
     })
 }
 

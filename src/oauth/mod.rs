@@ -4,6 +4,7 @@
 pub mod authorize;
 pub mod client;
 pub mod client_throttle;
+pub mod customer_check;
 pub mod error;
 pub mod metadata;
 pub mod pending;

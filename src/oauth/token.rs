@@ -3,7 +3,7 @@
 //! we answer and a lost refresh token unlinks the customer.
 
 use super::client::{self, Caller};
-use super::{normalize_scope, scope_within, OAuthError, MAX_TOKEN_LEN};
+use super::{customer_check, normalize_scope, scope_within, OAuthError, MAX_TOKEN_LEN};
 use crate::app::App;
 use crate::config::Client;
 use crate::metrics::count;
@@ -202,14 +202,14 @@ async fn refresh(app: &App, client: &Client, params: &Params) -> Result<TokenRes
         return Err(dead());
     }
     let mut scope = String::new();
-    let mut grant_id = String::new();
+    let mut link = None;
     // On PostgreSQL the grant's read is awaited here, not waited for by a thread.
     let ahead = app.store.prefetch(presented.expose(), now).await?;
     let outcome =
         app.store
             .refresh_prefetched(presented.expose(), now, ahead.as_ref(), |token, grant| {
                 scope = check_refresh(&client.id, requested_scope, token, grant)?;
-                grant_id.clone_from(&grant.id);
+                link = Some(customer_check::Link::of(grant));
                 Ok::<_, OAuthError>(Issue {
                     scope: scope.clone(),
                     access_secs: app.config.tokens.access_secs,
@@ -225,10 +225,17 @@ async fn refresh(app: &App, client: &Client, params: &Params) -> Result<TokenRes
             if wrote {
                 app.store.flush().await?;
             }
+            let Some(link) = link else {
+                return Err(OAuthError::ServerError(
+                    "a refresh without its grant".into(),
+                ));
+            };
             // For "last refresh" on /account; a failure to note it must not fail the refresh.
-            if let Err(e) = app.store.note_refresh(&grant_id, now) {
+            if let Err(e) = app.store.note_refresh(&link.grant_id, now) {
                 tracing::warn!("noting a refresh failed: {e}");
             }
+            // A login API customer deleted in the operator's system ends here (`check_url`).
+            customer_check::after_refresh(app, &client.id, &link, now).await?;
             (access, refresh)
         }
         Refreshed::Dead => return Err(dead()),

@@ -1,6 +1,7 @@
 //! Housekeeping for the account trees (issue 15), called from `sweep`: expired `/account`
-//! sessions and password links, and the "last refresh" notes of grants that no longer exist
-//! (revoked by an unlink, `--remove-user`, `--set-password`, reuse detection, or expired).
+//! sessions and password links, and the "last refresh" and customer-check notes of grants that
+//! no longer exist (revoked by an unlink, `--remove-user`, `--set-password`, reuse detection, or
+//! expired).
 
 use super::sessions::Session;
 use super::sweep::BATCH;
@@ -22,7 +23,10 @@ impl Store {
             decode::<PasswordLink>(value).is_ok_and(|l| expired(l.expires_at, now))
         })?;
         removed += self.sweep_where(&self.grant_activity, pause, |key, _| {
-            !self.grants.contains_key(key).unwrap_or(true)
+            let grant = key
+                .strip_suffix(super::sessions::CHECK_NOTE_SUFFIX)
+                .unwrap_or(key);
+            !self.grants.contains_key(grant).unwrap_or(true)
         })?;
         removed += self.sweep_forms(now, pause)?;
         Ok(removed)
@@ -94,8 +98,12 @@ mod tests {
             .unwrap();
         store.note_refresh("kept", 120).unwrap();
         store.note_refresh("gone", 120).unwrap();
+        store.note_customer_check("kept", 900).unwrap();
+        store.note_customer_check("gone", 900).unwrap();
         let removed = store.sweep_accounts(170, &mut || {}).unwrap();
-        assert_eq!(removed, 3, "one session, one link, one note");
+        assert_eq!(removed, 4, "one session, one link, two notes");
+        assert_eq!(store.customer_check_due("kept").unwrap(), Some(900));
+        assert_eq!(store.customer_check_due("gone").unwrap(), None);
         assert!(store
             .session(&secret::sha256(b"live"), 170)
             .unwrap()

@@ -27,6 +27,15 @@ const NOTED_IN_MEMORY: usize = 100_000;
 /// hash: they have no local record. A local user's binding is 64 hex digits, never this.
 pub const LOGIN_API_CREDENTIALS: &str = "login-api";
 
+/// Beside a grant's "last refresh" note in `grant_activity` (keyed by the grant id), the note
+/// of its next customer check is keyed by the grant id and this suffix; the sweep removes both
+/// once the grant is gone.
+pub(super) const CHECK_NOTE_SUFFIX: &[u8] = b"#customer-check";
+
+fn check_note_key(grant_id: &str) -> Vec<u8> {
+    [grant_id.as_bytes(), CHECK_NOTE_SUFFIX].concat()
+}
+
 /// Hex SHA-256 of a password hash: what a session is bound to.
 fn credentials(user: &User) -> String {
     super::to_hex(&secret::sha256(user.password_hash.as_bytes()))
@@ -223,6 +232,23 @@ impl Store {
             memo.clear();
         }
         memo.insert(grant_id.to_string(), noted);
+        Ok(())
+    }
+
+    /// When the login API is to be asked next whether a link's customer still exists
+    /// (`oauth::customer_check`), if that was noted.
+    pub fn customer_check_due(&self, grant_id: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .grant_activity
+            .get(check_note_key(grant_id))?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_le_bytes))
+    }
+
+    pub fn note_customer_check(&self, grant_id: &str, next_at: u64) -> Result<(), StoreError> {
+        let _writing = self.writing();
+        self.grant_activity
+            .insert(check_note_key(grant_id), next_at.to_le_bytes())?;
         Ok(())
     }
 

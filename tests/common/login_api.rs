@@ -63,6 +63,10 @@ struct Shared {
     stats: Stats,
     /// Headers and body of the last request.
     last: Mutex<Option<SeenRequest>>,
+    /// Subjects deleted from the operator's system: `GET /customers/{id}` answers 404.
+    gone: Mutex<Vec<String>>,
+    /// Paths of the `GET /customers/…` lookups received, in order.
+    lookups: Mutex<Vec<String>>,
 }
 
 pub struct FakeApi {
@@ -126,6 +130,8 @@ impl FakeApi {
             delay: Mutex::new(Duration::ZERO),
             stats: Stats::default(),
             last: Mutex::new(None),
+            gone: Mutex::new(Vec::new()),
+            lookups: Mutex::new(Vec::new()),
         });
         let acceptor = tls.clone().map(tokio_rustls::TlsAcceptor::from);
         runtime.spawn(accept_loop(listener, acceptor, shared.clone()));
@@ -144,6 +150,22 @@ impl FakeApi {
 
     pub fn set_mode(&self, mode: Mode) {
         *self.shared.mode.lock().unwrap() = mode;
+    }
+
+    /// Deletes the customer `subject`: lookups of it answer 404 from now on.
+    pub fn delete_customer(&self, subject: &str) {
+        self.shared.gone.lock().unwrap().push(subject.to_string());
+    }
+
+    /// The paths of the customer lookups (`GET /customers/…`) received so far.
+    pub fn lookups(&self) -> Vec<String> {
+        self.shared.lookups.lock().unwrap().clone()
+    }
+
+    /// The URL to put into `[login.api] check_url`.
+    pub fn check_url(&self) -> String {
+        let base = &self.url[..self.url.rfind('/').expect("a path")];
+        format!("{base}/customers/{{subject}}")
     }
 
     pub fn set_delay(&self, delay: Duration) {
@@ -255,19 +277,71 @@ async fn answer(
             )
         })
         .collect();
+    let lookup = (req.method() == hyper::Method::GET)
+        .then(|| {
+            req.uri()
+                .path()
+                .strip_prefix("/v1/customers/")
+                .map(str::to_string)
+        })
+        .flatten();
     let body = req.into_body().collect().await?.to_bytes();
     let body = String::from_utf8_lossy(&body).into_owned();
     *shared.last.lock().unwrap() = Some((headers.clone(), body.clone()));
     let delay = *shared.delay.lock().unwrap();
     tokio::time::sleep(delay).await;
     let mode = shared.mode.lock().unwrap().clone();
-    let response = respond(&mode, &headers, &body);
+    let response = match &lookup {
+        Some(subject) => {
+            shared
+                .lookups
+                .lock()
+                .unwrap()
+                .push(format!("/v1/customers/{subject}"));
+            let gone = shared.gone.lock().unwrap().contains(subject);
+            look_up(&mode, &headers, subject, gone)
+        }
+        None => respond(&mode, &headers, &body),
+    };
     stats.in_flight.fetch_sub(1, Ordering::SeqCst);
     if mode == Mode::Close {
         // hyper drops the connection without an answer when the service fails.
         return Err("scripted: close without answering".into());
     }
     Ok(response)
+}
+
+/// `GET /customers/{subject}`: 200 for a customer it knows (`API_SUBJECT`, `cust-N`) that was
+/// not deleted, 404 otherwise; `Mode::Status` answers its status.
+fn look_up(
+    mode: &Mode,
+    headers: &[(String, String)],
+    subject: &str,
+    gone: bool,
+) -> Response<Full<Bytes>> {
+    let status = match mode {
+        Mode::Status(status) => *status,
+        _ if !headers
+            .iter()
+            .any(|(n, v)| n == "x-api-key" && v == API_KEY) =>
+        {
+            500
+        }
+        _ if gone => 404,
+        _ if subject == API_SUBJECT
+            || subject
+                .strip_prefix("cust-")
+                .is_some_and(|n| n.parse::<u32>().is_ok()) =>
+        {
+            200
+        }
+        _ => 404,
+    };
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(format!("{{\"status\":{status}}}"))))
+        .expect("response")
 }
 
 fn respond(mode: &Mode, headers: &[(String, String)], body: &str) -> Response<Full<Bytes>> {
