@@ -711,3 +711,73 @@ fn strangers_holding_the_plain_http_port_do_not_block_a_validation() {
     );
     assert_eq!(answered, 10);
 }
+
+#[test]
+fn a_real_validation_succeeds_while_strangers_flood_the_plain_http_port() {
+    // The tester's finding, end to end: while strangers held the plain-HTTP port, every HTTP-01
+    // validation by a real ACME server failed. Here pebble (validating from 127.0.0.1, on
+    // http_port only: TLS-ALPN-01 goes to a closed port) comes up while one stranger keeps 300
+    // silent connections open from 127.0.0.2 and 40 others 8 each from 127.0.1.x (more than the
+    // 256 slots), reconnecting as the server closes them; the certificate must still be issued.
+    let (port, http_port) = (free_port(), free_port());
+    let mut pebble = Pebble::new(free_port(), http_port, 90 * 86400);
+    let env = acme_config(port, &pebble)
+        .set("server.http_listen", format!("127.0.0.1:{http_port}"))
+        .env();
+    let mut server = env.start();
+    server.wait_for_log("next try in 5 s", 1);
+    let plain: SocketAddr = ([127, 0, 0, 1], http_port).into();
+    let stop = AtomicBool::new(false);
+    let held = std::thread::scope(|scope| {
+        let flood = scope.spawn(|| {
+            // Each stranger's address and how many connections it keeps open.
+            let mut strangers: Vec<(String, usize, Vec<TcpStream>)> =
+                vec![("127.0.0.2".to_string(), 300, Vec::new())];
+            strangers.extend((1..=40).map(|a| (format!("127.0.1.{a}"), 8, Vec::new())));
+            let mut most = 0;
+            let deadline = Instant::now() + ISSUANCE + Duration::from_secs(10);
+            while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                let mut silent = 0;
+                for (from, keep, open) in &mut strangers {
+                    // Still silent both ways; anything read (an answer, the close) ends it.
+                    open.retain(|s| {
+                        let _ = s.set_nonblocking(true);
+                        let mut byte = [0u8; 1];
+                        matches!((&*s).read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+                    });
+                    silent += open.len();
+                    while open.len() < *keep {
+                        match connect_from(from, plain) {
+                            Ok(s) => open.push(s),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                // Open half a second after they were opened: what the server was holding.
+                most = most.max(silent);
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            most
+        });
+        // However this ends (a failed assertion too), the flood stops.
+        struct Stop<'a>(&'a AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let _stop = Stop(&stop);
+        std::thread::sleep(Duration::from_secs(1));
+        pebble.start();
+        let trust = pebble.trust();
+        wait_for_https(&mut server, &trust, ISSUANCE);
+        stop.store(true, Ordering::SeqCst);
+        flood.join().expect("the flood")
+    });
+    eprintln!("a certificate issued over HTTP-01 while strangers held up to {held} silent connections open");
+    let log = server.log();
+    assert!(
+        log.contains("new certificate for auth.linkgate.test in service"),
+        "{log}"
+    );
+}
