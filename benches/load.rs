@@ -342,6 +342,7 @@ fn stored_grant(store: &Store, client: &str, now: u64) -> Grant {
         expires_at: now + 60,
         redeemed_by: None,
         generation: user.generation,
+        resource: None,
     };
     store.put_code(&code.key(), &record).expect("code");
     store
@@ -468,6 +469,7 @@ fn refresh_growth(n: usize) {
                     expires_at: now + 60,
                     redeemed_by: None,
                     generation: user.generation,
+                    resource: None,
                 },
             )
             .expect("code");
@@ -666,6 +668,7 @@ fn store_with_tokens(count: usize, expired: usize) -> Prepared {
         expires_at: now + 60,
         redeemed_by: None,
         generation: user.generation,
+        resource: None,
     };
     store.put_code(&code.key(), &record).expect("code");
     let refresh_token = secret::new_token("lgrt_");

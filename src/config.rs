@@ -12,9 +12,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 mod apps;
+mod grant_types;
 mod login;
 mod proxies;
 pub use apps::{AlexaApp, Apps};
+pub use grant_types::{GrantType, DEFAULT_GRANT_TYPES};
 pub use login::{
     check_path, is_loopback_host, parse_target, BodyFormat, CustomerCheck, Login, LoginApi,
     LoginSource, Target,
@@ -163,6 +165,36 @@ pub struct Client {
     pub rotate_refresh_tokens: bool,
     /// `[clients.alexa_app]`: Alexa app-to-app linking from the operator's app.
     pub alexa_app: Option<AlexaApp>,
+    /// The grant types it may use at `/token` (sorted; default: the code flow and refreshes).
+    pub grant_types: Vec<GrantType>,
+    /// RFC 8707 resource indicators it may name: each becomes a token's audience.
+    pub resources: Vec<String>,
+    /// The scopes a `client_credentials` token may carry.
+    pub service_scopes: Vec<String>,
+}
+
+impl Client {
+    pub fn allows(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+
+    /// A client `id` with the defaults (secret `0123456789abcdef`, no redirect URI), for unit
+    /// tests to adjust.
+    #[cfg(test)]
+    pub fn for_tests(id: &str) -> Client {
+        Client {
+            id: id.into(),
+            secret: ClientSecret::Plain(Secret::new("0123456789abcdef")),
+            name: id.into(),
+            redirect_uris: Vec::new(),
+            require_pkce: false,
+            rotate_refresh_tokens: false,
+            alexa_app: None,
+            grant_types: DEFAULT_GRANT_TYPES.to_vec(),
+            resources: Vec::new(),
+            service_scopes: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -504,6 +536,11 @@ struct RawClient {
     #[serde(default)]
     rotate_refresh_tokens: bool,
     alexa_app: Option<apps::RawAlexaApp>,
+    grant_types: Option<Vec<String>>,
+    #[serde(default)]
+    resources: Vec<String>,
+    #[serde(default)]
+    service_scopes: Vec<String>,
 }
 
 // ---- loading and checking -----------------------------------------------------------------
@@ -914,7 +951,11 @@ fn check_clients(
             problem(&key("id"), format!("duplicate client id `{}`", c.id));
         }
         let secret = check_secret(c.secret, c.secret_hash, &key, problem);
-        if c.redirect_uris.is_empty() {
+        let grants =
+            grant_types::check(c.grant_types, c.resources, c.service_scopes, &key, problem);
+        // A client that only gets service tokens never redirects a browser.
+        if c.redirect_uris.is_empty() && grants.grant_types.contains(&GrantType::AuthorizationCode)
+        {
             problem(
                 &key("redirect_uris"),
                 "at least one redirect URI is required".into(),
@@ -940,6 +981,9 @@ fn check_clients(
                 require_pkce: c.require_pkce,
                 rotate_refresh_tokens: c.rotate_refresh_tokens,
                 alexa_app,
+                grant_types: grants.grant_types,
+                resources: grants.resources,
+                service_scopes: grants.service_scopes,
             });
         }
     }

@@ -715,13 +715,10 @@ mod tests {
 
     fn client(secret: &str, uris: &[&str]) -> Client {
         Client {
-            id: "skill".into(),
             secret: ClientSecret::Plain(Secret::new(secret.to_string())),
             name: "Skill".into(),
             redirect_uris: uris.iter().map(|u| u.to_string()).collect(),
-            require_pkce: false,
-            rotate_refresh_tokens: false,
-            alexa_app: None,
+            ..Client::for_tests("skill")
         }
     }
 

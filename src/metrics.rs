@@ -32,6 +32,8 @@ pub struct Metrics {
     pub code_grants_failed: AtomicU64,
     pub refresh_grants_ok: AtomicU64,
     pub refresh_grants_failed: AtomicU64,
+    pub service_grants_ok: AtomicU64,
+    pub service_grants_failed: AtomicU64,
     /// `[login.api] check_url`: customer checks on refresh by outcome.
     pub customer_checks_exists: AtomicU64,
     pub customer_checks_gone: AtomicU64,
@@ -161,6 +163,14 @@ impl Metrics {
                 (
                     "{grant_type=\"refresh_token\",outcome=\"error\"}",
                     get(&self.refresh_grants_failed),
+                ),
+                (
+                    "{grant_type=\"client_credentials\",outcome=\"ok\"}",
+                    get(&self.service_grants_ok),
+                ),
+                (
+                    "{grant_type=\"client_credentials\",outcome=\"error\"}",
+                    get(&self.service_grants_failed),
                 ),
             ],
         );

@@ -186,7 +186,8 @@ struct TokenBody {
     access_token: String,
     token_type: &'static str,
     expires_in: u64,
-    refresh_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
     scope: String,
 }
 
@@ -196,7 +197,7 @@ impl From<token::TokenResponse> for TokenBody {
             access_token: t.access_token.expose().to_string(),
             token_type: "Bearer",
             expires_in: t.expires_in,
-            refresh_token: t.refresh_token.expose().to_string(),
+            refresh_token: t.refresh_token.map(|r| r.expose().to_string()),
             scope: t.scope,
         }
     }

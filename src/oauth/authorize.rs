@@ -8,7 +8,7 @@
 use super::pending::{Opened, Pending, Stage};
 use super::{normalize_scope, OAuthError};
 use crate::app::App;
-use crate::config::{Client, LoginSource};
+use crate::config::{Client, GrantType, LoginSource};
 use crate::login_api::{Failure, Outcome};
 use crate::metrics::count;
 use crate::secret::{self, Secret};
@@ -185,6 +185,15 @@ pub fn decide<'c>(clients: &'c [Client], query: &[u8], now: u64) -> Decision<'c>
         }
         Decision::Redirect(append_query(&redirect_uri, &query))
     };
+    if !client.allows(GrantType::AuthorizationCode) {
+        return fail(OAuthError::UnauthorizedClient(
+            "this client may not use the authorization code flow (its grant_types)".into(),
+        ));
+    }
+    let resource = match super::target::requested(client, &params) {
+        Ok(resource) => resource,
+        Err(error) => return fail(error),
+    };
     match check_request(client, &params) {
         Ok((scope, code_challenge)) => {
             let mut pending = Pending::new(
@@ -197,6 +206,7 @@ pub fn decide<'c>(clients: &'c [Client], query: &[u8], now: u64) -> Decision<'c>
                 now,
             );
             pending.locale = user_locale(&params);
+            pending.resource = resource;
             Decision::Proceed {
                 client,
                 pending: Box::new(pending),
@@ -932,6 +942,7 @@ pub(crate) async fn issue_code(
         expires_at: now() + app.config.tokens.code_secs,
         redeemed_by: None,
         generation,
+        resource: pending.resource.clone(),
     };
     app.store.put_code(&code.key(), &record)?;
     app.store.flush().await?;
@@ -1052,13 +1063,9 @@ mod tests {
 
     fn client(id: &str, redirect_uris: &[&str], require_pkce: bool) -> Client {
         Client {
-            id: id.into(),
-            secret: crate::config::ClientSecret::Plain(Secret::new("0123456789abcdef")),
-            name: id.into(),
             redirect_uris: redirect_uris.iter().map(|u| u.to_string()).collect(),
             require_pkce,
-            rotate_refresh_tokens: false,
-            alexa_app: None,
+            ..Client::for_tests(id)
         }
     }
 

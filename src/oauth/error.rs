@@ -16,6 +16,10 @@ pub enum OAuthError {
     UnsupportedGrantType(String),
     UnsupportedResponseType(String),
     InvalidScope(String),
+    /// The client may not use this grant type (its `grant_types`).
+    UnauthorizedClient(String),
+    /// RFC 8707 §2: the `resource` is not one the client may name.
+    InvalidTarget(String),
     AccessDenied,
     /// A bearer token that is missing (`None`) or not valid (RFC 6750 §3.1).
     InvalidToken(Option<String>),
@@ -42,6 +46,8 @@ impl OAuthError {
             OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
             OAuthError::UnsupportedResponseType(_) => "unsupported_response_type",
             OAuthError::InvalidScope(_) => "invalid_scope",
+            OAuthError::UnauthorizedClient(_) => "unauthorized_client",
+            OAuthError::InvalidTarget(_) => "invalid_target",
             OAuthError::AccessDenied => "access_denied",
             OAuthError::InvalidToken(_) => "invalid_token",
             OAuthError::ServerError(_) => "server_error",
@@ -67,7 +73,9 @@ impl OAuthError {
             | OAuthError::InvalidGrant(d)
             | OAuthError::UnsupportedGrantType(d)
             | OAuthError::UnsupportedResponseType(d)
-            | OAuthError::InvalidScope(d) => d.clone(),
+            | OAuthError::InvalidScope(d)
+            | OAuthError::UnauthorizedClient(d)
+            | OAuthError::InvalidTarget(d) => d.clone(),
             OAuthError::AccessDenied => "the user denied the request".into(),
             OAuthError::InvalidToken(Some(d)) => d.clone(),
             OAuthError::InvalidToken(None) => "a bearer token is required".into(),

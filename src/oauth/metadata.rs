@@ -1,7 +1,7 @@
 //! RFC 8414 authorization server metadata: what this server actually supports, so that client
 //! libraries can configure themselves.
 
-use crate::config::Config;
+use crate::config::{Config, GrantType};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -17,7 +17,8 @@ pub struct Metadata {
     revocation_endpoint_auth_methods_supported: [&'static str; 2],
     response_types_supported: [&'static str; 1],
     response_modes_supported: [&'static str; 1],
-    grant_types_supported: [&'static str; 2],
+    /// Exactly the grant types some configured client enables.
+    grant_types_supported: Vec<&'static str>,
     code_challenge_methods_supported: [&'static str; 1],
 }
 
@@ -37,7 +38,11 @@ pub fn metadata(config: &Config) -> Metadata {
         revocation_endpoint_auth_methods_supported: AUTH_METHODS,
         response_types_supported: ["code"],
         response_modes_supported: ["query"],
-        grant_types_supported: ["authorization_code", "refresh_token"],
+        grant_types_supported: GrantType::ALL
+            .into_iter()
+            .filter(|g| config.clients.iter().any(|c| c.allows(*g)))
+            .map(GrantType::name)
+            .collect(),
         code_challenge_methods_supported: ["S256"],
     }
 }

@@ -9,6 +9,8 @@ pub mod error;
 pub mod metadata;
 pub mod pending;
 pub mod resource;
+pub mod service;
+pub mod target;
 pub mod token;
 
 pub use error::OAuthError;

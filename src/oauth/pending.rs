@@ -35,6 +35,9 @@ pub struct Pending {
     pub stage: Stage,
     /// Unix seconds after which the form is refused.
     pub expires_at: u64,
+    /// The RFC 8707 resource the tokens will be for (forms sealed before it existed have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +111,7 @@ impl Pending {
             display_name: None,
             stage: Stage::Login,
             expires_at: now + MAX_AGE_SECS,
+            resource: None,
         }
     }
 }

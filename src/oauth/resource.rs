@@ -4,6 +4,7 @@
 use super::client::{self, Caller};
 use super::{OAuthError, MAX_TOKEN_LEN};
 use crate::app::App;
+use crate::config::GrantType;
 use crate::store::{now, TokenKind};
 use crate::urlencoded::Params;
 use serde::Serialize;
@@ -23,10 +24,13 @@ pub async fn userinfo(app: &App, bearer: Option<&str>) -> Result<UserInfo, OAuth
         return Err(invalid());
     }
     match checked_token(app, token).await? {
-        Some((record, grant)) if record.kind == TokenKind::Access => Ok(UserInfo {
-            sub: grant.sub,
-            preferred_username: grant.username,
-        }),
+        // A service token (`client_credentials`) names no user.
+        Some((record, grant)) if record.kind == TokenKind::Access && !grant.is_service() => {
+            Ok(UserInfo {
+                sub: grant.sub,
+                preferred_username: grant.username,
+            })
+        }
         _ => Err(invalid()),
     }
 }
@@ -60,6 +64,9 @@ pub struct Introspection {
     pub iat: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_type: Option<&'static str>,
+    /// The RFC 8707 resource the token is for, if the client named one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
 }
 
 /// `POST /introspect`. A client learns only about its own tokens: another client's token is
@@ -80,10 +87,17 @@ pub async fn introspect(
     if grant.client_id != client.id || record.retired {
         return Ok(Introspection::default());
     }
+    // A service token dies with the client's client_credentials grant type.
+    let service = grant.is_service();
+    if service && !client.allows(GrantType::ClientCredentials) {
+        return Ok(Introspection::default());
+    }
     Ok(Introspection {
         active: true,
+        // RFC 7662 §2.2: a service token's subject is the client itself.
         sub: Some(grant.sub),
-        username: Some(grant.username),
+        username: (!service).then_some(grant.username),
+        aud: grant.resource,
         client_id: Some(grant.client_id),
         scope: Some(record.scope),
         exp: (record.expires_at != 0).then_some(record.expires_at),

@@ -3,9 +3,9 @@
 //! we answer and a lost refresh token unlinks the customer.
 
 use super::client::{self, Caller};
-use super::{customer_check, normalize_scope, scope_within, OAuthError, MAX_TOKEN_LEN};
+use super::{customer_check, normalize_scope, scope_within, target, OAuthError, MAX_TOKEN_LEN};
 use crate::app::App;
-use crate::config::Client;
+use crate::config::{Client, GrantType};
 use crate::metrics::count;
 use crate::secret::{self, Secret};
 use crate::store::{now, CodeRecord, Grant, Issue, Redeemed, Refreshed, Store, TokenRecord};
@@ -19,7 +19,8 @@ use std::sync::atomic::AtomicU64;
 pub struct TokenResponse {
     pub access_token: Secret,
     pub expires_in: u64,
-    pub refresh_token: Secret,
+    /// `None` for `client_credentials` (RFC 6749 §4.4.3: no refresh token).
+    pub refresh_token: Option<Secret>,
     pub scope: String,
 }
 
@@ -32,8 +33,28 @@ pub async fn exchange(
     caller: Caller,
 ) -> Result<TokenResponse, OAuthError> {
     let client = client::authenticate(app, params, caller).await?;
-    match params.single("grant_type")? {
+    let grant_type = params.single("grant_type")?;
+    if let Some(grant) = GrantType::ALL
+        .into_iter()
+        .find(|g| Some(g.name()) == grant_type)
+    {
+        if !client.allows(grant) {
+            return Err(OAuthError::UnauthorizedClient(format!(
+                "this client may not use grant_type `{}` (its grant_types)",
+                grant.name()
+            )));
+        }
+    }
+    match grant_type {
         None => Err(OAuthError::InvalidRequest("grant_type is required".into())),
+        Some("client_credentials") => {
+            let m = &app.metrics;
+            counted(
+                super::service::client_credentials(app, client, params).await,
+                &m.service_grants_ok,
+                &m.service_grants_failed,
+            )
+        }
         Some("authorization_code") => {
             let m = &app.metrics;
             counted(
@@ -51,7 +72,7 @@ pub async fn exchange(
             )
         }
         Some(other) => Err(OAuthError::UnsupportedGrantType(format!(
-            "grant_type `{other}` is not supported; use authorization_code or refresh_token"
+            "grant_type `{other}` is not supported; use authorization_code, refresh_token or client_credentials"
         ))),
     }
 }
@@ -91,8 +112,9 @@ async fn authorization_code(
         return Err(replayed(app, grant_id).await);
     }
     check_code(&record, &client.id, redirect_uri, verifier)?;
+    let resource = target::granted(record.resource.as_deref(), params)?;
 
-    let grant = Grant::new(
+    let mut grant = Grant::new(
         &record.sub,
         &record.username,
         &client.id,
@@ -104,6 +126,7 @@ async fn authorization_code(
             ttl => now + ttl,
         },
     );
+    grant.resource = resource;
     match app.store.redeem_code(&key, now, &grant, &[])? {
         Redeemed::Issued => {}
         Redeemed::AlreadyUsed(grant_id) => return Err(replayed(app, &grant_id).await),
@@ -118,7 +141,7 @@ async fn authorization_code(
     Ok(TokenResponse {
         access_token,
         expires_in: app.config.tokens.access_secs,
-        refresh_token,
+        refresh_token: Some(refresh_token),
         scope: grant.scope,
     })
 }
@@ -209,6 +232,8 @@ async fn refresh(app: &App, client: &Client, params: &Params) -> Result<TokenRes
         app.store
             .refresh_prefetched(presented.expose(), now, ahead.as_ref(), |token, grant| {
                 scope = check_refresh(&client.id, requested_scope, token, grant)?;
+                // The audience survives the refresh; `resource` may repeat it, not change it.
+                target::granted(grant.resource.as_deref(), params)?;
                 link = Some(customer_check::Link::of(grant));
                 Ok::<_, OAuthError>(Issue {
                     scope: scope.clone(),
@@ -257,7 +282,7 @@ async fn refresh(app: &App, client: &Client, params: &Params) -> Result<TokenRes
     Ok(TokenResponse {
         access_token,
         expires_in: app.config.tokens.access_secs,
-        refresh_token: rotated.unwrap_or(presented),
+        refresh_token: Some(rotated.unwrap_or(presented)),
         scope,
     })
 }

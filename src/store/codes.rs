@@ -24,6 +24,9 @@ pub struct CodeRecord {
     /// means the user was removed, changed password or was unlinked since: the code is dead.
     #[serde(default)]
     pub generation: u64,
+    /// The RFC 8707 resource `/authorize` named (or the client's only one): the grant's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }
 
 /// What happened to a code on exchange.

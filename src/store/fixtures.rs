@@ -33,6 +33,7 @@ pub fn grant(id: &str) -> Grant {
         generation: 0,
         secret: Some([7; 32]),
         rotation: Rotation::default(),
+        resource: None,
     }
 }
 
@@ -50,6 +51,7 @@ pub fn code(expires_at: u64) -> CodeRecord {
         expires_at,
         redeemed_by: None,
         generation: 0,
+        resource: None,
     }
 }
 

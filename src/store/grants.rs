@@ -36,6 +36,9 @@ pub struct Grant {
     /// Where its refresh-token rotation stands.
     #[serde(skip)]
     pub rotation: Rotation,
+    /// The RFC 8707 resource its tokens are for (their audience), if the client named one.
+    #[serde(default)]
+    pub resource: Option<String>,
 }
 
 /// The refresh token in use: its sequence number, and its nonce once a rotated token has been
@@ -68,7 +71,13 @@ impl Grant {
             generation,
             secret: Some(secret::random_bytes()),
             rotation: Rotation::default(),
+            resource: None,
         }
+    }
+
+    /// Whether this is a client's own grant for `client_credentials` tokens (no user).
+    pub fn is_service(&self) -> bool {
+        self.generation == super::SERVICE_GENERATION
     }
 }
 
@@ -640,6 +649,7 @@ impl Store {
         for entry in self.grants.iter() {
             let grant: Grant = decode(&entry?.1)?;
             if !expired(grant.expires_at, now)
+                && !grant.is_service()
                 && self.issued_to_current_user(&grant.username, &grant.sub, grant.generation)?
             {
                 found.push(grant);
@@ -691,6 +701,7 @@ mod tests {
                     expires_at: 200,
                     redeemed_by: None,
                     generation: user.generation,
+                    resource: None,
                 },
             )
             .unwrap();

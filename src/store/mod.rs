@@ -23,6 +23,7 @@ pub mod postgres;
 mod record;
 pub mod reserve;
 pub mod sealed;
+mod service_grants;
 mod sessions;
 mod shared;
 mod sweep;
@@ -44,6 +45,7 @@ pub use shared::Prefetched;
 pub use throttle::{address_prefix, Failures, Policy, Reservation, ThrottleKey};
 pub use users::{
     AddUserError, Generation, SecondFactor, Totp, User, Username, LOGIN_API_GENERATION,
+    SERVICE_GENERATION,
 };
 
 use std::collections::HashMap;

@@ -14,6 +14,8 @@ use super::{Grant, Rotation, StoreError, TokenKind, TokenRecord};
 /// only) adds the user's generation, the refresh-token secret and the rotation state.
 const V1: u8 = 1;
 const V2: u8 = 2;
+/// Version 3 (grants only) adds the RFC 8707 resource.
+const V3: u8 = 3;
 
 /// A record with a binary encoding (and, for records written before it, a JSON one).
 pub(super) trait Record: Sized + serde::de::DeserializeOwned {
@@ -96,7 +98,7 @@ impl Reader<'_> {
 }
 
 impl Record for Grant {
-    const VERSION: u8 = V2;
+    const VERSION: u8 = V3;
 
     fn write(&self, out: &mut Writer) {
         out.u64(self.created_at);
@@ -123,6 +125,14 @@ impl Record for Grant {
             }
             None => out.u8(0),
         }
+        // Version 3.
+        match &self.resource {
+            Some(resource) => {
+                out.u8(1);
+                out.str(resource);
+            }
+            None => out.u8(0),
+        }
     }
 
     fn read(input: &mut Reader<'_>, version: u8) -> Option<Self> {
@@ -137,6 +147,7 @@ impl Record for Grant {
             generation: 0,
             secret: None,
             rotation: Rotation::default(),
+            resource: None,
         };
         if version >= V2 {
             grant.generation = input.u64()?;
@@ -149,6 +160,13 @@ impl Record for Grant {
             grant.rotation.used = match input.u8()? {
                 0 => None,
                 1 => Some(input.take()?),
+                _ => return None,
+            };
+        }
+        if version >= V3 {
+            grant.resource = match input.u8()? {
+                0 => None,
+                1 => Some(input.str()?),
                 _ => return None,
             };
         }
@@ -241,6 +259,7 @@ mod tests {
                 seq: 3,
                 used: Some([9; 16]),
             },
+            resource: Some("https://mcp.example.com/mcp".into()),
         }
     }
 
@@ -298,13 +317,31 @@ mod tests {
             ),
             ("g1", 0, None, Rotation::default())
         );
-        // Rewritten, it is version 2 and keeps everything.
+        // Rewritten, it is the current version and keeps everything.
         let again = encode(&grant);
-        assert_eq!(again[0], 2);
+        assert_eq!(again[0], 3);
         assert_eq!(
             format!("{:?}", decode::<Grant>(&again).unwrap()),
             format!("{grant:?}")
         );
+    }
+
+    /// Version 2 grants (every release before resource indicators) read with no resource, and
+    /// everything else as written.
+    #[test]
+    fn version_2_grants_are_read_without_a_resource() {
+        let mut current = grant();
+        current.resource = None;
+        let mut v2 = encode(&current);
+        // Version 3 ends with the resource flag (0: none); version 2 ends before it.
+        assert_eq!(v2.pop(), Some(0));
+        v2[0] = 2;
+        let back: Grant = decode(&v2).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{current:?}"));
+        // A version 2 record with the flag is one byte too long.
+        let mut long = v2.clone();
+        long.push(0);
+        assert!(decode::<Grant>(&long).is_err());
     }
 
     #[test]

@@ -83,7 +83,7 @@ struct Owners(std::cell::RefCell<std::collections::HashMap<String, Option<Genera
 
 impl Owners {
     fn gone(&self, store: &Store, grant: &Grant) -> Result<bool, StoreError> {
-        if grant.generation == LOGIN_API_GENERATION {
+        if grant.generation == LOGIN_API_GENERATION || grant.is_service() {
             return Ok(false);
         }
         let owns = |g: &Option<Generation>| {

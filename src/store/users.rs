@@ -74,6 +74,11 @@ pub struct Generation {
 /// change, so they never reach it.
 pub const LOGIN_API_GENERATION: u64 = u64::MAX;
 
+/// The generation of a client's own grant for `client_credentials` tokens (`Store::service_grant`):
+/// no user, so nothing a user does ends it; it lives until its tokens expire, or the key that
+/// signed them is retired.
+pub const SERVICE_GENERATION: u64 = u64::MAX - 1;
+
 /// The generation cache holds at most this many users; past it, it starts again empty.
 const GENERATION_CACHE: usize = 65_536;
 
@@ -246,7 +251,7 @@ impl Store {
         generation: u64,
         current: fn(&Store, &str) -> Result<Option<Generation>, StoreError>,
     ) -> Result<bool, StoreError> {
-        if generation == LOGIN_API_GENERATION {
+        if generation == LOGIN_API_GENERATION || generation == SERVICE_GENERATION {
             return Ok(true);
         }
         Ok(current(self, username)?.is_some_and(|g| g.sub == sub && g.generation == generation))
