@@ -1654,6 +1654,29 @@ headers = { "X-Api-Key" = "very-secret-key" }
         assert_eq!(api.headers.len(), 1);
     }
 
+    /// The commented-out Alexa+ client of config.example.toml works once uncommented.
+    #[test]
+    fn the_example_alexa_plus_client_is_valid() {
+        let example = include_str!("../config.example.toml");
+        let start = example
+            .find("# [[clients]]                             # an Alexa+")
+            .expect("the Alexa+ client");
+        let section: String = example[start..]
+            .lines()
+            .take_while(|line| line.starts_with('#'))
+            .filter(|line| !line.starts_with("# Linking"))
+            .map(|line| format!("{}\n", line.trim_start_matches("# ")))
+            .collect();
+        let config = check(&format!("{GOOD}{section}")).unwrap();
+        let plus = config.client("alexa-plus").expect("the client");
+        assert!(plus.require_pkce && plus.allows(GrantType::ClientCredentials));
+        assert_eq!(plus.resources, ["https://mcp.example-taxi.com/mcp"]);
+        assert_eq!(plus.service_scopes, ["catalog"]);
+        // The skill's client keeps the defaults.
+        let skill = config.client("alexa-skill").expect("the skill");
+        assert_eq!(skill.grant_types, DEFAULT_GRANT_TYPES);
+    }
+
     #[test]
     fn login_api_problems_name_the_key() {
         let with = |from: &str, to: &str| {
