@@ -442,3 +442,36 @@ fn check_config_refuses_bad_grant_types_resources_and_scopes() {
         assert!(text.contains(says), "{client}: {text}");
     }
 }
+
+/// A `client_credentials` request is a secret check like any other: a burst of wrong secrets
+/// from one address is held by the guessing throttle exactly as the same guesses in a row.
+#[test]
+fn a_burst_of_wrong_secrets_for_service_tokens_is_throttled() {
+    let server = plus_config().env().start();
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..40)
+            .map(|i| {
+                let server = &server;
+                scope.spawn(move || {
+                    let wrong = format!("wrong-secret-{i:04}-0123456789");
+                    server
+                        .token_basic(PLUS_ID, &wrong, &[("grant_type", "client_credentials")])
+                        .status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let held = statuses.iter().filter(|s| **s == 429).count();
+    eprintln!("40 wrong client_credentials secrets at once: {checked} checked, {held} held (429)");
+    assert_eq!(checked + held, 40, "{statuses:?}");
+    assert!(checked <= 21, "{checked} checked: {statuses:?}");
+    let metrics = server.get("/metrics").text();
+    assert!(
+        metrics.contains(
+            "linkgate_token_grants_total{grant_type=\"client_credentials\",outcome=\"ok\"} 0"
+        ),
+        "{metrics}"
+    );
+}
