@@ -3,71 +3,20 @@
 //! with state and PKCE, code exchange with `client_secret_basic` (as Alexa) and
 //! `client_secret_post` (as Google), refresh, `/userinfo`.
 //!
-//! The venv is made once per requirements file (`python3 -m venv` + `pip install -r` from PyPI)
-//! under Cargo's test temp dir and reused while the file is unchanged. No Python, no venv module
-//! or no PyPI is a FAILED test with the reason, never a skip.
+//! The venv (tests/common/python.rs) is made once per version of tests/python/requirements.txt
+//! and reused while the file is unchanged. No Python, no venv module or no PyPI is a FAILED test
+//! with the reason, never a skip.
 
 mod common;
 use common::*;
-use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn python_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python")
-}
-
-/// The venv's python, creating the venv when this requirements file has none yet. It is built
-/// beside its final place and renamed into it, so an interrupted install is never reused.
-fn venv_python() -> PathBuf {
-    let requirements = python_dir().join("requirements.txt");
-    let pins = std::fs::read(&requirements).expect("tests/python/requirements.txt");
-    let hash: String = Sha256::digest(&pins)
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("authlib-venv-{hash}"));
-    let python = venv.join("bin/python");
-    if python.exists() {
-        return python;
-    }
-    let building = venv.with_extension(format!("building-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&building);
-    run_ok(
-        Command::new("python3").arg("-m").arg("venv").arg(&building),
-        INSTALL_TIMEOUT,
-        "creating the venv (needs python3 with the venv module: apt-get install python3-venv)",
-    );
-    run_ok(
-        Command::new(building.join("bin/python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .args(["--no-input", "--timeout", "60", "-r"])
-            .arg(&requirements),
-        INSTALL_TIMEOUT,
-        "installing tests/python/requirements.txt from PyPI",
-    );
-    // Another test run may have won the race; then its venv is as good as ours.
-    if std::fs::rename(&building, &venv).is_err() {
-        let _ = std::fs::remove_dir_all(&building);
-    }
-    assert!(python.exists(), "no {} after installing", python.display());
-    python
-}
 
 #[test]
 fn authlib_links_with_basic_and_body_credentials_refreshes_and_reads_userinfo() {
-    let python = venv_python();
+    let python = python::venv_python("requirements.txt");
     let env = TestEnv::with_user();
     let server = env.start();
     let config = serde_json::json!({
@@ -83,7 +32,7 @@ fn authlib_links_with_basic_and_body_credentials_refreshes_and_reads_userinfo() 
     });
     let out = run_ok(
         Command::new(&python)
-            .arg(python_dir().join("authlib_flow.py"))
+            .arg(python::python_dir().join("authlib_flow.py"))
             .arg(config.to_string()),
         SCRIPT_TIMEOUT,
         "running tests/python/authlib_flow.py",

@@ -8,6 +8,7 @@ pub mod account;
 pub mod amazon;
 pub mod login_api;
 pub mod postgres;
+pub mod python;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
