@@ -47,6 +47,9 @@ fn request_with(command: &Command, config: Option<&Config>) -> Result<Request, A
             name: name.trim().to_string(),
         },
         Command::Backup(_) => Request::Backup,
+        Command::LinkingLog(client) => Request::LinkingLog {
+            client: client.clone(),
+        },
         Command::RotateTokenKey => Request::RotateTokenKey {
             access_secs: config
                 .map(|c| c.tokens.access_secs)
@@ -56,9 +59,50 @@ fn request_with(command: &Command, config: Option<&Config>) -> Result<Request, A
     })
 }
 
+/// `--linking-log`: the events as a table an operator reads, oldest first.
+pub fn linking_log_table(
+    events: &[crate::oauth::linking_log::Event],
+    client: Option<&str>,
+    since: u64,
+) -> String {
+    let whose = client.map_or("every client".to_string(), |c| format!("client {c}"));
+    let mut out = format!(
+        "linking log of {whose} since the server started at {} (kept in memory, the last {} per client)\n",
+        format_time(since),
+        crate::oauth::linking_log::KEPT
+    );
+    if events.is_empty() {
+        out.push_str("nothing yet\n");
+        return out;
+    }
+    out.push_str("TIME (UTC)\tCLIENT\tSTEP\tOUTCOME\tREFERENCE\tREASON\n");
+    for e in events {
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\n",
+            format_time(e.at).trim_end_matches(" UTC"),
+            e.client,
+            e.step.name(),
+            e.outcome,
+            e.reference.as_deref().unwrap_or("-"),
+            if e.reason.is_empty() { "-" } else { &e.reason }
+        ));
+    }
+    out
+}
+
 /// Runs a request against the data directory, or through the running server's admin socket
 /// when the server holds the directory's lock.
 pub fn run(config: &Config, request: Request) -> Result<String, AdminError> {
+    if let Request::LinkingLog { .. } = request {
+        let socket = admin_socket::path(config);
+        return admin_socket::send(&socket, &request).map_err(|e| {
+            AdminError(format!(
+                "the linking log is kept in the running server's memory, and no server answered \
+                 at {} ({e}); start linkgate and try again",
+                socket.display()
+            ))
+        });
+    }
     match Store::open_configured(
         &config.storage_path,
         config.cache_bytes,
@@ -85,6 +129,11 @@ pub fn execute(store: &Store, request: Request) -> Result<String, AdminError> {
             format!("added user {name}")
         }
         Request::ListUsers => return list_users(store),
+        Request::LinkingLog { .. } => {
+            return Err(AdminError(
+                "the linking log is kept in the running server's memory: ask the server".into(),
+            ))
+        }
         Request::Backup => return Err(AdminError("use --backup FILE".into())),
         Request::PasswordLink {
             name,

@@ -59,6 +59,11 @@ pub enum Request {
     RotateTokenKey {
         access_secs: u64,
     },
+    /// The running server's recent refusals and successes (`oauth::linking_log`), of one client
+    /// or all; answered only over the socket (the log is in the server's memory).
+    LinkingLog {
+        client: Option<String>,
+    },
 }
 
 /// The server's answer line: `ok` with the command's message, or not with the error's.

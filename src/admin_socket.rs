@@ -22,6 +22,9 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// Carries out one request on the store (`admin::execute`, given by the caller).
 pub type Execute = fn(&Store, Request) -> Result<String, AdminError>;
 
+/// Answers `--linking-log [CLIENT]` from the running server's memory.
+pub type Linking = std::sync::Arc<dyn Fn(Option<&str>) -> String + Send + Sync>;
+
 pub fn path(config: &Config) -> PathBuf {
     config.storage_path.join("admin.sock")
 }
@@ -29,7 +32,12 @@ pub fn path(config: &Config) -> PathBuf {
 /// Binds the socket (replacing a stale one: we hold the data directory's lock, so no other
 /// server can be using it) and serves it, running each request with `execute`, until the returned
 /// task is aborted.
-pub fn listen(path: &Path, store: Store, execute: Execute) -> std::io::Result<JoinHandle<()>> {
+pub fn listen(
+    path: &Path,
+    store: Store,
+    execute: Execute,
+    linking: Linking,
+) -> std::io::Result<JoinHandle<()>> {
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
@@ -40,8 +48,10 @@ pub fn listen(path: &Path, store: Store, execute: Execute) -> std::io::Result<Jo
                 continue;
             };
             let store = store.clone();
+            let linking = linking.clone();
             tokio::spawn(async move {
-                let _ = tokio::time::timeout(TIMEOUT, serve_one(stream, store, execute)).await;
+                let serve = serve_one(stream, store, execute, linking);
+                let _ = tokio::time::timeout(TIMEOUT, serve).await;
             });
         }
     }))
@@ -51,6 +61,7 @@ async fn serve_one(
     stream: tokio::net::UnixStream,
     store: Store,
     execute: Execute,
+    linking: Linking,
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = Vec::new();
@@ -66,6 +77,11 @@ async fn serve_one(
         return stream_backup(stream, store).await;
     }
     let response = match request {
+        // In the server's memory, not in the store.
+        Ok(Request::LinkingLog { client }) => Response {
+            ok: true,
+            message: linking(client.as_deref()),
+        },
         Ok(request) => {
             let outcome = tokio::task::spawn_blocking(move || execute(&store, request)).await;
             match outcome {

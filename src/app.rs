@@ -24,6 +24,8 @@ pub struct App {
     pub metrics: crate::metrics::Metrics,
     /// The operator's login API (`[login.api]`), when `[login] source` uses it.
     pub login_api: Option<crate::login_api::LoginApiClient>,
+    /// Why links failed: reasons logged and kept for `--linking-log`.
+    pub linking: crate::oauth::linking_log::LinkingLog,
 }
 
 impl App {
@@ -39,6 +41,7 @@ impl App {
             client_throttle: Default::default(),
             metrics: Default::default(),
             login_api: login_api_client(&config),
+            linking: Default::default(),
             config,
         }))
     }

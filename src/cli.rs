@@ -22,6 +22,10 @@ Usage:
                                                 password (their links end when they do)
   linkgate [--config PATH] --rotate-token-key  sign new access tokens with a new key; the old one
                                                 verifies until access_ttl_secs has passed
+  linkgate [--config PATH] --linking-log [CLIENT]
+                                                the running server's recent refusals (with their
+                                                reasons and reference ids) and successes, of one
+                                                client or all
   linkgate [--config PATH] --check-config       validate the config and show what would be served
   linkgate [--config PATH] --backup FILE        write a consistent snapshot (server running or not)
   linkgate [--config PATH] --restore FILE       restore a snapshot into an empty store (either
@@ -52,6 +56,8 @@ pub enum Command {
     Invite(String),
     ResetPassword(String),
     RotateTokenKey,
+    /// `--linking-log [CLIENT]`.
+    LinkingLog(Option<String>),
     CheckConfig,
     Backup(PathBuf),
     Restore(PathBuf),
@@ -77,7 +83,7 @@ pub fn parse(
     let mut command = None;
     let mut doctor_ca = None;
     let mut to_config = None;
-    let mut args = args.into_iter();
+    let mut args = args.into_iter().peekable();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((flag, value)) if flag.starts_with("--") => {
@@ -85,6 +91,15 @@ pub fn parse(
             }
             _ => (arg.clone(), None),
         };
+        // Its client id is optional: the next argument, unless that is another flag.
+        if flag == "--linking-log" {
+            if command.is_some() {
+                return Err("give one command at a time (see --help)".into());
+            }
+            let client = inline.or_else(|| args.next_if(|next| !next.starts_with('-')));
+            command = Some(Command::LinkingLog(client.filter(|c| !c.is_empty())));
+            continue;
+        }
         let mut value = |name: &str| -> Result<String, String> {
             inline
                 .clone()

@@ -145,8 +145,15 @@ fn serve(config: config::Config) -> ExitCode {
         );
         let signals = Signals::install()?;
         let socket_path = admin_socket::path(&app.config);
-        let admin =
-            admin_socket::listen(&socket_path, app.store.clone(), admin::execute).map_err(|e| {
+        let started = linkgate::store::now();
+        let linking: admin_socket::Linking = {
+            let app = app.clone();
+            std::sync::Arc::new(move |client: Option<&str>| {
+                admin::linking_log_table(&app.linking.recent(client), client, started)
+            })
+        };
+        let admin = admin_socket::listen(&socket_path, app.store.clone(), admin::execute, linking)
+            .map_err(|e| {
                 format!(
                     "cannot create the admin socket {}: {e}",
                     socket_path.display()

@@ -16,5 +16,5 @@ echo "test.sh: the black-box tests again, on PostgreSQL" >&2
 exec bash tools/with-postgres.sh cargo test --locked \
   --test flow --test tokens --test attacks --test attacks_hardening --test accounts --test totp \
   --test linking_services --test bad_input --test locale --test login_api --test oauth2_crate \
-  --test cli --test ops --test app_linking --test mcp --test mcp_sdk \
+  --test cli --test ops --test app_linking --test mcp --test mcp_sdk --test linking_log \
   -- --skip the_throttle_stores_no_typed_username_in_clear_and_bounds_long_ones

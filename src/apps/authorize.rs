@@ -30,7 +30,7 @@ pub async fn authorize(
     let (client, pending) = match decide(&app.config.clients, form, now()) {
         Decision::Proceed { client, pending } => (client, pending),
         Decision::ErrorPage(page) => return Err(AppError::BadRequest(page_error(page))),
-        Decision::Redirect(to) => return Err(AppError::BadRequest(redirect_error(&to))),
+        Decision::Redirect { to, .. } => return Err(AppError::BadRequest(redirect_error(&to))),
     };
     let decision = Params::parse(form)
         .ok()

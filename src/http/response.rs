@@ -99,8 +99,8 @@ struct ErrorBody<'a> {
 
 /// An OAuth error as JSON, with its status and `WWW-Authenticate` challenge.
 pub fn oauth_error(error: &OAuthError) -> Reply {
-    if let OAuthError::ServerError(detail) = error {
-        tracing::error!("server error: {detail}");
+    if error.code() == "server_error" {
+        tracing::error!("server error: {}", error.reason());
     }
     let mut reply = json(
         error.status(),
@@ -122,8 +122,17 @@ pub fn oauth_error(error: &OAuthError) -> Reply {
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(wait));
     }
+    if let Some(reference) = error
+        .reference()
+        .and_then(|r| HeaderValue::from_str(r).ok())
+    {
+        reply.headers_mut().insert(REFERENCE, reference);
+    }
     reply
 }
+
+/// The header carrying the reference of a refusal (`oauth::linking_log`), as the log names it.
+pub const REFERENCE: &str = "x-linkgate-reference";
 
 pub fn method_not_allowed(allow: &'static str) -> Reply {
     let mut reply = text(405, "method not allowed\n");

@@ -5,7 +5,7 @@ use super::response::{self, Reply};
 use crate::app::App;
 use crate::oauth::authorize::{self, Step};
 use crate::oauth::client::Caller;
-use crate::oauth::{metadata, resource, token, OAuthError};
+use crate::oauth::{linking_log, metadata, resource, token, OAuthError};
 use crate::pages;
 use crate::urlencoded::Params;
 use hyper::body::Incoming;
@@ -46,10 +46,16 @@ pub async fn route(app: &App, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) 
         }
         ("/authorize", _) => response::method_not_allowed("GET, POST"),
         ("/token", Method::POST) => {
-            form_endpoint(app, req, ip, |app, params, caller| async move {
-                let issued = token::exchange(app, &params, caller).await?;
-                Ok(response::json(200, &TokenBody::from(issued)))
-            })
+            form_endpoint(
+                app,
+                req,
+                ip,
+                linking_log::Step::Token,
+                |app, params, caller| async move {
+                    let issued = token::exchange(app, &params, caller).await?;
+                    Ok(response::json(200, &TokenBody::from(issued)))
+                },
+            )
             .await
         }
         ("/token", _) => response::method_not_allowed("POST"),
@@ -65,20 +71,32 @@ pub async fn route(app: &App, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) 
         }
         ("/userinfo", _) => response::method_not_allowed("GET, POST"),
         ("/introspect", Method::POST) => {
-            form_endpoint(app, req, ip, |app, params, caller| async move {
-                Ok(response::json(
-                    200,
-                    &resource::introspect(app, &params, caller).await?,
-                ))
-            })
+            form_endpoint(
+                app,
+                req,
+                ip,
+                linking_log::Step::Introspect,
+                |app, params, caller| async move {
+                    Ok(response::json(
+                        200,
+                        &resource::introspect(app, &params, caller).await?,
+                    ))
+                },
+            )
             .await
         }
         ("/introspect", _) => response::method_not_allowed("POST"),
         ("/revoke", Method::POST) => {
-            form_endpoint(app, req, ip, |app, params, caller| async move {
-                resource::revoke(app, &params, caller).await?;
-                Ok(response::json(200, &serde_json::json!({})))
-            })
+            form_endpoint(
+                app,
+                req,
+                ip,
+                linking_log::Step::Revoke,
+                |app, params, caller| async move {
+                    resource::revoke(app, &params, caller).await?;
+                    Ok(response::json(200, &serde_json::json!({})))
+                },
+            )
             .await
         }
         ("/revoke", _) => response::method_not_allowed("POST"),
@@ -87,7 +105,7 @@ pub async fn route(app: &App, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) 
         }
         // Loopback only (and not a request a trusted proxy forwarded), or the scrape token.
         ("/metrics", Method::GET) if app.config.metrics && metrics_allowed(app, &req, peer) => {
-            response::metrics(app.metrics.render())
+            response::metrics(app.metrics.render() + &app.linking.render_metrics())
         }
         ("/healthz", Method::GET | Method::HEAD) => match app.store.is_healthy().await {
             true => response::text(200, "ok\n"),
@@ -154,6 +172,7 @@ async fn form_endpoint<'a, F, Fut>(
     app: &'a App,
     req: Request<Incoming>,
     ip: IpAddr,
+    step: linking_log::Step,
     handle: F,
 ) -> Reply
 where
@@ -161,8 +180,10 @@ where
     Fut: std::future::Future<Output = Result<Reply, OAuthError>>,
 {
     let basic = request::basic_credentials(req.headers());
+    // What the handler refuses it logs itself; what is refused before it, here.
+    let refused = |error| response::oauth_error(&linking_log::refusal(app, step, None, error));
     if !request::is_form(req.headers()) {
-        return response::oauth_error(&OAuthError::InvalidRequest(
+        return refused(OAuthError::InvalidRequest(
             "the body must be application/x-www-form-urlencoded".into(),
         ));
     }
@@ -175,9 +196,7 @@ where
         let basic = basic?;
         handle(app, params, Caller { basic, ip }).await
     };
-    result
-        .await
-        .unwrap_or_else(|error| response::oauth_error(&error))
+    result.await.unwrap_or_else(refused)
 }
 
 /// RFC 6749 §5.1.
@@ -297,6 +316,16 @@ fn render_in(app: &App, frame: pages::Frame<'_>, step: Step) -> Reply {
             cookie(&form.csrf),
         ),
         Step::Redirect(location) => response::redirect(&location),
-        Step::ErrorPage(page) => response::html(page.status(), pages::error(frame, page), None),
+        Step::ErrorPage(page) => {
+            response::html(page.status(), pages::error(frame, page, None), None)
+        }
+        Step::Refused { page, reference } => {
+            let markup = pages::error(frame, page, Some(reference.as_str()));
+            let mut reply = response::html(page.status(), markup, None);
+            if let Ok(value) = hyper::header::HeaderValue::from_str(reference.as_str()) {
+                reply.headers_mut().insert(response::REFERENCE, value);
+            }
+            reply
+        }
     }
 }

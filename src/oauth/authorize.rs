@@ -5,6 +5,7 @@
 //! redirect URI is in doubt, the customer sees an error page and is never redirected; after that,
 //! errors go back to the client's registered redirect URI.
 
+use super::linking_log::{Reference, Step as LinkStep};
 use super::pending::{Opened, Pending, Stage};
 use super::{normalize_scope, OAuthError};
 use crate::app::App;
@@ -47,7 +48,13 @@ pub enum Step {
     },
     /// A redirect to the client (a code, or an error the client should see).
     Redirect(String),
+    /// A page for a fault on our side (503).
     ErrorPage(ErrorPage),
+    /// A page for a refused request, with the reference the operator's log names it by.
+    Refused {
+        page: ErrorPage,
+        reference: Reference,
+    },
 }
 
 /// What a login or consent form needs.
@@ -111,6 +118,40 @@ impl ErrorPage {
             _ => 400,
         }
     }
+
+    /// The name the linking log gives it.
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorPage::LinkNotUtf8 | ErrorPage::LinkRepeated(_) | ErrorPage::LinkMissing(_) => {
+                "invalid_request"
+            }
+            ErrorPage::UnknownClient => "unknown_client",
+            ErrorPage::UnregisteredRedirectUri => "unregistered_redirect_uri",
+            ErrorPage::FormNotUtf8 | ErrorPage::FormIncomplete => "bad_form",
+            ErrorPage::FormExpired => "form_expired",
+            ErrorPage::ClientGone => "client_gone",
+            ErrorPage::SignInUnavailable | ErrorPage::LinkingUnavailable => "server_error",
+            ErrorPage::SignInAgain => "account_changed",
+        }
+    }
+
+    /// What the operator is told about it, when the page itself is all there is to say.
+    fn reason(self) -> &'static str {
+        match self {
+            ErrorPage::FormNotUtf8 => "the posted form is not UTF-8",
+            ErrorPage::FormIncomplete => "the posted form lacks its hidden fields",
+            ErrorPage::FormExpired => {
+                "the form expired (15 minutes), was already used, or its CSRF cookie is missing \
+                 or another (a web view that drops cookies?)"
+            }
+            ErrorPage::ClientGone => "the client was removed from the config during the sign-in",
+            ErrorPage::SignInAgain => {
+                "the account changed since sign-in (password changed, two-factor turned on, or \
+                 user removed)"
+            }
+            _ => "the request is invalid",
+        }
+    }
 }
 
 /// Google's `user_locale` parameter (e.g. `de_DE`), when it looks like a locale. Kept with the
@@ -128,13 +169,79 @@ pub fn user_locale(params: &Params) -> Option<String> {
         .map(str::to_string)
 }
 
-/// `GET /authorize`: validates the request and shows the login page.
+/// `GET /authorize`: validates the request and shows the login page. A refusal is logged with
+/// its reason (`linking_log`); an error page shows its reference.
 pub fn begin(app: &App, query: &[u8]) -> Step {
     match decide(&app.config.clients, query, now()) {
         Decision::Proceed { client, pending } => login_form(app, client, *pending, None, None),
-        Decision::ErrorPage(page) => Step::ErrorPage(page),
-        Decision::Redirect(to) => Step::Redirect(to),
+        Decision::ErrorPage(page) => {
+            let (client, reason) = explain_link(app, query, page);
+            let known = client
+                .as_deref()
+                .is_some_and(|id| app.config.client(id).is_some());
+            let reference = app.linking.refused(
+                LinkStep::Authorize,
+                client.as_deref(),
+                known,
+                page.code(),
+                &reason,
+            );
+            Step::Refused { page, reference }
+        }
+        Decision::Redirect { to, error, reason } => {
+            let client = Params::parse(query)
+                .ok()
+                .and_then(|p| p.single("client_id").ok().flatten().map(str::to_string));
+            app.linking
+                .refused(LinkStep::Authorize, client.as_deref(), true, error, &reason);
+            Step::Redirect(to)
+        }
     }
+}
+
+/// Who and why, for the log, of an `/authorize` request refused with `page`: the client id it
+/// named and what exactly is wrong, with what is configured instead.
+fn explain_link(app: &App, query: &[u8], page: ErrorPage) -> (Option<String>, String) {
+    let params = Params::parse(query).ok();
+    let get = |name| {
+        params
+            .as_ref()
+            .and_then(|p| p.single(name).ok().flatten())
+            .map(|v| v.chars().take(300).collect::<String>())
+    };
+    let client = get("client_id");
+    let configured = || {
+        let ids: Vec<&str> = app.config.clients.iter().map(|c| c.id.as_str()).collect();
+        ids.join(", ")
+    };
+    let registered = || {
+        client
+            .as_deref()
+            .and_then(|id| app.config.client(id))
+            .map_or(String::new(), |c| c.redirect_uris.join(", "))
+    };
+    let reason = match page {
+        ErrorPage::LinkNotUtf8 => "the /authorize query is not UTF-8".to_string(),
+        ErrorPage::LinkRepeated(name) => format!("parameter {name} appears more than once"),
+        ErrorPage::LinkMissing("redirect_uri") => format!(
+            "no redirect_uri, and the client has several registered: {}",
+            registered()
+        ),
+        ErrorPage::LinkMissing(name) => format!("parameter {name} is missing"),
+        ErrorPage::UnknownClient => format!(
+            "client_id {} is not configured (configured: {})",
+            client.clone().unwrap_or_default(),
+            configured()
+        ),
+        ErrorPage::UnregisteredRedirectUri => format!(
+            "redirect_uri {} is not registered for client {}; registered: {}",
+            get("redirect_uri").unwrap_or_default(),
+            client.clone().unwrap_or_default(),
+            registered()
+        ),
+        other => format!("{other:?}"),
+    };
+    (client, reason)
 }
 
 /// What `GET /authorize` decided about a request, before anything is kept.
@@ -148,7 +255,12 @@ pub enum Decision<'c> {
     /// The client or its redirect URI is in doubt: an error page, never a redirect.
     ErrorPage(ErrorPage),
     /// A bad request from a known client: the error goes back to its registered redirect URI.
-    Redirect(String),
+    Redirect {
+        to: String,
+        error: &'static str,
+        /// For the operator's log.
+        reason: String,
+    },
 }
 
 /// The rules of an authorization request (§4.1.1, RFC 7636, RFC 9700) against the configured
@@ -183,7 +295,11 @@ pub fn decide<'c>(clients: &'c [Client], query: &[u8], now: u64) -> Decision<'c>
         if let Some(state) = &state {
             query.push(("state", state));
         }
-        Decision::Redirect(append_query(&redirect_uri, &query))
+        Decision::Redirect {
+            to: append_query(&redirect_uri, &query),
+            error: error.code(),
+            reason: error.reason(),
+        }
     };
     if !client.allows(GrantType::AuthorizationCode) {
         return fail(OAuthError::UnauthorizedClient(
@@ -276,33 +392,68 @@ fn check_request(client: &Client, params: &Params) -> Result<(String, Option<Str
 }
 
 /// `POST /authorize`: the login form or the consent form, depending on where the authorization
-/// stands. `cookie_csrf` is the CSRF cookie the browser sent.
+/// stands. `cookie_csrf` is the CSRF cookie the browser sent. An error page for a refused form
+/// is logged with its reason (`linking_log`) and shows its reference.
 pub async fn submit(app: &App, body: &[u8], cookie_csrf: Option<&str>, ip: IpAddr) -> Step {
-    let Ok(params) = Params::parse(body) else {
-        return Step::ErrorPage(ErrorPage::FormNotUtf8);
+    let (client, step) = match open_form(app, body, cookie_csrf) {
+        Ok((params, opened)) => {
+            let client = opened.pending.client_id.clone();
+            (Some(client), go_on(app, &params, opened, ip).await)
+        }
+        Err(page) => (None, Step::ErrorPage(page)),
     };
+    match step {
+        Step::ErrorPage(page) if page.status() < 500 => {
+            let known = client
+                .as_deref()
+                .is_some_and(|id| app.config.client(id).is_some());
+            let stage = match page {
+                ErrorPage::SignInAgain => LinkStep::Consent,
+                _ => LinkStep::SignIn,
+            };
+            let reference =
+                app.linking
+                    .refused(stage, client.as_deref(), known, page.code(), page.reason());
+            Step::Refused { page, reference }
+        }
+        step => step,
+    }
+}
+
+/// The posted form's fields and its opened seal, or the page refusing it.
+fn open_form(
+    app: &App,
+    body: &[u8],
+    cookie_csrf: Option<&str>,
+) -> Result<(Params, Opened), ErrorPage> {
+    let params = Params::parse(body).map_err(|_| ErrorPage::FormNotUtf8)?;
     let (Ok(Some(request)), Ok(Some(csrf))) = (params.single("request"), params.single("csrf"))
     else {
-        return Step::ErrorPage(ErrorPage::FormIncomplete);
+        return Err(ErrorPage::FormIncomplete);
     };
     let opened = match app.pending.open(request, csrf, cookie_csrf, now()) {
         Ok(Some(opened)) => opened,
-        Ok(None) => return Step::ErrorPage(ErrorPage::FormExpired),
+        Ok(None) => return Err(ErrorPage::FormExpired),
         Err(e) => {
             tracing::error!("reading spent forms failed: {e}");
-            return Step::ErrorPage(ErrorPage::SignInUnavailable);
+            return Err(ErrorPage::SignInUnavailable);
         }
     };
+    Ok((params, opened))
+}
+
+/// The step after the form `opened`, by the stage it was sealed at.
+async fn go_on(app: &App, params: &Params, opened: Opened, ip: IpAddr) -> Step {
     let Some(client) = app.config.client(&opened.pending.client_id) else {
         return Step::ErrorPage(ErrorPage::ClientGone);
     };
     match opened.pending.stage.clone() {
-        Stage::Login => login(app, client, opened, &params, ip).await,
+        Stage::Login => login(app, client, opened, params, ip).await,
         Stage::Consent {
             sub,
             username,
             credentials,
-        } => consent(app, client, opened, &params, sub, username, credentials).await,
+        } => consent(app, client, opened, params, sub, username, credentials).await,
         Stage::SecondFactor {
             sub,
             username,
@@ -313,7 +464,7 @@ pub async fn submit(app: &App, body: &[u8], cookie_csrf: Option<&str>, ip: IpAdd
                 username,
                 credentials,
             };
-            second_factor(app, client, opened, &params, signed, ip).await
+            second_factor(app, client, opened, params, signed, ip).await
         }
         Stage::Enrol {
             sub,
@@ -326,7 +477,7 @@ pub async fn submit(app: &App, body: &[u8], cookie_csrf: Option<&str>, ip: IpAdd
                 username,
                 credentials,
             };
-            enrol(app, client, opened, &params, signed, key, ip).await
+            enrol(app, client, opened, params, signed, key, ip).await
         }
     }
 }
@@ -378,12 +529,26 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
         Ok(Ok(reservation)) => reservation,
         Ok(Err(wait)) => {
             count(&app.metrics.logins_refused);
+            app.linking.refused(
+                LinkStep::SignIn,
+                Some(&client.id),
+                true,
+                "sign_in_locked",
+                &format!("too many failed sign-ins for this name or address: locked for {wait} s"),
+            );
             return again(pending, LoginFailure::Locked(wait));
         }
         Err(e) => {
             tracing::error!("the login throttle failed: {e}");
             return Step::ErrorPage(ErrorPage::SignInUnavailable);
         }
+    };
+    // For the linking log: a local user's name (not a secret); never what else was typed, which
+    // may be a password typed into the wrong field.
+    let who = match &checker {
+        Checker::Local(Some(user)) => format!("the wrong password for user {}", user.username),
+        Checker::Local(None) => "a username that is no local user".to_string(),
+        Checker::Api => "a username and password the login API refused".to_string(),
     };
     // A local user's security events are kept for their /account page; login API users have none.
     let known = match &checker {
@@ -462,6 +627,14 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
         }
         Verdict::Wrong => {
             tracing::info!(client = %client.id, %ip, "login failed");
+            let reason = format!("sign-in with {who}");
+            app.linking.refused(
+                LinkStep::SignIn,
+                Some(&client.id),
+                true,
+                "wrong_credentials",
+                &reason,
+            );
             if let Some((sub, username)) = known {
                 let kind = crate::store::EventKind::SignInFailed;
                 crate::accounts::events::record(
@@ -537,6 +710,13 @@ async fn second_factor(
         Ok(Ok(reservation)) => reservation,
         Ok(Err(wait)) => {
             count(&app.metrics.logins_refused);
+            app.linking.refused(
+                LinkStep::SignIn,
+                Some(&client.id),
+                true,
+                "sign_in_locked",
+                &format!("too many wrong two-factor codes for user {name}: locked for {wait} s"),
+            );
             return code_form(app, client, pending, Some(LoginFailure::Locked(wait)));
         }
         Err(e) => {
@@ -553,6 +733,13 @@ async fn second_factor(
     };
     if found == SecondFactor::Wrong {
         tracing::info!(client = %client.id, %ip, "two-factor code wrong");
+        app.linking.refused(
+            LinkStep::SignIn,
+            Some(&client.id),
+            true,
+            "wrong_code",
+            &format!("a wrong two-factor code for user {name}"),
+        );
         let kind = crate::store::EventKind::SignInFailed;
         crate::accounts::events::record(&app.store, &sub, &username, kind, Some(ip), &client.id);
         count(&app.metrics.logins_failed);
@@ -879,6 +1066,13 @@ async fn consent(
     }
     if !allow {
         tracing::info!(client = %client.id, "consent denied");
+        app.linking.refused(
+            LinkStep::Consent,
+            Some(&client.id),
+            true,
+            "access_denied",
+            "the customer pressed Deny on the consent page",
+        );
         let error = OAuthError::AccessDenied;
         return Step::Redirect(with_state(vec![
             ("error", error.code().to_string()),
@@ -915,6 +1109,8 @@ async fn consent(
             return Step::ErrorPage(ErrorPage::LinkingUnavailable);
         }
     };
+    app.linking
+        .succeeded(LinkStep::Consent, &client.id, "allowed: code issued");
     Step::Redirect(with_state(vec![("code", code.expose().to_string())]))
 }
 
@@ -1091,7 +1287,7 @@ mod tests {
                 pending.state
             ),
             Decision::ErrorPage(page) => format!("page {page:?}"),
-            Decision::Redirect(to) => format!("redirect {to}"),
+            Decision::Redirect { to, .. } => format!("redirect {to}"),
         }
     }
 

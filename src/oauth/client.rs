@@ -52,8 +52,22 @@ pub async fn authenticate<'a>(
     caller: Caller,
 ) -> Result<&'a Client, OAuthError> {
     let (client_id, presented) = presented_credentials(params, caller.basic)?;
-    let failed = || OAuthError::InvalidClient("client authentication failed".into());
     let client = app.config.client(&client_id);
+    let failed = || {
+        OAuthError::InvalidClient("client authentication failed".into()).because(match client {
+            Some(_) => "the client secret does not match".to_string(),
+            None => format!(
+                "client_id {} is not configured (configured: {})",
+                client_id.chars().take(100).collect::<String>(),
+                app.config
+                    .clients
+                    .iter()
+                    .map(|c| c.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
+    };
     // Only registered ids get a count of their own (bounded by the config).
     let counted_id = client.map(|c| c.id.as_str());
     // Several nodes: the counts of the others first (a database error leaves this node's own).
@@ -65,7 +79,7 @@ pub async fn authenticate<'a>(
             .shared_wait(&app.store, caller.ip, counted_id, now)
         {
             Ok(Some(wait)) => {
-                tracing::warn!(client = ?counted_id, ip = %caller.ip, "client authentication throttled for {wait} s (counted on all nodes)");
+                tracing::warn!(client = counted_id.unwrap_or("(unknown)"), ip = %caller.ip, "client authentication throttled for {wait} s (counted on all nodes)");
                 return Err(OAuthError::ClientThrottled(wait));
             }
             Ok(None) => {}
@@ -76,7 +90,7 @@ pub async fn authenticate<'a>(
         .client_throttle
         .reserve(caller.ip, counted_id, crate::store::now())
         .map_err(|wait| {
-            tracing::warn!(client = ?counted_id, ip = %caller.ip, "client authentication throttled for {wait} s");
+            tracing::warn!(client = counted_id.unwrap_or("(unknown)"), ip = %caller.ip, "client authentication throttled for {wait} s");
             OAuthError::ClientThrottled(wait)
         })?;
     let matched = match client {
@@ -90,7 +104,7 @@ pub async fn authenticate<'a>(
         }
         (Ok(_), _) => {
             // Never the secret: who, from where.
-            tracing::warn!(client = ?counted_id, ip = %caller.ip, "client authentication failed");
+            tracing::warn!(client = counted_id.unwrap_or("(unknown)"), ip = %caller.ip, "client authentication failed");
             if shared {
                 let now = crate::store::now();
                 if let Err(e) = app
@@ -106,6 +120,19 @@ pub async fn authenticate<'a>(
             app.client_throttle.succeeded(attempt);
             Err(error)
         }
+    }
+}
+
+/// The client id the request claims (HTTP Basic's, else the body's), before it is checked: for
+/// the linking log.
+pub fn claimed_id(params: &Params, caller: &Caller) -> Option<String> {
+    match &caller.basic {
+        Some(basic) => Some(basic.client_id.clone()),
+        None => params
+            .single("client_id")
+            .ok()
+            .flatten()
+            .map(str::to_string),
     }
 }
 

@@ -30,6 +30,11 @@ pub enum OAuthError {
     /// Too many failed client authentications from this address or for this client: seconds
     /// to wait (429 with `Retry-After`; the secret was not checked).
     ClientThrottled(u64),
+    /// The error with what the operator is told about it (`linking_log`): more exact than the
+    /// description the client gets (which client, which URI, which check failed), never a secret.
+    Explained(Box<OAuthError>, String),
+    /// The error after it was logged, with the reference sent as `X-Linkgate-Reference`.
+    Referenced(Box<OAuthError>, String),
 }
 
 /// How long a client is asked to wait after a fault on our side (a database failover takes
@@ -37,9 +42,56 @@ pub enum OAuthError {
 const SERVER_ERROR_RETRY_SECS: u64 = 5;
 
 impl OAuthError {
+    /// The same error, with the operator's reason for it.
+    pub fn because(self, reason: impl Into<String>) -> OAuthError {
+        match self {
+            OAuthError::Referenced(..) => self,
+            other => OAuthError::Explained(Box::new(other.plain()), reason.into()),
+        }
+    }
+
+    /// The same error, logged under `reference`.
+    pub fn referenced(self, reference: &str) -> OAuthError {
+        OAuthError::Referenced(Box::new(self), reference.to_string())
+    }
+
+    /// What the operator is told: the reason given with `because`, else the description.
+    pub fn reason(&self) -> String {
+        match self {
+            OAuthError::Explained(_, reason) => reason.clone(),
+            OAuthError::Referenced(inner, _) => inner.reason(),
+            // The detail is logged, never shown.
+            OAuthError::ServerError(detail) => detail.clone(),
+            other => other.description(),
+        }
+    }
+
+    /// The reference it was logged under, if it was.
+    pub fn reference(&self) -> Option<&str> {
+        match self {
+            OAuthError::Referenced(_, reference) => Some(reference),
+            _ => None,
+        }
+    }
+
+    /// The error itself, without reason or reference.
+    pub fn plain(self) -> OAuthError {
+        match self {
+            OAuthError::Explained(inner, _) | OAuthError::Referenced(inner, _) => inner.plain(),
+            other => other,
+        }
+    }
+
+    fn inner(&self) -> &OAuthError {
+        match self {
+            OAuthError::Explained(inner, _) | OAuthError::Referenced(inner, _) => inner.inner(),
+            other => other,
+        }
+    }
+
     /// The `error` code on the wire.
     pub fn code(&self) -> &'static str {
-        match self {
+        match self.inner() {
             OAuthError::InvalidRequest(_) => "invalid_request",
             OAuthError::InvalidClient(_) | OAuthError::ClientThrottled(_) => "invalid_client",
             OAuthError::InvalidGrant(_) => "invalid_grant",
@@ -51,12 +103,14 @@ impl OAuthError {
             OAuthError::AccessDenied => "access_denied",
             OAuthError::InvalidToken(_) => "invalid_token",
             OAuthError::ServerError(_) => "server_error",
+            // `inner` never is a wrapper.
+            OAuthError::Explained(..) | OAuthError::Referenced(..) => "server_error",
         }
     }
 
     /// The HTTP status of a direct (non-redirect) error response.
     pub fn status(&self) -> u16 {
-        match self {
+        match self.inner() {
             OAuthError::InvalidClient(_) | OAuthError::InvalidToken(_) => 401,
             OAuthError::AccessDenied => 403,
             OAuthError::ServerError(_) => 503,
@@ -67,7 +121,7 @@ impl OAuthError {
 
     /// The `error_description`: safe to show to the client.
     pub fn description(&self) -> String {
-        match self {
+        match self.inner() {
             OAuthError::InvalidRequest(d)
             | OAuthError::InvalidClient(d)
             | OAuthError::InvalidGrant(d)
@@ -83,12 +137,14 @@ impl OAuthError {
             OAuthError::ClientThrottled(wait) => {
                 format!("too many failed client authentications; retry in {wait} s")
             }
+            // `inner` never is a wrapper.
+            OAuthError::Explained(..) | OAuthError::Referenced(..) => String::new(),
         }
     }
 
     /// Seconds for a `Retry-After` header, if the client should wait.
     pub fn retry_after(&self) -> Option<u64> {
-        match self {
+        match self.inner() {
             OAuthError::ClientThrottled(wait) => Some(*wait),
             OAuthError::ServerError(_) => Some(SERVER_ERROR_RETRY_SECS),
             _ => None,
@@ -97,7 +153,7 @@ impl OAuthError {
 
     /// The `WWW-Authenticate` challenge that must go with the response, if any.
     pub fn www_authenticate(&self) -> Option<String> {
-        match self {
+        match self.inner() {
             OAuthError::InvalidClient(_) => Some("Basic realm=\"linkgate\"".into()),
             // RFC 6750 §3.1: no error code when the request carried no token at all.
             OAuthError::InvalidToken(None) => Some("Bearer realm=\"linkgate\"".into()),

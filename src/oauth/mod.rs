@@ -6,6 +6,7 @@ pub mod client;
 pub mod client_throttle;
 pub mod customer_check;
 pub mod error;
+pub mod linking_log;
 pub mod metadata;
 pub mod pending;
 pub mod resource;

@@ -2,6 +2,7 @@
 //! (RFC 7662: is it alive, and whose is it?) and `/revoke` (RFC 7009).
 
 use super::client::{self, Caller};
+use super::linking_log::{self, Step};
 use super::{OAuthError, MAX_TOKEN_LEN};
 use crate::app::App;
 use crate::config::GrantType;
@@ -15,8 +16,17 @@ pub struct UserInfo {
     pub preferred_username: String,
 }
 
-/// `GET /userinfo` with `Authorization: Bearer <access token>`.
+/// `GET /userinfo` with `Authorization: Bearer <access token>`; a refusal is logged with its
+/// reason and reference (`linking_log`).
 pub async fn userinfo(app: &App, bearer: Option<&str>) -> Result<UserInfo, OAuthError> {
+    let result = checked_userinfo(app, bearer).await;
+    result.map_err(|error| {
+        // The token names its client only once it checks out; a refused one is nobody's.
+        linking_log::refusal(app, Step::Userinfo, None, error)
+    })
+}
+
+async fn checked_userinfo(app: &App, bearer: Option<&str>) -> Result<UserInfo, OAuthError> {
     let token = bearer.ok_or(OAuthError::InvalidToken(None))?;
     let invalid =
         || OAuthError::InvalidToken(Some("the access token is invalid or expired".into()));
@@ -31,7 +41,17 @@ pub async fn userinfo(app: &App, bearer: Option<&str>) -> Result<UserInfo, OAuth
                 preferred_username: grant.username,
             })
         }
-        _ => Err(invalid()),
+        Some((record, grant)) if record.kind == TokenKind::Access => {
+            Err(invalid().because(format!(
+                "a service token of client {} names no user",
+                grant.client_id
+            )))
+        }
+        Some(_) => Err(invalid().because("a refresh token is not an access token")),
+        None => {
+            let why = app.store.why_dead(token, now())?;
+            Err(invalid().because(format!("the access token {why}")))
+        }
     }
 }
 
@@ -76,6 +96,16 @@ pub async fn introspect(
     params: &Params,
     caller: Caller,
 ) -> Result<Introspection, OAuthError> {
+    let claimed = client::claimed_id(params, &caller);
+    let result = checked_introspect(app, params, caller).await;
+    result.map_err(|error| linking_log::refusal(app, Step::Introspect, claimed.as_deref(), error))
+}
+
+async fn checked_introspect(
+    app: &App,
+    params: &Params,
+    caller: Caller,
+) -> Result<Introspection, OAuthError> {
     let client = client::authenticate(app, params, caller).await?;
     let token = required_token(params)?;
     if token.len() > MAX_TOKEN_LEN {
@@ -114,6 +144,12 @@ pub async fn introspect(
 /// expires). Unknown tokens, and other
 /// clients' tokens, are answered with success and left alone (§2.2).
 pub async fn revoke(app: &App, params: &Params, caller: Caller) -> Result<(), OAuthError> {
+    let claimed = client::claimed_id(params, &caller);
+    let result = checked_revoke(app, params, caller).await;
+    result.map_err(|error| linking_log::refusal(app, Step::Revoke, claimed.as_deref(), error))
+}
+
+async fn checked_revoke(app: &App, params: &Params, caller: Caller) -> Result<(), OAuthError> {
     let client = client::authenticate(app, params, caller).await?;
     let token = required_token(params)?;
     if token.len() > MAX_TOKEN_LEN {

@@ -3,6 +3,7 @@
 //! we answer and a lost refresh token unlinks the customer.
 
 use super::client::{self, Caller};
+use super::linking_log::{self, Step};
 use super::{customer_check, normalize_scope, scope_within, target, OAuthError, MAX_TOKEN_LEN};
 use crate::app::App;
 use crate::config::{Client, GrantType};
@@ -27,11 +28,29 @@ pub struct TokenResponse {
 /// Token prefixes: what a token is can be seen from its value.
 pub use crate::store::sealed::{ACCESS_PREFIX, REFRESH_PREFIX};
 
+/// `POST /token`: every refusal is logged with its reason and reference (`linking_log`), every
+/// success kept for `--linking-log`.
 pub async fn exchange(
     app: &App,
     params: &Params,
     caller: Caller,
 ) -> Result<TokenResponse, OAuthError> {
+    let claimed = client::claimed_id(params, &caller);
+    let step = match params.single("grant_type") {
+        Ok(Some("authorization_code")) => Step::CodeExchange,
+        Ok(Some("refresh_token")) => Step::Refresh,
+        Ok(Some("client_credentials")) => Step::ClientCredentials,
+        _ => Step::Token,
+    };
+    let result = grant(app, params, caller).await;
+    if result.is_ok() {
+        let client = claimed.as_deref().unwrap_or("");
+        app.linking.succeeded(step, client, "");
+    }
+    result.map_err(|error| linking_log::refusal(app, step, claimed.as_deref(), error))
+}
+
+async fn grant(app: &App, params: &Params, caller: Caller) -> Result<TokenResponse, OAuthError> {
     let client = client::authenticate(app, params, caller).await?;
     let grant_type = params.single("grant_type")?;
     if let Some(grant) = GrantType::ALL
@@ -107,7 +126,12 @@ async fn authorization_code(
     if code.len() > MAX_TOKEN_LEN {
         return Err(dead());
     }
-    let record = app.store.code(&key, now)?.ok_or_else(dead)?;
+    let record = app.store.code(&key, now)?.ok_or_else(|| {
+        dead().because(format!(
+            "the code is unknown or expired (codes live tokens.code_ttl_secs = {} s)",
+            app.config.tokens.code_secs
+        ))
+    })?;
     if let Some(grant_id) = &record.redeemed_by {
         return Err(replayed(app, grant_id).await);
     }
@@ -130,7 +154,9 @@ async fn authorization_code(
     match app.store.redeem_code(&key, now, &grant, &[])? {
         Redeemed::Issued => {}
         Redeemed::AlreadyUsed(grant_id) => return Err(replayed(app, &grant_id).await),
-        Redeemed::Unknown => return Err(dead()),
+        Redeemed::Unknown => {
+            return Err(dead().because("the code expired or was used while being exchanged"))
+        }
     }
     let access_token =
         app.store
@@ -173,7 +199,11 @@ fn check_code(
     if record.client_id != client_id {
         return Err(OAuthError::InvalidGrant(
             "the authorization code was issued to another client".into(),
-        ));
+        )
+        .because(format!(
+            "the code was issued to client {}, not to this one",
+            record.client_id
+        )));
     }
     // §4.1.3: redirect_uri must be repeated, identically, if the authorization request had it.
     if (record.redirect_uri_given || redirect_uri.is_some())
@@ -181,7 +211,17 @@ fn check_code(
     {
         return Err(OAuthError::InvalidGrant(
             "redirect_uri does not match the authorization request".into(),
-        ));
+        )
+        .because(format!(
+            "redirect_uri {} does not match {} of the authorization request{}",
+            redirect_uri.map_or("(none)".to_string(), |u| u.chars().take(300).collect()),
+            record.redirect_uri,
+            if record.redirect_uri_given {
+                ""
+            } else {
+                " (which named none: send none)"
+            }
+        )));
     }
     check_pkce(record.code_challenge.as_deref(), verifier)
 }
@@ -222,7 +262,7 @@ async fn refresh(app: &App, client: &Client, params: &Params) -> Result<TokenRes
     let dead =
         || OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked".into());
     if presented.expose().len() > MAX_TOKEN_LEN {
-        return Err(dead());
+        return Err(dead().because("the refresh token is longer than any token linkgate issues"));
     }
     let mut scope = String::new();
     let mut link = None;
@@ -263,7 +303,13 @@ async fn refresh(app: &App, client: &Client, params: &Params) -> Result<TokenRes
             customer_check::after_refresh(app, &client.id, &link, now).await?;
             (access, refresh)
         }
-        Refreshed::Dead => return Err(dead()),
+        Refreshed::Dead => {
+            let why = match presented.expose().starts_with(ACCESS_PREFIX) {
+                true => "is an access token, not a refresh token".to_string(),
+                false => app.store.why_dead(presented.expose(), now)?,
+            };
+            return Err(dead().because(format!("the refresh token {why}")));
+        }
         Refreshed::Reused => {
             app.store.flush().await?;
             tracing::warn!(client = %client.id, "a rotated-out refresh token was reused; the grant is revoked");

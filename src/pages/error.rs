@@ -6,7 +6,9 @@ use super::layout::{fill, page, Frame};
 use crate::oauth::authorize::ErrorPage;
 use maud::{html, Markup};
 
-pub fn error(frame: Frame<'_>, error: ErrorPage) -> Markup {
+/// The page for `error`; a refused request's shows its `reference`, which the operator finds
+/// in the log and in `--linking-log`.
+pub fn error(frame: Frame<'_>, error: ErrorPage, reference: Option<&str>) -> Markup {
     let t = frame.text();
     page(
         frame,
@@ -14,6 +16,11 @@ pub fn error(frame: Frame<'_>, error: ErrorPage) -> Markup {
         html! {
             div class="error" role="alert" { (message(t, error)) }
             p class="muted" { (t.error_advice) }
+            @if let Some(reference) = reference {
+                p class="muted reference" {
+                    (fill(t.error_reference, &[("reference", html! { code { (reference) } })]))
+                }
+            }
         },
     )
 }

@@ -52,6 +52,8 @@ pub struct Text {
     // error page
     pub error_heading: &'static str,
     pub error_advice: &'static str,
+    /// `{reference}`: the refusal's reference id, for the app's support and the operator's log.
+    pub error_reference: &'static str,
     pub link_not_utf8: &'static str,
     /// `{param}`: a parameter name such as `client_id`.
     pub link_repeated: &'static str,
@@ -88,6 +90,7 @@ pub const EN: Text = Text {
     deny: "Deny",
     error_heading: "Something went wrong",
     error_advice: "Close this page and start linking again from the app. If it keeps happening, contact the app's support.",
+    error_reference: "Reference: {reference}",
     link_not_utf8: "This link is malformed (its parameters are not valid UTF-8).",
     link_repeated: "This link is malformed: {param} appears more than once.",
     link_missing: "This link is incomplete: it has no {param}.",
@@ -121,6 +124,7 @@ pub const DE: Text = Text {
     deny: "Ablehnen",
     error_heading: "Etwas ist schiefgelaufen",
     error_advice: "Schließen Sie diese Seite und starten Sie die Verknüpfung erneut in der App. Wenn das Problem bestehen bleibt, wenden Sie sich an den Support der App.",
+    error_reference: "Referenz: {reference}",
     link_not_utf8: "Dieser Link ist fehlerhaft (seine Parameter sind kein gültiges UTF-8).",
     link_repeated: "Dieser Link ist fehlerhaft: {param} kommt mehr als einmal vor.",
     link_missing: "Dieser Link ist unvollständig: {param} fehlt.",
@@ -155,6 +159,7 @@ pub const FR: Text = Text {
     deny: "Refuser",
     error_heading: "Une erreur s’est produite",
     error_advice: "Fermez cette page et relancez l’association depuis l’application. Si le problème persiste, contactez l’assistance de l’application.",
+    error_reference: "Référence : {reference}",
     link_not_utf8: "Ce lien est mal formé (ses paramètres ne sont pas en UTF-8 valide).",
     link_repeated: "Ce lien est mal formé\u{a0}: {param} apparaît plus d’une fois.",
     link_missing: "Ce lien est incomplet\u{a0}: il manque {param}.",
@@ -188,6 +193,7 @@ pub const ES: Text = Text {
     deny: "Denegar",
     error_heading: "Algo ha salido mal",
     error_advice: "Cierra esta página y vuelve a iniciar la vinculación desde la aplicación. Si sigue ocurriendo, ponte en contacto con el soporte de la aplicación.",
+    error_reference: "Referencia: {reference}",
     link_not_utf8: "Este enlace no es válido (sus parámetros no están en UTF-8 válido).",
     link_repeated: "Este enlace no es válido: {param} aparece más de una vez.",
     link_missing: "Este enlace está incompleto: falta {param}.",
@@ -221,6 +227,7 @@ pub const IT: Text = Text {
     deny: "Nega",
     error_heading: "Si è verificato un problema",
     error_advice: "Chiudi questa pagina e avvia di nuovo il collegamento dall’app. Se il problema persiste, contatta l’assistenza dell’app.",
+    error_reference: "Riferimento: {reference}",
     link_not_utf8: "Questo link non è valido (i suoi parametri non sono in UTF-8 valido).",
     link_repeated: "Questo link non è valido: {param} compare più di una volta.",
     link_missing: "Questo link è incompleto: manca {param}.",
@@ -254,6 +261,7 @@ pub const JA: Text = Text {
     deny: "拒否する",
     error_heading: "問題が発生しました",
     error_advice: "このページを閉じて、アプリからもう一度連携を始めてください。問題が解決しない場合は、アプリのサポートにお問い合わせください。",
+    error_reference: "参照番号: {reference}",
     link_not_utf8: "このリンクの形式が正しくありません（パラメーターが有効な UTF-8 ではありません）。",
     link_repeated: "このリンクの形式が正しくありません：{param} が複数回含まれています。",
     link_missing: "このリンクは不完全です：{param} がありません。",
@@ -287,6 +295,7 @@ pub const PT_BR: Text = Text {
     deny: "Negar",
     error_heading: "Algo deu errado",
     error_advice: "Feche esta página e comece a vinculação novamente pelo app. Se o problema continuar, entre em contato com o suporte do app.",
+    error_reference: "Referência: {reference}",
     link_not_utf8: "Este link está malformado (seus parâmetros não são UTF-8 válido).",
     link_repeated: "Este link está malformado: {param} aparece mais de uma vez.",
     link_missing: "Este link está incompleto: falta {param}.",
@@ -320,6 +329,7 @@ pub const HI: Text = Text {
     deny: "अस्वीकार करें",
     error_heading: "कुछ गलत हो गया",
     error_advice: "यह पेज बंद करें और ऐप से फिर से लिंक करना शुरू करें। अगर यह समस्या बनी रहे, तो ऐप की सहायता टीम से संपर्क करें।",
+    error_reference: "संदर्भ: {reference}",
     link_not_utf8: "यह लिंक सही नहीं है (इसके पैरामीटर मान्य UTF-8 नहीं हैं)।",
     link_repeated: "यह लिंक सही नहीं है: {param} एक से ज़्यादा बार आया है।",
     link_missing: "यह लिंक अधूरा है: इसमें {param} नहीं है।",
@@ -373,6 +383,7 @@ mod tests {
                 assert!(!s.is_empty() && !s.contains('{'), "{lang:?}: {s}");
             }
             assert!(t.sign_in_intro.contains("{client}"), "{lang:?}");
+            assert!(t.error_reference.contains("{reference}"), "{lang:?}");
             assert!(t.consent_intro.contains("{client}") && t.consent_intro.contains("{user}"));
             assert!(t.locked_minutes.contains("{n}"), "{lang:?}");
             assert!(t.link_repeated.contains("{param}") && t.link_missing.contains("{param}"));

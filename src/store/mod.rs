@@ -11,6 +11,7 @@ mod accounts_sweep;
 mod app_links;
 mod backup;
 mod codes;
+mod diagnose;
 mod events;
 #[cfg(test)]
 pub(crate) mod fixtures;

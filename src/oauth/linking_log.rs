@@ -1,0 +1,336 @@
+//! Why a link failed, for the operator (issue 23). Every refusal of the linking flow — a page
+//! at `/authorize`, a failed sign-in or consent, a 4xx from `/token`, `/userinfo`,
+//! `/introspect`, `/revoke` — gets a short reference id (shown to the customer and sent as the
+//! `X-Linkgate-Reference` header) and one `info` line under the target `linkgate::linking` with
+//! the client, the step, the OAuth error and a reason in words. Never a secret, a code or a
+//! token: reasons are built from what the server knows about them, not from their values.
+//!
+//! The lines are rate-limited per step and error (a stranger's flood cannot flood the log; what
+//! is dropped is counted in `/metrics`). The last `KEPT` refusals and successes of each
+//! configured client are kept in memory for `linkgate --linking-log` (over the admin socket);
+//! every unknown client id shares one such ring, so strangers cannot grow it. Kept in memory
+//! only: a restart starts an empty log, and each node of several keeps its own.
+
+use crate::secret;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Events kept per configured client (and for all unknown client ids together).
+pub const KEPT: usize = 200;
+/// Lines per step and error at once, refilled at `REFILL_PER_SEC`.
+const BURST: f64 = 20.0;
+const REFILL_PER_SEC: f64 = 2.0;
+/// The longest reason kept or logged.
+const MAX_REASON: usize = 600;
+
+/// Where in the linking flow something happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    Authorize,
+    SignIn,
+    Consent,
+    CodeExchange,
+    Refresh,
+    ClientCredentials,
+    Token,
+    Userinfo,
+    Introspect,
+    Revoke,
+}
+
+impl Step {
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Authorize => "authorize",
+            Step::SignIn => "sign-in",
+            Step::Consent => "consent",
+            Step::CodeExchange => "code exchange",
+            Step::Refresh => "refresh",
+            Step::ClientCredentials => "client credentials",
+            Step::Token => "token",
+            Step::Userinfo => "userinfo",
+            Step::Introspect => "introspect",
+            Step::Revoke => "revoke",
+        }
+    }
+}
+
+/// A short id tying what the customer (or the client) saw to the log line: `7KQ2-MX4P`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference(String);
+
+impl Reference {
+    fn new() -> Reference {
+        // Crockford's base32 without I, L, O, U: read aloud or typed from a phone screen.
+        const DIGITS: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+        let bytes: [u8; 5] = secret::random_bytes();
+        let bits = bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        let chars: String = (0..8)
+            .map(|i| char::from(DIGITS[((bits >> (35 - 5 * i)) & 31) as usize]))
+            .collect();
+        Reference(format!("{}-{}", &chars[..4], &chars[4..]))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One thing that happened, for `--linking-log`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Event {
+    /// Unix seconds.
+    pub at: u64,
+    pub client: String,
+    pub step: Step,
+    /// `ok`, or the error (`invalid_grant`, `unknown_client`, `wrong_password`, …).
+    pub outcome: String,
+    pub reason: String,
+    pub reference: Option<String>,
+}
+
+#[derive(Default)]
+pub struct LinkingLog {
+    inner: Mutex<Inner>,
+    /// Lines not written because their step and error were over the rate.
+    pub dropped: AtomicU64,
+    /// Lines written.
+    pub logged: AtomicU64,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Per configured client id; `None` for every other.
+    events: HashMap<Option<String>, VecDeque<Event>>,
+    buckets: HashMap<(Step, String), Bucket>,
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl LinkingLog {
+    /// Records and logs a refusal; the reference to show. `client` is the id as given (`None`
+    /// when there was none), `known` whether it is configured.
+    pub fn refused(
+        &self,
+        step: Step,
+        client: Option<&str>,
+        known: bool,
+        error: &str,
+        reason: &str,
+    ) -> Reference {
+        let reference = Reference::new();
+        let reason = bounded(reason);
+        let shown = client.map_or_else(|| "(none)".to_string(), printable);
+        let mut inner = self.lock();
+        if inner.take_line(step, error) {
+            self.logged.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                target: "linkgate::linking",
+                client = %shown,
+                step = step.name(),
+                error,
+                reference = %reference,
+                "link refused: {reason}"
+            );
+        } else {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        inner.keep(
+            known.then(|| client.unwrap_or_default().to_string()),
+            Event {
+                at: crate::store::now(),
+                client: shown,
+                step,
+                outcome: error.to_string(),
+                reason,
+                reference: Some(reference.to_string()),
+            },
+        );
+        reference
+    }
+
+    /// Records a success of a configured client (not logged: the access log has the request).
+    pub fn succeeded(&self, step: Step, client: &str, detail: &str) {
+        let event = Event {
+            at: crate::store::now(),
+            client: printable(client),
+            step,
+            outcome: "ok".into(),
+            reason: bounded(detail),
+            reference: None,
+        };
+        self.lock().keep(Some(client.to_string()), event);
+    }
+
+    /// The kept events, oldest first: of `client`, or of every client (unknown ids included).
+    pub fn recent(&self, client: Option<&str>) -> Vec<Event> {
+        let inner = self.lock();
+        let mut events: Vec<Event> = match client {
+            Some(id) => inner
+                .events
+                .get(&Some(id.to_string()))
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect(),
+            None => inner.events.values().flatten().cloned().collect(),
+        };
+        events.sort_by_key(|e| e.at);
+        events
+    }
+
+    /// Its counters, in Prometheus text format, for `/metrics`.
+    pub fn render_metrics(&self) -> String {
+        format!(
+            "# HELP linkgate_linking_log_lines_total Refusal lines of the linking log, written or dropped by the per-reason rate limit.\n\
+             # TYPE linkgate_linking_log_lines_total counter\n\
+             linkgate_linking_log_lines_total{{outcome=\"written\"}} {}\n\
+             linkgate_linking_log_lines_total{{outcome=\"dropped\"}} {}\n",
+            self.logged.load(Ordering::Relaxed),
+            self.dropped.load(Ordering::Relaxed)
+        )
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Inner {
+    fn keep(&mut self, key: Option<String>, event: Event) {
+        let ring = self.events.entry(key).or_default();
+        if ring.len() >= KEPT {
+            ring.pop_front();
+        }
+        ring.push_back(event);
+    }
+
+    /// Whether a line for `step` and `error` may be written now (a token bucket each; the
+    /// errors are a fixed set of codes, so the map stays small).
+    fn take_line(&mut self, step: Step, error: &str) -> bool {
+        let now = Instant::now();
+        let bucket = self
+            .buckets
+            .entry((step, error.chars().take(40).collect()))
+            .or_insert(Bucket {
+                tokens: BURST,
+                at: now,
+            });
+        let refill = now.duration_since(bucket.at).as_secs_f64() * REFILL_PER_SEC;
+        bucket.tokens = (bucket.tokens + refill).min(BURST);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// At most `MAX_REASON` characters, control characters escaped (a reason may quote what a
+/// stranger sent).
+fn bounded(reason: &str) -> String {
+    printable(&reason.chars().take(MAX_REASON).collect::<String>())
+}
+
+fn printable(text: &str) -> String {
+    text.chars()
+        .take(MAX_REASON)
+        .flat_map(char::escape_default)
+        .collect::<String>()
+        .replace("\\'", "'")
+        .replace("\\\"", "\"")
+}
+
+/// Logs `error` as a refusal at `step` of the client `claimed` (as the request named it), and
+/// returns it with its reference. Faults on our side (5xx) are not refusals: they are logged as
+/// errors where they happen and returned as they are.
+pub fn refusal(
+    app: &crate::app::App,
+    step: Step,
+    claimed: Option<&str>,
+    error: super::OAuthError,
+) -> super::OAuthError {
+    if error.status() >= 500 || error.reference().is_some() {
+        return error;
+    }
+    let known = claimed.is_some_and(|id| app.config.client(id).is_some());
+    let reference = app
+        .linking
+        .refused(step, claimed, known, error.code(), &error.reason());
+    error.referenced(reference.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_are_two_groups_of_four_readable_characters() {
+        let a = Reference::new();
+        assert_eq!(a.as_str().len(), 9);
+        assert_eq!(&a.as_str()[4..5], "-");
+        assert!(a
+            .as_str()
+            .chars()
+            .all(|c| c == '-' || "0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(c)));
+        assert_ne!(a, Reference::new());
+    }
+
+    #[test]
+    fn a_flood_writes_a_bounded_number_of_lines_and_keeps_a_bounded_number_of_events() {
+        let log = LinkingLog::default();
+        for i in 0..10_000 {
+            log.refused(
+                Step::Token,
+                Some(&format!("stranger-{i}")),
+                false,
+                "invalid_client",
+                "unknown client_id",
+            );
+        }
+        let logged = log.logged.load(Ordering::Relaxed);
+        assert!(logged <= 25, "{logged} lines");
+        assert_eq!(logged + log.dropped.load(Ordering::Relaxed), 10_000);
+        assert_eq!(log.recent(None).len(), KEPT);
+        // Another error still gets its lines.
+        log.refused(
+            Step::Refresh,
+            Some("alexa"),
+            true,
+            "invalid_grant",
+            "revoked",
+        );
+        assert_eq!(log.logged.load(Ordering::Relaxed), logged + 1);
+        assert_eq!(log.recent(Some("alexa")).len(), 1);
+    }
+
+    #[test]
+    fn reasons_are_bounded_and_control_characters_escaped() {
+        let log = LinkingLog::default();
+        log.refused(
+            Step::Authorize,
+            Some("a\u{1b}[31m"),
+            false,
+            "x",
+            &"\n".repeat(2000),
+        );
+        let event = &log.recent(None)[0];
+        assert!(!event.reason.contains('\n') && event.reason.len() <= 2 * MAX_REASON);
+        assert_eq!(event.client, "a\\u{1b}[31m");
+    }
+}
