@@ -350,7 +350,8 @@ fn unlink(store: &Store, name: &str) -> Result<String, AdminError> {
 }
 
 fn unlink_subject(store: &Store, name: &str) -> Result<String, AdminError> {
-    let grants = store.revoke_user_grants(name)?;
+    let grants =
+        store.revoke_user_grants(name, "its login API subject was unlinked (--unlink-user)")?;
     let codes = store.revoke_subject_codes(name)?;
     // Linked from the operator's app: the customer's Amazon tokens go too.
     let amazon = store.remove_subject_alexa_links(name)?;

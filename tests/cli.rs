@@ -119,7 +119,8 @@ fn admin_commands_work(running: bool) {
     );
     ok(&env.cli(&["--add-user", "bob"], "bob's password\n"));
     assert!(err(&env.cli(&["--add-user", "bob"], "bob's password\n")).contains("already exists"));
-    ok(&env.cli(&["--unlink-user", USER], ""));
+    let unlinked = ok(&env.cli(&["--unlink-user", USER], ""));
+    assert!(unlinked.contains("revoked 1 grant(s)"), "{unlinked}");
     ok(&env.cli(&["--set-password", "bob"], "a new password\n"));
     assert!(err(&env.cli(&["--remove-user", "nobody"], "")).contains("no user"));
     ok(&env.cli(&["--remove-user", "bob"], ""));

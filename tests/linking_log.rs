@@ -118,7 +118,8 @@ fn the_common_setup_mistakes_each_log_their_exact_cause_with_the_reference_shown
     );
     assert!(
         line.contains("step=\"refresh\"")
-            && line.contains("belongs to a link that no longer exists"),
+            && line.contains("belongs to a link revoked at ")
+            && line.contains("user alice's password was changed"),
         "{line}"
     );
     assert!(

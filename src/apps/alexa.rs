@@ -271,7 +271,10 @@ pub async fn unlink(
     let mut revoked = 0;
     for grant in app.store.user_grants(&customer.sub)? {
         if grant.client_id == client.id {
-            app.store.revoke_grant(&grant.id)?;
+            app.store.revoke_grant(
+                &grant.id,
+                "unlinked from the operator's app (/app/alexa/unlink)",
+            )?;
             revoked += 1;
         }
     }

@@ -70,7 +70,10 @@ pub async fn after_refresh(
         }
         Lookup::Gone(status) => {
             count(&app.metrics.customer_checks_gone);
-            app.store.revoke_grant(&link.grant_id)?;
+            app.store.revoke_grant(
+                &link.grant_id,
+                &format!("the login API answered {status} for the customer: gone"),
+            )?;
             app.store.flush().await?;
             tracing::info!(
                 client = %client_id,

@@ -162,7 +162,10 @@ async fn checked_revoke(app: &App, params: &Params, caller: Caller) -> Result<()
         return Ok(());
     }
     match record.kind {
-        TokenKind::Refresh => app.store.revoke_grant(&grant.id)?,
+        TokenKind::Refresh => app.store.revoke_grant(
+            &grant.id,
+            &format!("revoked by client {} at /revoke", client.id),
+        )?,
         TokenKind::Access => app.store.revoke_access(token)?,
     }
     app.store.flush().await?;

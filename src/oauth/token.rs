@@ -176,7 +176,8 @@ async fn authorization_code(
 /// one of the two users of the code was not the client.
 async fn replayed(app: &App, grant_id: &str) -> OAuthError {
     tracing::warn!("an authorization code was used twice; revoking the tokens issued for it");
-    let revoked = match app.store.revoke_grant(grant_id) {
+    let cause = "its authorization code was used a second time";
+    let revoked = match app.store.revoke_grant(grant_id, cause) {
         Ok(()) => app.store.flush().await,
         Err(e) => Err(e),
     };

@@ -22,10 +22,17 @@ impl Store {
         removed += self.sweep_where(&self.invites, pause, |_, value| {
             decode::<PasswordLink>(value).is_ok_and(|l| expired(l.expires_at, now))
         })?;
-        removed += self.sweep_where(&self.grant_activity, pause, |key, _| {
-            let grant = key
-                .strip_suffix(super::sessions::CHECK_NOTE_SUFFIX)
-                .unwrap_or(key);
+        removed += self.sweep_where(&self.grant_activity, pause, |key, value| {
+            use super::sessions::{CHECK_NOTE_SUFFIX, REVOKED_NOTE_SECS, REVOKED_NOTE_SUFFIX};
+            // Why a grant was revoked outlives it for a while.
+            if key.ends_with(REVOKED_NOTE_SUFFIX) {
+                let at = value
+                    .get(..8)
+                    .and_then(|b| b.try_into().ok())
+                    .map_or(0, u64::from_le_bytes);
+                return expired(at.saturating_add(REVOKED_NOTE_SECS), now);
+            }
+            let grant = key.strip_suffix(CHECK_NOTE_SUFFIX).unwrap_or(key);
             !self.grants.contains_key(grant).unwrap_or(true)
         })?;
         removed += self.sweep_forms(now, pause)?;
@@ -65,6 +72,20 @@ impl Store {
 mod tests {
     use crate::secret;
     use crate::store::{LinkKind, Store, Username};
+
+    #[test]
+    fn why_a_grant_was_revoked_is_kept_a_week_after_its_grant_is_gone() {
+        let (_dir, store) = crate::store::fixtures::temp_store();
+        store.note_revoked("recent", "test", 1_000_000).unwrap();
+        store.note_revoked("long-ago", "test", 100).unwrap();
+        let now = 1_000_000 + 86_400;
+        assert_eq!(store.sweep_accounts(now, &mut || {}).unwrap(), 1);
+        assert_eq!(
+            store.revoked_note("recent").unwrap(),
+            Some((1_000_000, "test".to_string()))
+        );
+        assert_eq!(store.revoked_note("long-ago").unwrap(), None);
+    }
 
     #[test]
     fn the_sweep_removes_expired_sessions_and_links_and_notes_of_gone_grants() {

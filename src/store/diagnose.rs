@@ -29,7 +29,7 @@ impl Store {
                 }
             }
             Parsed::Refresh(claims, signed) => match self.grant(&claims.grant_id)? {
-                None => gone().into(),
+                None => self.gone(&claims.grant_id)?,
                 Some(grant) => {
                     let verifies = grant
                         .secret
@@ -60,7 +60,7 @@ impl Store {
     /// Why the grant `id` no longer carries tokens.
     fn why_grant_dead(&self, id: &str, now: u64) -> Result<String, StoreError> {
         let Some(grant) = self.grant(id)? else {
-            return Ok(gone().into());
+            return self.gone(id);
         };
         if expired(grant.expires_at, now) {
             return Ok(format!(
@@ -69,6 +69,19 @@ impl Store {
             ));
         }
         owner(self, &grant)
+    }
+}
+
+impl Store {
+    /// A grant that is not there: why it was revoked, if that is still noted.
+    fn gone(&self, id: &str) -> Result<String, StoreError> {
+        Ok(match self.revoked_note(id)? {
+            Some((at, cause)) => format!(
+                "belongs to a link revoked at {}: {cause}",
+                crate::admin::format_time(at)
+            ),
+            None => gone().into(),
+        })
     }
 }
 

@@ -450,7 +450,11 @@ impl Store {
             .map_err(E::from)?;
         match step {
             None | Some(Ok(Step::Dead)) => Ok(Refreshed::Dead),
-            Some(Ok(Step::Reused)) => Ok(Refreshed::Reused),
+            Some(Ok(Step::Reused)) => {
+                let cause = "reuse detection: a refresh token replaced by rotation came back";
+                self.note_revoked(&found.grant.id, cause, now)?;
+                Ok(Refreshed::Reused)
+            }
             Some(Err(e)) => Err(e),
             Some(Ok(Step::Issue {
                 grant,
@@ -624,10 +628,12 @@ impl Store {
 
     /// Revokes a grant and so every token issued under it. The tokens themselves are removed by
     /// the sweeper; until then `token()` refuses them because their grant is gone.
-    pub fn revoke_grant(&self, id: &str) -> Result<(), StoreError> {
+    /// Deletes the grant (every token of it dies) and notes why, for the operator's log when a
+    /// token of it comes back (`diagnose.rs`; kept `REVOKED_NOTE_SECS`).
+    pub fn revoke_grant(&self, id: &str, cause: &str) -> Result<(), StoreError> {
         let _writing = self.writing();
         self.grants.remove(id.as_bytes())?;
-        Ok(())
+        self.note_revoked(id, cause, super::now())
     }
 
     /// The user's grants.
@@ -659,10 +665,10 @@ impl Store {
     }
 
     /// Revokes every grant of a user (unlinks them everywhere). Returns how many.
-    pub fn revoke_user_grants(&self, sub: &str) -> Result<usize, StoreError> {
+    pub fn revoke_user_grants(&self, sub: &str, cause: &str) -> Result<usize, StoreError> {
         let grants = self.user_grants(sub)?;
         for grant in &grants {
-            self.revoke_grant(&grant.id)?;
+            self.revoke_grant(&grant.id, cause)?;
         }
         Ok(grants.len())
     }

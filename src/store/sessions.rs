@@ -31,6 +31,10 @@ pub const LOGIN_API_CREDENTIALS: &str = "login-api";
 /// of its next customer check is keyed by the grant id and this suffix; the sweep removes both
 /// once the grant is gone.
 pub(super) const CHECK_NOTE_SUFFIX: &[u8] = b"#customer-check";
+/// And why it was revoked, kept this long after (a client retrying a dead token gets the reason
+/// in the log meanwhile).
+pub(super) const REVOKED_NOTE_SUFFIX: &[u8] = b"#revoked";
+pub(super) const REVOKED_NOTE_SECS: u64 = 7 * 86_400;
 
 fn check_note_key(grant_id: &str) -> Vec<u8> {
     [grant_id.as_bytes(), CHECK_NOTE_SUFFIX].concat()
@@ -194,7 +198,7 @@ impl Store {
     pub fn revoke_own_grant(&self, sub: &str, grant_id: &str) -> Result<bool, StoreError> {
         match self.grant(grant_id)? {
             Some(grant) if grant.sub == sub => {
-                self.revoke_grant(grant_id)?;
+                self.revoke_grant(grant_id, "unlinked by the customer on /account")?;
                 let _writing = self.writing();
                 self.grant_activity.remove(grant_id.as_bytes())?;
                 Ok(true)
@@ -250,6 +254,30 @@ impl Store {
         self.grant_activity
             .insert(check_note_key(grant_id), next_at.to_le_bytes())?;
         Ok(())
+    }
+
+    /// Notes that the grant `grant_id` was revoked at `now` because of `cause`. The caller holds
+    /// `writing()` (it revoked the grant under it).
+    pub(super) fn note_revoked(
+        &self,
+        grant_id: &str,
+        cause: &str,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let value = [&now.to_le_bytes()[..], cause.as_bytes()].concat();
+        self.grant_activity
+            .insert([grant_id.as_bytes(), REVOKED_NOTE_SUFFIX].concat(), value)?;
+        Ok(())
+    }
+
+    /// When and why the grant `grant_id` was revoked, if that is still noted.
+    pub(super) fn revoked_note(&self, grant_id: &str) -> Result<Option<(u64, String)>, StoreError> {
+        let key = [grant_id.as_bytes(), REVOKED_NOTE_SUFFIX].concat();
+        Ok(self.grant_activity.get(key)?.and_then(|v| {
+            let (at, cause) = v.split_at_checked(8)?;
+            let at = u64::from_le_bytes(at.try_into().ok()?);
+            Some((at, String::from_utf8_lossy(cause).into_owned()))
+        }))
     }
 
     fn noted_at(&self, grant_id: &str) -> Option<u64> {

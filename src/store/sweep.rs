@@ -139,7 +139,7 @@ mod tests {
             ];
             store.redeem_code(&key, 100, &g, &tokens).unwrap();
         }
-        store.revoke_grant("revoked").unwrap();
+        store.revoke_grant("revoked", "test").unwrap();
         let swept = store.sweep(5000, || {}).unwrap();
         assert_eq!(swept.codes, 2, "both codes expired at 1000/1001");
         // live: its access token expired; revoked: both tokens are dead.
@@ -192,7 +192,7 @@ mod tests {
         }
         store.sweep(500, || {}).unwrap();
         assert!(store.grant(&api_grant.id).unwrap().is_some());
-        assert_eq!(store.revoke_user_grants("cust-1001").unwrap(), 1);
+        assert_eq!(store.revoke_user_grants("cust-1001", "test").unwrap(), 1);
         assert!(store.grant(&api_grant.id).unwrap().is_none());
     }
 

@@ -288,7 +288,7 @@ impl Store {
             self.users.remove(name.as_str())?;
             self.forget_generation(name.as_str());
         }
-        self.revoke_user_grants(&user.sub)?;
+        self.revoke_user_grants(&user.sub, &format!("user {name} was removed"))?;
         self.drop_password_links(name.as_str())?;
         self.drop_events(&user.sub)?;
         Ok(true)
@@ -298,17 +298,20 @@ impl Store {
     /// changed password must unlink devices that an attacker who knew the old one may have
     /// linked, and void codes not yet redeemed).
     pub fn set_password(&self, name: &Username, password_hash: String) -> Result<bool, StoreError> {
-        self.change_user(name, |user| user.password_hash = password_hash)
+        let cause = format!("user {name}'s password was changed");
+        Ok(self
+            .change_user(name, &cause, |user| user.password_hash = password_hash)?
+            .is_some())
     }
 
     /// Revokes everything the user has issued (codes, grants, tokens) and deletes their grants.
     /// Returns how many grants were deleted, `None` if there is no such user.
     pub fn unlink_user(&self, name: &Username) -> Result<Option<usize>, StoreError> {
-        let Some(user) = self.user(name)? else {
-            return Ok(None);
-        };
-        self.change_user(name, |_| {})?;
-        Ok(Some(self.revoke_user_grants(&user.sub)?))
+        self.change_user(
+            name,
+            &format!("user {name} was unlinked (--unlink-user)"),
+            |_| {},
+        )
     }
 
     /// Turns two-factor sign-in on with `secret` (raw bytes) and the recovery code keys, if the
@@ -408,16 +411,19 @@ impl Store {
     /// Applies `change` to the user and moves them to a new generation, as one step among the
     /// store's read-modify-write operations (a code redeemed at the same moment sees either the
     /// old user and is then revoked with its grant, or the new one and is refused).
+    /// Changes the user and moves them to a new generation: everything issued before dies.
+    /// Returns how many grants were revoked, `None` if there is no such user.
     fn change_user(
         &self,
         name: &Username,
+        cause: &str,
         change: impl FnOnce(&mut User),
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<usize>, StoreError> {
         let user = {
             let _exclusive = self.exclusive()?;
             let _writing = self.writing();
             let Some(mut user) = self.user(name)? else {
-                return Ok(false);
+                return Ok(None);
             };
             change(&mut user);
             user.generation = user.generation.wrapping_add(1);
@@ -425,10 +431,10 @@ impl Store {
             self.forget_generation(name.as_str());
             user
         };
-        self.revoke_user_grants(&user.sub)?;
+        let revoked = self.revoke_user_grants(&user.sub, cause)?;
         // A password set another way supersedes an outstanding reset link.
         self.drop_password_links(name.as_str())?;
-        Ok(true)
+        Ok(Some(revoked))
     }
 }
 
