@@ -47,6 +47,9 @@ fn request_with(command: &Command, config: Option<&Config>) -> Result<Request, A
             name: name.trim().to_string(),
         },
         Command::Backup(_) => Request::Backup,
+        Command::DisableTotp(name) => Request::DisableTotp {
+            name: username(name)?.to_string(),
+        },
         Command::LinkingLog(client) => Request::LinkingLog {
             client: client.clone(),
         },
@@ -129,6 +132,31 @@ pub fn execute(store: &Store, request: Request) -> Result<String, AdminError> {
             format!("added user {name}")
         }
         Request::ListUsers => return list_users(store),
+        Request::DisableTotp { name } => {
+            let name = username(&name)?;
+            let Some(user) = store.user(&name)? else {
+                return Err(no_user(&name));
+            };
+            if !store.disable_totp(&name)? {
+                return Err(AdminError(format!(
+                    "{name} has no two-factor sign-in turned on"
+                )));
+            }
+            // A lost phone: whoever holds a session (or the phone) is signed out.
+            let ended = store.end_sessions_of(&user.sub, None)?;
+            crate::accounts::events::record(
+                store,
+                &user.sub,
+                name.as_str(),
+                crate::store::EventKind::TotpOff,
+                None,
+                "--disable-totp",
+            );
+            format!(
+                "turned off two-factor sign-in for {name}; ended {ended} /account session(s); \
+                 they sign in with the password alone until they turn it on again"
+            )
+        }
         Request::LinkingLog { .. } => {
             return Err(AdminError(
                 "the linking log is kept in the running server's memory: ask the server".into(),

@@ -59,6 +59,10 @@ pub enum Request {
     RotateTokenKey {
         access_secs: u64,
     },
+    /// `--disable-totp`: turn off a user's two-factor sign-in and end their sessions.
+    DisableTotp {
+        name: String,
+    },
     /// The running server's recent refusals and successes (`oauth::linking_log`), of one client
     /// or all; answered only over the socket (the log is in the server's memory).
     LinkingLog {

@@ -26,6 +26,13 @@ Usage:
                                                 the running server's recent refusals (with their
                                                 reasons and reference ids) and successes, of one
                                                 client or all
+  linkgate [--config PATH] --new-client NAME [--preset alexa|google|alexa-plus]
+                                                a fresh client secret (shown once), its
+                                                secret_hash, the [[clients]] block to paste and
+                                                the values for the console; writes nothing
+  linkgate [--config PATH] --disable-totp NAME  turn off a user's two-factor sign-in (a lost
+                                                phone): their /account sessions end; recorded
+                                                as a security event
   linkgate [--config PATH] --check-config       validate the config and show what would be served
   linkgate [--config PATH] --backup FILE        write a consistent snapshot (server running or not)
   linkgate [--config PATH] --restore FILE       restore a snapshot into an empty store (either
@@ -58,6 +65,9 @@ pub enum Command {
     RotateTokenKey,
     /// `--linking-log [CLIENT]`.
     LinkingLog(Option<String>),
+    /// `--new-client NAME [--preset P]` (default preset: alexa).
+    NewClient(String, crate::presets::Preset),
+    DisableTotp(String),
     CheckConfig,
     Backup(PathBuf),
     Restore(PathBuf),
@@ -82,6 +92,7 @@ pub fn parse(
     let mut config = None;
     let mut command = None;
     let mut doctor_ca = None;
+    let mut preset = None;
     let mut to_config = None;
     let mut args = args.into_iter().peekable();
     while let Some(arg) = args.next() {
@@ -116,12 +127,20 @@ pub fn parse(
                 doctor_ca = Some(PathBuf::from(value("--doctor-ca FILE")?));
                 continue;
             }
+            "--preset" => {
+                preset = Some(crate::presets::Preset::parse(&value("--preset NAME")?)?);
+                continue;
+            }
             "--to-config" => {
                 to_config = Some(PathBuf::from(value("--to-config PATH")?));
                 continue;
             }
             "--migrate-store" => Command::MigrateStore(PathBuf::new()),
             "--add-user" => Command::AddUser(value("--add-user NAME")?),
+            "--new-client" => {
+                Command::NewClient(value("--new-client NAME")?, crate::presets::Preset::Alexa)
+            }
+            "--disable-totp" => Command::DisableTotp(value("--disable-totp NAME")?),
             "--remove-user" => Command::RemoveUser(value("--remove-user NAME")?),
             "--set-password" => Command::SetPassword(value("--set-password NAME")?),
             "--unlink-user" => Command::UnlinkUser(value("--unlink-user NAME")?),
@@ -141,6 +160,12 @@ pub fn parse(
             return Err("give one command at a time (see --help)".into());
         }
         command = Some(next);
+    }
+    if let Some(chosen) = preset {
+        match &mut command {
+            Some(Command::NewClient(_, preset)) => *preset = chosen,
+            _ => return Err("--preset goes with --new-client NAME".into()),
+        }
     }
     if let Some(ca) = doctor_ca {
         match &mut command {

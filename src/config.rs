@@ -136,6 +136,9 @@ pub struct Ui {
     pub logo: Option<String>,
     /// A contact line under the forms ("Help: help@example.com").
     pub support: Option<String>,
+    /// The sign-in field asks for an email address, not a username: the login API's
+    /// `username_field` is an email field (e.g. `email`), so the label says so.
+    pub username_is_email: bool,
 }
 
 impl Default for Ui {
@@ -146,6 +149,7 @@ impl Default for Ui {
             accent_color: None,
             logo: None,
             support: None,
+            username_is_email: false,
         }
     }
 }
@@ -206,7 +210,7 @@ pub enum ClientSecret {
 
 impl Config {
     /// Warnings about who else on this machine can read what linkgate keeps secret: a config
-    /// holding plaintext secrets that is group- or world-readable, or a data directory (password
+    /// holding plaintext secrets that others can read (or its group write), or a data directory (password
     /// hashes, tokens' hashes; sled makes its files 0644) that is not 0700. For the start-up log,
     /// `--check-config` and `--doctor`.
     pub fn permission_warnings(&self) -> Vec<String> {
@@ -219,7 +223,10 @@ impl Config {
             || self.metrics_token.is_some();
         if let Ok(meta) = std::fs::metadata(&self.file) {
             let mode = meta.permissions().mode() & 0o777;
-            if plaintext && mode & 0o077 != 0 {
+            // 0640 with a group only linkgate's user is in (the install step, the package) is
+            // what this warning recommends: only others, or a group that may write, are told.
+            let exposed = mode & 0o027 != 0;
+            if plaintext && exposed {
                 warnings.push(format!(
                     "{} holds client secrets in plain text and is readable by others (mode {mode:04o}): `chmod 600 {}` (or 640 with a group only linkgate's user is in), or use secret_hash",
                     self.file.display(),
@@ -227,7 +234,7 @@ impl Config {
                 ));
             }
             let db_password = self.postgres.as_ref().is_some_and(|p| p.has_password());
-            if db_password && !plaintext && mode & 0o077 != 0 {
+            if db_password && !plaintext && exposed {
                 warnings.push(format!(
                     "{} holds the database password (storage.url) and is readable by others (mode {mode:04o}): `chmod 600 {}` (or 640 with a group only linkgate's user is in)",
                     self.file.display(),
@@ -518,8 +525,9 @@ impl Default for RawUi {
     }
 }
 
+/// Not "Sign in": the sign-in page's heading says that already.
 fn default_title() -> String {
-    "Sign in".to_string()
+    "Account linking".to_string()
 }
 
 #[derive(Deserialize)]
@@ -551,7 +559,15 @@ pub fn load(file: &Path) -> Result<Config, ConfigError> {
         file: file.to_path_buf(),
         problems: vec![problem],
     };
-    let text = std::fs::read_to_string(file).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        fail(match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file: choose the config with --config PATH \
+                 or $LINKGATE_CONFIG (without either, ./linkgate.toml); config.example.toml is \
+                 a start"
+                .to_string(),
+            _ => format!("cannot read: {e}"),
+        })
+    })?;
     let raw = parse(&text).map_err(fail)?;
     let dir = file.parent().unwrap_or(Path::new("."));
     let mut config = validate(raw, dir).map_err(|problems| ConfigError {
@@ -560,6 +576,14 @@ pub fn load(file: &Path) -> Result<Config, ConfigError> {
     })?;
     config.file = file.to_path_buf();
     Ok(config)
+}
+
+/// A config from `text` as `load` would check it (relative paths under `/etc/linkgate`), for
+/// unit tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) fn parse_for_tests(text: &str) -> Result<Config, String> {
+    let raw = parse(text)?;
+    validate(raw, Path::new("/etc/linkgate")).map_err(|p| p.join("\n"))
 }
 
 /// TOML into `RawConfig`, with the key path and line of the first problem.
@@ -575,7 +599,7 @@ fn parse(text: &str) -> Result<RawConfig, String> {
                 .count()
                 + 1
         });
-        let message = inner.message().trim().to_string();
+        let message = readable(inner.message().trim());
         let mut out = String::new();
         if let Some(line) = line {
             out.push_str(&format!("line {line}: "));
@@ -586,6 +610,69 @@ fn parse(text: &str) -> Result<RawConfig, String> {
         out.push_str(&message);
         out
     })
+}
+
+/// serde's words made an operator's: "expected u64" is "expected a number" (and a number
+/// written in quotes is named as such); an unknown key gets the closest valid one suggested.
+fn readable(message: &str) -> String {
+    let mut out = message.to_string();
+    for (rust, words) in [
+        ("expected u64", "expected a number"),
+        ("expected u32", "expected a number"),
+        ("expected u16", "expected a number"),
+        ("expected usize", "expected a number"),
+        ("expected i64", "expected a number"),
+        ("expected f64", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+        (
+            "expected a sequence",
+            "expected a list in brackets, e.g. [\"a\", \"b\"]",
+        ),
+    ] {
+        out = out.replace(rust, words);
+    }
+    if let Some(rest) = out.strip_prefix("invalid type: string ") {
+        let quoted = rest.split(',').next().unwrap_or("");
+        if quoted.trim_matches('"').parse::<f64>().is_ok() && out.contains("a number") {
+            out = format!(
+                "{out} (write it without quotes: {})",
+                quoted.trim_matches('"')
+            );
+        }
+    }
+    // "unknown field `listne`, expected one of `listen`, `public_url`, …"
+    if let Some(rest) = out.strip_prefix("unknown field `") {
+        let typed = rest.split('`').next().unwrap_or("");
+        let valid: Vec<&str> = rest
+            .split('`')
+            .skip(1)
+            .filter(|part| !part.contains(' ') && !part.contains(',') && !part.is_empty())
+            .collect();
+        if let Some(closest) = valid
+            .iter()
+            .min_by_key(|v| edit_distance(typed, v))
+            .filter(|v| edit_distance(typed, v) <= typed.len().max(2) / 2)
+        {
+            out = format!("unknown key `{typed}`; did you mean `{closest}`? ({out})");
+        }
+    }
+    out
+}
+
+/// Levenshtein distance, for suggesting a key.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// The allowed range of a number in the config, written once: the check and its message both come
@@ -655,9 +742,15 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
     let server = check_server(raw.server, dir, &mut problem);
     let storage = check_storage(raw.storage, dir, &mut problem);
     let tokens = check_tokens(raw.tokens, &mut problem);
-    let ui = check_ui(raw.ui, dir, &mut problem);
+    let mut ui = check_ui(raw.ui, dir, &mut problem);
     let clients = check_clients(raw.clients, dir, &mut problem);
     let login = login::check_login(raw.login, dir, &mut problem);
+    // With `source = "api"` every name is the API's, so its field decides the label.
+    ui.username_is_email = login.source == LoginSource::Api
+        && login
+            .api
+            .as_ref()
+            .is_some_and(|api| api.username_field.to_ascii_lowercase().contains("mail"));
     let accounts = check_accounts(raw.accounts, &mut problem);
     let apps = raw.apps.and_then(|raw| apps::check_apps(raw, &mut problem));
     if !problems.is_empty() {
@@ -1141,6 +1234,7 @@ fn check_ui(raw: RawUi, dir: &Path, problem: &mut impl FnMut(&str, String)) -> U
         accent_color,
         logo,
         support: support.filter(|s| !s.is_empty()),
+        username_is_email: false,
     }
 }
 
@@ -1446,6 +1540,16 @@ redirect_uris = ["https://pitangui.amazon.com/api/skill/link/M2X"]
         mode(0o600).unwrap();
         let warnings = config.permission_warnings().join("\n");
         assert!(!warnings.contains("database password"), "{warnings}");
+        // 0640, what the warning itself recommends (a group only linkgate's user is in): quiet.
+        mode(0o640).unwrap();
+        let warnings = config.permission_warnings().join("\n");
+        assert!(!warnings.contains("database password"), "{warnings}");
+        mode(0o660).unwrap();
+        let warnings = config.permission_warnings().join("\n");
+        assert!(
+            warnings.contains("database password"),
+            "group-writable: {warnings}"
+        );
     }
 
     #[test]
@@ -1453,12 +1557,33 @@ redirect_uris = ["https://pitangui.amazon.com/api/skill/link/M2X"]
         let err = check(&GOOD.replace("listen =", "listne =")).unwrap_err();
         assert!(err.contains("listne"), "{err}");
         assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("did you mean `listen`?"), "{err}");
+        // Nothing close: no guess.
+        let err = check(&GOOD.replace("listen =", "zzzzzzzzzz =")).unwrap_err();
+        assert!(!err.contains("did you mean"), "{err}");
     }
 
     #[test]
     fn names_a_badly_typed_key() {
         let err = check(&format!("{GOOD}\n[tokens]\ncode_ttl_secs = \"five\"\n")).unwrap_err();
         assert!(err.contains("tokens.code_ttl_secs"), "{err}");
+        assert!(
+            err.contains("expected a number") && !err.contains("u64"),
+            "{err}"
+        );
+        let err = check(&format!("{GOOD}\n[tokens]\ncode_ttl_secs = \"2000\"\n")).unwrap_err();
+        assert!(err.contains("write it without quotes: 2000"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_config_file_says_how_to_choose_one() {
+        let err = load(Path::new("/nonexistent/linkgate.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--config PATH") && err.contains("$LINKGATE_CONFIG"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -197,6 +197,9 @@ pub fn run(config: &Config, extra_ca: Option<&Path>) -> bool {
     if let Some(check) = crate::acme::doctor_check(config, crate::store::now()) {
         report.add(check);
     }
+    for check in recent_failures(config) {
+        report.add(check);
+    }
     say(&format!(
         "{} failed, {} warning{}, {} ok",
         report.failures,
@@ -205,6 +208,60 @@ pub fn run(config: &Config, extra_ca: Option<&Path>) -> bool {
         report.ok
     ));
     report.failures == 0
+}
+
+/// The running server's recent refusals per client (`--linking-log`), last in the report: what
+/// Alexa and Google were refused lately, and the last reason each. Nothing when no server runs.
+fn recent_failures(config: &Config) -> Vec<Check> {
+    let request = crate::admin::Request::LinkingLog { client: None };
+    let Ok(table) = crate::admin_socket::send(&crate::admin_socket::path(config), &request) else {
+        return vec![Check::ok(
+            "linking",
+            "no server answered on the admin socket: no recent refusals to show",
+        )];
+    };
+    // TIME, CLIENT, STEP, OUTCOME, REFERENCE, REASON (admin::linking_log_table).
+    let mut per_client: std::collections::BTreeMap<String, (usize, usize, String)> =
+        Default::default();
+    for line in table.lines().skip(2) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [_, client, step, outcome, reference, reason] = fields[..] else {
+            continue;
+        };
+        // Requests that named no client (the doctor's own probe of /token among them).
+        if client == "(none)" {
+            continue;
+        }
+        let entry = per_client.entry(client.to_string()).or_default();
+        if outcome == "ok" {
+            entry.1 += 1;
+        } else {
+            entry.0 += 1;
+            entry.2 = format!("{step}: {reason} (reference {reference})");
+        }
+    }
+    if per_client.values().all(|(refused, _, _)| *refused == 0) {
+        return vec![Check::ok(
+            "linking",
+            format!(
+                "no refusals since the server started ({} successes kept)",
+                per_client.values().map(|(_, ok, _)| ok).sum::<usize>()
+            ),
+        )];
+    }
+    per_client
+        .into_iter()
+        .filter(|(_, (refused, _, _))| *refused > 0)
+        .map(|(client, (refused, ok, last))| {
+            Check::warn(
+                "linking",
+                format!(
+                    "{client}: {refused} refused, {ok} ok recently; the last refusal: {last} \
+                     (linkgate --linking-log {client})"
+                ),
+            )
+        })
+        .collect()
 }
 
 /// Which proxies' `X-Forwarded-For` is believed: said, so a missing CDN range is noticed.

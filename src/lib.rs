@@ -23,6 +23,7 @@ pub mod oauth;
 pub mod outbound;
 pub mod pages;
 pub mod password_workers;
+pub mod presets;
 pub mod secret;
 pub mod store;
 pub mod url;

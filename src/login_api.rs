@@ -434,6 +434,12 @@ pub fn judge(api: &LoginApi, status: u16, answer: Result<Bytes, Failure>) -> Out
     let Ok(json) = serde_json::from_slice::<serde_json::Value>(&answer) else {
         return Outcome::Unavailable(Failure::NotJson);
     };
+    // `success`: an API that answers 200 for a wrong password too, with e.g. `{"ok": false}`.
+    if let Some(pointer) = &api.success {
+        if json.pointer(pointer) != Some(&serde_json::Value::Bool(true)) {
+            return Outcome::Refused(status);
+        }
+    }
     let text = |pointer: &str| match json.pointer(pointer) {
         Some(serde_json::Value::String(s)) => Some(s.trim().to_string()),
         // An integer id as written; a number JSON cannot carry exactly (beyond 64 bits, or a
@@ -482,7 +488,30 @@ mod tests {
             ca_file: None,
             extra_roots: Vec::new(),
             check: None,
+            success: None,
         }
+    }
+
+    #[test]
+    fn with_success_a_2xx_signs_in_only_when_the_pointer_is_true() {
+        let api = LoginApi {
+            success: Some("/ok".into()),
+            ..api()
+        };
+        let judged = |body: &str| judge(&api, 200, Ok(Bytes::from(body.to_string())));
+        assert_eq!(
+            judged(r#"{"ok":false,"error":"wrong password"}"#),
+            Outcome::Refused(200)
+        );
+        assert_eq!(judged(r#"{"user":{"id":"c-1"}}"#), Outcome::Refused(200));
+        assert_eq!(
+            judged(r#"{"ok":"true","user":{"id":"c-1"}}"#),
+            Outcome::Refused(200)
+        );
+        assert!(matches!(
+            judged(r#"{"ok":true,"user":{"id":"c-1"}}"#),
+            Outcome::Accepted { .. }
+        ));
     }
 
     #[test]

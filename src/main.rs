@@ -26,6 +26,17 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
+    // Also for a new operator without a config yet (the console URLs then say so).
+    if let Command::NewClient(name, preset) = &args.command {
+        let config = config::load(&args.config).ok();
+        return match linkgate::presets::new_client(config.as_ref(), name, *preset) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(2, &e),
+        };
+    }
     let config = match config::load(&args.config) {
         Ok(config) => config,
         Err(e) => return fail(2, &e.to_string()),
@@ -136,7 +147,7 @@ fn serve(config: config::Config) -> ExitCode {
     let result = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+            .map_err(|e| http::bind_error(listen, "", &e))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         tracing::info!(
             https = tls.is_some(),

@@ -347,3 +347,52 @@ fn a_backup_restores_into_a_new_server_that_accepts_old_tokens_and_passwords() {
         .status
         .success());
 }
+
+/// `--new-client NAME --preset P`: the printed block, pasted into the config, is accepted, and
+/// the printed secret (shown once) is the client's.
+#[test]
+fn a_new_client_block_pasted_into_the_config_works_with_the_printed_secret() {
+    let env = TestEnv::new();
+    for preset in ["alexa", "google"] {
+        let out = env.cli(
+            &["--new-client", &format!("new-{preset}"), "--preset", preset],
+            "",
+        );
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{text}");
+        assert!(
+            text.contains("secret_hash = \"$argon2id$") && text.contains("/token"),
+            "{text}"
+        );
+    }
+    let out = env.cli(&["--new-client", "plus", "--preset", "alexa-plus"], "");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let start = text.find("\n[[clients]]\n").expect("a block") + 1;
+    let block: String = text[start..]
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        .replace(
+            "REDIRECT-URL-FROM-THE-ALEXA-PLUS-CONSOLE",
+            "alexa.example/cb",
+        );
+    let secret = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("Client secret"))
+        .and_then(|l| l.split_whitespace().last())
+        .expect("the secret")
+        .to_string();
+    assert!(!block.contains(&secret), "the block holds the hash only");
+    let config = std::fs::read_to_string(&env.config).unwrap() + "\n" + &block;
+    std::fs::write(&env.config, config).unwrap();
+    let checked = env.cli(&["--check-config"], "");
+    assert!(checked.status.success(), "{checked:?}");
+    let server = env.start();
+    let token = server.token_basic("plus", &secret, &[("grant_type", "client_credentials")]);
+    assert_eq!(token.status, 200, "{}", token.text());
+    // A name the config already has is refused; so is an unknown preset.
+    assert!(!env.cli(&["--new-client", "plus"], "").status.success());
+    let unknown = env.cli(&["--new-client", "x", "--preset", "siri"], "");
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("not a preset"));
+}

@@ -276,7 +276,45 @@ fn a_healthy_https_deployment_passes_with_only_the_local_address_warnings() {
     }
     assert!(report.line("ok", "redirects").contains("all three regions"));
     assert!(report.line("ok", "secret").contains("32 characters"));
+    assert!(report
+        .line("ok", "linking")
+        .contains("no refusals since the server started"));
     assert!(report.stdout.contains("0 failed, 2 warnings"));
+}
+
+/// The doctor ends with what the running server refused lately, per client, with the last
+/// reason and its reference (`--linking-log`).
+#[test]
+fn the_doctor_sums_up_the_running_servers_recent_refusals_per_client() {
+    let root = Ca::root();
+    let intermediate = root.intermediate();
+    let (leaf, key) = intermediate.leaf(90);
+    let deployment = Deployment::start(&root, &[&leaf, &intermediate.cert], &key, &good_clients());
+    let server = &deployment._server;
+    let body = form(&[("grant_type", "refresh_token"), ("refresh_token", "x")]);
+    let auth = basic("alexa-skill", "a-pasted-wrong-secret-0123456789");
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    let request = request_bytes(server.addr, "POST", "/token", &headers, body.as_bytes());
+    let tls = tls_client(root.cert.der());
+    let refused = parse_response(&https_exchange(server.addr, &tls, &request).expect("https"))
+        .expect("an answer");
+    assert_eq!(refused.status, 401);
+    let reference = refused
+        .header("X-Linkgate-Reference")
+        .expect("a reference")
+        .to_string();
+    let report = deployment.doctor();
+    let line = report.line("warn", "linking");
+    assert!(
+        line.contains("alexa-skill: 1 refused")
+            && line.contains("the client secret does not match")
+            && line.contains(&reference)
+            && line.contains("linkgate --linking-log alexa-skill"),
+        "{line}"
+    );
 }
 
 #[test]

@@ -884,3 +884,28 @@ fn check_url_must_name_the_subject_on_the_api_host() {
         "{text}"
     );
 }
+
+/// `[login.api] success`: an API that answers 200 `{"ok": false}` to a wrong password is a wrong
+/// password, not a sign-in (nor an outage); with `username_field = "email"` and `source = "api"`
+/// the page asks for an email address.
+#[test]
+fn a_success_pointer_maps_200_ok_false_to_a_wrong_password_and_the_label_says_email() {
+    let api = FakeApi::plain();
+    let env = env_of(
+        &api,
+        config_for(&api, "api").set("login.api.success", "/ok"),
+    );
+    let server = env.start();
+    api.set_mode(Mode::Answer(
+        r#"{"ok":false,"user":{"id":"cust-1"}}"#.into(),
+    ));
+    let mut browser = Browser::new(&server);
+    let login = browser.authorize(ALEXA_ID, ALEXA_REDIRECT, "s", &[]);
+    assert!(login.html.contains(">Email</label>"), "{}", login.html);
+    let refused = browser.login(&login, API_USER, API_PASSWORD);
+    assert_eq!(refused.status, 401, "{}", refused.html);
+    assert!(refused.html.contains(WRONG), "{}", refused.html);
+    api.set_mode(Mode::Answer(r#"{"ok":true,"user":{"id":"cust-1"}}"#.into()));
+    let consent = sign_in(&mut Browser::new(&server), API_USER, API_PASSWORD);
+    assert_eq!(consent.status, 200, "{}", consent.html);
+}

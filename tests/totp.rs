@@ -285,3 +285,37 @@ fn turning_it_on_ends_other_password_only_sessions_and_consent_pages() {
         .text()
         .contains("Your account changed since you signed in"));
 }
+
+/// A lost phone: `--disable-totp NAME` turns two-factor sign-in off from the CLI (the server
+/// running), ends the person's /account sessions, and is recorded as a security event.
+#[test]
+fn the_admin_turns_off_two_factor_sign_in_for_a_lost_phone() {
+    let env = TestEnv::with_user();
+    let server = env.start();
+    // The enrolling browser's session, and another one.
+    let (key, _, _) = enrol(&server);
+    let mut holder = Visitor::new(&server);
+    assert_eq!(sign_in(&mut holder, &code(&key, 1)).status, 200);
+    let out = env.cli(&["--disable-totp", USER], "");
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{said}{out:?}");
+    assert!(
+        said.contains("turned off two-factor sign-in for alice") && said.contains("ended 2"),
+        "{said}"
+    );
+    // The session is gone; the password alone signs in now, in the flow and on /account.
+    assert!(!holder.get("/account").text().contains("Signed in as"));
+    let consent = Browser::new(&server).link(ALEXA_ID, ALEXA_REDIRECT, "s", "allow");
+    assert_eq!(consent.status, 303, "{consent:?}");
+    let mut visitor = Visitor::new(&server);
+    let page = sign_in(&mut visitor, "").text();
+    assert!(page.contains("Two-factor sign-in is off."), "{page}");
+    assert!(
+        page.contains("--disable-totp"),
+        "the event names the admin command: {page}"
+    );
+    // Twice: it says so.
+    let again = env.cli(&["--disable-totp", USER], "");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("has no two-factor sign-in"));
+}

@@ -357,7 +357,7 @@ pub async fn start(app: &Arc<App>, acme: Option<Acme>) -> Result<Vec<JoinHandle<
     if let Some(addr) = app.config.http_listen {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|e| format!("cannot listen on {addr} (server.http_listen): {e}"))?;
+            .map_err(|e| crate::http::bind_error(addr, " (server.http_listen)", &e))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         tracing::info!("plain HTTP on {local}: ACME HTTP-01 and a redirect to https");
         tasks.push(tokio::spawn(http01::serve(

@@ -81,6 +81,9 @@ pub struct LoginApi {
     pub extra_roots: Vec<Vec<u8>>,
     /// `check_url`: a customer's links are re-checked on refresh (`oauth::customer_check`).
     pub check: Option<CustomerCheck>,
+    /// RFC 6901 JSON pointer that must be `true` in a 2xx answer for it to mean "signed in" (an
+    /// API that answers 200 `{"ok": false}` to a wrong password).
+    pub success: Option<String>,
 }
 
 /// `check_url` and `check_every_hours`: on a refresh, at most every `every_secs` per link,
@@ -158,6 +161,7 @@ struct RawLoginApi {
     check_url: Option<String>,
     #[serde(default = "default_check_every_hours")]
     check_every_hours: u64,
+    success: Option<String>,
 }
 
 fn default_check_every_hours() -> u64 {
@@ -259,9 +263,14 @@ fn check_api(
     if let Err(why) = check_pointer(&raw.subject) {
         bad("subject", format!("`{}` {why}", raw.subject));
     }
-    if let Some(pointer) = &raw.display_name {
-        if let Err(why) = check_pointer(pointer) {
-            bad("display_name", format!("`{pointer}` {why}"));
+    for (key, pointer) in [
+        ("display_name", &raw.display_name),
+        ("success", &raw.success),
+    ] {
+        if let Some(pointer) = pointer {
+            if let Err(why) = check_pointer(pointer) {
+                bad(key, format!("`{pointer}` {why}"));
+            }
         }
     }
     if !(100..=30_000).contains(&raw.timeout_ms) {
@@ -365,6 +374,7 @@ fn check_api(
         ca_file,
         extra_roots,
         check,
+        success: raw.success,
     })
 }
 

@@ -54,7 +54,7 @@ pub async fn body(
         .and_then(|v| v.parse::<u64>().ok());
     // A client waiting for `100 Continue` has sent nothing yet: nothing to drain.
     let expects_continue = headers.contains_key(hyper::header::EXPECT);
-    let drain = !expects_continue && !declared.is_some_and(|n| n > DRAIN_MAX);
+    let drain = !expects_continue && declared.is_none_or(|n| n <= DRAIN_MAX);
     let mut body = req.into_body();
     let read = async {
         if declared.is_some_and(|n| n > limit as u64) {

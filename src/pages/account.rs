@@ -30,7 +30,7 @@ pub fn account_sign_in(
             }
             form method="post" action=(action) {
                 input type="hidden" name="csrf" value=(csrf);
-                label for="username" { (t.username) }
+                label for="username" { (if frame.ui.username_is_email { frame.text().email } else { t.username }) }
                 input type="text" id="username" name="username" autocomplete="username"
                     autocapitalize="none" autocorrect="off" spellcheck="false" required
                     value=(username) aria-invalid=[invalid] aria-describedby=[described_by];

@@ -27,7 +27,7 @@ pub fn login(frame: Frame<'_>, action: &str, form: &Form, failure: Option<LoginF
             form method="post" action=(action) {
                 input type="hidden" name="request" value=(form.request);
                 input type="hidden" name="csrf" value=(form.csrf.expose());
-                label for="username" { (t.username) }
+                label for="username" { (if frame.ui.username_is_email { t.email } else { t.username }) }
                 input type="text" id="username" name="username" autocomplete="username"
                     autocapitalize="none" autocorrect="off" spellcheck="false" required
                     value=(form.username.as_deref().unwrap_or(""))

@@ -61,3 +61,18 @@ pub fn temp_store() -> (tempfile::TempDir, Store) {
     let store = Store::open(dir.path(), 1 << 20).expect("open the store");
     (dir, store)
 }
+
+/// Opens the store in `dir` again after the previous handle was dropped: sled's background
+/// flusher may hold the directory's lock a moment longer on a busy machine, so a `Locked` is
+/// retried for up to 5 s.
+pub fn reopen(dir: &std::path::Path) -> Store {
+    for _ in 0..250 {
+        match Store::open(dir, 1 << 20) {
+            Err(crate::store::StoreError::Locked(_)) => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            other => return other.expect("reopen the store"),
+        }
+    }
+    panic!("the store in {} stayed locked", dir.display());
+}

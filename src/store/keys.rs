@@ -35,7 +35,7 @@ impl KeyRing {
             let id = id_of(&id)?;
             let record: KeyRecord = decode(&value)?;
             let bytes = super::from_hex(&record.secret)?;
-            if record.valid_until == 0 && ring.current.map_or(true, |c| c < id) {
+            if record.valid_until == 0 && ring.current.is_none_or(|c| c < id) {
                 ring.current = Some(id);
             }
             ring.keys

@@ -518,7 +518,7 @@ fn to_hex(bytes: &[u8]) -> String {
 /// is not a hex digit) means the record holding it is corrupt: an error, never a shorter key.
 fn from_hex(hex: &str) -> Result<Vec<u8>, StoreError> {
     let corrupt = || StoreError::Corrupt(format!("`{hex}` is not a hex key"));
-    if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(corrupt());
     }
     (0..hex.len() / 2)

@@ -410,9 +410,9 @@ impl Store {
 
     /// Applies `change` to the user and moves them to a new generation, as one step among the
     /// store's read-modify-write operations (a code redeemed at the same moment sees either the
-    /// old user and is then revoked with its grant, or the new one and is refused).
-    /// Changes the user and moves them to a new generation: everything issued before dies.
-    /// Returns how many grants were revoked, `None` if there is no such user.
+    /// old user and is then revoked with its grant, or the new one and is refused): everything
+    /// issued before dies, its grants revoked with `cause`. Returns how many grants were
+    /// revoked, `None` if there is no such user.
     fn change_user(
         &self,
         name: &Username,
@@ -474,7 +474,7 @@ mod tests {
         assert_ne!(again.sub, first.sub);
         // What the cache says is what a fresh store reads.
         drop(store);
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let store = crate::store::fixtures::reopen(dir.path());
         assert_eq!(store.user_generation("alice").unwrap(), Some(again));
     }
 
