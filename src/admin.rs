@@ -157,9 +157,9 @@ pub fn execute(store: &Store, request: Request) -> Result<String, AdminError> {
                  they sign in with the password alone until they turn it on again"
             )
         }
-        Request::LinkingLog { .. } => {
+        Request::LinkingLog { .. } | Request::Served => {
             return Err(AdminError(
-                "the linking log is kept in the running server's memory: ask the server".into(),
+                "only the running server can answer this: ask it over its admin socket".into(),
             ))
         }
         Request::Backup => return Err(AdminError("use --backup FILE".into())),

@@ -63,6 +63,9 @@ pub enum Request {
     DisableTotp {
         name: String,
     },
+    /// What the running server serves (`config::Served`, as JSON), for `--doctor` to compare
+    /// with the file.
+    Served,
     /// The running server's recent refusals and successes (`oauth::linking_log`), of one client
     /// or all; answered only over the socket (the log is in the server's memory).
     LinkingLog {

@@ -22,8 +22,9 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// Carries out one request on the store (`admin::execute`, given by the caller).
 pub type Execute = fn(&Store, Request) -> Result<String, AdminError>;
 
-/// Answers `--linking-log [CLIENT]` from the running server's memory.
-pub type Linking = std::sync::Arc<dyn Fn(Option<&str>) -> String + Send + Sync>;
+/// Answers what only the running server knows (`--linking-log`, what it serves for
+/// `--doctor`); `None` for requests the store answers.
+pub type Live = std::sync::Arc<dyn Fn(&Request) -> Option<String> + Send + Sync>;
 
 pub fn path(config: &Config) -> PathBuf {
     config.storage_path.join("admin.sock")
@@ -36,7 +37,7 @@ pub fn listen(
     path: &Path,
     store: Store,
     execute: Execute,
-    linking: Linking,
+    live: Live,
 ) -> std::io::Result<JoinHandle<()>> {
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)?;
@@ -48,9 +49,9 @@ pub fn listen(
                 continue;
             };
             let store = store.clone();
-            let linking = linking.clone();
+            let live = live.clone();
             tokio::spawn(async move {
-                let serve = serve_one(stream, store, execute, linking);
+                let serve = serve_one(stream, store, execute, live);
                 let _ = tokio::time::timeout(TIMEOUT, serve).await;
             });
         }
@@ -61,7 +62,7 @@ async fn serve_one(
     stream: tokio::net::UnixStream,
     store: Store,
     execute: Execute,
-    linking: Linking,
+    live: Live,
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = Vec::new();
@@ -76,11 +77,12 @@ async fn serve_one(
             .map_err(std::io::Error::other)?;
         return stream_backup(stream, store).await;
     }
+    let answered = request.as_ref().ok().and_then(|r| live(r));
     let response = match request {
         // In the server's memory, not in the store.
-        Ok(Request::LinkingLog { client }) => Response {
+        Ok(_) if answered.is_some() => Response {
             ok: true,
-            message: linking(client.as_deref()),
+            message: answered.unwrap_or_default(),
         },
         Ok(request) => {
             let outcome = tokio::task::spawn_blocking(move || execute(&store, request)).await;

@@ -15,6 +15,7 @@ mod apps;
 mod grant_types;
 mod login;
 mod proxies;
+mod served;
 pub use apps::{AlexaApp, Apps};
 pub use grant_types::{GrantType, DEFAULT_GRANT_TYPES};
 pub use login::{
@@ -22,12 +23,15 @@ pub use login::{
     LoginSource, Target,
 };
 pub use proxies::{ProxyRange, TrustedProxies};
+pub use served::Served;
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The file it was read from (for messages).
     pub file: PathBuf,
+    /// SHA-256 (hex) of the file's text when it was read (`served.rs`).
+    pub file_sha256: String,
     pub listen: SocketAddr,
     /// `public_url` without a trailing slash.
     pub public_url: String,
@@ -575,6 +579,7 @@ pub fn load(file: &Path) -> Result<Config, ConfigError> {
         problems,
     })?;
     config.file = file.to_path_buf();
+    config.file_sha256 = crate::secret::to_hex(&crate::secret::sha256(text.as_bytes()));
     Ok(config)
 }
 
@@ -758,6 +763,7 @@ fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>> {
     }
     Ok(Config {
         file: PathBuf::new(),
+        file_sha256: String::new(),
         listen: server.listen,
         public_url: server.public_url,
         public_path: server.public_path,

@@ -197,6 +197,9 @@ pub fn run(config: &Config, extra_ca: Option<&Path>) -> bool {
     if let Some(check) = crate::acme::doctor_check(config, crate::store::now()) {
         report.add(check);
     }
+    if let Some(check) = served_check(config) {
+        report.add(check);
+    }
     for check in recent_failures(config) {
         report.add(check);
     }
@@ -208,6 +211,31 @@ pub fn run(config: &Config, extra_ca: Option<&Path>) -> bool {
         report.ok
     ));
     report.failures == 0
+}
+
+/// Whether the running server serves what the file says: a SIGHUP reloads only the TLS
+/// certificate files, so an edited file and a server started before it differ until a restart.
+/// `None` when no server answers.
+fn served_check(config: &Config) -> Option<Check> {
+    let answer = crate::admin_socket::send(
+        &crate::admin_socket::path(config),
+        &crate::admin::Request::Served,
+    )
+    .ok()?;
+    let served: crate::config::Served = serde_json::from_str(&answer).ok()?;
+    let differences = served.differences(&crate::config::Served::of(config));
+    Some(if differences.is_empty() {
+        Check::ok("served", "the running server serves this config file")
+    } else {
+        Check::warn(
+            "served",
+            format!(
+                "the running server started before the file changed and does not serve it yet \
+                 (SIGHUP reloads only the TLS certificate files): {}; restart linkgate",
+                differences.join("; ")
+            ),
+        )
+    })
 }
 
 /// The running server's recent refusals per client (`--linking-log`), last in the report: what

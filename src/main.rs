@@ -157,13 +157,21 @@ fn serve(config: config::Config) -> ExitCode {
         let signals = Signals::install()?;
         let socket_path = admin_socket::path(&app.config);
         let started = linkgate::store::now();
-        let linking: admin_socket::Linking = {
+        let served = config::Served::of(&app.config);
+        let live: admin_socket::Live = {
             let app = app.clone();
-            std::sync::Arc::new(move |client: Option<&str>| {
-                admin::linking_log_table(&app.linking.recent(client), client, started)
+            let served = served.clone();
+            std::sync::Arc::new(move |request: &admin::Request| match request {
+                admin::Request::LinkingLog { client } => {
+                    let client = client.as_deref();
+                    let events = app.linking.recent(client);
+                    Some(admin::linking_log_table(&events, client, started))
+                }
+                admin::Request::Served => serde_json::to_string(&served).ok(),
+                _ => None,
             })
         };
-        let admin = admin_socket::listen(&socket_path, app.store.clone(), admin::execute, linking)
+        let admin = admin_socket::listen(&socket_path, app.store.clone(), admin::execute, live)
             .map_err(|e| {
                 format!(
                     "cannot create the admin socket {}: {e}",
@@ -178,7 +186,12 @@ fn serve(config: config::Config) -> ExitCode {
         // Everything is ready: say so, for scripts and tests that bound port 0.
         println!("listening on {local}");
         let _ = std::io::stdout().flush();
-        let reloader = tokio::spawn(reload_on_sighup(signals.hangup, reload_tls));
+        let reloader = tokio::spawn(reload_on_sighup(
+            signals.hangup,
+            reload_tls,
+            served,
+            app.config.file.clone(),
+        ));
         let signalled = shutdown_signal(signals.terminate, signals.interrupt);
         let store_failed = store_stopped_writing(app.store.clone());
         let mut failed = false;
@@ -289,18 +302,38 @@ async fn store_stopped_writing(store: store::Store) {
 
 /// `systemctl reload` (SIGHUP): re-read the TLS certificate, e.g. after a Let's Encrypt renewal.
 /// Without TLS there is nothing to reload, but SIGHUP must still not kill the server.
+/// SIGHUP reloads the TLS certificate and key from the files the server started with (a
+/// renewed certificate); every other edit of the config needs a restart, and the log says which
+/// edits the file has that are not served (and does not claim a reload it did not do).
 async fn reload_on_sighup(
     mut hangups: tokio::signal::unix::Signal,
     tls: Option<Arc<http::tls::Tls>>,
+    served: config::Served,
+    file: std::path::PathBuf,
 ) {
     while hangups.recv().await.is_some() {
-        let Some(tls) = &tls else {
-            tracing::info!("SIGHUP: nothing to reload (no [server.tls])");
-            continue;
+        let differences = match config::load(&file) {
+            Ok(now) => served.differences(&config::Served::of(&now)),
+            Err(e) => vec![format!("the file does not load now ({e})")],
         };
-        match tls.reload() {
-            Ok(()) => tracing::info!("reloaded the TLS certificate"),
-            Err(e) => tracing::error!("certificate reload failed, keeping the old one: {e}"),
+        let paths_changed = differences.iter().any(|d| d.starts_with("server.tls"));
+        match (&tls, &served.tls_files) {
+            (Some(tls), Some((cert, key))) if !paths_changed => match tls.reload() {
+                Ok(()) => tracing::info!("SIGHUP: reloaded the TLS certificate from {cert} and {key}"),
+                Err(e) => tracing::error!("SIGHUP: certificate reload failed, keeping the old one: {e}"),
+            },
+            (Some(_), _) => tracing::warn!(
+                "SIGHUP: the certificate path changed in the config: the old certificate stays in service until a restart"
+            ),
+            (None, _) => tracing::info!("SIGHUP: no [server.tls] certificate to reload"),
+        }
+        if !differences.is_empty() {
+            tracing::warn!(
+                "SIGHUP: {} changed in {} but SIGHUP reloads only the TLS certificate files: restart linkgate to apply (systemctl restart linkgate): {}",
+                if differences.len() == 1 { "one thing" } else { "several things" },
+                file.display(),
+                differences.join("; ")
+            );
         }
     }
 }

@@ -306,7 +306,73 @@ fn sighup_without_tls_does_not_stop_the_server() {
     let env = TestEnv::new();
     let mut server = env.start();
     server.signal("HUP");
-    server.wait_for_log("SIGHUP: nothing to reload", 1);
+    server.wait_for_log("SIGHUP: no [server.tls] certificate to reload", 1);
     assert!(server.is_running());
     assert!(server.is_healthy());
+}
+
+/// SIGHUP reloads only the certificate files: after an edit of the config, the log says which
+/// edits need a restart (and does not claim a reload it did not do), the server keeps serving
+/// what it started with, and `--doctor` says the file is not what is served.
+#[test]
+fn sighup_after_editing_the_config_names_what_needs_a_restart() {
+    let env = TestConfig::new().tls().env();
+    let cert = write_self_signed(env.dir.path(), &[]);
+    let mut server = env.start();
+    server.tls = Some(tls_client(&cert));
+    let new_uri = "https://pitangui.amazon.com/api/skill/link/M2NEW";
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let edited = text.replacen(
+        &format!("\"{ALEXA_REDIRECT}\","),
+        &format!("\"{ALEXA_REDIRECT}\", \"{new_uri}\","),
+        1,
+    );
+    assert_ne!(edited, text, "the redirect URI was added");
+    std::fs::write(&env.config, &edited).unwrap();
+    server.signal("HUP");
+    server.wait_for_log("SIGHUP: reloaded the TLS certificate from", 1);
+    server.wait_for_log(
+        &format!("restart linkgate to apply (systemctl restart linkgate): client {ALEXA_ID}: redirect_uri {new_uri} is not served yet"),
+        1,
+    );
+    // Not applied: the running server still refuses the new URI.
+    let page = server.get(&authorize_path(ALEXA_ID, new_uri, "s", &[]));
+    assert_eq!(page.status, 400);
+    let doctor = env.cli(&["--doctor"], "");
+    let said = String::from_utf8_lossy(&doctor.stdout).to_string();
+    let line = said
+        .lines()
+        .find(|l| l.contains(" served "))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with("warn")
+            && line.contains(&format!("redirect_uri {new_uri} is not served yet")),
+        "{said}"
+    );
+    // A new certificate path: the old certificate stays, and the log says so.
+    std::fs::copy(
+        env.dir.path().join("cert.pem"),
+        env.dir.path().join("other.pem"),
+    )
+    .unwrap();
+    let moved = edited.replacen("cert = \"cert.pem\"", "cert = \"other.pem\"", 1);
+    assert_ne!(moved, edited);
+    std::fs::write(&env.config, &moved).unwrap();
+    server.signal("HUP");
+    server.wait_for_log("the old certificate stays in service until a restart", 1);
+    server.wait_for_log("server.tls: the certificate or key path changed", 1);
+    assert!(server.is_healthy());
+    // Restarted, it serves the file: the doctor agrees.
+    drop(server);
+    let _server = env.start();
+    let doctor = env.cli(&["--doctor"], "");
+    let said = String::from_utf8_lossy(&doctor.stdout).to_string();
+    let line = said
+        .lines()
+        .find(|l| l.contains(" served "))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with("ok") && line.contains("serves this config file"),
+        "{said}"
+    );
 }
