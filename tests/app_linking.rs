@@ -270,6 +270,9 @@ fn the_app_gets_no_code_for_what_authorize_would_refuse() {
         assert!(!answer.json_str("message").is_empty());
         assert!(answer.json().get("code").is_none(), "{change:?}");
         assert!(answer.json().get("redirect_to").is_none(), "{change:?}");
+        // Logged with its reason under the reference the app gets (issue 23).
+        let reference = answer.header("X-Linkgate-Reference").expect("a reference");
+        server.wait_for_log(reference, 1);
     }
     // Declining: the client's redirect URI with access_denied and the state, and no code.
     let denied = with(&[("decision", "deny")]);

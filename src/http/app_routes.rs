@@ -7,6 +7,7 @@ use super::response::{self, Reply};
 use crate::app::App;
 use crate::apps::customer::{self, Customer, Presented};
 use crate::apps::{alexa, authorize, files, AppError};
+use crate::oauth::linking_log::Step;
 use crate::oauth::OAuthError;
 use crate::urlencoded::{self, Params};
 use hyper::body::{Bytes, Incoming};
@@ -44,9 +45,23 @@ pub async fn route(app: &App, req: Request<Incoming>, path: &str, ip: IpAddr) ->
         )
         | ("/app/alexa/status", Method::GET) => {
             let path = path.to_string();
+            let method = req.method().clone();
             match call(app, req, &path, ip).await {
                 Ok(reply) => reply,
-                Err(error) => app_error(&error),
+                Err(error) => {
+                    let mut reply = app_error(&error);
+                    // A refusal (not a fault of ours or Amazon's): logged with its reason.
+                    if error.status() < 500 {
+                        let reason = format!("{method} {path}: {}", error.message());
+                        let reference =
+                            app.linking
+                                .refused(Step::App, None, false, error.code(), &reason);
+                        if let Ok(value) = HeaderValue::from_str(reference.as_str()) {
+                            reply.headers_mut().insert(response::REFERENCE, value);
+                        }
+                    }
+                    reply
+                }
             }
         }
         ("/app/authorize" | "/app/alexa/start" | "/app/alexa/finish" | "/app/alexa/unlink", _) => {

@@ -40,6 +40,8 @@ pub enum Step {
     Userinfo,
     Introspect,
     Revoke,
+    /// The `/app/*` endpoints of app-to-app linking.
+    App,
 }
 
 impl Step {
@@ -55,6 +57,7 @@ impl Step {
             Step::Userinfo => "userinfo",
             Step::Introspect => "introspect",
             Step::Revoke => "revoke",
+            Step::App => "app",
         }
     }
 }
