@@ -10,6 +10,12 @@ if [ $# -gt 0 ]; then
   exec cargo test --locked "$@"
 fi
 cargo test --locked
+# The Debian package, built, installed, upgraded and purged for real (needs root, as CI runs).
+if [ "$(id -u)" = 0 ]; then
+  bash tools/package-test.sh
+else
+  echo "test.sh: tools/package-test.sh needs root (apt-get install, a system user): not run" >&2
+fi
 # Left out of the second pass: tests that read sled's files in the data directory
 # (what is stored in clear; account_page.rs does too), the browser and ACME tests.
 echo "test.sh: the black-box tests again, on PostgreSQL" >&2
