@@ -374,7 +374,7 @@ pub fn public_url_checks(url: &PublicUrl) -> Vec<Check> {
         checks.push(Check::fail(
             "public_url",
             format!(
-                "`{}` is plain http: Alexa and Google only link over HTTPS on port 443 with a certificate from a public CA. Serve HTTPS ([server.tls] or a reverse proxy, see README \"HTTPS\") and set public_url = \"{fixed}\"",
+                "`{}` is plain http: Alexa and Google only link over HTTPS on port 443 with a certificate from a public CA. Serve HTTPS ([server.tls] or a reverse proxy, see docs/https.md) and set public_url = \"{fixed}\"",
                 url.url
             ),
         ));

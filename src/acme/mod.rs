@@ -9,7 +9,7 @@
 //! `--doctor`, and retried with back-off; the old certificate stays in service meanwhile. A new
 //! certificate is swapped into the resolver the TLS listener asks on every handshake.
 //!
-//! The ACME protocol itself is instant-acme's (rustls and ring, no OpenSSL); see the README for
+//! The ACME protocol itself is instant-acme's (rustls and ring, no OpenSSL); see docs/https.md for
 //! why that crate.
 
 mod client;

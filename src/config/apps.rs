@@ -51,7 +51,7 @@ pub const DEFAULT_ALEXA_APP_URL: &str =
 pub const DEFAULT_LWA_AUTHORIZE_URL: &str = "https://www.amazon.com/ap/oa";
 pub const DEFAULT_LWA_TOKEN_URL: &str = "https://api.amazon.com/auth/o2/token";
 /// Amazon's documentation names this host (the contract's example, `api.amazon.com`, answers
-/// only Login with Amazon); see the README's changelog.
+/// only Login with Amazon); see CHANGELOG.md.
 pub const DEFAULT_ALEXA_ENDPOINT_URL: &str = "https://api.amazonalexa.com/v1/alexaApiEndpoint";
 
 #[derive(Deserialize)]
