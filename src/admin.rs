@@ -93,6 +93,18 @@ pub fn linking_log_table(
     out
 }
 
+/// `--invite NAME` / `--reset-password NAME`: stores a new one-time password link and returns
+/// what to print (`accounts::links`).
+pub fn issue_link(
+    config: &Config,
+    kind: crate::store::LinkKind,
+    name: &str,
+) -> Result<String, AdminError> {
+    let (token, request) = crate::accounts::links::new_link(config, kind, name)?;
+    let message = run(config, request)?;
+    Ok(crate::accounts::links::printed(config, &message, &token))
+}
+
 /// Runs a request against the data directory, or through the running server's admin socket
 /// when the server holds the directory's lock.
 pub fn run(config: &Config, request: Request) -> Result<String, AdminError> {

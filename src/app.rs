@@ -18,7 +18,7 @@ pub struct App {
     pub password_workers: PasswordWorkers,
     /// Logins allowed to wait for a password check; beyond that they are refused at once.
     pub login_queue: Semaphore,
-    pub client_secret_cache: crate::oauth::client::SecretCache,
+    pub client_secret_cache: crate::oauth::secret_cache::SecretCache,
     /// Failed client authentications at `/token`, `/introspect`, `/revoke`.
     pub client_throttle: crate::oauth::client_throttle::ClientThrottle,
     pub metrics: crate::metrics::Metrics,

@@ -16,6 +16,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
+mod acme;
 mod apps;
 /// Public for the fuzz target (`fuzz/fuzz_targets/der.rs`) and for ACME's renewal schedule.
 pub mod der;
@@ -194,7 +195,7 @@ pub fn run(config: &Config, extra_ca: Option<&Path>) -> bool {
     for check in apps::checks(config) {
         report.add(check);
     }
-    if let Some(check) = crate::acme::doctor_check(config, crate::store::now()) {
+    if let Some(check) = acme::check(config, crate::store::now()) {
         report.add(check);
     }
     if let Some(check) = served_check(config) {

@@ -53,12 +53,8 @@ fn main() -> ExitCode {
         Command::Backup(file) => admin::backup(&config, file),
         Command::Restore(file) => admin::restore(&config, file),
         Command::MigrateStore(target) => linkgate::migrate::run(&config, target),
-        Command::Invite(name) => {
-            linkgate::accounts::links::issue(&config, store::LinkKind::Invite, name)
-        }
-        Command::ResetPassword(name) => {
-            linkgate::accounts::links::issue(&config, store::LinkKind::Reset, name)
-        }
+        Command::Invite(name) => admin::issue_link(&config, store::LinkKind::Invite, name),
+        Command::ResetPassword(name) => admin::issue_link(&config, store::LinkKind::Reset, name),
         command => {
             admin::request_for(&config, command).and_then(|request| admin::run(&config, request))
         }

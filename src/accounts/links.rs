@@ -8,7 +8,7 @@
 
 use super::events;
 use super::password_rules::{check_new_password, PasswordProblem};
-use crate::admin::{self, AdminError, Request};
+use crate::admin_protocol::{AdminError, Request};
 use crate::app::App;
 use crate::config::Config;
 use crate::secret::{self, Secret};
@@ -25,9 +25,13 @@ const TOKEN_PREFIX: &str = "lgp_";
 
 // ---- the admin side ------------------------------------------------------------------------
 
-/// `--invite NAME` / `--reset-password NAME`: stores a new link (replacing the user's previous
-/// one) and returns what to print: who, until when, and the link.
-pub fn issue(config: &Config, kind: LinkKind, name: &str) -> Result<String, AdminError> {
+/// `--invite NAME` / `--reset-password NAME`: a new link's token and the request that stores it
+/// (replacing the user's previous one); the admin side runs it (`admin::issue_link`).
+pub fn new_link(
+    config: &Config,
+    kind: LinkKind,
+    name: &str,
+) -> Result<(Secret, Request), AdminError> {
     let name =
         Username::parse(name).map_err(|e| AdminError(format!("invalid username `{name}`: {e}")))?;
     let token = secret::new_token(TOKEN_PREFIX);
@@ -37,12 +41,16 @@ pub fn issue(config: &Config, kind: LinkKind, name: &str) -> Result<String, Admi
         key: URL_SAFE_NO_PAD.encode(token.key()),
         ttl_secs: config.accounts.invite_ttl_secs,
     };
-    let message = admin::run(config, request)?;
-    Ok(format!(
+    Ok((token, request))
+}
+
+/// What to print for a stored link: who, until when (`message`), and the link.
+pub fn printed(config: &Config, message: &str, token: &Secret) -> String {
+    format!(
         "{message}\n{}{PATH}?token={}",
         config.public_url,
         token.expose()
-    ))
+    )
 }
 
 /// Carries out a `PasswordLink` request on the store (the CLI's or the running server's).
@@ -96,7 +104,7 @@ pub fn execute(
     };
     Ok(format!(
         "{what} {name}: send them this link (single use, valid until {}; a newer link replaces it):",
-        admin::format_time(link.expires_at)
+        crate::civil::format_time(link.expires_at)
     ))
 }
 

@@ -53,7 +53,7 @@ pub async fn route(app: &App, req: Request<Incoming>, path: &str, ip: IpAddr) ->
         (links::PATH, Method::GET) => links::open(app, req.uri().query().unwrap_or("").as_bytes()),
         (links::PATH, Method::POST) => {
             let cookie = request::csrf_cookie(req.headers(), cookie_name).map(str::to_string);
-            match super::routes::read_body(app, req).await {
+            match super::body::read(app, req).await {
                 Ok(body) => links::submit(app, &body, cookie.as_deref(), ip).await,
                 Err(reply) => return reply,
             }
@@ -117,7 +117,7 @@ async fn account(app: &App, req: Request<Incoming>, path: &str, ip: IpAddr) -> R
         ("", Method::GET, None) => sign_in_page(app, lang, &base, "", None),
         ("", _, _) => response::method_not_allowed("GET"),
         ("/sign-in", Method::POST, _) => {
-            let body = match super::routes::read_body(app, req).await {
+            let body = match super::body::read(app, req).await {
                 Ok(body) => body,
                 Err(reply) => return reply,
             };
@@ -137,7 +137,7 @@ async fn account(app: &App, req: Request<Incoming>, path: &str, ip: IpAddr) -> R
             }
         }
         ("/unlink" | "/password" | "/sign-out", Method::POST, Some(signed)) => {
-            let body = match super::routes::read_body(app, req).await {
+            let body = match super::body::read(app, req).await {
                 Ok(body) => body,
                 Err(reply) => return reply,
             };
@@ -177,7 +177,7 @@ async fn account(app: &App, req: Request<Incoming>, path: &str, ip: IpAddr) -> R
             }
         }
         ("/totp-start" | "/totp-on" | "/totp-off", Method::POST, Some(signed)) => {
-            let body = match super::routes::read_body(app, req).await {
+            let body = match super::body::read(app, req).await {
                 Ok(body) => body,
                 Err(reply) => return reply,
             };

@@ -176,7 +176,7 @@ async fn parameters(app: &App, req: Request<Incoming>) -> Result<Vec<u8>, AppErr
             "the body must be application/x-www-form-urlencoded or application/json",
         ));
     }
-    let body: Bytes = super::routes::read_body(app, req)
+    let body: Bytes = super::body::read(app, req)
         .await
         .map_err(|_| bad("the request body could not be read (too large or too slow)"))?;
     if !json {

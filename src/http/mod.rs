@@ -6,6 +6,7 @@
 mod account_routes;
 pub(crate) mod admission;
 mod app_routes;
+mod body;
 mod refusal;
 pub mod request;
 mod response;

@@ -1,6 +1,6 @@
 //! Path to handler. Each handler parses what it needs, calls `oauth`, and renders the result.
 
-use super::request::{self, BodyError};
+use super::request;
 use super::response::{self, Reply};
 use crate::app::App;
 use crate::oauth::authorize::{self, Step};
@@ -36,7 +36,7 @@ pub async fn route(app: &App, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) 
             let name = request::csrf_cookie_name(app.config.public_https());
             let cookie = request::csrf_cookie(req.headers(), name).map(str::to_string);
             let accept_language = accept_language(&req);
-            match body(app, req).await {
+            match super::body::read(app, req).await {
                 Ok(body) => {
                     let step = authorize::submit(app, &body, cookie.as_deref(), ip).await;
                     render(app, step, None, accept_language.as_deref())
@@ -142,29 +142,6 @@ fn metrics_allowed(app: &App, req: &Request<Incoming>, peer: IpAddr) -> bool {
     peer.is_loopback() && !(forwarded && app.config.trusted_proxies.contains(&peer))
 }
 
-/// `body`, for the account routes.
-pub(super) async fn read_body(
-    app: &App,
-    req: Request<Incoming>,
-) -> Result<hyper::body::Bytes, Reply> {
-    body(app, req).await
-}
-
-/// Reads a body within the configured limit, or the reply that refuses it.
-async fn body(app: &App, req: Request<Incoming>) -> Result<hyper::body::Bytes, Reply> {
-    let limits = &app.config.limits;
-    let deadline = std::time::Duration::from_secs(limits.body_read_timeout_secs);
-    match request::body(req, limits.max_body_bytes, deadline).await {
-        Ok(body) => Ok(body),
-        Err(BodyError::TooLarge) => Err(response::closing(413, "request body too large\n")),
-        Err(BodyError::TooSlow) => Err(response::closing(
-            408,
-            "the request body did not arrive in time\n",
-        )),
-        Err(BodyError::Io) => Err(response::text(400, "could not read the request body\n")),
-    }
-}
-
 /// The shape shared by `/token`, `/introspect` and `/revoke`: a form body plus client
 /// credentials in, JSON or an OAuth error out. The handler authenticates the client
 /// (`oauth::client::authenticate`, which also throttles secret guessing).
@@ -181,13 +158,14 @@ where
 {
     let basic = request::basic_credentials(req.headers());
     // What the handler refuses it logs itself; what is refused before it, here.
-    let refused = |error| response::oauth_error(&linking_log::refusal(app, step, None, error));
+    let refused =
+        |error| response::oauth_error(&crate::oauth::refusal::refusal(app, step, None, error));
     if !request::is_form(req.headers()) {
         return refused(OAuthError::InvalidRequest(
             "the body must be application/x-www-form-urlencoded".into(),
         ));
     }
-    let body = match body(app, req).await {
+    let body = match super::body::read(app, req).await {
         Ok(body) => body,
         Err(reply) => return reply,
     };

@@ -2,14 +2,13 @@
 //! (`client_secret_basic`, what Alexa sends) or `client_id` + `client_secret` in the form body
 //! (`client_secret_post`, what Google sends). Never both.
 
+pub use super::secret_cache::SecretCache;
 use super::OAuthError;
 use crate::app::App;
 use crate::config::{Client, ClientSecret};
 use crate::secret::{self, Secret};
 use crate::urlencoded::Params;
-use std::collections::HashSet;
 use std::net::IpAddr;
-use std::sync::Mutex;
 
 /// Credentials from an `Authorization: Basic` header, already form-decoded.
 #[derive(Debug)]
@@ -24,21 +23,6 @@ pub struct BasicCredentials {
 pub struct Caller {
     pub basic: Option<BasicCredentials>,
     pub ip: IpAddr,
-}
-
-/// SHA-256 keys of `(client id, secret)` pairs that passed an argon2 check, so a client with a
-/// `secret_hash` pays for argon2 once per process rather than on every token request.
-#[derive(Default)]
-pub struct SecretCache(Mutex<HashSet<[u8; 32]>>);
-
-impl SecretCache {
-    pub fn contains(&self, key: &[u8; 32]) -> bool {
-        lock(self).contains(key)
-    }
-
-    pub fn insert(&self, key: [u8; 32]) {
-        lock(self).insert(key);
-    }
 }
 
 /// Identifies and authenticates the calling client. Each check of a secret first reserves an
@@ -179,7 +163,7 @@ async fn secret_matches(app: &App, client: &Client, presented: Secret) -> Result
         ClientSecret::Hash(phc) => {
             let cache_key =
                 secret::sha256(format!("{}\0{}", client.id, presented.expose()).as_bytes());
-            if lock(&app.client_secret_cache).contains(&cache_key) {
+            if app.client_secret_cache.contains(&cache_key) {
                 return Ok(true);
             }
             let phc = phc.clone();
@@ -189,18 +173,11 @@ async fn secret_matches(app: &App, client: &Client, presented: Secret) -> Result
                 .await
                 .ok_or_else(|| OAuthError::ServerError("the password workers are gone".into()))?;
             if ok {
-                lock(&app.client_secret_cache).insert(cache_key);
+                app.client_secret_cache.insert(cache_key);
             }
             Ok(ok)
         }
     }
-}
-
-fn lock(cache: &SecretCache) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
-    cache
-        .0
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

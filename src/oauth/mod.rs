@@ -9,12 +9,24 @@ pub mod error;
 pub mod linking_log;
 pub mod metadata;
 pub mod pending;
+pub mod refusal;
 pub mod resource;
+pub mod secret_cache;
 pub mod service;
 pub mod target;
 pub mod token;
 
 pub use error::OAuthError;
+
+/// A successful token response (RFC 6749 §5.1), of every grant `/token` issues.
+#[derive(Debug)]
+pub struct TokenResponse {
+    pub access_token: crate::secret::Secret,
+    pub expires_in: u64,
+    /// `None` for `client_credentials` (RFC 6749 §4.4.3: no refresh token).
+    pub refresh_token: Option<crate::secret::Secret>,
+    pub scope: String,
+}
 
 /// Tokens are at most this long (the contract promises clients ≤ 2048 characters); longer input
 /// cannot be one of ours and is refused before any hashing or lookup.

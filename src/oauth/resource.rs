@@ -2,7 +2,8 @@
 //! (RFC 7662: is it alive, and whose is it?) and `/revoke` (RFC 7009).
 
 use super::client::{self, Caller};
-use super::linking_log::{self, Step};
+use super::linking_log::Step;
+use super::refusal::refusal;
 use super::{OAuthError, MAX_TOKEN_LEN};
 use crate::app::App;
 use crate::config::GrantType;
@@ -22,7 +23,7 @@ pub async fn userinfo(app: &App, bearer: Option<&str>) -> Result<UserInfo, OAuth
     let result = checked_userinfo(app, bearer).await;
     result.map_err(|error| {
         // The token names its client only once it checks out; a refused one is nobody's.
-        linking_log::refusal(app, Step::Userinfo, None, error)
+        refusal(app, Step::Userinfo, None, error)
     })
 }
 
@@ -98,7 +99,7 @@ pub async fn introspect(
 ) -> Result<Introspection, OAuthError> {
     let claimed = client::claimed_id(params, &caller);
     let result = checked_introspect(app, params, caller).await;
-    result.map_err(|error| linking_log::refusal(app, Step::Introspect, claimed.as_deref(), error))
+    result.map_err(|error| refusal(app, Step::Introspect, claimed.as_deref(), error))
 }
 
 async fn checked_introspect(
@@ -146,7 +147,7 @@ async fn checked_introspect(
 pub async fn revoke(app: &App, params: &Params, caller: Caller) -> Result<(), OAuthError> {
     let claimed = client::claimed_id(params, &caller);
     let result = checked_revoke(app, params, caller).await;
-    result.map_err(|error| linking_log::refusal(app, Step::Revoke, claimed.as_deref(), error))
+    result.map_err(|error| refusal(app, Step::Revoke, claimed.as_deref(), error))
 }
 
 async fn checked_revoke(app: &App, params: &Params, caller: Caller) -> Result<(), OAuthError> {

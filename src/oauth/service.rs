@@ -5,8 +5,7 @@
 //! is limited to the client's `service_scopes`, the audience is its `resource` (RFC 8707), and
 //! there is no refresh token: the client asks again.
 
-use super::token::TokenResponse;
-use super::{normalize_scope, target, OAuthError};
+use super::{normalize_scope, target, OAuthError, TokenResponse};
 use crate::app::App;
 use crate::config::Client;
 use crate::store::now;

@@ -3,7 +3,8 @@
 //! we answer and a lost refresh token unlinks the customer.
 
 use super::client::{self, Caller};
-use super::linking_log::{self, Step};
+use super::linking_log::Step;
+use super::refusal::refusal;
 use super::{customer_check, normalize_scope, scope_within, target, OAuthError, MAX_TOKEN_LEN};
 use crate::app::App;
 use crate::config::{Client, GrantType};
@@ -15,15 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use std::sync::atomic::AtomicU64;
 
-/// A successful token response (§5.1).
-#[derive(Debug)]
-pub struct TokenResponse {
-    pub access_token: Secret,
-    pub expires_in: u64,
-    /// `None` for `client_credentials` (RFC 6749 §4.4.3: no refresh token).
-    pub refresh_token: Option<Secret>,
-    pub scope: String,
-}
+pub use super::TokenResponse;
 
 /// Token prefixes: what a token is can be seen from its value.
 pub use crate::store::sealed::{ACCESS_PREFIX, REFRESH_PREFIX};
@@ -47,7 +40,7 @@ pub async fn exchange(
         let client = claimed.as_deref().unwrap_or("");
         app.linking.succeeded(step, client, "");
     }
-    result.map_err(|error| linking_log::refusal(app, step, claimed.as_deref(), error))
+    result.map_err(|error| refusal(app, step, claimed.as_deref(), error))
 }
 
 async fn grant(app: &App, params: &Params, caller: Caller) -> Result<TokenResponse, OAuthError> {
