@@ -65,6 +65,7 @@ fn request_with(command: &Command, config: Option<&Config>) -> Result<Request, A
 /// `--linking-log`: the events as a table an operator reads, oldest first.
 pub fn linking_log_table(
     events: &[crate::oauth::linking_log::Event],
+    tallies: &[(String, crate::oauth::linking_log::Tally)],
     client: Option<&str>,
     since: u64,
 ) -> String {
@@ -74,9 +75,18 @@ pub fn linking_log_table(
         format_time(since),
         crate::oauth::linking_log::KEPT
     );
-    if events.is_empty() {
+    if events.is_empty() && tallies.is_empty() {
         out.push_str("nothing yet\n");
         return out;
+    }
+    // Successes counted (a refresh only so: Alexa refreshes all day).
+    for (id, tally) in tallies {
+        out.push_str(&format!(
+            "{id}: {} {} ok, the last at {}\n",
+            tally.count,
+            tally.step.name(),
+            format_time(tally.last_at)
+        ));
     }
     out.push_str("TIME (UTC)\tCLIENT\tSTEP\tOUTCOME\tREFERENCE\tREASON\n");
     for e in events {

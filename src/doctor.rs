@@ -252,7 +252,11 @@ fn recent_failures(config: &Config) -> Vec<Check> {
     // TIME, CLIENT, STEP, OUTCOME, REFERENCE, REASON (admin::linking_log_table).
     let mut per_client: std::collections::BTreeMap<String, (usize, usize, String)> =
         Default::default();
-    for line in table.lines().skip(2) {
+    let rows = table
+        .lines()
+        .skip_while(|l| !l.starts_with("TIME (UTC)\t"))
+        .skip(1);
+    for line in rows {
         let fields: Vec<&str> = line.split('\t').collect();
         let [_, client, step, outcome, reference, reason] = fields[..] else {
             continue;

@@ -161,7 +161,8 @@ fn serve(config: config::Config) -> ExitCode {
                 admin::Request::LinkingLog { client } => {
                     let client = client.as_deref();
                     let events = app.linking.recent(client);
-                    Some(admin::linking_log_table(&events, client, started))
+                    let tallies = app.linking.tallies(client);
+                    Some(admin::linking_log_table(&events, &tallies, client, started))
                 }
                 admin::Request::Served => serde_json::to_string(&served).ok(),
                 _ => None,

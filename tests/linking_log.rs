@@ -108,6 +108,9 @@ fn the_common_setup_mistakes_each_log_their_exact_cause_with_the_reference_shown
 
     // 5. A link that was ended: the refresh says how (a password change here).
     let (_, refresh_token) = tokens_for(&server);
+    for _ in 0..3 {
+        assert_eq!(refresh(&server, &refresh_token).status, 200);
+    }
     let out = env.cli(&["--set-password", USER], "a brand new password 1\n");
     assert!(out.status.success(), "{out:?}");
     let dead = refresh(&server, &refresh_token);
@@ -170,8 +173,13 @@ fn the_common_setup_mistakes_each_log_their_exact_cause_with_the_reference_shown
     server.wait_for_log("sign-in with the wrong password for user alice", 1);
     assert!(!server.log().contains(typed), "the password was logged");
 
-    // --linking-log: the refusals with their references, and the successes, per client.
+    // --linking-log: the refusals with their references, and the successes, per client;
+    // refreshes are counted (not listed one by one).
     let table = cli_ok(&env, &["--linking-log", ALEXA_ID]);
+    assert!(
+        table.contains(&format!("{ALEXA_ID}: 3 refresh ok, the last at ")),
+        "{table}"
+    );
     assert!(
         table.contains("TIME (UTC)\tCLIENT\tSTEP\tOUTCOME\tREFERENCE\tREASON"),
         "{table}"

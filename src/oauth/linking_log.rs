@@ -116,6 +116,18 @@ struct Inner {
     /// Per configured client id; `None` for every other.
     events: HashMap<Option<String>, VecDeque<Event>>,
     buckets: HashMap<(Step, String), Bucket>,
+    /// Per configured client id: successes by step, how many and the last one's time. A
+    /// refresh is only counted here (Alexa refreshes all day: kept one by one they would push
+    /// the refusals out of the ring, and cost the hot path an allocation each).
+    tallies: HashMap<String, Vec<Tally>>,
+}
+
+/// How many times a client succeeded at a step since the server started, and when last.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Tally {
+    pub step: Step,
+    pub count: u64,
+    pub last_at: u64,
 }
 
 struct Bucket {
@@ -165,17 +177,51 @@ impl LinkingLog {
         reference
     }
 
-    /// Records a success of a configured client (not logged: the access log has the request).
+    /// Records a success of a configured client (not logged: the access log has the request):
+    /// counted, and kept as an event unless it is a refresh.
     pub fn succeeded(&self, step: Step, client: &str, detail: &str) {
+        let now = crate::store::now();
+        let mut inner = self.lock();
+        let tallies = match inner.tallies.get_mut(client) {
+            Some(tallies) => tallies,
+            None => inner.tallies.entry(client.to_string()).or_default(),
+        };
+        match tallies.iter_mut().find(|t| t.step == step) {
+            Some(tally) => {
+                tally.count += 1;
+                tally.last_at = now;
+            }
+            None => tallies.push(Tally {
+                step,
+                count: 1,
+                last_at: now,
+            }),
+        }
+        if step == Step::Refresh {
+            return;
+        }
         let event = Event {
-            at: crate::store::now(),
+            at: now,
             client: printable(client),
             step,
             outcome: "ok".into(),
             reason: bounded(detail),
             reference: None,
         };
-        self.lock().keep(Some(client.to_string()), event);
+        inner.keep(Some(client.to_string()), event);
+    }
+
+    /// The success counts of `client` (or of every client), by client and step.
+    pub fn tallies(&self, client: Option<&str>) -> Vec<(String, Tally)> {
+        let inner = self.lock();
+        let mut out: Vec<(String, Tally)> = inner
+            .tallies
+            .iter()
+            .filter(|(id, _)| client.is_none_or(|c| c == id.as_str()))
+            .flat_map(|(id, tallies)| tallies.iter().map(|t| (printable(id), t.clone())))
+            .collect();
+        out.sort_by(|a, b| (&a.0, a.1.step.name()).cmp(&(&b.0, b.1.step.name())));
+        out
     }
 
     /// The kept events, oldest first: of `client`, or of every client (unknown ids included).
@@ -291,6 +337,17 @@ mod tests {
         assert!(logged <= 25, "{logged} lines");
         assert_eq!(logged + log.dropped.load(Ordering::Relaxed), 10_000);
         assert_eq!(log.recent(None).len(), KEPT);
+        // Refreshes are counted, not kept one by one: the refusals stay in the ring.
+        for _ in 0..1000 {
+            log.succeeded(Step::Refresh, "stranger-1", "");
+        }
+        assert_eq!(log.recent(None).len(), KEPT);
+        let tallies = log.tallies(Some("stranger-1"));
+        assert_eq!(tallies.len(), 1);
+        assert_eq!(
+            (tallies[0].1.step, tallies[0].1.count),
+            (Step::Refresh, 1000)
+        );
         // Another error still gets its lines.
         log.refused(
             Step::Refresh,
