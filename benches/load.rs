@@ -11,6 +11,7 @@
 mod common;
 
 use common::*;
+use linkgate::oauth::tokens;
 use linkgate::secret;
 use linkgate::store::{CodeRecord, Grant, Store, TokenRecord};
 use std::net::SocketAddr;
@@ -302,14 +303,12 @@ fn wrk_prepare(dir: &std::path::Path, conns: usize, postgres: Option<&str>) {
     let now = linkgate::store::now();
     store.ensure_token_key(now).expect("key");
     let plain = stored_grant(&store, ALEXA_ID, now);
-    let access = store
-        .issue_access(&plain, &plain.scope, now, 86400)
-        .expect("access");
-    let refresh = Store::issue_refresh(&plain, 0, now).expect("refresh");
+    let access = tokens::issue::access(&store, &plain, &plain.scope, now, 86400).expect("access");
+    let refresh = tokens::issue::refresh(&plain, 0, now).expect("refresh");
     let rotating: Vec<String> = (0..conns)
         .map(|_| {
             let grant = stored_grant(&store, "rotating", now);
-            Store::issue_refresh(&grant, 0, now)
+            tokens::issue::refresh(&grant, 0, now)
                 .expect("refresh")
                 .expose()
                 .to_string()
@@ -477,7 +476,7 @@ fn refresh_growth(n: usize) {
             .redeem_code(&[0; 32], now, &grant, &[])
             .expect("redeem");
         store.ensure_token_key(now).expect("key");
-        let mut current = Store::issue_refresh(&grant, 0, now).expect("refresh");
+        let mut current = tokens::issue::refresh(&grant, 0, now).expect("refresh");
         store.flush_blocking().expect("flush");
         store.close().expect("close");
         let store = Store::open(dir.path(), 16 << 20).expect("open");
@@ -486,16 +485,15 @@ fn refresh_growth(n: usize) {
         let started = Instant::now();
         for i in 0..count {
             let t = Instant::now();
-            let outcome = store
-                .refresh(current.expose(), now, |_, _| {
-                    Ok::<_, linkgate::store::StoreError>(linkgate::store::Issue {
-                        scope: "profile".into(),
-                        access_secs: 3600,
-                        rotate,
-                    })
+            let outcome = tokens::refresh(&store, current.expose(), now, None, |_, _| {
+                Ok::<_, linkgate::store::StoreError>(tokens::Issue {
+                    scope: "profile".into(),
+                    access_secs: 3600,
+                    rotate,
                 })
-                .expect("refresh");
-            let linkgate::store::Refreshed::Issued { refresh, .. } = outcome else {
+            })
+            .expect("refresh");
+            let tokens::Refreshed::Issued { refresh, .. } = outcome else {
                 panic!("refresh {i} failed: {outcome:?}");
             };
             if follow {
@@ -514,13 +512,13 @@ fn refresh_growth(n: usize) {
                 .grant(&grant.id)
                 .expect("read")
                 .expect("the grant exists");
-            let access = store
-                .issue_access(&grant, "profile", now, 3600)
-                .expect("access");
+            let access =
+                tokens::issue::access(&store, &grant, "profile", now, 3600).expect("access");
             let checks = 200_000;
             let started = Instant::now();
             for _ in 0..checks {
-                assert!(store.token(access.expose(), now).expect("check").is_some());
+                let found = tokens::token(&store, access.expose(), now, None).expect("check");
+                assert!(found.is_some());
             }
             println!(
                 "checking an access token in the store: {:.2} us ({checks} checks)",

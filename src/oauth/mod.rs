@@ -15,6 +15,7 @@ pub mod secret_cache;
 pub mod service;
 pub mod target;
 pub mod token;
+pub mod tokens;
 
 pub use error::OAuthError;
 

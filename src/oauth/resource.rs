@@ -4,6 +4,7 @@
 use super::client::{self, Caller};
 use super::linking_log::Step;
 use super::refusal::refusal;
+use super::tokens;
 use super::{OAuthError, MAX_TOKEN_LEN};
 use crate::app::App;
 use crate::config::GrantType;
@@ -50,21 +51,21 @@ async fn checked_userinfo(app: &App, bearer: Option<&str>) -> Result<UserInfo, O
         }
         Some(_) => Err(invalid().because("a refresh token is not an access token")),
         None => {
-            let why = app.store.why_dead(token, now())?;
+            let why = tokens::why_dead(&app.store, token, now())?;
             Err(invalid().because(format!("the access token {why}")))
         }
     }
 }
 
 /// The live token `presented` with its grant. On PostgreSQL its one query is awaited here, on
-/// the request's task (`Store::prefetch`); the check itself then reads nothing more.
+/// the request's task (`tokens::prefetch`); the check itself then reads nothing more.
 async fn checked_token(
     app: &App,
     presented: &str,
 ) -> Result<Option<(crate::store::TokenRecord, crate::store::Grant)>, OAuthError> {
     let now = now();
-    let ahead = app.store.prefetch(presented, now).await?;
-    Ok(app.store.token_prefetched(presented, now, ahead.as_ref())?)
+    let ahead = tokens::prefetch(&app.store, presented, now).await?;
+    Ok(tokens::token(&app.store, presented, now, ahead.as_ref())?)
 }
 
 /// RFC 7662 §2.2. Inactive tokens carry only `active: false`.
@@ -156,7 +157,7 @@ async fn checked_revoke(app: &App, params: &Params, caller: Caller) -> Result<()
     if token.len() > MAX_TOKEN_LEN {
         return Ok(());
     }
-    let Some((record, grant)) = app.store.token(token, now())? else {
+    let Some((record, grant)) = tokens::token(&app.store, token, now(), None)? else {
         return Ok(());
     };
     if grant.client_id != client.id {
@@ -167,7 +168,7 @@ async fn checked_revoke(app: &App, params: &Params, caller: Caller) -> Result<()
             &grant.id,
             &format!("revoked by client {} at /revoke", client.id),
         )?,
-        TokenKind::Access => app.store.revoke_access(token)?,
+        TokenKind::Access => tokens::revoke_access(&app.store, token)?,
     }
     app.store.flush().await?;
     tracing::info!(client = %client.id, kind = ?record.kind, "token revoked");

@@ -24,9 +24,8 @@ pub async fn client_credentials(
         .service_grant(&client.id, &scope, resource.as_deref(), now)
         .await?;
     let access_secs = app.config.tokens.access_secs;
-    let access_token = app
-        .store
-        .issue_access(&grant, &grant.scope, now, access_secs)?;
+    let access_token =
+        super::tokens::issue::access(&app.store, &grant, &grant.scope, now, access_secs)?;
     tracing::info!(client = %client.id, "service token issued (client_credentials)");
     Ok(TokenResponse {
         access_token,

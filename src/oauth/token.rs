@@ -5,12 +5,13 @@
 use super::client::{self, Caller};
 use super::linking_log::Step;
 use super::refusal::refusal;
+use super::tokens::{self, issue, Issue, Refreshed};
 use super::{customer_check, normalize_scope, scope_within, target, OAuthError, MAX_TOKEN_LEN};
 use crate::app::App;
 use crate::config::{Client, GrantType};
 use crate::metrics::count;
 use crate::secret::{self, Secret};
-use crate::store::{now, CodeRecord, Grant, Issue, Redeemed, Refreshed, Store, TokenRecord};
+use crate::store::{now, CodeRecord, Grant, Redeemed, TokenRecord};
 use crate::urlencoded::Params;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -19,7 +20,7 @@ use std::sync::atomic::AtomicU64;
 pub use super::TokenResponse;
 
 /// Token prefixes: what a token is can be seen from its value.
-pub use crate::store::sealed::{ACCESS_PREFIX, REFRESH_PREFIX};
+pub use super::tokens::{ACCESS_PREFIX, REFRESH_PREFIX};
 
 /// `POST /token`: every refusal is logged with its reason and reference (`linking_log`), every
 /// success kept for `--linking-log`.
@@ -151,10 +152,9 @@ async fn authorization_code(
             return Err(dead().because("the code expired or was used while being exchanged"))
         }
     }
-    let access_token =
-        app.store
-            .issue_access(&grant, &grant.scope, now, app.config.tokens.access_secs)?;
-    let refresh_token = Store::issue_refresh(&grant, 0, now)?;
+    let access_secs = app.config.tokens.access_secs;
+    let access_token = issue::access(&app.store, &grant, &grant.scope, now, access_secs)?;
+    let refresh_token = issue::refresh(&grant, 0, now)?;
     app.store.flush().await?;
     tracing::info!(client = %client.id, "tokens issued for an authorization code");
     Ok(TokenResponse {
@@ -261,20 +261,24 @@ async fn refresh(app: &App, client: &Client, params: &Params) -> Result<TokenRes
     let mut scope = String::new();
     let mut link = None;
     // On PostgreSQL the grant's read is awaited here, not waited for by a thread.
-    let ahead = app.store.prefetch(presented.expose(), now).await?;
-    let outcome =
-        app.store
-            .refresh_prefetched(presented.expose(), now, ahead.as_ref(), |token, grant| {
-                scope = check_refresh(&client.id, requested_scope, token, grant)?;
-                // The audience survives the refresh; `resource` may repeat it, not change it.
-                target::granted(grant.resource.as_deref(), params)?;
-                link = Some(customer_check::Link::of(grant));
-                Ok::<_, OAuthError>(Issue {
-                    scope: scope.clone(),
-                    access_secs: app.config.tokens.access_secs,
-                    rotate: client.rotate_refresh_tokens,
-                })
-            })?;
+    let ahead = tokens::prefetch(&app.store, presented.expose(), now).await?;
+    let outcome = tokens::refresh(
+        &app.store,
+        presented.expose(),
+        now,
+        ahead.as_ref(),
+        |token, grant| {
+            scope = check_refresh(&client.id, requested_scope, token, grant)?;
+            // The audience survives the refresh; `resource` may repeat it, not change it.
+            target::granted(grant.resource.as_deref(), params)?;
+            link = Some(customer_check::Link::of(grant));
+            Ok::<_, OAuthError>(Issue {
+                scope: scope.clone(),
+                access_secs: app.config.tokens.access_secs,
+                rotate: client.rotate_refresh_tokens,
+            })
+        },
+    )?;
     let (access_token, rotated) = match outcome {
         Refreshed::Issued {
             access,
@@ -300,7 +304,7 @@ async fn refresh(app: &App, client: &Client, params: &Params) -> Result<TokenRes
         Refreshed::Dead => {
             let why = match presented.expose().starts_with(ACCESS_PREFIX) {
                 true => "is an access token, not a refresh token".to_string(),
-                false => app.store.why_dead(presented.expose(), now)?,
+                false => tokens::why_dead(&app.store, presented.expose(), now)?,
             };
             return Err(dead().because(format!("the refresh token {why}")));
         }

@@ -1,4 +1,4 @@
-//! The server keys that access tokens are MAC'd under (`sealed.rs`). Generated on first start
+//! The server keys that access tokens are MAC'd under (`oauth/tokens/sealed.rs`). Generated on first start
 //! from the OS's random source and kept in the store's `keys` tree, so a backup carries them
 //! (and tokens stay valid after a restore). They are never logged: no type here prints them.
 //!
@@ -85,6 +85,24 @@ impl Store {
         self.ring.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// `f` with the key that signs new access tokens and its id. Reads nothing (unless no key
+    /// exists yet: then one is made and flushed).
+    pub fn with_signing_key<T>(
+        &self,
+        now: u64,
+        f: impl FnOnce(u32, &HmacKey) -> T,
+    ) -> Result<T, StoreError> {
+        if self.key_ring().current().is_none() {
+            self.ensure_token_key(now)?;
+            self.flush_blocking()?;
+        }
+        let ring = self.key_ring();
+        let (id, key) = ring
+            .current()
+            .ok_or_else(|| StoreError::Io("no token key".into()))?;
+        Ok(f(id, key))
+    }
+
     /// Makes sure a signing key exists (the server calls this at start, then flushes).
     pub fn ensure_token_key(&self, now: u64) -> Result<(), StoreError> {
         if self.key_ring().current().is_none() {
@@ -149,7 +167,7 @@ impl Store {
     /// Whether `check` passes with the key `id`, if that key verifies at `now`. On PostgreSQL a
     /// key id this node does not know may have been made by another node (`--rotate-token-key`
     /// there): the keys are read again, at most once a second whatever tokens arrive.
-    pub(super) fn verifies_with(
+    pub fn verifies_with(
         &self,
         id: u32,
         now: u64,

@@ -3,7 +3,7 @@
 //! `StoreError` that says whether a fault is worth retrying.
 //!
 //! Codes (and the tokens of earlier releases) are stored under the SHA-256 of their value, never
-//! the value itself. Access and refresh tokens are self-verifying (`sealed.rs`): issuing one
+//! the value itself. Access and refresh tokens are self-verifying (`oauth/tokens/sealed.rs`): issuing one
 //! writes nothing, checking one reads its grant. The keys they are MAC'd under are in the store
 //! (`keys.rs`, and each grant's own secret), so the data directory is as secret as the tokens.
 
@@ -11,7 +11,6 @@ mod accounts_sweep;
 mod app_links;
 mod backup;
 mod codes;
-mod diagnose;
 mod events;
 #[cfg(test)]
 pub(crate) mod fixtures;
@@ -23,7 +22,6 @@ mod migrate;
 pub mod postgres;
 mod record;
 pub mod reserve;
-pub mod sealed;
 mod service_grants;
 mod sessions;
 mod shared;
@@ -37,7 +35,7 @@ pub use backup::RestoreError;
 pub use codes::CodeRecord;
 pub use codes::Redeemed;
 pub use events::{Event, EventKind, MAX_EVENTS};
-pub use grants::{Grant, Issue, Refreshed, Rotation, TokenKind, TokenRecord};
+pub use grants::{Grant, GrantUpdate, Rotation, TokenKind, TokenRecord};
 pub use invites::{LinkKind, LinkUsed, PasswordLink};
 pub use migrate::{MigrateError, TreeSummary, TREES};
 pub use postgres::Settings as PostgresSettings;
@@ -526,8 +524,8 @@ fn from_hex(hex: &str) -> Result<Vec<u8>, StoreError> {
         .collect()
 }
 
-/// An expiry of 0 means "never".
-fn expired(expires_at: u64, now: u64) -> bool {
+/// Whether `expires_at` has been reached at `now`; an expiry of 0 means "never".
+pub fn expired(expires_at: u64, now: u64) -> bool {
     expires_at != 0 && expires_at <= now
 }
 

@@ -256,8 +256,19 @@ impl Store {
         Ok(())
     }
 
-    /// Notes that the grant `grant_id` was revoked at `now` because of `cause`. The caller holds
-    /// `writing()` (it revoked the grant under it).
+    /// Notes that the grant `grant_id` was revoked at `now` because of `cause` (by a caller that
+    /// removed it through `update_grant`).
+    pub fn record_revocation(
+        &self,
+        grant_id: &str,
+        cause: &str,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let _writing = self.writing();
+        self.note_revoked(grant_id, cause, now)
+    }
+
+    /// The same for a caller that holds `writing()` (it revoked the grant under it).
     pub(super) fn note_revoked(
         &self,
         grant_id: &str,
@@ -271,7 +282,7 @@ impl Store {
     }
 
     /// When and why the grant `grant_id` was revoked, if that is still noted.
-    pub(super) fn revoked_note(&self, grant_id: &str) -> Result<Option<(u64, String)>, StoreError> {
+    pub fn revoked_note(&self, grant_id: &str) -> Result<Option<(u64, String)>, StoreError> {
         let key = [grant_id.as_bytes(), REVOKED_NOTE_SUFFIX].concat();
         Ok(self.grant_activity.get(key)?.and_then(|v| {
             let (at, cause) = v.split_at_checked(8)?;

@@ -8,11 +8,11 @@
 //! (the deny list among them) as it writes.
 
 use super::postgres::Epochs;
-use super::sealed::{self, Parsed};
 use super::tree::{Tree, Value};
 use super::{Store, StoreError};
 
-/// A token check's grant read, done ahead and awaited on the caller's runtime (`prefetch`).
+/// A token check's grant read, done ahead and awaited on the caller's runtime
+/// (`prefetch_grant`).
 pub struct Prefetched {
     id: String,
     token_id: Option<[u8; 16]>,
@@ -20,30 +20,17 @@ pub struct Prefetched {
 }
 
 impl Store {
-    /// On PostgreSQL, the one query a check of `presented` needs (its grant, the change
-    /// counters, the deny list), awaited without holding a thread, so that the check itself
-    /// (`token_prefetched`, `refresh_prefetched`) then reads nothing more in the usual case.
-    /// `None` with sled (it answers from memory) and for what is not a sealed token or fails
-    /// its MAC.
-    pub async fn prefetch(
+    /// On PostgreSQL, the one query a check of a token of grant `id` needs (its grant, the
+    /// change counters, whether the access token `token_id` is denied), awaited without holding
+    /// a thread, so that the check itself (`grant_for_token`) then reads nothing more in the
+    /// usual case. `None` with sled: it answers from memory.
+    pub async fn prefetch_grant(
         &self,
-        presented: &str,
-        now: u64,
+        id: String,
+        token_id: Option<[u8; 16]>,
     ) -> Result<Option<Prefetched>, StoreError> {
         let Tree::Postgres(table) = &self.grants else {
             return Ok(None);
-        };
-        let (id, token_id) = match sealed::parse(presented) {
-            Parsed::Access(claims, signed) => {
-                // Forged tokens cost no query (their grant is read only after the MAC holds).
-                if !self.verifies_with(claims.key_id, now, |key| signed.verify(key))? {
-                    return Ok(None);
-                }
-                (claims.grant_id, Some(claims.token_id))
-            }
-            // The refresh token's MAC key is in its grant: read first, as in the check itself.
-            Parsed::Refresh(claims, _) => (claims.grant_id, None),
-            Parsed::Stored => return Ok(None),
         };
         let deny_key = token_id.map_or(Vec::new(), |t| t.to_vec());
         let row = table

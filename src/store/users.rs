@@ -234,7 +234,7 @@ impl Store {
     }
 
     /// The same from the cache, right after a grant read (`shared.rs`).
-    pub(super) fn issued_to_current_user_cached(
+    pub fn issued_to_current_user_cached(
         &self,
         username: &str,
         sub: &str,
