@@ -159,7 +159,7 @@ pub fn execute(store: &Store, request: Request) -> Result<String, AdminError> {
             let Some(user) = store.user(&name)? else {
                 return Err(no_user(&name));
             };
-            if !store.disable_totp(&name)? {
+            if !crate::accounts::second_factor::disable(store, &name)? {
                 return Err(AdminError(format!(
                     "{name} has no two-factor sign-in turned on"
                 )));

@@ -5,6 +5,7 @@
 pub mod events;
 pub mod links;
 pub mod password_rules;
+pub mod second_factor;
 pub mod session;
 pub mod totp;
 pub mod two_factor;

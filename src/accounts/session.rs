@@ -116,8 +116,8 @@ pub async fn verify_with_code(
             if let (Some(code), Some(_), Ok(name)) =
                 (code, &user.totp, Username::parse(&user.username))
             {
-                match app.store.check_second_factor(&name, code, now()) {
-                    Ok(crate::store::SecondFactor::Wrong) => {
+                match super::second_factor::check(&app.store, &name, code, now()) {
+                    Ok(super::second_factor::SecondFactor::Wrong) => {
                         count(&app.metrics.logins_failed);
                         let kind = EventKind::SignInFailed;
                         events::record(

@@ -1,8 +1,8 @@
 //! Two-factor sign-in (issue 15): RFC 6238 time-based one-time passwords (HMAC-SHA-1, 6 digits,
 //! 30-second steps, one step of clock drift either way), the base32 secret and `otpauth://` URI an
 //! authenticator app reads, its QR code as inline SVG, and single-use recovery codes. Pure
-//! functions with `now` passed in; the store keeps the per-user state (`store::users::Totp`) and
-//! the HTTP layer only parses and renders.
+//! functions with `now` passed in; the store keeps the per-user state (`store::users::Totp`),
+//! `second_factor.rs` applies these rules to it, and the HTTP layer only parses and renders.
 
 use crate::secret;
 use sha1::{Digest, Sha1};

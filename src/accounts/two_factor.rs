@@ -6,12 +6,13 @@
 //! needs a current code or a recovery code, checked through the login throttle. Free of hyper.
 
 use super::events;
+use super::second_factor::{self, SecondFactor};
 use super::session::{csrf_for, SignInFailure, SignedIn};
 use super::totp;
 use crate::app::App;
 use crate::metrics::count;
 use crate::secret;
-use crate::store::{now, EventKind, SecondFactor, StoreError, Username};
+use crate::store::{now, EventKind, StoreError, Username};
 use crate::urlencoded::Params;
 use std::net::IpAddr;
 
@@ -86,9 +87,7 @@ pub async fn enable(app: &App, body: &[u8], signed: &SignedIn, ip: IpAddr) -> En
         return Enrol::Stale;
     };
     let (codes, keys) = totp::new_recovery_codes();
-    let enabled = match app
-        .store
-        .enable_totp(&name, &key, field("code"), &keys, now())
+    let enabled = match second_factor::enable(&app.store, &name, &key, field("code"), &keys, now())
     {
         Ok(enabled) => enabled,
         Err(e) => {
@@ -166,12 +165,12 @@ pub async fn disable(
         }
     };
     let code = params.single("code").ok().flatten().unwrap_or("");
-    if app.store.check_second_factor(&name, code, now())? == SecondFactor::Wrong {
+    if second_factor::check(&app.store, &name, code, now())? == SecondFactor::Wrong {
         count(&app.metrics.logins_failed);
         return Ok(Disable::Refused(SignInFailure::WrongCredentials));
     }
     app.store.login_succeeded(reservation)?;
-    app.store.disable_totp(&name)?;
+    second_factor::disable(&app.store, &name)?;
     app.store.flush().await?;
     let kind = EventKind::TotpOff;
     events::record(

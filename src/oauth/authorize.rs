@@ -8,12 +8,13 @@
 use super::linking_log::{Reference, Step as LinkStep};
 use super::pending::{Opened, Pending, Stage};
 use super::{normalize_scope, OAuthError};
+use crate::accounts::second_factor::{self, SecondFactor};
 use crate::app::App;
 use crate::config::{Client, GrantType, LoginSource};
 use crate::login_api::{Failure, Outcome};
 use crate::metrics::count;
 use crate::secret::{self, Secret};
-use crate::store::{now, CodeRecord, SecondFactor, User, Username};
+use crate::store::{now, CodeRecord, User, Username};
 use crate::urlencoded::{append_query, ParamError, Params};
 use std::net::IpAddr;
 
@@ -724,7 +725,7 @@ async fn second_factor(
             return Step::ErrorPage(ErrorPage::SignInUnavailable);
         }
     };
-    let found = match app.store.check_second_factor(&name, typed, now()) {
+    let found = match second_factor::check(&app.store, &name, typed, now()) {
         Ok(found) => found,
         Err(e) => {
             tracing::error!("checking a two-factor code failed: {e}");
@@ -801,7 +802,7 @@ async fn enrol(
         }
     }
     let (codes, keys) = crate::accounts::totp::new_recovery_codes();
-    let enabled = app.store.enable_totp(&name, &raw_key, typed, &keys, now());
+    let enabled = second_factor::enable(&app.store, &name, &raw_key, typed, &keys, now());
     let enabled = match enabled {
         Ok(true) => app.store.flush().await.map(|()| true),
         other => other,

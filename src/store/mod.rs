@@ -43,8 +43,7 @@ pub use sessions::{Session, LOGIN_API_CREDENTIALS};
 pub use shared::Prefetched;
 pub use throttle::{address_prefix, Failures, Policy, Reservation, ThrottleKey};
 pub use users::{
-    AddUserError, Generation, SecondFactor, Totp, User, Username, LOGIN_API_GENERATION,
-    SERVICE_GENERATION,
+    AddUserError, Generation, Totp, User, Username, LOGIN_API_GENERATION, SERVICE_GENERATION,
 };
 
 use std::collections::HashMap;

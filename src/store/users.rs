@@ -49,17 +49,6 @@ impl fmt::Debug for Totp {
     }
 }
 
-/// What a second-factor check found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SecondFactor {
-    /// A current code, not used before.
-    Code,
-    /// A recovery code, now used up.
-    Recovery,
-    /// Neither (or the user has no two-factor sign-in).
-    Wrong,
-}
-
 /// What a code or grant must match to be alive: the user's `sub` and current generation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Generation {
@@ -314,98 +303,25 @@ impl Store {
         )
     }
 
-    /// Turns two-factor sign-in on with `secret` (raw bytes) and the recovery code keys, if the
-    /// person proved they hold the secret: `code` must be a current code for it. The step it
-    /// matched is remembered, so that code cannot be used again to sign in. Returns false (and
-    /// changes nothing) if the code is wrong, the user is gone or already has it on. Does not
-    /// change the generation: nothing issued before becomes less trustworthy.
-    pub fn enable_totp(
+    /// Applies `change` to the user as one of the store's read-modify-write operations (two
+    /// concurrent changes of one user see each other) and stores it if `change` says so (its
+    /// first answer); the generation stays. Returns `change`'s second answer, `None` if there is
+    /// no such user. For state that does not void what the user issued (two-factor sign-in).
+    pub fn update_user<T>(
         &self,
         name: &Username,
-        secret: &[u8],
-        code: &str,
-        recovery: &[[u8; 32]],
-        now: u64,
-    ) -> Result<bool, StoreError> {
-        let Some(step) = crate::accounts::totp::verify(secret, code, now, None) else {
-            return Ok(false);
-        };
+        change: impl FnOnce(&mut User) -> (bool, T),
+    ) -> Result<Option<T>, StoreError> {
         let _exclusive = self.exclusive()?;
         let _writing = self.writing();
         let Some(mut user) = self.user(name)? else {
-            return Ok(false);
+            return Ok(None);
         };
-        if user.totp.is_some() {
-            return Ok(false);
-        }
-        user.totp = Some(Totp {
-            secret: crate::accounts::totp::base32_encode(secret),
-            last_step: step,
-            recovery: recovery.iter().map(|key| super::to_hex(key)).collect(),
-            enabled_at: now,
-        });
-        self.users.insert(name.as_str(), encode(&user))?;
-        Ok(true)
-    }
-
-    /// Checks a second factor for the user: a current TOTP code not used before (its step is
-    /// then remembered) or a recovery code (then removed). One read-modify-write, so two
-    /// concurrent uses of one code cannot both pass.
-    pub fn check_second_factor(
-        &self,
-        name: &Username,
-        typed: &str,
-        now: u64,
-    ) -> Result<SecondFactor, StoreError> {
-        let _exclusive = self.exclusive()?;
-        let _writing = self.writing();
-        let Some(mut user) = self.user(name)? else {
-            return Ok(SecondFactor::Wrong);
-        };
-        let Some(totp) = user.totp.as_mut() else {
-            return Ok(SecondFactor::Wrong);
-        };
-        let Some(key) = crate::accounts::totp::base32_decode(&totp.secret) else {
-            return Err(StoreError::Corrupt(format!(
-                "the two-factor secret of `{name}` is not base32"
-            )));
-        };
-        let found = if let Some(step) =
-            crate::accounts::totp::verify(&key, typed, now, Some(totp.last_step))
-        {
-            totp.last_step = step;
-            SecondFactor::Code
-        } else if let Some(typed_key) = crate::accounts::totp::recovery_key(typed) {
-            let typed_hex = super::to_hex(&typed_key);
-            let before = totp.recovery.len();
-            totp.recovery
-                .retain(|stored| !secret::ct_eq(stored.as_bytes(), typed_hex.as_bytes()));
-            if totp.recovery.len() < before {
-                SecondFactor::Recovery
-            } else {
-                SecondFactor::Wrong
-            }
-        } else {
-            SecondFactor::Wrong
-        };
-        if found != SecondFactor::Wrong {
+        let (write, answer) = change(&mut user);
+        if write {
             self.users.insert(name.as_str(), encode(&user))?;
         }
-        Ok(found)
-    }
-
-    /// Turns two-factor sign-in off. Returns false if it was not on.
-    pub fn disable_totp(&self, name: &Username) -> Result<bool, StoreError> {
-        let _exclusive = self.exclusive()?;
-        let _writing = self.writing();
-        let Some(mut user) = self.user(name)? else {
-            return Ok(false);
-        };
-        if user.totp.take().is_none() {
-            return Ok(false);
-        }
-        self.users.insert(name.as_str(), encode(&user))?;
-        Ok(true)
+        Ok(Some(answer))
     }
 
     /// Applies `change` to the user and moves them to a new generation, as one step among the
@@ -476,82 +392,6 @@ mod tests {
         drop(store);
         let store = crate::store::fixtures::reopen(dir.path());
         assert_eq!(store.user_generation("alice").unwrap(), Some(again));
-    }
-
-    #[test]
-    fn two_factor_survives_a_password_change_and_each_code_works_once() {
-        use crate::accounts::totp;
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
-        let name = Username::parse("alice").unwrap();
-        store.add_user(&name, "h1".into()).unwrap();
-        let key = totp::new_secret();
-        let (codes, keys) = totp::new_recovery_codes();
-        let now = 1_000_000_000;
-        let step = totp::step_at(now);
-        assert!(!store
-            .enable_totp(&name, &key, "000000x", &keys, now)
-            .unwrap());
-        let wrong = format!("{:06}", (totp::hotp(&key, step, 6) + 1) % 1_000_000);
-        assert!(!store.enable_totp(&name, &key, &wrong, &keys, now).unwrap());
-        assert!(store.user(&name).unwrap().unwrap().totp.is_none());
-        let code = totp::code_at_step(&key, step);
-        assert!(store.enable_totp(&name, &key, &code, &keys, now).unwrap());
-        assert!(
-            !store.enable_totp(&name, &key, &code, &keys, now).unwrap(),
-            "already on"
-        );
-        // The enrolment code is used up; the next step's code works once.
-        assert_eq!(
-            store.check_second_factor(&name, &code, now).unwrap(),
-            SecondFactor::Wrong
-        );
-        let next = totp::code_at_step(&key, step + 1);
-        assert_eq!(
-            store.check_second_factor(&name, &next, now + 30).unwrap(),
-            SecondFactor::Code
-        );
-        assert_eq!(
-            store.check_second_factor(&name, &next, now + 30).unwrap(),
-            SecondFactor::Wrong
-        );
-        // Recovery codes: once each.
-        assert_eq!(
-            store.check_second_factor(&name, &codes[3], now).unwrap(),
-            SecondFactor::Recovery
-        );
-        assert_eq!(
-            store.check_second_factor(&name, &codes[3], now).unwrap(),
-            SecondFactor::Wrong
-        );
-        assert_eq!(
-            store
-                .user(&name)
-                .unwrap()
-                .unwrap()
-                .totp
-                .unwrap()
-                .recovery
-                .len(),
-            9
-        );
-        // A password change keeps it; removing the user removes it.
-        assert!(store.set_password(&name, "h2".into()).unwrap());
-        assert!(store.user(&name).unwrap().unwrap().totp.is_some());
-        assert!(store.disable_totp(&name).unwrap());
-        assert!(!store.disable_totp(&name).unwrap());
-        assert!(store
-            .enable_totp(
-                &name,
-                &key,
-                &totp::code_at_step(&key, step + 5),
-                &keys,
-                now + 150
-            )
-            .unwrap());
-        assert!(store.remove_user(&name).unwrap());
-        store.add_user(&name, "h3".into()).unwrap();
-        assert!(store.user(&name).unwrap().unwrap().totp.is_none());
     }
 
     #[test]
