@@ -11,8 +11,8 @@
 mod common;
 
 use common::*;
+use linkgate::base::secret;
 use linkgate::oauth::tokens;
-use linkgate::secret;
 use linkgate::store::{CodeRecord, Grant, Store, TokenRecord};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,10 +3,10 @@
 
 pub use crate::admin_protocol::{AdminError, Request};
 use crate::admin_socket;
-pub use crate::civil::format_time;
+pub use crate::base::civil::format_time;
+use crate::base::secret::{self, Secret};
 use crate::cli::Command;
 use crate::config::Config;
-use crate::secret::{self, Secret};
 use crate::store::{AddUserError, Store, StoreError, Username};
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, IsTerminal};
@@ -244,7 +244,7 @@ pub fn backup(config: &Config, file: &Path) -> Result<String, AdminError> {
     let tmp = file.with_file_name(format!(
         ".{}.{}.partial",
         name.to_string_lossy(),
-        crate::secret::new_id()
+        crate::base::secret::new_id()
     ));
     let fail = |e: std::io::Error| AdminError(format!("cannot write {}: {e}", tmp.display()));
     let out = std::fs::OpenOptions::new()

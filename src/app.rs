@@ -1,9 +1,9 @@
 //! What every request handler needs: the config, the store, the pending authorizations and the
 //! limit on concurrent password checks. Built once at start-up and shared behind an `Arc`.
 
+use crate::base::password_workers::PasswordWorkers;
 use crate::config::Config;
 use crate::oauth::pending::PendingAuthorizations;
-use crate::password_workers::PasswordWorkers;
 use crate::store::Store;
 use std::sync::Arc;
 use tokio::sync::Semaphore;

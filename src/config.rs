@@ -2,10 +2,10 @@
 //! the checks that turn it into a `Config` the server can trust. Every problem is reported as one
 //! line naming the file, the key and what is wrong.
 
-use crate::contrast::{self, Rgb};
-use crate::lang::Lang;
-use crate::secret::{self, Secret};
-use crate::url;
+use crate::base::contrast::{self, Rgb};
+use crate::base::lang::Lang;
+use crate::base::secret::{self, Secret};
+use crate::base::url;
 use serde::Deserialize;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -42,7 +42,7 @@ pub struct Config {
     /// Serve `/metrics` (to loopback clients only).
     pub metrics: bool,
     /// With it, `/metrics` also answers `Authorization: Bearer <token>` from anywhere.
-    pub metrics_token: Option<crate::secret::Secret>,
+    pub metrics_token: Option<crate::base::secret::Secret>,
     /// Serve HTTPS directly with these PEM files.
     pub tls: Option<TlsFiles>,
     /// Serve HTTPS with a certificate obtained and renewed over ACME (`[server.acme]`).
@@ -579,7 +579,7 @@ pub fn load(file: &Path) -> Result<Config, ConfigError> {
         problems,
     })?;
     config.file = file.to_path_buf();
-    config.file_sha256 = crate::secret::to_hex(&crate::secret::sha256(text.as_bytes()));
+    config.file_sha256 = crate::base::secret::to_hex(&crate::base::secret::sha256(text.as_bytes()));
     Ok(config)
 }
 
@@ -1521,7 +1521,8 @@ redirect_uris = ["https://pitangui.amazon.com/api/skill/link/M2X"]
     #[test]
     fn a_database_password_in_a_readable_config_is_warned_about() {
         use std::os::unix::fs::PermissionsExt;
-        let hash = crate::secret::hash_password(&crate::secret::Secret::new("x".repeat(16)));
+        let hash =
+            crate::base::secret::hash_password(&crate::base::secret::Secret::new("x".repeat(16)));
         let text = GOOD
             .replace(
                 "secret = \"0123456789abcdef\"",

@@ -9,7 +9,7 @@
 //! step with a time limit).
 
 use crate::admin_socket;
-use crate::civil::format_time;
+use crate::base::civil::format_time;
 use crate::config::{Client, ClientSecret, Config, EXAMPLE_SECRETS};
 use std::fmt;
 use std::net::IpAddr;
@@ -18,8 +18,6 @@ use std::time::Duration;
 
 mod acme;
 mod apps;
-/// Public for the fuzz target (`fuzz/fuzz_targets/der.rs`) and for ACME's renewal schedule.
-pub mod der;
 mod https;
 mod login;
 /// A certificate closer than this to its end fails; closer than `EXPIRY_WARN_DAYS` warns
@@ -333,7 +331,7 @@ pub struct PublicUrl {
 impl PublicUrl {
     pub fn parse(url: &str) -> Result<PublicUrl, String> {
         let url = url.trim_end_matches('/');
-        let parts = crate::url::parse(url)
+        let parts = crate::base::url::parse(url)
             .ok_or_else(|| format!("`{url}` is not an absolute http(s) URL"))?;
         Ok(PublicUrl {
             url: url.to_string(),
@@ -801,7 +799,7 @@ fn writable(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
+    use crate::base::secret::Secret;
 
     fn client(secret: &str, uris: &[&str]) -> Client {
         Client {

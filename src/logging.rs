@@ -150,7 +150,7 @@ fn access_line(
 fn timestamp(out: &mut Vec<u8>, time: SystemTime) {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
-    let (year, month, day) = crate::civil::date_from_days(secs / 86_400);
+    let (year, month, day) = crate::base::civil::date_from_days(secs / 86_400);
     let second_of_day = secs % 86_400;
     decimal(out, year, 4);
     out.push(b'-');

@@ -12,8 +12,8 @@
 //!
 //! The HTTP side is hyper's client connection API over tokio-rustls, like `doctor::https`.
 
+use crate::base::secret::Secret;
 use crate::config::{BodyFormat, LoginApi};
-use crate::secret::Secret;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
@@ -384,7 +384,7 @@ fn request_body(api: &LoginApi, username: &str, password: &Secret) -> (Bytes, &'
             (Bytes::from(bytes), "application/json")
         }
         BodyFormat::Form => {
-            use crate::urlencoded::encode;
+            use crate::base::urlencoded::encode;
             let body = format!(
                 "{}={}&{}={}",
                 encode(&api.username_field),

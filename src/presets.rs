@@ -3,8 +3,8 @@
 //! paste into the Alexa, Google or Alexa+ console. It writes nothing: the operator pastes the
 //! block (the config stays the operator's file, comments and all).
 
+use crate::base::secret::{self, Secret};
 use crate::config::Config;
-use crate::secret::{self, Secret};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 

@@ -318,7 +318,8 @@ fn the_app_gets_no_code_for_what_authorize_would_refuse() {
 #[test]
 fn only_a_session_the_operator_accepts_or_the_backend_gets_a_code() {
     let amazon = FakeAmazon::start();
-    let hash = linkgate::secret::hash_password(&linkgate::secret::Secret::new(BACKEND_SECRET));
+    let hash =
+        linkgate::base::secret::hash_password(&linkgate::base::secret::Secret::new(BACKEND_SECRET));
     let env = config(&amazon)
         .set("apps.backend_secret_hash", hash.as_str())
         .env();
@@ -382,7 +383,8 @@ fn only_a_session_the_operator_accepts_or_the_backend_gets_a_code() {
 #[test]
 fn a_burst_of_wrong_backend_secrets_is_held_like_a_sequence() {
     let amazon = FakeAmazon::start();
-    let hash = linkgate::secret::hash_password(&linkgate::secret::Secret::new(BACKEND_SECRET));
+    let hash =
+        linkgate::base::secret::hash_password(&linkgate::base::secret::Secret::new(BACKEND_SECRET));
     let env = config(&amazon)
         .set("apps.backend_secret_hash", hash.as_str())
         .env();

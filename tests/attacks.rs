@@ -485,8 +485,9 @@ fn a_login_flood_is_turned_away_quickly_and_the_token_endpoints_keep_answering()
 
 #[test]
 fn a_hashed_client_secret_works_and_a_wrong_one_does_not() {
-    let phc =
-        linkgate::secret::hash_password(&linkgate::secret::Secret::new("hashed-secret-0123456789"));
+    let phc = linkgate::base::secret::hash_password(&linkgate::base::secret::Secret::new(
+        "hashed-secret-0123456789",
+    ));
     let extra = format!(
         "[[clients]]\nid = \"hashed\"\nsecret_hash = \"{phc}\"\nredirect_uris = [\"https://layla.amazon.com/api/skill/link/M2HASH\"]\n"
     );

@@ -3,8 +3,8 @@
 //! property runs a fixed number of cases.
 
 use linkgate::app::App;
+use linkgate::base::urlencoded::{self, Params};
 use linkgate::oauth::client::{BasicCredentials, Caller};
-use linkgate::urlencoded::{self, Params};
 use linkgate::{config, http::request, oauth, store::Store};
 use proptest::prelude::*;
 use std::sync::Arc;
@@ -135,7 +135,7 @@ proptest! {
             let params = Params::parse(&body)?;
             let basic = basic.map(|(id, secret)| BasicCredentials {
                 client_id: id,
-                secret: linkgate::secret::Secret::new(secret),
+                secret: linkgate::base::secret::Secret::new(secret),
             });
             let caller = Caller { basic, ip: std::net::Ipv4Addr::LOCALHOST.into() };
             oauth::token::exchange(&app, &params, caller).await
@@ -170,11 +170,11 @@ proptest! {
         bytes.resize(13, b'0');
         let mut der = template.clone();
         der[*at..*at + 13].copy_from_slice(&bytes);
-        let _ = linkgate::doctor::der::Certificate::parse(&der);
+        let _ = linkgate::base::der::Certificate::parse(&der);
     }
 
     #[test]
     fn the_der_reader_never_panics_on_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        let _ = linkgate::doctor::der::Certificate::parse(&bytes);
+        let _ = linkgate::base::der::Certificate::parse(&bytes);
     }
 }

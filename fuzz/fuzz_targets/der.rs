@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use linkgate::doctor::der::Certificate;
+use linkgate::base::der::Certificate;
 
 fuzz_target!(|data: &[u8]| {
     if let Some(cert) = Certificate::parse(data) {

@@ -1,7 +1,7 @@
 //! Form and query parsing (every /authorize query and every POST body goes through it).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use linkgate::urlencoded::{self, Params};
+use linkgate::base::urlencoded::{self, Params};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(params) = Params::parse(data) {

@@ -10,10 +10,10 @@ use super::events;
 use super::password_rules::{check_new_password, PasswordProblem};
 use crate::admin_protocol::{AdminError, Request};
 use crate::app::App;
+use crate::base::secret::{self, Secret};
+use crate::base::urlencoded::Params;
 use crate::config::Config;
-use crate::secret::{self, Secret};
 use crate::store::{now, AddUserError, EventKind, LinkKind, LinkUsed, Store, Username};
-use crate::urlencoded::Params;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use std::net::IpAddr;
@@ -104,7 +104,7 @@ pub fn execute(
     };
     Ok(format!(
         "{what} {name}: send them this link (single use, valid until {}; a newer link replaces it):",
-        crate::civil::format_time(link.expires_at)
+        crate::base::civil::format_time(link.expires_at)
     ))
 }
 

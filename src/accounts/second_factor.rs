@@ -4,7 +4,7 @@
 //! cannot both pass.
 
 use super::totp;
-use crate::secret;
+use crate::base::secret;
 use crate::store::{Store, StoreError, Totp, Username};
 
 /// What a second-factor check found.

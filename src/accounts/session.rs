@@ -10,14 +10,14 @@
 use super::events;
 use super::password_rules::{check_new_password, PasswordProblem};
 use crate::app::App;
+use crate::base::secret::{self, Secret};
+use crate::base::urlencoded::Params;
 use crate::config::LoginSource;
 use crate::metrics::count;
 use crate::oauth::authorize::{check_api, check_password, checker, Checker, Verdict};
-use crate::secret::{self, Secret};
 use crate::store::{
     now, EventKind, Grant, Reservation, Session, StoreError, User, Username, LOGIN_API_GENERATION,
 };
-use crate::urlencoded::Params;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use std::net::IpAddr;

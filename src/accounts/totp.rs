@@ -4,7 +4,7 @@
 //! functions with `now` passed in; the store keeps the per-user state (`store::users::Totp`),
 //! `second_factor.rs` applies these rules to it, and the HTTP layer only parses and renders.
 
-use crate::secret;
+use crate::base::secret;
 use sha1::{Digest, Sha1};
 
 /// Seconds per step (RFC 6238 `X`).

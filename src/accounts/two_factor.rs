@@ -10,10 +10,10 @@ use super::second_factor::{self, SecondFactor};
 use super::session::{csrf_for, SignInFailure, SignedIn};
 use super::totp;
 use crate::app::App;
+use crate::base::secret;
+use crate::base::urlencoded::Params;
 use crate::metrics::count;
-use crate::secret;
 use crate::store::{now, EventKind, StoreError, Username};
-use crate::urlencoded::Params;
 use std::net::IpAddr;
 
 /// The issuer the authenticator app shows next to the account.

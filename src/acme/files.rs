@@ -46,7 +46,7 @@ impl StoredCertificate {
     /// The leaf's validity.
     pub fn validity(&self) -> Result<Validity, String> {
         let chain = self.chain_der()?;
-        let leaf = crate::doctor::der::Certificate::parse(&chain[0])
+        let leaf = crate::base::der::Certificate::parse(&chain[0])
             .ok_or("the certificate cannot be read (not X.509 DER)")?;
         Ok(Validity {
             not_before: leaf.not_before,

@@ -16,12 +16,12 @@ use super::amazon::{self, Enabled};
 use super::customer::Customer;
 use super::{state, AppError};
 use crate::app::App;
+use crate::base::urlencoded::append_query;
 use crate::config::{AlexaApp, Client};
 use crate::metrics::count;
 use crate::oauth::authorize::issue_code;
 use crate::oauth::pending::Pending;
 use crate::store::{now, AlexaLink, LOGIN_API_GENERATION};
-use crate::urlencoded::append_query;
 use serde::Serialize;
 use std::time::Duration;
 

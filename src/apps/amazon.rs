@@ -7,9 +7,9 @@
 //! the hosts Amazon itself named; nothing of them is logged.
 
 use super::AppError;
+use crate::base::urlencoded::encode;
 use crate::config::{is_loopback_host, parse_target, AlexaApp, Target};
 use crate::outbound::{self, Answer, Call};
-use crate::urlencoded::encode;
 use std::time::Duration;
 
 /// The customer's Amazon tokens.

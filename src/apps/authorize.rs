@@ -8,10 +8,10 @@
 use super::customer::Customer;
 use super::AppError;
 use crate::app::App;
+use crate::base::urlencoded::{append_query, Params};
 use crate::oauth::authorize::{decide, issue_code, Decision, ErrorPage};
 use crate::oauth::OAuthError;
 use crate::store::{now, LOGIN_API_GENERATION};
-use crate::urlencoded::{append_query, Params};
 
 /// What the app does next: open `redirect_to`. `code` is also given on its own (App Flip on
 /// Android returns it in an intent rather than a URL).

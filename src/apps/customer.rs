@@ -7,9 +7,9 @@
 
 use super::AppError;
 use crate::app::App;
+use crate::base::secret::{self, Secret};
 use crate::config::Apps;
 use crate::outbound::{self, Call};
-use crate::secret::{self, Secret};
 use std::net::IpAddr;
 
 /// The longest subject accepted: it becomes `sub` in every token answer.

@@ -5,7 +5,7 @@
 //! (another customer's finish is refused), a nonce (spent in the store on use, so it is single
 //! use across nodes) and its expiry (10 minutes).
 
-use crate::secret;
+use crate::base::secret;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};

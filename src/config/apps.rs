@@ -4,7 +4,7 @@
 //! `--check-config`.
 
 use super::login::{check_pointer, parse_target, Target};
-use crate::secret::{self, Secret};
+use crate::base::secret::{self, Secret};
 use serde::Deserialize;
 use std::path::Path;
 use std::time::Duration;

@@ -96,7 +96,7 @@ pub(super) fn check(
     }
     for (j, scope) in service_scopes.iter().enumerate() {
         let valid = !scope.contains(' ')
-            && crate::oauth::normalize_scope(scope).is_some_and(|s| s == *scope);
+            && crate::base::scope::normalize_scope(scope).is_some_and(|s| s == *scope);
         if !valid || scope.is_empty() {
             problem(
                 &format!("{}[{j}]", key("service_scopes")),

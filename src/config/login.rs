@@ -4,7 +4,7 @@
 //! safely is checked here, at start-up and by `--check-config`, so a typo in a URL or a JSON
 //! pointer is an error message rather than customers who cannot sign in.
 
-use crate::secret::Secret;
+use crate::base::secret::Secret;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -27,7 +27,7 @@ impl Served {
             .iter()
             .map(|c| {
                 let secret = match &c.secret {
-                    ClientSecret::Plain(s) => crate::secret::to_hex(&s.key()),
+                    ClientSecret::Plain(s) => crate::base::secret::to_hex(&s.key()),
                     ClientSecret::Hash(h) => h.clone(),
                 };
                 let settings = format!(
@@ -108,5 +108,5 @@ impl Served {
 }
 
 fn digest(text: &str) -> String {
-    crate::secret::to_hex(&crate::secret::sha256(text.as_bytes()))[..16].to_string()
+    crate::base::secret::to_hex(&crate::base::secret::sha256(text.as_bytes()))[..16].to_string()
 }

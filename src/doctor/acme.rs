@@ -3,7 +3,7 @@
 
 use super::Check;
 use crate::acme::files::Files;
-use crate::civil::format_time;
+use crate::base::civil::format_time;
 use crate::config::Config;
 
 /// `--doctor`: days left on the ACME certificate and the last renewal error.

@@ -6,10 +6,10 @@
 //!   the association files served at that host's root, where Apple and Google fetch them.
 
 use super::Check;
+use crate::base::secret;
+use crate::base::urlencoded::encode;
 use crate::config::{parse_target, AlexaApp, Config};
 use crate::outbound::{self, Call};
-use crate::secret;
-use crate::urlencoded::encode;
 use std::time::Duration;
 
 const NAME: &str = "app_to_app";
@@ -148,8 +148,8 @@ pub fn lwa_judgement(client_id: &str, answer: Result<(u16, String), outbound::Fa
 /// When the app's universal link is on linkgate's own host: are the association files served at
 /// that host's root?
 async fn association(config: &Config, app_link: &str) -> Option<Check> {
-    let link = crate::url::parse(app_link)?;
-    let public = crate::url::parse(&config.public_url)?;
+    let link = crate::base::url::parse(app_link)?;
+    let public = crate::base::url::parse(&config.public_url)?;
     if !link.bare_host().eq_ignore_ascii_case(public.bare_host()) {
         return Some(Check::ok(
             NAME,

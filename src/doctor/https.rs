@@ -4,10 +4,10 @@
 //! by `webpki-roots`), never fetching a missing intermediate. The client is a few lines of hyper
 //! over tokio-rustls.
 
-use super::der;
 use super::{
     expiry_check, healthz_check, metadata_check, token_error_check, Check, PublicUrl, Reply, Report,
 };
+use crate::base::der;
 use crate::config::Config;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;

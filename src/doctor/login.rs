@@ -4,9 +4,9 @@
 //! accepts the made-up credentials would let anyone sign in, and is a failure.
 
 use super::Check;
+use crate::base::secret::{self, Secret};
 use crate::config::Config;
 use crate::login_api::{Failure, LoginApiClient, Outcome};
-use crate::secret::{self, Secret};
 use std::time::{Duration, Instant};
 
 /// The username the probe sends: recognisable in the API's logs, and no one's account.

@@ -6,7 +6,7 @@ use super::response::{self, Reply};
 use crate::accounts::links::{self, Step};
 use crate::accounts::session::{self, ActionOutcome, Notice, SignInOutcome, SignedIn};
 use crate::app::App;
-use crate::lang::Lang;
+use crate::base::lang::Lang;
 use crate::pages;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, SET_COOKIE};
@@ -324,7 +324,7 @@ fn sign_in_page(
 ) -> Reply {
     use session::SignInFailure::*;
     let https = app.config.public_https();
-    let csrf = crate::secret::new_token("");
+    let csrf = crate::base::secret::new_token("");
     let status = match failure {
         None => 200,
         Some(WrongCredentials) => 401,

@@ -1,11 +1,11 @@
 //! Reading what a request carries: credentials in `Authorization`, the CSRF cookie, the client's
 //! address, and a size-limited body.
 
+use crate::base::secret::Secret;
+use crate::base::urlencoded;
 use crate::config::TrustedProxies;
 use crate::oauth::client::BasicCredentials;
 use crate::oauth::OAuthError;
-use crate::secret::Secret;
-use crate::urlencoded;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use http_body_util::BodyExt;

@@ -3,11 +3,11 @@
 use super::request;
 use super::response::{self, Reply};
 use crate::app::App;
+use crate::base::urlencoded::Params;
 use crate::oauth::authorize::{self, Step};
 use crate::oauth::client::Caller;
 use crate::oauth::{linking_log, metadata, resource, token, OAuthError};
 use crate::pages;
-use crate::urlencoded::Params;
 use hyper::body::Incoming;
 use hyper::{Method, Request};
 use serde::Serialize;
@@ -133,7 +133,10 @@ pub async fn route(app: &App, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) 
 fn metrics_allowed(app: &App, req: &Request<Incoming>, peer: IpAddr) -> bool {
     if let Some(token) = &app.config.metrics_token {
         if let Ok(Some(given)) = request::bearer_token(req.headers()) {
-            return crate::secret::ct_eq(&token.key(), &crate::secret::Secret::new(given).key());
+            return crate::base::secret::ct_eq(
+                &token.key(),
+                &crate::base::secret::Secret::new(given).key(),
+            );
         }
     }
     let forwarded = ["x-forwarded-for", "forwarded", "x-real-ip"]
@@ -233,7 +236,7 @@ fn render(app: &App, step: Step, hint: Option<String>, accept_language: Option<&
 
 fn render_in(app: &App, frame: pages::Frame<'_>, step: Step) -> Reply {
     let action = format!("{}/authorize", app.config.public_path());
-    let cookie = |csrf: &crate::secret::Secret| {
+    let cookie = |csrf: &crate::base::secret::Secret| {
         let secure = if app.config.public_https() {
             "; Secure"
         } else {

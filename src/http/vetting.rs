@@ -9,8 +9,8 @@
 
 use super::request::basic_credentials;
 use crate::app::App;
+use crate::base::urlencoded::Params;
 use crate::oauth::client::{authenticate, Caller};
-use crate::urlencoded::Params;
 use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use std::net::IpAddr;
 use std::pin::Pin;

@@ -10,12 +10,12 @@ use super::pending::{Opened, Pending, Stage};
 use super::{normalize_scope, OAuthError};
 use crate::accounts::second_factor::{self, SecondFactor};
 use crate::app::App;
+use crate::base::secret::{self, Secret};
+use crate::base::urlencoded::{append_query, ParamError, Params};
 use crate::config::{Client, GrantType, LoginSource};
 use crate::login_api::{Failure, Outcome};
 use crate::metrics::count;
-use crate::secret::{self, Secret};
 use crate::store::{now, CodeRecord, User, Username};
-use crate::urlencoded::{append_query, ParamError, Params};
 use std::net::IpAddr;
 
 /// What the browser gets next.

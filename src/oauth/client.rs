@@ -5,9 +5,9 @@
 pub use super::secret_cache::SecretCache;
 use super::OAuthError;
 use crate::app::App;
+use crate::base::secret::{self, Secret};
+use crate::base::urlencoded::Params;
 use crate::config::{Client, ClientSecret};
-use crate::secret::{self, Secret};
-use crate::urlencoded::Params;
 use std::net::IpAddr;
 
 /// Credentials from an `Authorization: Basic` header, already form-decoded.

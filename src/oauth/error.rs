@@ -177,9 +177,9 @@ impl From<StoreError> for OAuthError {
     }
 }
 
-impl From<crate::urlencoded::ParamError> for OAuthError {
-    fn from(e: crate::urlencoded::ParamError) -> Self {
-        use crate::urlencoded::ParamError;
+impl From<crate::base::urlencoded::ParamError> for OAuthError {
+    fn from(e: crate::base::urlencoded::ParamError) -> Self {
+        use crate::base::urlencoded::ParamError;
         OAuthError::InvalidRequest(match e {
             ParamError::NotUtf8 => "parameters must be UTF-8".into(),
             ParamError::Repeated(name) => format!("parameter `{name}` must not be repeated"),

@@ -11,7 +11,7 @@
 //! every unknown client id shares one such ring, so strangers cannot grow it. Kept in memory
 //! only: a restart starts an empty log, and each node of several keeps its own.
 
-use crate::secret;
+use crate::base::secret;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};

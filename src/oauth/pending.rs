@@ -9,7 +9,7 @@
 //! form are recorded as spent in the store (until they expire; `store/forms.rs`), so on every
 //! node. Only a correct password adds to that record, so strangers cannot grow it.
 
-use crate::secret::{self, Secret};
+use crate::base::secret::{self, Secret};
 use crate::store::{Store, StoreError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

@@ -7,9 +7,9 @@ use super::refusal::refusal;
 use super::tokens;
 use super::{OAuthError, MAX_TOKEN_LEN};
 use crate::app::App;
+use crate::base::urlencoded::Params;
 use crate::config::GrantType;
 use crate::store::{now, TokenKind};
-use crate::urlencoded::Params;
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]

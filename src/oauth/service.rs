@@ -7,9 +7,9 @@
 
 use super::{normalize_scope, target, OAuthError, TokenResponse};
 use crate::app::App;
+use crate::base::urlencoded::Params;
 use crate::config::Client;
 use crate::store::now;
-use crate::urlencoded::Params;
 
 pub async fn client_credentials(
     app: &App,

@@ -4,8 +4,8 @@
 //! every refresh carry it as their audience (`aud` at `/introspect`).
 
 use super::OAuthError;
+use crate::base::urlencoded::{ParamError, Params};
 use crate::config::Client;
-use crate::urlencoded::{ParamError, Params};
 
 /// The resource of a new authorization (`/authorize`, or `client_credentials` at `/token`).
 pub fn requested(client: &Client, params: &Params) -> Result<Option<String>, OAuthError> {

@@ -5,7 +5,7 @@ use super::account_text::{account_text, AccountText};
 use super::layout::{fill, page, Frame};
 use crate::accounts::password_rules::{PasswordProblem, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 use crate::accounts::session::{Activity, LinkedApp, Notice, PasswordFormProblem, SignInFailure};
-use crate::admin::format_time;
+use crate::base::civil::format_time;
 use crate::store::EventKind;
 use maud::{html, Markup};
 
@@ -215,7 +215,7 @@ fn password_form(
     }
 }
 
-fn event_name(t: &AccountText, kind: EventKind, lang: crate::lang::Lang) -> &'static str {
+fn event_name(t: &AccountText, kind: EventKind, lang: crate::base::lang::Lang) -> &'static str {
     let two = super::totp_text::totp_text(lang);
     match kind {
         EventKind::TotpOn => two.ev_on,

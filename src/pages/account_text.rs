@@ -2,7 +2,7 @@
 //! Kept apart from `i18n.rs` so the two catalogues change independently; same conventions:
 //! `{user}` and `{n}` mark where values go, the rest is shown as written (and HTML-escaped).
 
-use crate::lang::Lang;
+use crate::base::lang::Lang;
 
 /// The account pages' strings in `lang`.
 pub fn account_text(lang: Lang) -> &'static AccountText {

@@ -3,10 +3,10 @@
 //! Alexa and Google open the login page in the app's web view on the customer's phone, in every
 //! market they sell in; the page should speak the customer's language. The catalogue is plain
 //! data (one `Text` per language, `{name}` marks where a value goes) so a translator can read and
-//! correct it without knowing Rust. Which language a request gets is decided in `crate::lang`.
+//! correct it without knowing Rust. Which language a request gets is decided in `crate::base::lang`.
 
-use crate::lang::Lang;
-pub use crate::lang::{choose, from_accept_language};
+use crate::base::lang::Lang;
+pub use crate::base::lang::{choose, from_accept_language};
 
 impl Lang {
     /// The language's strings.

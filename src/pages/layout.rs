@@ -6,8 +6,8 @@
 //! zoom, and focus is always visible.
 
 use super::i18n::Text;
+use crate::base::lang::Lang;
 use crate::config::Ui;
-use crate::lang::Lang;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 /// What a page needs to know about its surroundings.
@@ -119,7 +119,7 @@ pub fn fill(template: &str, slots: &[(&str, Markup)]) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contrast::{ratio, Rgb, MIN_TEXT_CONTRAST};
+    use crate::base::contrast::{ratio, Rgb, MIN_TEXT_CONTRAST};
 
     // The palette of `CSS`.
     const TEXT: &str = "#1c1e21";

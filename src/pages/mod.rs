@@ -13,8 +13,8 @@ mod set_password;
 mod totp;
 pub mod totp_text;
 
-pub use crate::contrast;
-pub use crate::lang::Lang;
+pub use crate::base::contrast;
+pub use crate::base::lang::Lang;
 pub use account::{account, account_sign_in, AccountView};
 pub use consent::consent;
 pub use error::error;

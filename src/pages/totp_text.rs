@@ -2,7 +2,7 @@
 //! the `/account` section. Kept apart from `i18n.rs` and `account_text.rs` so the catalogues
 //! change independently; plain strings, HTML-escaped when shown.
 
-use crate::lang::Lang;
+use crate::base::lang::Lang;
 
 /// Two-factor sign-in's strings in `lang`.
 pub fn totp_text(lang: Lang) -> &'static TotpText {

@@ -70,7 +70,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::secret;
+    use crate::base::secret;
     use crate::store::{LinkKind, Store, Username};
 
     #[test]

@@ -151,7 +151,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret;
+    use crate::base::secret;
     use crate::store::fixtures;
 
     /// A code issued at 100 with `code_ttl_secs = 60`.

@@ -10,7 +10,7 @@
 use super::record::{decode, encode};
 use super::shared::Prefetched;
 use super::{expired, Store, StoreError};
-use crate::secret;
+use crate::base::secret;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -149,7 +149,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret;
+    use crate::base::secret;
 
     fn store() -> (tempfile::TempDir, Store) {
         crate::store::fixtures::temp_store()

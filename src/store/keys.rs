@@ -8,7 +8,7 @@
 //! reads nothing; every change goes through this store, which updates both.
 
 use super::{decode, encode, expired, Store, StoreError};
-use crate::secret::{self, HmacKey};
+use crate::base::secret::{self, HmacKey};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 

@@ -6,7 +6,7 @@
 //! the tree holds a handful however many tokens are issued.
 
 use super::{decode, encode, Grant, Rotation, Store, StoreError, SERVICE_GENERATION};
-use crate::secret;
+use crate::base::secret;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 

@@ -5,7 +5,7 @@
 //! write under the store's exclusive lock, and when each link last refreshed.
 
 use super::{decode, encode, expired, Grant, Store, StoreError, User, Username};
-use crate::secret;
+use crate::base::secret;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

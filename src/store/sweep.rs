@@ -115,7 +115,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::secret;
+    use crate::base::secret;
     use crate::store::{fixtures, Store, TokenRecord};
 
     #[test]

@@ -31,7 +31,7 @@
 //! bounded in size, and a password typed into the username field is never stored in clear.
 
 use super::{decode, encode, Store, StoreError};
-use crate::secret;
+use crate::base::secret;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

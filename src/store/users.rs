@@ -6,7 +6,7 @@
 //! one costs no read on the hot path.
 
 use super::{decode, encode, now, Store, StoreError};
-use crate::secret;
+use crate::base::secret;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

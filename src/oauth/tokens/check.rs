@@ -6,7 +6,7 @@
 
 use super::rotation::{self, Position};
 use super::sealed::{self, Parsed};
-use crate::secret;
+use crate::base::secret;
 use crate::store::{expired, Grant, Prefetched, Store, StoreError, TokenKind, TokenRecord};
 
 /// A token found and checked, with where a refresh token stands in its family.

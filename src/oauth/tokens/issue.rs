@@ -1,7 +1,7 @@
 //! Issuing tokens: sealed (`sealed.rs`), so issuing writes nothing.
 
 use super::sealed::{self, AccessClaims, RefreshClaims};
-use crate::secret::{self, HmacKey, Secret};
+use crate::base::secret::{self, HmacKey, Secret};
 use crate::store::{Grant, Store, StoreError};
 
 /// A new access token for the grant that lives `ttl_secs`, signed with the current server key.

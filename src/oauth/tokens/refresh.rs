@@ -9,7 +9,7 @@ use super::check::{self, Found};
 use super::issue;
 use super::rotation::{self, Decision};
 use super::sealed::{self, Parsed};
-use crate::secret::Secret;
+use crate::base::secret::Secret;
 use crate::store::{expired, Grant, GrantUpdate, Prefetched, Store, StoreError, TokenRecord};
 
 /// What a checked refresh request gets.
@@ -146,7 +146,7 @@ fn locked<E>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret;
+    use crate::base::secret;
     use crate::store::StoreError;
 
     /// A link made at 100 whose refresh token lives until `refresh_expires_at` (0: forever), with

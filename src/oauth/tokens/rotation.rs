@@ -15,7 +15,7 @@
 //! chain. Tokens stored by earlier releases are retired once a sealed successor is in use.
 
 use super::sealed::{RefreshClaims, Signed};
-use crate::secret::{self, HmacKey};
+use crate::base::secret::{self, HmacKey};
 use crate::store::{expired, Grant, Rotation};
 
 /// Where a presented refresh token stands in its grant's family.

@@ -16,7 +16,7 @@
 //! Tokens of earlier releases are 32 random bytes after the same prefixes; their body decodes to
 //! exactly 32 bytes, which no token here has, so the two never mix up.
 
-use crate::secret::{ct_eq, HmacKey};
+use crate::base::secret::{ct_eq, HmacKey};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 

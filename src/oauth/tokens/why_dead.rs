@@ -3,8 +3,8 @@
 //! be known from the token's own claims and what is stored — never the token.
 
 use super::sealed::{self, Parsed};
-use crate::civil::format_time;
-use crate::secret::{self, HmacKey};
+use crate::base::civil::format_time;
+use crate::base::secret::{self, HmacKey};
 use crate::store::{expired, Grant, Store, StoreError, LOGIN_API_GENERATION, SERVICE_GENERATION};
 
 /// Completes "the token …": e.g. "expired at 2026-12-07 10:00:00 UTC".

@@ -92,7 +92,7 @@ fn time(tag: u8, bytes: &[u8]) -> Option<u64> {
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
         return None;
     }
-    let seconds = crate::civil::days_from_date(year, month, day) * 86400
+    let seconds = crate::base::civil::days_from_date(year, month, day) * 86400
         + field(4)? * 3600
         + field(6)? * 60
         + field(8)?;

@@ -1,0 +1,14 @@
+//! The ground floor: small pieces every layer uses and that use nothing else of linkgate —
+//! secrets and MACs, time as calendar dates, URLs, form bodies, OAuth scope strings, languages,
+//! colour contrast, a DER certificate reader, the password-hashing threads.
+
+pub mod civil;
+pub mod contrast;
+/// Public for the fuzz target (`fuzz/fuzz_targets/der.rs`).
+pub mod der;
+pub mod lang;
+pub mod password_workers;
+pub mod scope;
+pub mod secret;
+pub mod url;
+pub mod urlencoded;
