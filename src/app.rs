@@ -1,5 +1,11 @@
 //! What every request handler needs: the config, the store, the pending authorizations and the
 //! limit on concurrent password checks. Built once at start-up and shared behind an `Arc`.
+//!
+//! The one import here that runs back up (farm-studio): `App` holds state whose types live in
+//! `oauth/` (the pending authorizations, the client-secret cache and throttle, the linking log)
+//! while the rules in `oauth/` and `accounts/` still take `&App`. It goes when the rules take
+//! only what they use (`(&Store, &Config, now)`) and `App` moves into `http/` as that layer's
+//! state — the next step of issue 25 (the token rules already work that way: `oauth/tokens/`).
 
 use crate::base::password_workers::PasswordWorkers;
 use crate::config::Config;

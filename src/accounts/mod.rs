@@ -7,5 +7,6 @@ pub mod links;
 pub mod password_rules;
 pub mod second_factor;
 pub mod session;
+pub mod sign_in;
 pub mod totp;
 pub mod two_factor;

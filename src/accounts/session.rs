@@ -9,12 +9,12 @@
 
 use super::events;
 use super::password_rules::{check_new_password, PasswordProblem};
+use super::sign_in::{check_api, check_password, checker, Checker, Verdict};
 use crate::app::App;
 use crate::base::secret::{self, Secret};
 use crate::base::urlencoded::Params;
 use crate::config::LoginSource;
 use crate::metrics::count;
-use crate::oauth::authorize::{check_api, check_password, checker, Checker, Verdict};
 use crate::store::{
     now, EventKind, Grant, Reservation, Session, StoreError, User, Username, LOGIN_API_GENERATION,
 };
