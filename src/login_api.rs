@@ -13,6 +13,7 @@
 //! The HTTP side is hyper's client connection API over tokio-rustls, like `doctor::https`.
 
 use crate::base::secret::Secret;
+use crate::base::tls_client;
 use crate::config::{BodyFormat, LoginApi};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
@@ -24,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
-use tokio_rustls::rustls::{self, pki_types::ServerName, ClientConfig, RootCertStore};
+use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
 /// Answers larger than this are refused: a login answer is a few hundred bytes.
@@ -141,20 +142,9 @@ impl LoginApiClient {
     /// Builds the client (TLS roots: webpki's Mozilla roots plus `ca_file`). No connection yet.
     pub fn new(api: LoginApi) -> Result<LoginApiClient, String> {
         let tls = if api.https {
-            let mut roots = RootCertStore::empty();
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            for der in &api.extra_roots {
-                roots
-                    .add(der.clone().into())
-                    .map_err(|e| format!("login.api.ca_file: a certificate is not usable: {e}"))?;
-            }
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let mut config = ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| format!("TLS set-up failed: {e}"))?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            let extra = api.extra_roots.iter().map(|der| der.clone().into());
+            let roots = tls_client::roots(extra).map_err(|e| format!("login.api.ca_file: {e}"))?;
+            let config = tls_client::config(roots, true)?;
             let name = ServerName::try_from(api.host.clone())
                 .map_err(|e| format!("login.api.url: `{}`: {e}", api.host))?;
             Some((TlsConnector::from(Arc::new(config)), name))

@@ -5,6 +5,7 @@
 //! call, redirects never followed, answers capped at `MAX_ANSWER_BYTES`. Header values are
 //! marked sensitive; `Fault`'s `Display` says what went wrong, never what was sent.
 
+use crate::base::tls_client;
 use crate::config::{is_loopback_host, Target};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
@@ -14,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio_rustls::rustls::{self, pki_types::ServerName, ClientConfig, RootCertStore};
+use tokio_rustls::rustls::{pki_types::ServerName, ClientConfig};
 use tokio_rustls::TlsConnector;
 
 /// Answers larger than this are refused.
@@ -182,15 +183,7 @@ async fn connect(target: &Target) -> Result<TcpStream, Fault> {
 fn tls() -> Result<TlsConnector, Fault> {
     static CONFIG: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
     let config = CONFIG.get_or_init(|| {
-        let mut roots = RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS set-up failed: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let config = tls_client::config(tls_client::roots([])?, true)?;
         Ok(Arc::new(config))
     });
     match config {

@@ -108,8 +108,7 @@ mod tests {
 
     #[test]
     fn two_factor_survives_a_password_change_and_each_code_works_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let store = Store::in_memory().unwrap();
         let name = Username::parse("alice").unwrap();
         store.add_user(&name, "h1".into()).unwrap();
         let key = totp::new_secret();
@@ -194,8 +193,7 @@ mod tests {
 
     #[test]
     fn concurrent_uses_of_one_code_pass_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let store = Store::in_memory().unwrap();
         let name = Username::parse("alice").unwrap();
         store.add_user(&name, "h1".into()).unwrap();
         let key = totp::new_secret();

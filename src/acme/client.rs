@@ -4,6 +4,7 @@
 //! add a second TLS stack and a dozen crates for a few requests every two months. One connection
 //! per request, every request bounded in time and size.
 
+use crate::base::tls_client;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
@@ -14,9 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
-use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
 /// One request, connection and handshake included.
@@ -32,30 +31,14 @@ pub struct AcmeHttp {
 impl AcmeHttp {
     /// Mozilla's roots, plus every certificate in `extra_ca` (PEM).
     pub fn new(extra_ca: Option<&Path>) -> Result<AcmeHttp, String> {
-        let mut roots = RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        let extra = match extra_ca {
+            None => Vec::new(),
+            Some(path) => tls_client::pem_certificates(path)
+                .map_err(|e| format!("server.acme.directory_ca {}: {e}", path.display()))?,
         };
-        if let Some(path) = extra_ca {
-            let fail = |e: &dyn std::fmt::Display| {
-                format!("server.acme.directory_ca {}: {e}", path.display())
-            };
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .and_then(|iter| iter.collect())
-                .map_err(|e| fail(&e))?;
-            if certs.is_empty() {
-                return Err(fail(&"holds no PEM certificate"));
-            }
-            for cert in certs {
-                roots.add(cert).map_err(|e| fail(&e))?;
-            }
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS setup failed: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let roots =
+            tls_client::roots(extra).map_err(|e| format!("server.acme.directory_ca: {e}"))?;
+        let config = tls_client::config(roots, true)?;
         Ok(AcmeHttp {
             tls: TlsConnector::from(Arc::new(config)),
         })

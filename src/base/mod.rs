@@ -1,6 +1,6 @@
 //! The ground floor: small pieces every layer uses and that use nothing else of linkgate —
 //! secrets and MACs, time as calendar dates, URLs, form bodies, OAuth scope strings, languages,
-//! colour contrast, a DER certificate reader, the password-hashing threads.
+//! colour contrast, a DER certificate reader, the password-hashing threads, the TLS client set-up.
 
 pub mod civil;
 pub mod contrast;
@@ -10,5 +10,6 @@ pub mod lang;
 pub mod password_workers;
 pub mod scope;
 pub mod secret;
+pub mod tls_client;
 pub mod url;
 pub mod urlencoded;

@@ -493,17 +493,8 @@ pub(super) fn check_pointer(pointer: &str) -> Result<(), &'static str> {
 
 /// The certificates of a PEM file, DER-encoded; at least one.
 fn read_ca_file(path: &Path) -> Result<Vec<Vec<u8>>, String> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::CertificateDer;
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    let certs: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(&bytes)
-        .map(|cert| cert.map(|c| c.as_ref().to_vec()))
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("is not a PEM certificate file: {e}"))?;
-    if certs.is_empty() {
-        return Err("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
-    }
-    Ok(certs)
+    let certs = crate::base::tls_client::pem_certificates(path)?;
+    Ok(certs.iter().map(|c| c.as_ref().to_vec()).collect())
 }
 
 #[cfg(test)]

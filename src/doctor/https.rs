@@ -7,7 +7,7 @@
 use super::{
     expiry_check, healthz_check, metadata_check, token_error_check, Check, PublicUrl, Reply, Report,
 };
-use crate::base::der;
+use crate::base::{der, tls_client};
 use crate::config::Config;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
@@ -22,7 +22,6 @@ use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
 use tokio_rustls::rustls::crypto::{self, CryptoProvider};
-use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_rustls::rustls::server::ParsedCertificate;
 use tokio_rustls::rustls::{
@@ -230,8 +229,8 @@ pub(super) struct Roots {
 
 impl Roots {
     pub(super) fn mozilla_only() -> Roots {
-        let mut store = RootCertStore::empty();
-        store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        // Mozilla's roots alone cannot fail to load.
+        let store = tls_client::roots([]).unwrap_or_else(|_| RootCertStore::empty());
         Roots {
             mozilla: Arc::new(store),
             extra: None,
@@ -252,18 +251,8 @@ impl Roots {
                 ),
             )
         };
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(file)
-            .and_then(|iter| iter.collect())
-            .map_err(|e| problem(format!("cannot read: {e}")))?;
-        if certs.is_empty() {
-            return Err(problem("holds no PEM certificate".into()));
-        }
-        let mut store = (*roots.mozilla).clone();
-        for cert in certs {
-            store
-                .add(cert)
-                .map_err(|e| problem(format!("not a CA certificate: {e}")))?;
-        }
+        let certs = tls_client::pem_certificates(file).map_err(problem)?;
+        let store = tls_client::roots(certs).map_err(problem)?;
         roots.extra = Some((file.display().to_string(), Arc::new(store)));
         Ok(roots)
     }

@@ -215,6 +215,25 @@ impl Store {
         Store::with(backend, trees)
     }
 
+    /// A store in memory, gone when dropped: sled's temporary mode, which keeps its file on
+    /// tmpfs (`/dev/shm`) and removes it at drop. For unit tests of the rules that sit on the
+    /// store (rotation, code redemption, two-factor codes, throttling): they run at any `now`
+    /// with no data directory. `close` only drops it.
+    pub fn in_memory() -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .temporary(true)
+            .cache_capacity(4 << 20)
+            .open()
+            .map_err(|e| StoreError::Io(format!("cannot open a store in memory: {e}")))?;
+        let trees = Trees::new(|name| Ok(Tree::Sled(db.open_tree(name)?)))?;
+        let backend = Backend::Sled {
+            db,
+            path: PathBuf::new(),
+            cache_bytes: 0,
+        };
+        Store::with(backend, trees)
+    }
+
     /// Connects to PostgreSQL (`[storage] backend = "postgres"`), creating or upgrading linkgate's
     /// tables first.
     pub fn connect(settings: &PostgresSettings) -> Result<Store, StoreError> {
@@ -330,6 +349,10 @@ impl Store {
         db.flush()?;
         drop(db);
         drop(self);
+        if path.as_os_str().is_empty() {
+            // In memory (`in_memory`): nothing to reopen.
+            return Ok(());
+        }
         match Store::open(&path, cache_bytes) {
             Ok(reopened) => reopened.flush_blocking(),
             Err(StoreError::Locked(_)) => Ok(()),
@@ -531,6 +554,17 @@ pub fn expired(expires_at: u64, now: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stores_in_memory_are_apart_and_need_no_directory() {
+        let one = Store::in_memory().unwrap();
+        let two = Store::in_memory().unwrap();
+        let name = Username::parse("alice").unwrap();
+        one.add_user(&name, "h".into()).unwrap();
+        assert!(one.user(&name).unwrap().is_some());
+        assert!(two.user(&name).unwrap().is_none());
+        one.close().unwrap();
+    }
 
     #[test]
     fn hex_round_trips_and_bad_hex_is_corrupt() {

@@ -16,13 +16,13 @@
 //! error is a `StoreError::Io` (the client gets 503 `server_error`, never `invalid_grant`).
 
 use super::StoreError;
+use crate::base::tls_client;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::types::ToSql;
-use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
 /// `[storage]` settings for PostgreSQL. The URL may hold a password: `Debug` and `describe` show
 /// where the database is, never the password.
@@ -576,29 +576,15 @@ async fn apply_migrations(client: &Object) -> Result<(), StoreError> {
 fn tls_connector(
     settings: &Settings,
 ) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
-    use rustls_pki_types::{pem::PemObject, CertificateDer};
-    let mut roots = RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(path) = &settings.ca_file {
-        let unusable =
-            |e: String| StoreError::Unusable(format!("storage.ca_file {}: {e}", path.display()));
-        let bytes = std::fs::read(path).map_err(|e| unusable(e.to_string()))?;
-        let mut added = 0;
-        for cert in CertificateDer::pem_slice_iter(&bytes) {
-            let cert = cert.map_err(|e| unusable(e.to_string()))?;
-            roots.add(cert).map_err(|e| unusable(e.to_string()))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(unusable("no PEM certificate in it".into()));
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| StoreError::Unusable(format!("TLS set-up failed: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let roots = match &settings.ca_file {
+        None => tls_client::roots([]),
+        Some(path) => tls_client::pem_certificates(path)
+            .and_then(tls_client::roots)
+            .map_err(|e| format!("storage.ca_file {}: {e}", path.display())),
+    };
+    let config = roots
+        .and_then(|roots| tls_client::config(roots, false))
+        .map_err(StoreError::Unusable)?;
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 

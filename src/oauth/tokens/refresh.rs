@@ -206,8 +206,7 @@ mod tests {
 
     #[test]
     fn an_expired_access_token_is_refused_but_its_refresh_token_still_works() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let store = Store::in_memory().unwrap();
         let (access, refresh) = link(&store, 0);
         assert!(
             check::token(&store, &access, 159, None).unwrap().is_some(),
@@ -233,8 +232,7 @@ mod tests {
 
     #[test]
     fn a_refresh_token_dies_with_its_grant_at_refresh_ttl() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let store = Store::in_memory().unwrap();
         let (access, refresh) = link(&store, 1000);
         let issued_at_999 = refresh_at(&store, &refresh, 999).expect("refreshed at 999");
         assert_eq!(refresh_at(&store, &refresh, 1000), None);
@@ -253,8 +251,7 @@ mod tests {
 
     #[test]
     fn a_rotation_chain_of_any_length_keeps_one_fixed_size_record() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let store = Store::in_memory().unwrap();
         let (_, mut refresh) = link(&store, 0);
         let rotate = |token: &str| {
             super::refresh(&store, token, 200, None, |_, _| {
