@@ -5,7 +5,8 @@
 //! `second_factor.rs` applies these rules to it, and the HTTP layer only parses and renders.
 
 use crate::base::secret;
-use sha1::{Digest, Sha1};
+use hmac::{Hmac, KeyInit, Mac};
+use sha1::Sha1;
 
 /// Seconds per step (RFC 6238 `X`).
 pub const STEP_SECS: u64 = 30;
@@ -16,21 +17,12 @@ pub const RECOVERY_CODES: usize = 10;
 /// Length of the secret in bytes: 160 bits, as RFC 4226 recommends for HMAC-SHA-1.
 pub const SECRET_BYTES: usize = 20;
 
-/// HMAC-SHA-1 (RFC 2104) of `message` under `key`.
+/// HMAC-SHA-1 (RFC 2104, the `hmac` crate) of `message` under `key`.
 fn hmac_sha1(key: &[u8], message: &[u8]) -> [u8; 20] {
-    let mut block = [0u8; 64];
-    if key.len() > 64 {
-        block[..20].copy_from_slice(&Sha1::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha1::new();
-    inner.update(block.map(|b| b ^ 0x36));
-    inner.update(message);
-    let mut outer = Sha1::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().into()
+    // HMAC takes a key of any length (a long one is hashed first): this cannot fail.
+    let mut mac = <Hmac<Sha1> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 /// The HOTP value (RFC 4226 section 5.3) for `counter`, reduced to `digits` digits.

@@ -6,6 +6,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::sync::OnceLock;
@@ -68,64 +69,32 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
 
-/// HMAC-SHA-256 (RFC 2104) under one key, with the padded key's hash states computed once, so
-/// each MAC costs the hashing of the message and two blocks more. `Debug` is not derived: the
-/// states are as good as the key.
+/// HMAC-SHA-256 (RFC 2104, the `hmac` crate) under one key, keyed once: the padded key's hash
+/// states are computed at `new`, so each MAC costs the hashing of the message and two blocks
+/// more. `Debug` is not derived: the states are as good as the key.
 #[derive(Clone)]
-pub struct HmacKey {
-    inner: Sha256,
-    outer: Sha256,
-}
+pub struct HmacKey(Hmac<Sha256>);
 
 impl HmacKey {
     pub fn new(key: &[u8]) -> HmacKey {
-        let mut block = [0u8; 64];
-        if key.len() > 64 {
-            block[..32].copy_from_slice(&sha256(key));
-        } else {
-            block[..key.len()].copy_from_slice(key);
-        }
-        let pad = |byte: u8| {
-            let mut hasher = Sha256::new();
-            hasher.update(block.map(|b| b ^ byte));
-            hasher
-        };
-        HmacKey {
-            inner: pad(0x36),
-            outer: pad(0x5c),
-        }
+        // HMAC takes a key of any length (a long one is hashed first): this cannot fail.
+        HmacKey(<Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length"))
     }
 
     /// The MAC of the concatenation of `parts`.
     pub fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
-        let mut inner = self.inner.clone();
+        let mut mac = self.0.clone();
         for part in parts {
-            inner.update(part);
+            mac.update(part);
         }
-        let mut outer = self.outer.clone();
-        outer.update(inner.finalize());
-        outer.finalize().into()
+        mac.finalize().into_bytes().into()
     }
 }
 
 /// HMAC-SHA256 (RFC 2104): a keyed hash, for values that must not be guessable from what is
 /// stored (throttle keys) and for sealing forms that must come back unchanged.
 pub fn hmac_sha256(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
-    let mut inner_pad = [0x36u8; 64];
-    let mut outer_pad = [0x5cu8; 64];
-    for (i, byte) in key.iter().enumerate() {
-        inner_pad[i] ^= byte;
-        outer_pad[i] ^= byte;
-    }
-    let mut inner = Sha256::new();
-    inner.update(inner_pad);
-    for part in parts {
-        inner.update(part);
-    }
-    let mut outer = Sha256::new();
-    outer.update(outer_pad);
-    outer.update(inner.finalize());
-    outer.finalize().into()
+    HmacKey::new(key).mac(parts)
 }
 
 /// Compares two secrets in constant time (for equal lengths; the length itself is not secret

@@ -233,6 +233,33 @@ mod tests {
         assert!(signed.verify(&key));
     }
 
+    /// The exact tokens of fixed claims under a fixed key, as computed independently (Python's
+    /// standard `hmac` over this format): tokens sealed by any earlier release, whatever HMAC
+    /// code it ran, still verify and read the same.
+    #[test]
+    fn tokens_are_byte_for_byte_what_earlier_releases_sealed() {
+        let key = HmacKey::new(&[1; 32]);
+        let access_token =
+            "lgat_AQcAAAAAgSRpAAAAABCPJGkAAAAAAwMDAwMDAwMDAwMDAwMDAxYAQnRBYmRvYncybW5Rby1\
+                            OWEhYeUhVUQEHAHByb2ZpbGVGm4yUblGmDnD2S-u1dlQHbljucezMe27p9XSHqDLGcQ";
+        assert_eq!(seal_access(&access(), &key), access_token);
+        let refresh = RefreshClaims {
+            seq: 3,
+            issued_at: 5,
+            nonce: [9; 16],
+            grant_id: "g".into(),
+        };
+        let refresh_token =
+            "lgrt_AQMAAAAAAAAABQAAAAAAAAAJCQkJCQkJCQkJCQkJCQkJAQBnKvvOgTXZnAokVClQ2nU8IEAjSNGO\
+                             hN5mmb0BUmjCy8E";
+        assert_eq!(seal_refresh(&refresh, &key), refresh_token);
+        let Parsed::Access(claims, signed) = parse(access_token) else {
+            panic!("not an access token")
+        };
+        assert_eq!(claims, access());
+        assert!(signed.verify(&key));
+    }
+
     #[test]
     fn an_access_token_cannot_pass_for_a_refresh_token() {
         let key = HmacKey::new(&[1; 32]);
