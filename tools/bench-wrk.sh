@@ -165,7 +165,7 @@ free_port() {
   low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range)
   for _ in $(seq 1 100); do
     port=$((10000 + RANDOM % (low - 10000)))
-    if ! ss -Htln "sport = :$port" | grep -q .; then echo "$port"; return 0; fi
+    if [ -z "$(ss -Htln "sport = :$port")" ]; then echo "$port"; return 0; fi
   done
   echo "no free port" >&2
   return 1
@@ -347,7 +347,7 @@ measure() { # SETUP: sled | pgN
   for pid in "${node_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   for i in $(seq 1 "$count"); do
     # Anything but the bench config's expected warning (plain http) is shown.
-    if grep -v 'is plain http' "$dir/node$i.stderr" | grep -q .; then
+    if [ -n "$(grep -v 'is plain http' "$dir/node$i.stderr")" ]; then
       echo "--- node $i ($setup) logged warnings or errors:" >&2
       grep -v 'is plain http' "$dir/node$i.stderr" | sed 's/^[0-9TZ:.-]* *//' | sort | uniq -c | sort -rn | head -n 20 >&2
     fi

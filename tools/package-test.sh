@@ -22,7 +22,10 @@ fi
 deb=$(bash tools/package.sh --dev | tail -1)
 [ -f "$deb" ] || fail "no package built"
 say "built $deb ($(du -h "$deb" | cut -f1))"
-dpkg-deb --info "$deb" | grep -q 'Package: linkgate' || fail "not a linkgate package"
+# Read whole, then matched: `cmd | grep -q` under pipefail fails when grep exits first and the
+# writer gets SIGPIPE (it did, in CI, on dpkg-deb's longer output).
+info=$(dpkg-deb --info "$deb" 2>&1) || fail "dpkg-deb --info: $info"
+grep -q '^ *Package: linkgate$' <<<"$info" || fail "not a linkgate package"
 
 cleanup() {
   [ -n "${server_pid:-}" ] && kill "$server_pid" 2>/dev/null || true
@@ -38,7 +41,7 @@ mode_of() { stat -c '%a %U:%G' "$1"; }
 [ "$(mode_of /usr/bin/linkgate)" = "755 root:root" ] || fail "/usr/bin/linkgate: $(mode_of /usr/bin/linkgate)"
 [ "$(mode_of /etc/linkgate/linkgate.toml)" = "640 root:linkgate" ] || fail "config: $(mode_of /etc/linkgate/linkgate.toml)"
 [ "$(mode_of /var/lib/linkgate)" = "700 linkgate:linkgate" ] || fail "data: $(mode_of /var/lib/linkgate)"
-getent passwd linkgate | grep -q nologin || fail "the linkgate user should have no login shell"
+grep -q nologin <<<"$(getent passwd linkgate)" || fail "the linkgate user should have no login shell"
 grep -qx '/etc/linkgate/linkgate.toml' /var/lib/dpkg/info/linkgate.conffiles || fail "the config is not a conffile"
 unit=$(dpkg -L linkgate | grep 'linkgate.service$' | head -1)
 [ -n "$unit" ] || fail "no systemd unit in the package"

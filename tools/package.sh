@@ -17,7 +17,7 @@ if [ "${1:-}" = --dev ]; then
   bin_dir=target/debug
 fi
 cargo_deb=target/tools/bin/cargo-deb
-if ! "$cargo_deb" --version 2>/dev/null | grep -q "$CARGO_DEB_VERSION"; then
+if ! grep -q "$CARGO_DEB_VERSION" <<<"$("$cargo_deb" --version 2>/dev/null)"; then
   echo "package.sh: installing cargo-deb $CARGO_DEB_VERSION from crates.io" >&2
   cargo install --quiet --locked --root target/tools --version "$CARGO_DEB_VERSION" cargo-deb
 fi
