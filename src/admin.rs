@@ -1,13 +1,23 @@
 //! The admin commands: `--add-user` and friends. They work with the server stopped (opening the
 //! data directory) and running (asking the server over its admin socket).
+//!
+//! Everything the operator runs from a shell lives under this folder: `cli` (the command line),
+//! this file (the commands), `links` (printing invite and reset links), `protocol` and `socket`
+//! (the running server's admin socket), `doctor` (`--doctor`), `migrate` (`--migrate-store`).
 
-pub use crate::admin_protocol::{AdminError, Request};
-use crate::admin_socket;
+pub mod cli;
+pub mod doctor;
+mod links;
+pub mod migrate;
+pub mod protocol;
+pub mod socket;
+
 pub use crate::base::civil::format_time;
 use crate::base::secret::{self, Secret};
-use crate::cli::Command;
 use crate::config::Config;
 use crate::store::{AddUserError, Store, StoreError, Username};
+use cli::Command;
+pub use protocol::{AdminError, Request};
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, IsTerminal};
 use std::os::unix::fs::OpenOptionsExt;
@@ -110,21 +120,21 @@ pub fn issue_link(
     kind: crate::store::LinkKind,
     name: &str,
 ) -> Result<String, AdminError> {
-    let (token, request) = crate::accounts::links::new_link(config, kind, name)?;
+    let (token, request) = links::new_link(config, kind, name)?;
     let message = run(config, request)?;
-    Ok(crate::accounts::links::printed(config, &message, &token))
+    Ok(links::printed(config, &message, &token))
 }
 
 /// Runs a request against the data directory, or through the running server's admin socket
 /// when the server holds the directory's lock.
 pub fn run(config: &Config, request: Request) -> Result<String, AdminError> {
     if let Request::LinkingLog { .. } = request {
-        let socket = admin_socket::path(config);
-        return admin_socket::send(&socket, &request).map_err(|e| {
+        let path = socket::path(config);
+        return socket::send(&path, &request).map_err(|e| {
             AdminError(format!(
                 "the linking log is kept in the running server's memory, and no server answered \
                  at {} ({e}); start linkgate and try again",
-                socket.display()
+                path.display()
             ))
         });
     }
@@ -134,7 +144,7 @@ pub fn run(config: &Config, request: Request) -> Result<String, AdminError> {
         config.postgres.as_ref(),
     ) {
         Ok(store) => execute(&store, request),
-        Err(StoreError::Locked(_)) => admin_socket::send(&admin_socket::path(config), &request),
+        Err(StoreError::Locked(_)) => socket::send(&socket::path(config), &request),
         Err(e) => Err(e.into()),
     }
 }
@@ -190,7 +200,7 @@ pub fn execute(store: &Store, request: Request) -> Result<String, AdminError> {
             kind,
             key,
             ttl_secs,
-        } => return crate::accounts::links::execute(store, &name, kind, &key, ttl_secs),
+        } => return links::execute(store, &name, kind, &key, ttl_secs),
         Request::RemoveUser { name } => {
             let name = username(&name)?;
             if !store.remove_user(&name)? {
@@ -267,9 +277,7 @@ pub fn backup(config: &Config, file: &Path) -> Result<String, AdminError> {
             .backup(&mut out)
             .map(|n| format!("{n} entries"))
             .map_err(AdminError::from),
-        Err(StoreError::Locked(_)) => {
-            admin_socket::send_backup(&admin_socket::path(config), &mut out)
-        }
+        Err(StoreError::Locked(_)) => socket::send_backup(&socket::path(config), &mut out),
         Err(e) => Err(e.into()),
     };
     let finished = written.and_then(|summary| {

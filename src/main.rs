@@ -1,7 +1,8 @@
 //! linkgate: parse the command line, load the config, then serve or run one admin command.
 
-use linkgate::cli::Command;
-use linkgate::{acme, admin, admin_socket, app, cli, config, doctor, http, logging, store};
+use linkgate::admin::cli::Command;
+use linkgate::admin::{cli, doctor, socket as admin_socket};
+use linkgate::{acme, admin, app, config, http, logging, store};
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -52,7 +53,7 @@ fn main() -> ExitCode {
         Command::CheckConfig => admin::check_config(&config),
         Command::Backup(file) => admin::backup(&config, file),
         Command::Restore(file) => admin::restore(&config, file),
-        Command::MigrateStore(target) => linkgate::migrate::run(&config, target),
+        Command::MigrateStore(target) => linkgate::admin::migrate::run(&config, target),
         Command::Invite(name) => admin::issue_link(&config, store::LinkKind::Invite, name),
         Command::ResetPassword(name) => admin::issue_link(&config, store::LinkKind::Reset, name),
         command => {

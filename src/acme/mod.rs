@@ -79,7 +79,7 @@ impl Acme {
                         tracing::info!(
                             "ACME: serving the cached certificate for {}, valid until {}",
                             acme.domain,
-                            crate::admin::format_time(v.not_after)
+                            crate::base::civil::format_time(v.not_after)
                         );
                         validity = Some(v);
                     }
@@ -149,8 +149,8 @@ impl Acme {
                     tracing::info!(
                         "ACME: new certificate for {} in service, valid until {}; renewal from {}",
                         self.config.domain,
-                        crate::admin::format_time(validity.not_after),
-                        crate::admin::format_time(validity.renew_at())
+                        crate::base::civil::format_time(validity.not_after),
+                        crate::base::civil::format_time(validity.renew_at())
                     );
                 }
                 Err(e) => {

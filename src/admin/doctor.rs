@@ -8,7 +8,7 @@
 //! Alexa sees it (TLS 1.2+ with SNI, the chain checked against Mozilla's roots only, every network
 //! step with a time limit).
 
-use crate::admin_socket;
+use crate::admin::socket;
 use crate::base::civil::format_time;
 use crate::config::{Client, ClientSecret, Config, EXAMPLE_SECRETS};
 use std::fmt;
@@ -216,8 +216,8 @@ pub fn run(config: &Config, extra_ca: Option<&Path>) -> bool {
 /// certificate files, so an edited file and a server started before it differ until a restart.
 /// `None` when no server answers.
 fn served_check(config: &Config) -> Option<Check> {
-    let answer = crate::admin_socket::send(
-        &crate::admin_socket::path(config),
+    let answer = crate::admin::socket::send(
+        &crate::admin::socket::path(config),
         &crate::admin::Request::Served,
     )
     .ok()?;
@@ -241,7 +241,8 @@ fn served_check(config: &Config) -> Option<Check> {
 /// Alexa and Google were refused lately, and the last reason each. Nothing when no server runs.
 fn recent_failures(config: &Config) -> Vec<Check> {
     let request = crate::admin::Request::LinkingLog { client: None };
-    let Ok(table) = crate::admin_socket::send(&crate::admin_socket::path(config), &request) else {
+    let Ok(table) = crate::admin::socket::send(&crate::admin::socket::path(config), &request)
+    else {
         return vec![Check::ok(
             "linking",
             "no server answered on the admin socket: no recent refusals to show",
@@ -733,7 +734,7 @@ pub fn data_directory_check(config: &Config) -> Check {
             format!("{shown} is not a directory: point [storage] path at a directory"),
         ),
         Ok(_) => {
-            let socket = admin_socket::path(config);
+            let socket = socket::path(config);
             if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
                 return Check::ok(
                     "data",

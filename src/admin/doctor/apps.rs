@@ -224,7 +224,7 @@ async fn association(config: &Config, app_link: &str) -> Option<Check> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::doctor::Status;
+    use crate::admin::doctor::Status;
 
     #[test]
     fn only_a_refusal_of_the_made_up_token_and_code_is_healthy() {

@@ -1,6 +1,6 @@
 //! What the admin CLI and the running server say to each other over the admin socket: the
 //! requests, the one-line answer, and the error both sides report. Its own module so that the CLI
-//! side (`admin`) and the socket (`admin_socket`) both depend on it and not on each other.
+//! side (`admin`) and the socket (`admin::socket`) both depend on it and not on each other.
 
 use crate::store::StoreError;
 use serde::{Deserialize, Serialize};

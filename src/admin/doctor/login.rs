@@ -75,7 +75,7 @@ pub fn judge(url: &str, https: bool, outcome: Outcome, took: Duration) -> Check 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::doctor::Status;
+    use crate::admin::doctor::Status;
 
     fn run(outcome: Outcome) -> Check {
         judge(

@@ -3,7 +3,7 @@
 //! mode 0600: only the service's user (and root) can use it. One JSON request line in, one JSON
 //! response line out.
 
-use crate::admin_protocol::{AdminError, Request, Response};
+use crate::admin::protocol::{AdminError, Request, Response};
 use crate::config::Config;
 use crate::store::Store;
 use std::io::{BufRead, BufReader, Write};
