@@ -9,14 +9,16 @@
 
 use super::events;
 use super::password_rules::{check_new_password, PasswordProblem};
-use super::sign_in::{check_api, check_password, checker, Checker, Verdict};
+use super::sign_in::{
+    self, check_api, check_password, checker, queue_for, Attempt, Checker, Refused, Verdict,
+};
 use crate::app::App;
 use crate::base::secret::{self, Secret};
 use crate::base::urlencoded::Params;
 use crate::config::LoginSource;
 use crate::metrics::count;
 use crate::store::{
-    now, EventKind, Grant, Reservation, Session, StoreError, User, Username, LOGIN_API_GENERATION,
+    now, EventKind, Grant, Session, StoreError, User, Username, LOGIN_API_GENERATION,
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -77,34 +79,21 @@ pub async fn verify_with_code(
         SignInFailure::Unavailable
     })?;
     // argon2's queue bounds a local check; the login API has its own in-flight limit.
-    let _queued = match checker {
-        Checker::Local(_) => match app.login_queue.try_acquire() {
-            Ok(permit) => Some(permit),
-            Err(_) => {
-                count(&app.metrics.logins_refused);
-                return Err(SignInFailure::Busy);
-            }
-        },
-        Checker::Api => None,
+    let Ok(_queued) = queue_for(app, &checker) else {
+        return Err(SignInFailure::Busy);
     };
-    let throttled = app
-        .store
-        .login_keys(name.as_ref().map_or(typed, |n| n.as_str()), ip)
-        .and_then(|keys| app.store.reserve_attempt(&keys, now()));
-    let reservation = match throttled {
-        Ok(Ok(reservation)) => reservation,
-        Ok(Err(wait)) => {
-            count(&app.metrics.logins_refused);
-            return Err(SignInFailure::Locked(wait));
-        }
-        Err(e) => {
+    let typed_name = name.as_ref().map_or(typed, |n| n.as_str());
+    let attempt = match sign_in::reserve(app, typed_name, ip, events::DETAIL_ACCOUNT) {
+        Ok(attempt) => attempt,
+        Err(Refused::Locked(wait)) => return Err(SignInFailure::Locked(wait)),
+        Err(Refused::Store(e)) => {
             tracing::error!("the login throttle failed: {e}");
             return Err(SignInFailure::Unavailable);
         }
     };
     let user = match checker {
         Checker::Local(user) => user,
-        Checker::Api => return verify_at_api(app, typed, password, reservation).await,
+        Checker::Api => return verify_at_api(app, typed, password, attempt).await,
     };
     let known = user.as_ref().map(|u| (u.sub.clone(), u.username.clone()));
     let check = app
@@ -118,16 +107,7 @@ pub async fn verify_with_code(
             {
                 match super::second_factor::check(&app.store, &name, code, now()) {
                     Ok(super::second_factor::SecondFactor::Wrong) => {
-                        count(&app.metrics.logins_failed);
-                        let kind = EventKind::SignInFailed;
-                        events::record(
-                            &app.store,
-                            &user.sub,
-                            &user.username,
-                            kind,
-                            Some(ip),
-                            events::DETAIL_ACCOUNT,
-                        );
+                        attempt.failed(Some((&user.sub, &user.username)));
                         return Err(SignInFailure::WrongCredentials);
                     }
                     Ok(_) => {}
@@ -137,28 +117,15 @@ pub async fn verify_with_code(
                     }
                 }
             }
-            count(&app.metrics.logins_ok);
-            if let Err(e) = app.store.login_succeeded(reservation) {
-                tracing::warn!("clearing the login throttle failed: {e}");
-            }
+            // The sign-in event is recorded once the session has started (`sign_in`).
+            attempt.succeeded(None);
             Ok(Person::Local(user))
         }
         Some(None) => {
-            count(&app.metrics.logins_failed);
-            match known {
-                Some((sub, username)) => {
-                    let kind = EventKind::SignInFailed;
-                    events::record(
-                        &app.store,
-                        &sub,
-                        &username,
-                        kind,
-                        Some(ip),
-                        events::DETAIL_ACCOUNT,
-                    );
-                }
-                None => tracing::info!(%ip, "account sign-in failed for an unknown user"),
+            if known.is_none() {
+                tracing::info!(%ip, "account sign-in failed for an unknown user");
             }
+            attempt.failed(known.as_ref().map(|(s, u)| (s.as_str(), u.as_str())));
             Err(SignInFailure::WrongCredentials)
         }
         None => {
@@ -174,26 +141,21 @@ async fn verify_at_api(
     app: &App,
     typed: &str,
     password: Secret,
-    reservation: Reservation,
+    attempt: Attempt<'_>,
 ) -> Result<Person, SignInFailure> {
     let verdict = check_api(app, events::DETAIL_ACCOUNT, typed, password).await;
     match verdict {
         Verdict::SignedIn { sub, username, .. } => {
-            count(&app.metrics.logins_ok);
-            if let Err(e) = app.store.login_succeeded(reservation) {
-                tracing::warn!("clearing the login throttle failed: {e}");
-            }
+            attempt.succeeded(None);
             Ok(Person::Api { sub, username })
         }
         Verdict::Wrong => {
-            count(&app.metrics.logins_failed);
+            attempt.failed(None);
             tracing::info!("account sign-in refused by the login API");
             Err(SignInFailure::WrongCredentials)
         }
         Verdict::Busy | Verdict::Unavailable => {
-            if let Err(e) = app.store.login_unchecked(reservation) {
-                tracing::warn!("giving back a login throttle reservation failed: {e}");
-            }
+            attempt.unchecked();
             if matches!(verdict, Verdict::Busy) {
                 count(&app.metrics.logins_refused);
                 Err(SignInFailure::Busy)

@@ -1,12 +1,20 @@
 //! Who checks a username and password, and what it came to: a local user's argon2id hash (an
 //! unknown name costs the same check against a dummy hash), or the operator's login API. Used by
 //! the browser's sign-in at `/authorize` and by `/account`.
+//!
+//! And how every check of a user's secret is held in the login throttle (`Attempt`): reserved
+//! before anything is checked, then settled once by what the check came to. The five places that
+//! check a secret go through it: the password and the two-factor code at `/authorize`, the
+//! password (and code) at `/account`, and the code that turns two-factor sign-in off.
 
 use crate::app::App;
 use crate::base::secret::{self, Secret};
 use crate::config::LoginSource;
 use crate::login_api::{Failure, Outcome};
-use crate::store::{User, Username};
+use crate::metrics::count;
+use crate::store::{now, EventKind, Reservation, StoreError, User, Username};
+use std::net::IpAddr;
+use tokio::sync::SemaphorePermit;
 
 /// Who checks a password: a local user's hash (or, for an unknown name with `source = "local"`,
 /// the equal-cost dummy check), or the operator's login API.
@@ -112,6 +120,126 @@ pub async fn check_api(app: &App, context: &str, typed: &str, password: Secret) 
     }
 }
 
+/// A place in argon2's bounded queue for a local check (the login API has its own in-flight
+/// limit, so an API check needs none): `Err` when the queue is full, counted as refused. A flood
+/// of logins is turned away at once instead of piling up.
+pub fn queue_for<'a>(app: &'a App, checker: &Checker) -> Result<Option<SemaphorePermit<'a>>, Busy> {
+    match checker {
+        Checker::Local(_) => match app.login_queue.try_acquire() {
+            Ok(permit) => Ok(Some(permit)),
+            Err(_) => {
+                count(&app.metrics.logins_refused);
+                Err(Busy)
+            }
+        },
+        Checker::Api => Ok(None),
+    }
+}
+
+/// The login queue is full.
+pub struct Busy;
+
+/// Why an attempt could not be reserved.
+pub enum Refused {
+    /// Too many failures for this name or address: seconds to wait (counted as refused).
+    Locked(u64),
+    /// The throttle's store failed.
+    Store(StoreError),
+}
+
+/// One check of a user's secret, counted in the login throttle before it is made, so a burst of
+/// concurrent guesses is held exactly like the same guesses in a row (`store/throttle.rs`); for
+/// the login API, a locked sign-in never reaches it. Settled by one of its methods; dropped
+/// unsettled (a fault after the reservation), it stays counted as a failure.
+pub struct Attempt<'a> {
+    app: &'a App,
+    reservation: Reservation,
+    ip: IpAddr,
+    /// The security event's detail: the client's id, or `events::DETAIL_ACCOUNT`.
+    via: &'a str,
+}
+
+/// Reserves an attempt for `name` (what was typed, when it is no valid username) from `ip`.
+pub fn reserve<'a>(
+    app: &'a App,
+    name: &str,
+    ip: IpAddr,
+    via: &'a str,
+) -> Result<Attempt<'a>, Refused> {
+    let throttled = app
+        .store
+        .login_keys(name, ip)
+        .and_then(|keys| app.store.reserve_attempt(&keys, now()));
+    match throttled {
+        Ok(Ok(reservation)) => Ok(Attempt {
+            app,
+            reservation,
+            ip,
+            via,
+        }),
+        Ok(Err(wait)) => {
+            count(&app.metrics.logins_refused);
+            Err(Refused::Locked(wait))
+        }
+        Err(e) => Err(Refused::Store(e)),
+    }
+}
+
+impl Attempt<'_> {
+    /// Signed in: counted, the throttle cleared, and for a local user (`who`: sub and username)
+    /// the sign-in kept among their security events.
+    pub fn succeeded(self, who: Option<(&str, &str)>) {
+        self.record(who, EventKind::SignIn);
+        count(&self.app.metrics.logins_ok);
+        self.cleared();
+    }
+
+    /// The secret was wrong: counted, and kept among a local user's events; the reservation
+    /// stays counted, which is what slows a guesser.
+    pub fn failed(self, who: Option<(&str, &str)>) {
+        self.record(who, EventKind::SignInFailed);
+        count(&self.app.metrics.logins_failed);
+    }
+
+    /// The throttle cleared, with nothing counted or recorded: the password was right and what
+    /// comes next (enrolling a second factor, turning it off) records its own event.
+    pub fn cleared(self) {
+        if let Err(e) = self.app.store.login_succeeded(self.reservation) {
+            tracing::warn!("clearing the login throttle failed: {e}");
+        }
+    }
+
+    /// The password was right and a two-factor code is still to come: the address's count is
+    /// given back, the username's stays until a right code clears it, so someone who knows the
+    /// password cannot reset it between guesses of the code by signing in again.
+    pub fn awaits_code(self) {
+        if let Err(e) = self.app.store.login_awaits_code(self.reservation) {
+            tracing::warn!("giving back the address's throttle reservation failed: {e}");
+        }
+    }
+
+    /// The secret was never judged (the login API busy or unavailable): given back, not counted
+    /// as a guess.
+    pub fn unchecked(self) {
+        if let Err(e) = self.app.store.login_unchecked(self.reservation) {
+            tracing::warn!("giving back a login throttle reservation failed: {e}");
+        }
+    }
+
+    fn record(&self, who: Option<(&str, &str)>, kind: EventKind) {
+        if let Some((sub, username)) = who {
+            super::events::record(
+                &self.app.store,
+                sub,
+                username,
+                kind,
+                Some(self.ip),
+                self.via,
+            );
+        }
+    }
+}
+
 /// The user, if `password` is theirs. An unknown user costs the same: the password is checked
 /// against `secret::dummy_hash()`, so timing does not reveal which usernames exist. `verify` is
 /// the argon2 check (`secret::verify_password`; a recording stand-in in tests).
@@ -133,6 +261,111 @@ pub fn check_password(
 mod tests {
     use super::*;
     use std::cell::RefCell;
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    fn app() -> Arc<App> {
+        let config = crate::config::parse_for_tests(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+public_url = "https://auth.example.com"
+[storage]
+path = "data"
+[[clients]]
+id = "alexa-skill"
+secret = "0123456789abcdef"
+redirect_uris = ["https://pitangui.amazon.com/api/skill/link/M2X"]
+"#,
+        )
+        .expect("the test config");
+        let store = crate::store::Store::in_memory().expect("an in-memory store");
+        crate::store::fixtures::user(&store);
+        App::new(config, store).expect("the app")
+    }
+
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7));
+    const USER: Option<(&str, &str)> = Some(("s", "u"));
+
+    fn kinds(app: &App) -> Vec<EventKind> {
+        let events = app.store.recent_events("s").expect("events");
+        events.into_iter().map(|e| e.kind).collect()
+    }
+
+    #[test]
+    fn failures_count_until_the_name_and_address_lock_and_each_is_kept_as_an_event() {
+        let app = app();
+        for _ in 0..6 {
+            let Ok(attempt) = reserve(&app, "u", IP, "alexa-skill") else {
+                panic!("5 free failures, and a sixth that locks");
+            };
+            attempt.failed(USER);
+        }
+        let Err(Refused::Locked(wait)) = reserve(&app, "u", IP, "alexa-skill") else {
+            panic!("the seventh attempt must be refused");
+        };
+        assert!(wait > 0);
+        assert_eq!(app.metrics.logins_failed.load(Ordering::Relaxed), 6);
+        assert_eq!(app.metrics.logins_refused.load(Ordering::Relaxed), 1);
+        assert_eq!(kinds(&app), vec![EventKind::SignInFailed; 6]);
+    }
+
+    #[test]
+    fn a_success_clears_the_count_and_is_kept_as_a_sign_in() {
+        let app = app();
+        for _ in 0..5 {
+            reserve(&app, "u", IP, "account")
+                .ok()
+                .expect("free")
+                .failed(None);
+        }
+        reserve(&app, "u", IP, "account")
+            .ok()
+            .expect("free")
+            .succeeded(USER);
+        for _ in 0..6 {
+            let attempt = reserve(&app, "u", IP, "account");
+            attempt.ok().expect("the count starts again").failed(None);
+        }
+        assert!(reserve(&app, "u", IP, "account").is_err());
+        assert_eq!(kinds(&app), vec![EventKind::SignIn]);
+        assert_eq!(app.metrics.logins_ok.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_secret_never_judged_is_given_back_not_counted() {
+        let app = app();
+        for _ in 0..60 {
+            reserve(&app, "u", IP, "account")
+                .ok()
+                .expect("never counted")
+                .unchecked();
+        }
+        assert_eq!(app.metrics.logins_failed.load(Ordering::Relaxed), 0);
+        assert!(kinds(&app).is_empty());
+    }
+
+    #[test]
+    fn a_burst_of_concurrent_guesses_is_held_like_the_same_guesses_in_a_row() {
+        let app = app();
+        let admitted = std::sync::atomic::AtomicU32::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..16 {
+                scope.spawn(|| {
+                    if let Ok(attempt) = reserve(&app, "u", IP, "alexa-skill") {
+                        admitted.fetch_add(1, Ordering::Relaxed);
+                        attempt.failed(USER);
+                    }
+                });
+            }
+        });
+        assert_eq!(
+            admitted.load(Ordering::Relaxed),
+            6,
+            "5 free and one that locks"
+        );
+        assert_eq!(app.metrics.logins_refused.load(Ordering::Relaxed), 10);
+    }
 
     /// Runs `check_password` with a stand-in for argon2 that records the hashes it was given.
     fn checked(user: Option<User>, password: &str, matches: bool) -> (Option<User>, Vec<String>) {

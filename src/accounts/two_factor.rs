@@ -8,11 +8,11 @@
 use super::events;
 use super::second_factor::{self, SecondFactor};
 use super::session::{csrf_for, SignInFailure, SignedIn};
+use super::sign_in::{self, Refused};
 use super::totp;
 use crate::app::App;
 use crate::base::secret;
 use crate::base::urlencoded::Params;
-use crate::metrics::count;
 use crate::store::{now, EventKind, StoreError, Username};
 use std::net::IpAddr;
 
@@ -156,20 +156,17 @@ pub async fn disable(
     let Ok(name) = Username::parse(&user.username) else {
         return Ok(Disable::Stale);
     };
-    let keys = app.store.login_keys(name.as_str(), ip)?;
-    let reservation = match app.store.reserve_attempt(&keys, now())? {
-        Ok(reservation) => reservation,
-        Err(wait) => {
-            count(&app.metrics.logins_refused);
-            return Ok(Disable::Refused(SignInFailure::Locked(wait)));
-        }
+    let attempt = match sign_in::reserve(app, name.as_str(), ip, events::DETAIL_ACCOUNT) {
+        Ok(attempt) => attempt,
+        Err(Refused::Locked(wait)) => return Ok(Disable::Refused(SignInFailure::Locked(wait))),
+        Err(Refused::Store(e)) => return Err(e),
     };
     let code = params.single("code").ok().flatten().unwrap_or("");
     if second_factor::check(&app.store, &name, code, now())? == SecondFactor::Wrong {
-        count(&app.metrics.logins_failed);
+        attempt.failed(None);
         return Ok(Disable::Refused(SignInFailure::WrongCredentials));
     }
-    app.store.login_succeeded(reservation)?;
+    attempt.cleared();
     second_factor::disable(&app.store, &name)?;
     app.store.flush().await?;
     let kind = EventKind::TotpOff;

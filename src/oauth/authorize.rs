@@ -10,7 +10,8 @@ use super::pending::{Opened, Pending, Stage};
 use super::{normalize_scope, OAuthError};
 use crate::accounts::second_factor::{self, SecondFactor};
 use crate::accounts::sign_in::{
-    check_api, check_local, checker, Checker, Verdict, LOGIN_API_CREDENTIALS,
+    self, check_api, check_local, checker, queue_for, Checker, Refused, Verdict,
+    LOGIN_API_CREDENTIALS,
 };
 use crate::app::App;
 use crate::base::secret::{self, Secret};
@@ -511,27 +512,14 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
     };
     // Bounded queue: a flood of logins is turned away at once (503) instead of piling up; the
     // ones admitted wait at most queue length × one argon2 check.
-    let _queued = match checker {
-        Checker::Local(_) => match app.login_queue.try_acquire() {
-            Ok(permit) => Some(permit),
-            Err(_) => {
-                count(&app.metrics.logins_refused);
-                return again(pending, LoginFailure::Busy);
-            }
-        },
-        Checker::Api => None,
+    let Ok(_queued) = queue_for(app, &checker) else {
+        return again(pending, LoginFailure::Busy);
     };
-    // The attempt is counted before the password is checked, atomically: a burst of guesses
-    // is held exactly like the same guesses in a row (store/throttle.rs). For the login API this
-    // means a locked sign-in never reaches it: linkgate is no password-guessing proxy.
-    let throttled = app
-        .store
-        .login_keys(name.as_ref().map_or(typed.as_str(), |n| n.as_str()), ip)
-        .and_then(|keys| app.store.reserve_attempt(&keys, now()));
-    let reservation = match throttled {
-        Ok(Ok(reservation)) => reservation,
-        Ok(Err(wait)) => {
-            count(&app.metrics.logins_refused);
+    // The attempt is counted before the password is checked (accounts/sign_in.rs).
+    let typed_name = name.as_ref().map_or(typed.as_str(), |n| n.as_str());
+    let attempt = match sign_in::reserve(app, typed_name, ip, &client.id) {
+        Ok(attempt) => attempt,
+        Err(Refused::Locked(wait)) => {
             app.linking.refused(
                 LinkStep::SignIn,
                 Some(&client.id),
@@ -541,7 +529,7 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
             );
             return again(pending, LoginFailure::Locked(wait));
         }
-        Err(e) => {
+        Err(Refused::Store(e)) => {
             tracing::error!("the login throttle failed: {e}");
             return Step::ErrorPage(ErrorPage::SignInUnavailable);
         }
@@ -578,11 +566,7 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
                 return refused;
             }
             if two_factor {
-                // The username's count stays until a right code clears it: someone who knows the
-                // password cannot reset it between guesses of the code by signing in again.
-                if let Err(e) = app.store.login_awaits_code(reservation) {
-                    tracing::warn!("giving back the address's throttle reservation failed: {e}");
-                }
+                attempt.awaits_code();
                 tracing::info!(client = %client.id, "password accepted; asking for the two-factor code");
                 pending.stage = Stage::SecondFactor {
                     sub,
@@ -592,9 +576,7 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
                 return code_form(app, client, pending, None);
             }
             if must_enrol {
-                if let Err(e) = app.store.login_succeeded(reservation) {
-                    tracing::warn!("clearing the login throttle failed: {e}");
-                }
+                attempt.cleared();
                 tracing::info!(client = %client.id, "password accepted; two-factor enrolment required");
                 pending.stage = Stage::Enrol {
                     sub,
@@ -605,21 +587,7 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
                 return enrol_form(app, client, pending, &username, false);
             }
             tracing::info!(client = %client.id, "login succeeded");
-            if let Some((sub, username)) = &known {
-                let kind = crate::store::EventKind::SignIn;
-                crate::accounts::events::record(
-                    &app.store,
-                    sub,
-                    username,
-                    kind,
-                    Some(ip),
-                    &client.id,
-                );
-            }
-            count(&app.metrics.logins_ok);
-            if let Err(e) = app.store.login_succeeded(reservation) {
-                tracing::warn!("clearing the login throttle failed: {e}");
-            }
+            attempt.succeeded(known.as_ref().map(|(s, u)| (s.as_str(), u.as_str())));
             pending.stage = Stage::Consent {
                 sub,
                 username: username.clone(),
@@ -638,25 +606,12 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
                 "wrong_credentials",
                 &reason,
             );
-            if let Some((sub, username)) = known {
-                let kind = crate::store::EventKind::SignInFailed;
-                crate::accounts::events::record(
-                    &app.store,
-                    &sub,
-                    &username,
-                    kind,
-                    Some(ip),
-                    &client.id,
-                );
-            }
-            count(&app.metrics.logins_failed);
+            attempt.failed(known.as_ref().map(|(s, u)| (s.as_str(), u.as_str())));
             again(pending, LoginFailure::WrongCredentials)
         }
         // The password was never judged: the attempt is given back, not counted as a guess.
         Verdict::Busy | Verdict::Unavailable => {
-            if let Err(e) = app.store.login_unchecked(reservation) {
-                tracing::warn!("giving back a login throttle reservation failed: {e}");
-            }
+            attempt.unchecked();
             if matches!(verdict, Verdict::Busy) {
                 count(&app.metrics.logins_refused);
                 again(pending, LoginFailure::Busy)
@@ -705,14 +660,9 @@ async fn second_factor(
             return Step::ErrorPage(ErrorPage::SignInUnavailable);
         }
     }
-    let throttled = app
-        .store
-        .login_keys(name.as_str(), ip)
-        .and_then(|keys| app.store.reserve_attempt(&keys, now()));
-    let reservation = match throttled {
-        Ok(Ok(reservation)) => reservation,
-        Ok(Err(wait)) => {
-            count(&app.metrics.logins_refused);
+    let attempt = match sign_in::reserve(app, name.as_str(), ip, &client.id) {
+        Ok(attempt) => attempt,
+        Err(Refused::Locked(wait)) => {
             app.linking.refused(
                 LinkStep::SignIn,
                 Some(&client.id),
@@ -722,7 +672,7 @@ async fn second_factor(
             );
             return code_form(app, client, pending, Some(LoginFailure::Locked(wait)));
         }
-        Err(e) => {
+        Err(Refused::Store(e)) => {
             tracing::error!("the login throttle failed: {e}");
             return Step::ErrorPage(ErrorPage::SignInUnavailable);
         }
@@ -743,9 +693,7 @@ async fn second_factor(
             "wrong_code",
             &format!("a wrong two-factor code for user {name}"),
         );
-        let kind = crate::store::EventKind::SignInFailed;
-        crate::accounts::events::record(&app.store, &sub, &username, kind, Some(ip), &client.id);
-        count(&app.metrics.logins_failed);
+        attempt.failed(Some((&sub, &username)));
         return code_form(app, client, pending, Some(LoginFailure::WrongCredentials));
     }
     if let Err(e) = app.store.flush().await {
@@ -756,12 +704,7 @@ async fn second_factor(
         return refused;
     }
     tracing::info!(client = %client.id, recovery = (found == SecondFactor::Recovery), "login succeeded");
-    let kind = crate::store::EventKind::SignIn;
-    crate::accounts::events::record(&app.store, &sub, &username, kind, Some(ip), &client.id);
-    count(&app.metrics.logins_ok);
-    if let Err(e) = app.store.login_succeeded(reservation) {
-        tracing::warn!("clearing the login throttle failed: {e}");
-    }
+    attempt.succeeded(Some((&sub, &username)));
     pending.stage = Stage::Consent {
         sub,
         username: username.clone(),
