@@ -500,6 +500,7 @@ fn read_ca_file(path: &Path) -> Result<Vec<Vec<u8>>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::tests::{check, GOOD};
 
     #[test]
     fn targets() {
@@ -541,5 +542,117 @@ mod tests {
         assert!(check_pointer("").is_err());
         assert!(check_pointer("/a~2").is_err());
         assert!(check_pointer("/a~").is_err());
+    }
+
+    const LOGIN_API: &str = r#"
+[login]
+source = "api"
+[login.api]
+url = "https://api.example-taxi.com/v1/login"
+username_field = "email"
+subject = "/user/id"
+display_name = "/user/name"
+headers = { "X-Api-Key" = "very-secret-key" }
+"#;
+
+    #[test]
+    fn login_api_is_read() {
+        let login = check(&format!("{GOOD}{LOGIN_API}")).unwrap().login;
+        assert_eq!(login.source, LoginSource::Api);
+        let api = login.api.unwrap();
+        assert_eq!(api.host, "api.example-taxi.com");
+        assert_eq!((api.port, api.path.as_str()), (443, "/v1/login"));
+        assert_eq!(api.body, BodyFormat::Json);
+        assert_eq!(
+            (api.username_field.as_str(), api.password_field.as_str()),
+            ("email", "password")
+        );
+        assert_eq!(api.timeout, std::time::Duration::from_millis(3000));
+        assert_eq!(api.max_in_flight, 16);
+        assert_eq!(api.headers[0].0, "X-Api-Key");
+        assert!(!format!("{api:?}").contains("very-secret-key"));
+        let local = check(GOOD).unwrap();
+        assert_eq!(local.login.source, LoginSource::Local);
+        assert!(local.warnings().iter().all(|w| !w.contains("login")));
+        let unused = check(&format!(
+            "{GOOD}{}",
+            LOGIN_API.replace("\"api\"", "\"local\"")
+        ))
+        .unwrap();
+        assert!(unused.warnings().iter().any(|w| w.contains("[login.api]")));
+    }
+
+    /// The commented-out `[login]` section of config.example.toml works once uncommented.
+    #[test]
+    fn the_example_login_section_is_valid() {
+        let example = include_str!("../../config.example.toml");
+        let start = example.find("# [login]").expect("a [login] section");
+        let section: String = example[start..]
+            .lines()
+            .take_while(|line| line.starts_with('#'))
+            .filter(|line| !line.contains("ca_file"))
+            .map(|line| format!("{}\n", line.trim_start_matches("# ")))
+            .collect();
+        let section = section.replacen("source = \"local\"", "source = \"api\"", 1);
+        let config = check(&format!("{GOOD}{section}")).unwrap();
+        let api = config.login.api.unwrap();
+        assert_eq!(api.subject, "/user/id");
+        assert_eq!(api.headers.len(), 1);
+    }
+
+    #[test]
+    fn login_api_problems_name_the_key() {
+        let with = |from: &str, to: &str| {
+            check(&format!("{GOOD}{}", LOGIN_API.replace(from, to))).unwrap_err()
+        };
+        let err = with("\"api\"", "\"ldap\"");
+        assert!(
+            err.contains("key `login.source`") && err.contains("\"both\""),
+            "{err}"
+        );
+        let err = with(
+            "https://api.example-taxi.com",
+            "http://api.example-taxi.com",
+        );
+        assert!(
+            err.contains("key `login.api.url`") && err.contains("loopback"),
+            "{err}"
+        );
+        let err = with("\"/user/id\"", "\"user.id\"");
+        assert!(
+            err.contains("key `login.api.subject`") && err.contains("RFC 6901"),
+            "{err}"
+        );
+        let err = with("display_name = \"/user/name\"", "display_name = \"name\"");
+        assert!(err.contains("key `login.api.display_name`"), "{err}");
+        let err = with("subject =", "body = \"xml\"\nsubject =");
+        assert!(err.contains("key `login.api.body`"), "{err}");
+        let err = with("subject =", "timeout_ms = 0\nsubject =");
+        assert!(err.contains("key `login.api.timeout_ms`"), "{err}");
+        let err = with("subject =", "max_in_flight = 0\nsubject =");
+        assert!(err.contains("key `login.api.max_in_flight`"), "{err}");
+        let err = with(
+            "\"X-Api-Key\" = \"very-secret-key\"",
+            "\"X-Api-Key\" = \"very-secret\\nkey\"",
+        );
+        assert!(err.contains("key `login.api.headers.X-Api-Key`"), "{err}");
+        assert!(
+            !err.contains("very-secret"),
+            "a header value is printed: {err}"
+        );
+        let err = with("\"X-Api-Key\"", "\"Content-Type\"");
+        assert!(err.contains("set by linkgate"), "{err}");
+        let err = with("subject =", "ca_file = \"missing.pem\"\nsubject =");
+        assert!(
+            err.contains("key `login.api.ca_file`") && err.contains("/etc/linkgate/missing.pem"),
+            "{err}"
+        );
+        let err = with("subject =", "colour = 1\nsubject =");
+        assert!(err.contains("colour"), "{err}");
+        let err = check(&format!("{GOOD}[login]\nsource = \"both\"\n")).unwrap_err();
+        assert!(
+            err.contains("key `login.source`") && err.contains("[login.api]"),
+            "{err}"
+        );
     }
 }
