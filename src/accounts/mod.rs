@@ -8,5 +8,6 @@ pub mod password_rules;
 pub mod second_factor;
 pub mod session;
 pub mod sign_in;
+pub mod throttle;
 pub mod totp;
 pub mod two_factor;

@@ -7,6 +7,7 @@
 //! check a secret go through it: the password and the two-factor code at `/authorize`, the
 //! password (and code) at `/account`, and the code that turns two-factor sign-in off.
 
+use super::throttle;
 use crate::app::App;
 use crate::base::secret::{self, Secret};
 use crate::config::LoginSource;
@@ -148,7 +149,7 @@ pub enum Refused {
 }
 
 /// One check of a user's secret, counted in the login throttle before it is made, so a burst of
-/// concurrent guesses is held exactly like the same guesses in a row (`store/throttle.rs`); for
+/// concurrent guesses is held exactly like the same guesses in a row (`accounts::throttle`); for
 /// the login API, a locked sign-in never reaches it. Settled by one of its methods; dropped
 /// unsettled (a fault after the reservation), it stays counted as a failure.
 pub struct Attempt<'a> {
@@ -166,9 +167,7 @@ pub fn reserve<'a>(
     ip: IpAddr,
     via: &'a str,
 ) -> Result<Attempt<'a>, Refused> {
-    let throttled = app
-        .store
-        .login_keys(name, ip)
+    let throttled = throttle::login_keys(&app.store, name, ip)
         .and_then(|keys| app.store.reserve_attempt(&keys, now()));
     match throttled {
         Ok(Ok(reservation)) => Ok(Attempt {
@@ -204,7 +203,7 @@ impl Attempt<'_> {
     /// The throttle cleared, with nothing counted or recorded: the password was right and what
     /// comes next (enrolling a second factor, turning it off) records its own event.
     pub fn cleared(self) {
-        if let Err(e) = self.app.store.login_succeeded(self.reservation) {
+        if let Err(e) = throttle::succeeded(&self.app.store, self.reservation) {
             tracing::warn!("clearing the login throttle failed: {e}");
         }
     }
@@ -213,7 +212,7 @@ impl Attempt<'_> {
     /// given back, the username's stays until a right code clears it, so someone who knows the
     /// password cannot reset it between guesses of the code by signing in again.
     pub fn awaits_code(self) {
-        if let Err(e) = self.app.store.login_awaits_code(self.reservation) {
+        if let Err(e) = throttle::awaits_code(&self.app.store, self.reservation) {
             tracing::warn!("giving back the address's throttle reservation failed: {e}");
         }
     }
@@ -221,7 +220,7 @@ impl Attempt<'_> {
     /// The secret was never judged (the login API busy or unavailable): given back, not counted
     /// as a guess.
     pub fn unchecked(self) {
-        if let Err(e) = self.app.store.login_unchecked(self.reservation) {
+        if let Err(e) = throttle::unchecked(&self.app.store, self.reservation) {
             tracing::warn!("giving back a login throttle reservation failed: {e}");
         }
     }

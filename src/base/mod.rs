@@ -1,7 +1,9 @@
 //! The ground floor: small pieces every layer uses and that use nothing else of linkgate —
-//! secrets and MACs, time as calendar dates, URLs, form bodies, OAuth scope strings, languages,
-//! colour contrast, a DER certificate reader, the password-hashing threads, the TLS client set-up.
+//! secrets and MACs, time as calendar dates, the throttles' arithmetic (`backoff`), URLs, form
+//! bodies, OAuth scope strings, languages, colour contrast, a DER certificate reader, the
+//! password-hashing threads, the TLS client set-up.
 
+pub mod backoff;
 pub mod civil;
 pub mod contrast;
 /// Public for the fuzz target (`fuzz/fuzz_targets/der.rs`).

@@ -162,7 +162,7 @@ impl Admission {
     }
 
     fn take(self: &Arc<Self>, ip: Option<IpAddr>, client: bool) -> Result<AddressSlot, Refused> {
-        let address = ip.map(crate::store::address_prefix);
+        let address = ip.map(crate::base::backoff::address_prefix);
         if let Some(address) = address {
             let (map, limit) = self.share(client);
             let mut open = map.lock().unwrap_or_else(|p| p.into_inner());

@@ -3,7 +3,7 @@
 //! against that client, before the secret is checked; a success gives it back. So a burst is
 //! held like a sequence, and ~90,000 guesses a second become a handful a minute.
 //!
-//! Policy (see `store::throttle` for how counts and locks work):
+//! Policy (see `base::backoff` for how counts and locks work):
 //! - an address: 20 failures free within 15 minutes, then locks from 30 s doubling to 15 minutes;
 //! - a client id, from any address: 100 free, then locks of 1 s doubling to at most 10 s, so
 //!   guessing spread over many addresses is slowed without shutting the real client (Alexa,
@@ -18,7 +18,8 @@
 //! spreading over N nodes is therefore held like one on one node, give or take one guess per
 //! node when a lock begins (the second a node's copy may be old).
 
-use crate::store::{Failures, Policy, Store, StoreError};
+use crate::base::backoff::{Failures, Policy};
+use crate::store::{Store, StoreError};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -65,7 +66,10 @@ pub struct ClientThrottle {
 }
 
 fn keys(ip: IpAddr, client_id: Option<&str>) -> Vec<(Key, Policy)> {
-    let mut keys = vec![(Key::Address(crate::store::address_prefix(ip)), ADDRESS)];
+    let mut keys = vec![(
+        Key::Address(crate::base::backoff::address_prefix(ip)),
+        ADDRESS,
+    )];
     if let Some(id) = client_id {
         keys.push((Key::Client(id.to_string()), CLIENT));
     }

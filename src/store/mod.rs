@@ -41,7 +41,7 @@ pub use migrate::{MigrateError, TreeSummary, TREES};
 pub use postgres::Settings as PostgresSettings;
 pub use sessions::{Session, LOGIN_API_CREDENTIALS};
 pub use shared::Prefetched;
-pub use throttle::{address_prefix, Failures, Policy, Reservation, ThrottleKey};
+pub use throttle::{Reservation, Settle, ThrottleKey};
 pub use users::{
     AddUserError, Generation, Totp, User, Username, LOGIN_API_GENERATION, SERVICE_GENERATION,
 };
