@@ -31,13 +31,12 @@ pub struct AcmeHttp {
 impl AcmeHttp {
     /// Mozilla's roots, plus every certificate in `extra_ca` (PEM).
     pub fn new(extra_ca: Option<&Path>) -> Result<AcmeHttp, String> {
-        let extra = match extra_ca {
-            None => Vec::new(),
-            Some(path) => tls_client::pem_certificates(path)
-                .map_err(|e| format!("server.acme.directory_ca {}: {e}", path.display()))?,
-        };
-        let roots =
-            tls_client::roots(extra).map_err(|e| format!("server.acme.directory_ca: {e}"))?;
+        let roots = tls_client::roots_from(extra_ca).map_err(|e| {
+            let path = extra_ca
+                .map(|p| format!(" {}", p.display()))
+                .unwrap_or_default();
+            format!("server.acme.directory_ca{path}: {e}")
+        })?;
         let config = tls_client::config(roots, true)?;
         Ok(AcmeHttp {
             tls: TlsConnector::from(Arc::new(config)),

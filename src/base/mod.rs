@@ -1,7 +1,7 @@
 //! The ground floor: small pieces every layer uses and that use nothing else of linkgate —
 //! secrets and MACs, time as calendar dates, the throttles' arithmetic (`backoff`), URLs, form
-//! bodies, OAuth scope strings, languages, colour contrast, a certificate's validity (x509-cert), the
-//! password-hashing threads, the TLS client set-up.
+//! bodies, OAuth scope strings, languages, colour contrast, a certificate's validity (over
+//! x509-cert), the password-hashing threads, the TLS client set-up.
 
 pub mod backoff;
 pub mod civil;

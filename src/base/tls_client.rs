@@ -24,6 +24,14 @@ pub fn roots(
     Ok(roots)
 }
 
+/// Mozilla's roots plus the certificates of an operator's CA file (PEM), when one is named.
+pub fn roots_from(ca_file: Option<&Path>) -> Result<RootCertStore, String> {
+    match ca_file {
+        None => roots([]),
+        Some(path) => pem_certificates(path).and_then(roots),
+    }
+}
+
 /// A client trusting `roots`, TLS 1.2 and 1.3, no client certificate; `http1`: ALPN offers
 /// `http/1.1` (the HTTPS clients; PostgreSQL negotiates none).
 pub fn config(roots: RootCertStore, http1: bool) -> Result<ClientConfig, String> {

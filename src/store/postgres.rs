@@ -576,12 +576,11 @@ async fn apply_migrations(client: &Object) -> Result<(), StoreError> {
 fn tls_connector(
     settings: &Settings,
 ) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
-    let roots = match &settings.ca_file {
-        None => tls_client::roots([]),
-        Some(path) => tls_client::pem_certificates(path)
-            .and_then(tls_client::roots)
-            .map_err(|e| format!("storage.ca_file {}: {e}", path.display())),
-    };
+    let ca_file = settings.ca_file.as_deref();
+    let roots = tls_client::roots_from(ca_file).map_err(|e| {
+        let path = ca_file.map(|p| p.display().to_string()).unwrap_or_default();
+        format!("storage.ca_file {path}: {e}")
+    });
     let config = roots
         .and_then(|roots| tls_client::config(roots, false))
         .map_err(StoreError::Unusable)?;

@@ -251,8 +251,7 @@ impl Roots {
                 ),
             )
         };
-        let certs = tls_client::pem_certificates(file).map_err(problem)?;
-        let store = tls_client::roots(certs).map_err(problem)?;
+        let store = tls_client::roots_from(Some(file)).map_err(problem)?;
         roots.extra = Some((file.display().to_string(), Arc::new(store)));
         Ok(roots)
     }
