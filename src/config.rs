@@ -11,8 +11,10 @@
 //! - `validate.rs`: `validate`, and the `[server]` (limits, `[server.acme]`), `[tokens]` and
 //!   `[accounts]` checks.
 //! - `storage.rs`: `[storage]`, sled or PostgreSQL.
-//! - `clients.rs`: `[[clients]]`, `Client`, `ClientSecret`, the redirect URI rules;
+//! - `clients.rs`: `[[clients]]`, `Client`, `ClientSecret`;
 //!   `grant_types.rs`: their `grant_types`, `resources` and `service_scopes`.
+//! - `values.rs`: checks several sections share (a path relative to the config's folder, a
+//!   redirect URI).
 //! - `branding.rs`: `[ui]`, `Ui`, the accent colour and the logo checks.
 //! - `login.rs`: `[login]` and `[login.api]`; `apps.rs`: `[apps]` and `[clients.alexa_app]`;
 //!   `proxies.rs`: `server.trusted_proxies`; `served.rs`: what the running server was started with.
@@ -36,6 +38,7 @@ mod storage;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod values;
 pub use apps::{AlexaApp, Apps};
 pub use branding::{Ui, MAX_LOGO_BYTES, MAX_SUPPORT_CHARS};
 pub use clients::{Client, ClientSecret};

@@ -2,7 +2,7 @@
 
 use linkgate::admin::cli::Command;
 use linkgate::admin::{cli, doctor, socket as admin_socket};
-use linkgate::{acme, admin, app, config, http, logging, store};
+use linkgate::{acme, admin, config, http, logging, oauth, store};
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -137,7 +137,7 @@ fn serve(config: config::Config) -> ExitCode {
         },
         None => tls,
     };
-    let app = match app::App::new(config, store.clone()) {
+    let app = match oauth::server::Server::new(config, store.clone()) {
         Ok(app) => app,
         Err(e) => return fail(1, &e.to_string()),
     };

@@ -2,9 +2,9 @@
 //! never panic, never report a server fault, and round-trip what they should. Bounded: each
 //! property runs a fixed number of cases.
 
-use linkgate::app::App;
 use linkgate::base::urlencoded::{self, Params};
 use linkgate::oauth::client::{BasicCredentials, Caller};
+use linkgate::oauth::server::Server;
 use linkgate::{config, http::request, oauth, store::Store};
 use proptest::prelude::*;
 use std::sync::Arc;
@@ -68,7 +68,7 @@ proptest! {
     }
 }
 
-fn test_app() -> (tempfile::TempDir, Arc<App>) {
+fn test_app() -> (tempfile::TempDir, Arc<Server>) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("linkgate.toml");
     std::fs::write(
@@ -88,7 +88,7 @@ redirect_uris = ["https://layla.amazon.com/api/skill/link/M2X"]
     .unwrap();
     let config = config::load(&file).unwrap();
     let store = Store::open(&config.storage_path, config.cache_bytes).unwrap();
-    (dir, App::new(config, store).expect("app"))
+    (dir, Server::new(config, store).expect("app"))
 }
 
 /// Token requests built from the parameters a client could send, with arbitrary values.

@@ -8,7 +8,7 @@
 
 use super::events;
 use super::password_rules::{check_new_password, PasswordProblem};
-use crate::app::App;
+use crate::app::Core;
 use crate::base::secret::{self, Secret};
 use crate::base::urlencoded::Params;
 use crate::store::{now, EventKind, LinkKind, LinkUsed};
@@ -64,7 +64,7 @@ impl Step {
 
 /// `GET /set-password?token=…`: the form, if the link is live. Opening it spends nothing (chat
 /// apps fetch links to preview them).
-pub fn open(app: &App, query: &[u8]) -> Step {
+pub fn open(app: &Core, query: &[u8]) -> Step {
     let Some(token) = Params::parse(query)
         .ok()
         .and_then(|p| p.single("token").ok().flatten().map(Secret::new))
@@ -88,7 +88,7 @@ pub fn open(app: &App, query: &[u8]) -> Step {
 
 /// `POST /set-password`: checks the CSRF token, the link and the password rules, then sets the
 /// password and spends the link.
-pub async fn submit(app: &App, body: &[u8], cookie_csrf: Option<&str>, ip: IpAddr) -> Step {
+pub async fn submit(app: &Core, body: &[u8], cookie_csrf: Option<&str>, ip: IpAddr) -> Step {
     let Ok(params) = Params::parse(body) else {
         return Step::Stale;
     };

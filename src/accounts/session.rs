@@ -12,7 +12,7 @@ use super::password_rules::{check_new_password, PasswordProblem};
 use super::sign_in::{
     self, check_api, check_password, checker, queue_for, Attempt, Checker, Refused, Verdict,
 };
-use crate::app::App;
+use crate::app::Core;
 use crate::base::secret::{self, Secret};
 use crate::base::urlencoded::Params;
 use crate::config::LoginSource;
@@ -55,7 +55,7 @@ pub enum Person {
 /// reserved in the login throttle first, argon2 in a bounded queue with one check for an unknown
 /// name too, the login API within its own in-flight limit.
 pub async fn verify(
-    app: &App,
+    app: &Core,
     typed: &str,
     password: Secret,
     ip: IpAddr,
@@ -67,7 +67,7 @@ pub async fn verify(
 /// the same throttle reservation: a right password with a wrong code counts as a failure, so a
 /// person who knows the password cannot guess codes without limit.
 pub async fn verify_with_code(
-    app: &App,
+    app: &Core,
     typed: &str,
     password: Secret,
     code: Option<&str>,
@@ -138,7 +138,7 @@ pub async fn verify_with_code(
 /// The login API's half of `verify_with_code`, under the reservation already taken. A password
 /// the API could not judge gives the reservation back: it is not counted as a guess.
 async fn verify_at_api(
-    app: &App,
+    app: &Core,
     typed: &str,
     password: Secret,
     attempt: Attempt<'_>,
@@ -196,7 +196,7 @@ impl SignedIn {
 /// The session the cookie names, if it is live and its kind of person may still sign in under
 /// `[login] source` (a local user's session ends when the source becomes `api`, an API
 /// customer's when it becomes `local`).
-pub fn current(app: &App, cookie: Option<&str>) -> Result<Option<SignedIn>, StoreError> {
+pub fn current(app: &Core, cookie: Option<&str>) -> Result<Option<SignedIn>, StoreError> {
     let Some(token) = cookie.filter(|c| c.starts_with(TOKEN_PREFIX)) else {
         return Ok(None);
     };
@@ -231,7 +231,7 @@ pub enum SignInOutcome {
 
 /// `POST /account/sign-in`.
 pub async fn sign_in(
-    app: &App,
+    app: &Core,
     body: &[u8],
     cookie_csrf: Option<&str>,
     ip: IpAddr,
@@ -276,7 +276,7 @@ pub async fn sign_in(
     }
 }
 
-async fn start_session(app: &App, person: &Person) -> Result<Secret, StoreError> {
+async fn start_session(app: &Core, person: &Person) -> Result<Secret, StoreError> {
     let token = secret::new_token(TOKEN_PREFIX);
     let key = token.key();
     match person {
@@ -305,7 +305,7 @@ pub struct LinkedApp {
 }
 
 /// The signed-in person's linked apps, named as the config names their clients.
-pub fn linked_apps(app: &App, signed: &SignedIn) -> Result<Vec<LinkedApp>, StoreError> {
+pub fn linked_apps(app: &Core, signed: &SignedIn) -> Result<Vec<LinkedApp>, StoreError> {
     Ok(app
         .store
         .linked_apps(signed.sub())?
@@ -333,7 +333,7 @@ pub struct Activity {
 }
 
 /// The user's recent security events, newest first, with clients named as the config names them.
-pub fn recent_activity(app: &App, sub: &str) -> Result<Vec<Activity>, StoreError> {
+pub fn recent_activity(app: &Core, sub: &str) -> Result<Vec<Activity>, StoreError> {
     Ok(app
         .store
         .recent_events(sub)?
@@ -405,7 +405,7 @@ pub enum PasswordFormProblem {
 
 /// `POST /account/{unlink,password,sign-out}` by a signed-in browser.
 pub async fn act(
-    app: &App,
+    app: &Core,
     action: &str,
     body: &[u8],
     signed: &SignedIn,
@@ -444,7 +444,7 @@ pub async fn act(
 }
 
 async fn unlink(
-    app: &App,
+    app: &Core,
     signed: &SignedIn,
     grant_id: &str,
     ip: IpAddr,
@@ -480,7 +480,7 @@ fn own_kind(signed: &SignedIn, grant: &Grant) -> bool {
 }
 
 async fn change_password(
-    app: &App,
+    app: &Core,
     signed: &SignedIn,
     current: &str,
     new: &str,
@@ -543,7 +543,7 @@ async fn change_password(
     Ok(ActionOutcome::PasswordChanged(token))
 }
 
-async fn sign_out(app: &App, signed: &SignedIn) -> Result<ActionOutcome, StoreError> {
+async fn sign_out(app: &Core, signed: &SignedIn) -> Result<ActionOutcome, StoreError> {
     app.store.end_session(&signed.token.key())?;
     app.store.flush().await?;
     Ok(ActionOutcome::SignedOut)

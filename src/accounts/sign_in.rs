@@ -8,7 +8,7 @@
 //! password (and code) at `/account`, and the code that turns two-factor sign-in off.
 
 use super::throttle;
-use crate::app::App;
+use crate::app::Core;
 use crate::base::secret::{self, Secret};
 use crate::config::LoginSource;
 use crate::login_api::{Failure, Outcome};
@@ -27,7 +27,7 @@ pub enum Checker {
 /// `[login] source`: `local` checks every name here, `api` none, `both` the names of local users
 /// here and any other name at the API.
 pub fn checker(
-    app: &App,
+    app: &Core,
     name: &Result<Username, String>,
 ) -> Result<Checker, crate::store::StoreError> {
     let source = app.config.login.source;
@@ -69,15 +69,21 @@ pub enum Verdict {
 /// it. A local user's binding is a 16-character fingerprint and never equals this.
 pub const LOGIN_API_CREDENTIALS: &str = crate::store::LOGIN_API_CREDENTIALS;
 
-/// A local user's argon2 hash (or, for an unknown name, a dummy check of the same cost).
-pub async fn check_local(app: &App, user: Option<User>, password: Secret) -> Verdict {
+/// A local user's argon2 hash (or, for an unknown name, a dummy check of the same cost);
+/// `credentials` says what a consent form of the user is bound to (`oauth::pending`).
+pub async fn check_local(
+    app: &Core,
+    user: Option<User>,
+    password: Secret,
+    credentials: impl FnOnce(&User) -> String,
+) -> Verdict {
     let check = app
         .password_workers
         .run(move || check_password(user, &password, secret::verify_password))
         .await;
     match check {
         Some(Some(user)) => Verdict::SignedIn {
-            credentials: app.pending.credentials_fingerprint(&user),
+            credentials: credentials(&user),
             sub: user.sub,
             username: user.username,
             display_name: None,
@@ -93,7 +99,7 @@ pub async fn check_local(app: &App, user: Option<User>, password: Secret) -> Ver
 /// The operator's login API: its subject becomes the grant's `sub`; the name the customer typed
 /// (trimmed) becomes `preferred_username`, as a local user's username does.
 /// `context` names who asked in the log (a client id, or `account`).
-pub async fn check_api(app: &App, context: &str, typed: &str, password: Secret) -> Verdict {
+pub async fn check_api(app: &Core, context: &str, typed: &str, password: Secret) -> Verdict {
     let Some(api) = &app.login_api else {
         tracing::error!("login.source needs the login API, but its client could not be built");
         return Verdict::Fault;
@@ -124,7 +130,10 @@ pub async fn check_api(app: &App, context: &str, typed: &str, password: Secret) 
 /// A place in argon2's bounded queue for a local check (the login API has its own in-flight
 /// limit, so an API check needs none): `Err` when the queue is full, counted as refused. A flood
 /// of logins is turned away at once instead of piling up.
-pub fn queue_for<'a>(app: &'a App, checker: &Checker) -> Result<Option<SemaphorePermit<'a>>, Busy> {
+pub fn queue_for<'a>(
+    app: &'a Core,
+    checker: &Checker,
+) -> Result<Option<SemaphorePermit<'a>>, Busy> {
     match checker {
         Checker::Local(_) => match app.login_queue.try_acquire() {
             Ok(permit) => Ok(Some(permit)),
@@ -153,7 +162,7 @@ pub enum Refused {
 /// the login API, a locked sign-in never reaches it. Settled by one of its methods; dropped
 /// unsettled (a fault after the reservation), it stays counted as a failure.
 pub struct Attempt<'a> {
-    app: &'a App,
+    app: &'a Core,
     reservation: Reservation,
     ip: IpAddr,
     /// The security event's detail: the client's id, or `events::DETAIL_ACCOUNT`.
@@ -162,7 +171,7 @@ pub struct Attempt<'a> {
 
 /// Reserves an attempt for `name` (what was typed, when it is no valid username) from `ip`.
 pub fn reserve<'a>(
-    app: &'a App,
+    app: &'a Core,
     name: &str,
     ip: IpAddr,
     via: &'a str,
@@ -261,9 +270,8 @@ mod tests {
     use super::*;
     use std::cell::RefCell;
     use std::sync::atomic::Ordering;
-    use std::sync::Arc;
 
-    fn app() -> Arc<App> {
+    fn app() -> Core {
         let config = crate::config::parse_for_tests(
             r#"
 [server]
@@ -280,13 +288,13 @@ redirect_uris = ["https://pitangui.amazon.com/api/skill/link/M2X"]
         .expect("the test config");
         let store = crate::store::Store::in_memory().expect("an in-memory store");
         crate::store::fixtures::user(&store);
-        App::new(config, store).expect("the app")
+        Core::new(config, store)
     }
 
     const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7));
     const USER: Option<(&str, &str)> = Some(("s", "u"));
 
-    fn kinds(app: &App) -> Vec<EventKind> {
+    fn kinds(app: &Core) -> Vec<EventKind> {
         let events = app.store.recent_events("s").expect("events");
         events.into_iter().map(|e| e.kind).collect()
     }

@@ -10,14 +10,14 @@ use super::second_factor::{self, SecondFactor};
 use super::session::{csrf_for, SignInFailure, SignedIn};
 use super::sign_in::{self, Refused};
 use super::totp;
-use crate::app::App;
+use crate::app::Core;
 use crate::base::secret;
 use crate::base::urlencoded::Params;
 use crate::store::{now, EventKind, StoreError, Username};
 use std::net::IpAddr;
 
 /// The issuer the authenticator app shows next to the account.
-fn issuer(app: &App) -> String {
+fn issuer(app: &Core) -> String {
     app.config.ui.title.clone()
 }
 
@@ -35,7 +35,7 @@ pub enum Enrol {
     Unavailable,
 }
 
-fn form(app: &App, username: &str, key: &[u8], wrong_code: bool) -> Enrol {
+fn form(app: &Core, username: &str, key: &[u8], wrong_code: bool) -> Enrol {
     let uri = totp::otpauth_uri(&issuer(app), username, key);
     match totp::qr_svg(&uri) {
         Some(qr_svg) => Enrol::Form {
@@ -53,7 +53,7 @@ fn csrf_ok(params: &Params, signed: &SignedIn) -> bool {
 }
 
 /// `POST /account/totp-start`: a new secret and the page to enrol it.
-pub fn start(app: &App, body: &[u8], signed: &SignedIn) -> Enrol {
+pub fn start(app: &Core, body: &[u8], signed: &SignedIn) -> Enrol {
     let Ok(params) = Params::parse(body) else {
         return Enrol::Stale;
     };
@@ -68,7 +68,7 @@ pub fn start(app: &App, body: &[u8], signed: &SignedIn) -> Enrol {
 }
 
 /// `POST /account/totp-on`: the key from the enrolment page and a code for it.
-pub async fn enable(app: &App, body: &[u8], signed: &SignedIn, ip: IpAddr) -> Enrol {
+pub async fn enable(app: &Core, body: &[u8], signed: &SignedIn, ip: IpAddr) -> Enrol {
     let Ok(params) = Params::parse(body) else {
         return Enrol::Stale;
     };
@@ -139,7 +139,7 @@ pub enum Disable {
 /// `POST /account/totp-off`: needs a current code or a recovery code; every try is reserved in
 /// the login throttle first, like a password.
 pub async fn disable(
-    app: &App,
+    app: &Core,
     body: &[u8],
     signed: &SignedIn,
     ip: IpAddr,

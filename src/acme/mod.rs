@@ -18,9 +18,9 @@ pub mod http01;
 pub mod resolver;
 pub mod schedule;
 
-use crate::app::App;
 use crate::config::{AcmeConfig, Config};
 use crate::metrics;
+use crate::oauth::server::Server;
 use files::{Files, RenewalState, StoredCertificate};
 use http01::Http01Tokens;
 use instant_acme::{
@@ -115,7 +115,7 @@ impl Acme {
     }
 
     /// Orders and renews until the task is aborted.
-    pub async fn run(mut self, app: Arc<App>) {
+    pub async fn run(mut self, app: Arc<Server>) {
         if let Some(validity) = self.validity {
             app.metrics
                 .acme_certificate_not_after
@@ -347,7 +347,7 @@ fn load(resolver: &CertResolver, cert: &StoredCertificate) -> Result<Validity, S
 
 /// Starts the renewal task and, with `server.http_listen`, the plain-HTTP listener (bound here,
 /// before the server says it is listening). Abort the handles to stop.
-pub async fn start(app: &Arc<App>, acme: Option<Acme>) -> Result<Vec<JoinHandle<()>>, String> {
+pub async fn start(app: &Arc<Server>, acme: Option<Acme>) -> Result<Vec<JoinHandle<()>>, String> {
     let mut tasks = Vec::new();
     let tokens = acme
         .as_ref()

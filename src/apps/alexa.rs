@@ -15,12 +15,12 @@
 use super::amazon::{self, Enabled};
 use super::customer::Customer;
 use super::{state, AppError};
-use crate::app::App;
 use crate::base::urlencoded::append_query;
 use crate::config::{AlexaApp, Client};
 use crate::metrics::count;
 use crate::oauth::authorize::issue_code;
 use crate::oauth::pending::Pending;
+use crate::oauth::server::Server;
 use crate::store::{now, AlexaLink, LOGIN_API_GENERATION};
 use serde::Serialize;
 use std::time::Duration;
@@ -43,7 +43,7 @@ pub struct Finished {
 
 /// The client a request means: the one named, or the only one with `[clients.alexa_app]`.
 fn alexa_client<'a>(
-    app: &'a App,
+    app: &'a Server,
     client_id: Option<&str>,
 ) -> Result<(&'a Client, &'a AlexaApp), AppError> {
     let with_app = |c: &'a Client| c.alexa_app.as_ref().map(|a| (c, a));
@@ -75,7 +75,7 @@ fn alexa_client<'a>(
     }
 }
 
-fn timeout(app: &App) -> Duration {
+fn timeout(app: &Server) -> Duration {
     app.config
         .apps
         .as_ref()
@@ -83,7 +83,11 @@ fn timeout(app: &App) -> Duration {
 }
 
 /// `POST /app/alexa/start`.
-pub fn start(app: &App, customer: &Customer, client_id: Option<&str>) -> Result<Started, AppError> {
+pub fn start(
+    app: &Server,
+    customer: &Customer,
+    client_id: Option<&str>,
+) -> Result<Started, AppError> {
     let (client, alexa) = alexa_client(app, client_id)?;
     let state = state::seal(&app.store.form_key()?, &client.id, &customer.sub, now());
     let common = [
@@ -108,7 +112,7 @@ pub fn start(app: &App, customer: &Customer, client_id: Option<&str>) -> Result<
 
 /// `POST /app/alexa/finish`: `code` is Amazon's, `state` the one `start` gave.
 pub async fn finish(
-    app: &App,
+    app: &Server,
     customer: &Customer,
     code: &str,
     state: &str,
@@ -133,7 +137,7 @@ pub async fn finish(
 }
 
 async fn link(
-    app: &App,
+    app: &Server,
     customer: &Customer,
     client: &Client,
     alexa: &AlexaApp,
@@ -202,7 +206,7 @@ async fn link(
 /// The customer's Amazon access token for `link`, refreshed at Login with Amazon when it has
 /// expired (and kept).
 async fn amazon_token(
-    app: &App,
+    app: &Server,
     alexa: &AlexaApp,
     link: &mut AlexaLink,
 ) -> Result<String, AppError> {
@@ -220,7 +224,7 @@ async fn amazon_token(
 
 /// `GET /app/alexa/status`: the enablement as Amazon reports it.
 pub async fn status(
-    app: &App,
+    app: &Server,
     customer: &Customer,
     client_id: Option<&str>,
 ) -> Result<serde_json::Value, AppError> {
@@ -263,7 +267,7 @@ pub async fn status(
 /// disables the skill at Amazon. linkgate's side is done first: should Amazon not answer, Alexa's
 /// next refresh fails and Alexa unlinks the customer anyway.
 pub async fn unlink(
-    app: &App,
+    app: &Server,
     customer: &Customer,
     client_id: Option<&str>,
 ) -> Result<serde_json::Value, AppError> {

@@ -7,9 +7,9 @@
 
 use super::customer::Customer;
 use super::AppError;
-use crate::app::App;
 use crate::base::urlencoded::{append_query, Params};
 use crate::oauth::authorize::{decide, issue_code, Decision, ErrorPage};
+use crate::oauth::server::Server;
 use crate::oauth::OAuthError;
 use crate::store::{now, LOGIN_API_GENERATION};
 
@@ -23,7 +23,7 @@ pub struct Authorized {
 
 /// `form` is the request's parameters, form-encoded (`http::app_routes` turns JSON into a form).
 pub async fn authorize(
-    app: &App,
+    app: &Server,
     customer: &Customer,
     form: &[u8],
 ) -> Result<Authorized, AppError> {
@@ -79,7 +79,7 @@ pub async fn authorize(
     })
 }
 
-fn count_app_link(app: &App) {
+fn count_app_link(app: &Server) {
     crate::metrics::count(&app.metrics.app_codes_issued);
 }
 

@@ -6,9 +6,9 @@
 //! Nothing is cached: every request asks again, so a session the operator ends is over at once.
 
 use super::AppError;
-use crate::app::App;
 use crate::base::secret::{self, Secret};
 use crate::config::Apps;
+use crate::oauth::server::Server;
 use crate::outbound::{self, Call};
 use std::net::IpAddr;
 
@@ -35,7 +35,7 @@ pub enum Presented {
 
 /// The customer the request is for, or why not.
 pub async fn identify(
-    app: &App,
+    app: &Server,
     presented: Presented,
     subject: Option<&str>,
     ip: IpAddr,
@@ -136,7 +136,7 @@ fn valid_subject(s: &str) -> bool {
 /// The operator's backend: its secret (throttled like a client secret), then the subject it
 /// names.
 async fn backend(
-    app: &App,
+    app: &Server,
     apps: &Apps,
     presented: Secret,
     subject: Option<&str>,

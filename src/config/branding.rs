@@ -3,7 +3,7 @@
 //! could run scripts is caught at start-up rather than seen by customers.
 
 use super::schema::{default_title, RawUi};
-use super::validate::relative;
+use super::values::relative;
 use crate::base::contrast::{self, Rgb};
 use crate::base::lang::Lang;
 use std::path::Path;

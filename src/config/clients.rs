@@ -2,9 +2,9 @@
 //! secret, redirect URIs and grant types (`grant_types.rs`), and the redirect URI rules.
 
 use super::schema::RawClient;
+use super::values::check_redirect_uri;
 use super::{apps, grant_types, AlexaApp, GrantType};
 use crate::base::secret::{self, Secret};
-use crate::base::url;
 use std::path::Path;
 
 #[derive(Debug, Clone)]
@@ -157,23 +157,6 @@ fn check_secret(
         }
         (None, Some(h)) => Some(ClientSecret::Hash(h)),
     }
-}
-
-/// RFC 6749 §3.1.2 and RFC 9700 §2.1: absolute, no fragment, https unless on this machine.
-pub(super) fn check_redirect_uri(uri: &str) -> Result<(), &'static str> {
-    let url = url::parse(uri).ok_or("is not an absolute https URL")?;
-    if uri.contains('#') {
-        return Err("must not contain a fragment (#)");
-    }
-    let loopback = matches!(url.host, "localhost" | "[::1]")
-        || url
-            .host
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if !url.https && !loopback {
-        return Err("must use https (plain http is allowed only for localhost)");
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! what an Alexa+ MCP add-on client needs (issue 33) besides the authorization code flow every
 //! client has by default.
 
-use super::clients::check_redirect_uri;
+use super::values::check_redirect_uri;
 
 /// A grant type a client may use at `/token`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

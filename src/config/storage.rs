@@ -2,7 +2,7 @@
 
 use super::ranges::{CACHE_MIB, POOL_SIZE, SWEEP_INTERVAL_SECS};
 use super::schema::RawStorage;
-use super::validate::relative;
+use super::values::relative;
 use std::path::{Path, PathBuf};
 
 /// The checked `[storage]` table.

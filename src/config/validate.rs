@@ -14,6 +14,7 @@ use super::schema::{
     RawConfig, RawServer, RawTokens,
 };
 use super::storage::check_storage;
+use super::values::relative;
 use super::{
     apps, login, Accounts, AcmeConfig, Config, Limits, LoginSource, ProxyRange, TlsFiles,
     TokenTtls, TrustedProxies, LETS_ENCRYPT,
@@ -67,15 +68,6 @@ pub(super) fn validate(raw: RawConfig, dir: &Path) -> Result<Config, Vec<String>
         accounts,
         apps,
     })
-}
-
-/// `path` as written if absolute, else relative to the config file's directory.
-pub(super) fn relative(dir: &Path, path: &Path) -> PathBuf {
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        dir.join(path)
-    }
 }
 
 /// The checked `[server]` table.

@@ -5,8 +5,8 @@ use super::request;
 use super::response::{self, Reply};
 use crate::accounts::links::{self, Step};
 use crate::accounts::session::{self, ActionOutcome, Notice, SignInOutcome, SignedIn};
-use crate::app::App;
 use crate::base::lang::Lang;
+use crate::oauth::server::Server;
 use crate::pages;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, SET_COOKIE};
@@ -32,7 +32,7 @@ pub fn handles(path: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
-pub async fn route(app: &App, req: Request<Incoming>, path: &str, ip: IpAddr) -> Reply {
+pub async fn route(app: &Server, req: Request<Incoming>, path: &str, ip: IpAddr) -> Reply {
     if path != links::PATH {
         return account(app, req, path, ip).await;
     }
@@ -86,7 +86,7 @@ pub async fn route(app: &App, req: Request<Incoming>, path: &str, ip: IpAddr) ->
 }
 
 /// `/account` and the forms it posts to `/account/…`.
-async fn account(app: &App, req: Request<Incoming>, path: &str, ip: IpAddr) -> Reply {
+async fn account(app: &Server, req: Request<Incoming>, path: &str, ip: IpAddr) -> Reply {
     let https = app.config.public_https();
     let (csrf_name, session_name) = match https {
         true => (CSRF_COOKIE_HTTPS, SESSION_COOKIE_HTTPS),
@@ -201,7 +201,7 @@ async fn account(app: &App, req: Request<Incoming>, path: &str, ip: IpAddr) -> R
 
 /// The two-factor forms of `/account`.
 async fn two_factor(
-    app: &App,
+    app: &Server,
     lang: Lang,
     base: &str,
     action: &str,
@@ -290,7 +290,7 @@ fn set_cookie(reply: &mut Reply, cookie: &str) {
     }
 }
 
-fn language(app: &App, req: &Request<Incoming>) -> Lang {
+fn language(app: &Server, req: &Request<Incoming>) -> Lang {
     pages::i18n::choose(
         app.config.ui.language,
         None,
@@ -300,7 +300,7 @@ fn language(app: &App, req: &Request<Incoming>) -> Lang {
     )
 }
 
-fn frame(app: &App, lang: Lang) -> pages::Frame<'_> {
+fn frame(app: &Server, lang: Lang) -> pages::Frame<'_> {
     pages::Frame {
         ui: &app.config.ui,
         lang,
@@ -316,7 +316,7 @@ fn with_language(mut reply: Reply, lang: Lang) -> Reply {
 }
 
 fn sign_in_page(
-    app: &App,
+    app: &Server,
     lang: Lang,
     base: &str,
     username: &str,
@@ -352,7 +352,7 @@ fn sign_in_page(
 }
 
 fn signed_in_page(
-    app: &App,
+    app: &Server,
     lang: Lang,
     base: &str,
     signed: &SignedIn,
@@ -363,7 +363,7 @@ fn signed_in_page(
 }
 
 fn signed_in_view(
-    app: &App,
+    app: &Server,
     lang: Lang,
     base: &str,
     signed: &SignedIn,
@@ -405,7 +405,7 @@ fn signed_in_view(
 }
 
 /// A page that only explains a problem (`Step::Stale` or `Step::Unavailable`).
-fn problem(app: &App, lang: Lang, step: Step) -> Reply {
+fn problem(app: &Server, lang: Lang, step: Step) -> Reply {
     let markup = pages::set_password(frame(app, lang), "", &step);
     with_language(response::html(step.status(), markup, None), lang)
 }

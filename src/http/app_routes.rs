@@ -4,11 +4,11 @@
 
 use super::request;
 use super::response::{self, Reply};
-use crate::app::App;
 use crate::apps::customer::{self, Customer, Presented};
 use crate::apps::{alexa, authorize, files, AppError};
 use crate::base::urlencoded::{self, Params};
 use crate::oauth::linking_log::Step;
+use crate::oauth::server::Server;
 use crate::oauth::OAuthError;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
@@ -26,7 +26,7 @@ pub fn handles(path: &str) -> bool {
     path.starts_with("/app/") || path == AASA || path == ASSET_LINKS
 }
 
-pub async fn route(app: &App, req: Request<Incoming>, path: &str, ip: IpAddr) -> Reply {
+pub async fn route(app: &Server, req: Request<Incoming>, path: &str, ip: IpAddr) -> Reply {
     let method = req.method().clone();
     match (path, method) {
         (AASA, Method::GET) => association(
@@ -87,7 +87,7 @@ fn association(file: Option<serde_json::Value>) -> Reply {
 }
 
 async fn call(
-    app: &App,
+    app: &Server,
     req: Request<Incoming>,
     path: &str,
     ip: IpAddr,
@@ -166,7 +166,7 @@ fn presented(headers: &hyper::HeaderMap) -> Result<Presented, AppError> {
 
 /// The request's parameters as a form: the query of a GET; the body of a POST, form-encoded or
 /// a JSON object of strings (re-encoded, so both are validated by the same code).
-async fn parameters(app: &App, req: Request<Incoming>) -> Result<Vec<u8>, AppError> {
+async fn parameters(app: &Server, req: Request<Incoming>) -> Result<Vec<u8>, AppError> {
     if req.method() == Method::GET {
         return Ok(req.uri().query().unwrap_or("").as_bytes().to_vec());
     }

@@ -3,12 +3,15 @@
 
 use super::request::{self, BodyError};
 use super::response::{self, Reply};
-use crate::app::App;
+use crate::oauth::server::Server;
 use hyper::body::Incoming;
 use hyper::Request;
 
 /// The body, or the reply that refuses it (413, 408 or 400).
-pub(super) async fn read(app: &App, req: Request<Incoming>) -> Result<hyper::body::Bytes, Reply> {
+pub(super) async fn read(
+    app: &Server,
+    req: Request<Incoming>,
+) -> Result<hyper::body::Bytes, Reply> {
     let limits = &app.config.limits;
     let deadline = std::time::Duration::from_secs(limits.body_read_timeout_secs);
     match request::body(req, limits.max_body_bytes, deadline).await {

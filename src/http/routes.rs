@@ -2,10 +2,10 @@
 
 use super::request;
 use super::response::{self, Reply};
-use crate::app::App;
 use crate::base::urlencoded::Params;
 use crate::oauth::authorize::{self, Step};
 use crate::oauth::client::Caller;
+use crate::oauth::server::Server;
 use crate::oauth::{linking_log, metadata, resource, token, OAuthError};
 use crate::pages;
 use hyper::body::Incoming;
@@ -14,7 +14,7 @@ use serde::Serialize;
 use std::net::IpAddr;
 
 /// `peer` is the TCP peer; `ip` the client as seen through trusted proxies.
-pub async fn route(app: &App, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) -> Reply {
+pub async fn route(app: &Server, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) -> Reply {
     // Behind a proxy that keeps a path prefix (public_url = "https://host/auth"), accept both.
     let path = req.uri().path();
     let path = path
@@ -130,7 +130,7 @@ pub async fn route(app: &App, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) 
 /// Who may read `/metrics`: a loopback peer whose request no trusted proxy forwarded (a proxy on
 /// the same machine must not make the whole internet local), or anyone presenting
 /// `server.metrics_token` as a bearer token.
-fn metrics_allowed(app: &App, req: &Request<Incoming>, peer: IpAddr) -> bool {
+fn metrics_allowed(app: &Server, req: &Request<Incoming>, peer: IpAddr) -> bool {
     if let Some(token) = &app.config.metrics_token {
         if let Ok(Some(given)) = request::bearer_token(req.headers()) {
             return crate::base::secret::ct_eq(
@@ -149,14 +149,14 @@ fn metrics_allowed(app: &App, req: &Request<Incoming>, peer: IpAddr) -> bool {
 /// credentials in, JSON or an OAuth error out. The handler authenticates the client
 /// (`oauth::client::authenticate`, which also throttles secret guessing).
 async fn form_endpoint<'a, F, Fut>(
-    app: &'a App,
+    app: &'a Server,
     req: Request<Incoming>,
     ip: IpAddr,
     step: linking_log::Step,
     handle: F,
 ) -> Reply
 where
-    F: FnOnce(&'a App, Params, Caller) -> Fut,
+    F: FnOnce(&'a Server, Params, Caller) -> Fut,
     Fut: std::future::Future<Output = Result<Reply, OAuthError>>,
 {
     let basic = request::basic_credentials(req.headers());
@@ -214,7 +214,7 @@ fn accept_language(req: &Request<Incoming>) -> Option<String> {
 /// Renders a step of the browser flow. The page's language: `ui.language`, else the
 /// `user_locale` the authorization started with (carried in the pending request across the
 /// login and consent posts), else this request's `Accept-Language`, else English.
-fn render(app: &App, step: Step, hint: Option<String>, accept_language: Option<&str>) -> Reply {
+fn render(app: &Server, step: Step, hint: Option<String>, accept_language: Option<&str>) -> Reply {
     let hint = match &step {
         Step::Login { form, .. } | Step::Consent { form, .. } | Step::SecondFactor { form, .. } => {
             form.locale.clone().or(hint)
@@ -234,7 +234,7 @@ fn render(app: &App, step: Step, hint: Option<String>, accept_language: Option<&
     reply
 }
 
-fn render_in(app: &App, frame: pages::Frame<'_>, step: Step) -> Reply {
+fn render_in(app: &Server, frame: pages::Frame<'_>, step: Step) -> Reply {
     let action = format!("{}/authorize", app.config.public_path());
     let cookie = |csrf: &crate::base::secret::Secret| {
         let secure = if app.config.public_https() {

@@ -9,9 +9,9 @@ use super::request::client_ip;
 use super::routes::route;
 use super::tls::Tls;
 use super::vetting;
-use crate::app::App;
 use crate::logging;
 use crate::metrics::count;
+use crate::oauth::server::Server;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -31,7 +31,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What every connection of one listener shares.
 struct Listener {
-    app: Arc<App>,
+    app: Arc<Server>,
     builder: http1::Builder,
     admission: Arc<Admission>,
     refusals: Refusals,
@@ -44,7 +44,7 @@ struct Listener {
 
 /// Serves until `shutdown` completes, then drains.
 pub async fn serve(
-    app: Arc<App>,
+    app: Arc<Server>,
     listener: TcpListener,
     tls: Option<Arc<Tls>>,
     shutdown: impl Future<Output = ()>,

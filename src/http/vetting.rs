@@ -8,9 +8,9 @@
 //! replayed to hyper from the bytes read here. Anything else gets the 503 of `refusal.rs`.
 
 use super::request::basic_credentials;
-use crate::app::App;
 use crate::base::urlencoded::Params;
 use crate::oauth::client::{authenticate, Caller};
+use crate::oauth::server::Server;
 use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -108,7 +108,7 @@ fn client_request(request: &httparse::Request) -> Option<(Option<HeaderValue>, u
 
 /// Whether the request presents valid client credentials (a failure counts against the
 /// guessing throttle as at `/token`).
-pub async fn authenticates(app: &App, request: &FirstRequest, ip: IpAddr) -> bool {
+pub async fn authenticates(app: &Server, request: &FirstRequest, ip: IpAddr) -> bool {
     let mut headers = HeaderMap::new();
     if let Some(value) = &request.authorization {
         headers.insert(AUTHORIZATION, value.clone());

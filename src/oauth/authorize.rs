@@ -13,11 +13,11 @@ use crate::accounts::sign_in::{
     self, check_api, check_local, checker, queue_for, Checker, Refused, Verdict,
     LOGIN_API_CREDENTIALS,
 };
-use crate::app::App;
 use crate::base::secret::{self, Secret};
 use crate::base::urlencoded::{append_query, ParamError, Params};
 use crate::config::{Client, GrantType};
 use crate::metrics::count;
+use crate::oauth::server::Server;
 use crate::store::{now, CodeRecord, Username};
 use std::net::IpAddr;
 
@@ -175,7 +175,7 @@ pub fn user_locale(params: &Params) -> Option<String> {
 
 /// `GET /authorize`: validates the request and shows the login page. A refusal is logged with
 /// its reason (`linking_log`); an error page shows its reference.
-pub fn begin(app: &App, query: &[u8]) -> Step {
+pub fn begin(app: &Server, query: &[u8]) -> Step {
     match decide(&app.config.clients, query, now()) {
         Decision::Proceed { client, pending } => login_form(app, client, *pending, None, None),
         Decision::ErrorPage(page) => {
@@ -205,7 +205,7 @@ pub fn begin(app: &App, query: &[u8]) -> Step {
 
 /// Who and why, for the log, of an `/authorize` request refused with `page`: the client id it
 /// named and what exactly is wrong, with what is configured instead.
-fn explain_link(app: &App, query: &[u8], page: ErrorPage) -> (Option<String>, String) {
+fn explain_link(app: &Server, query: &[u8], page: ErrorPage) -> (Option<String>, String) {
     let params = Params::parse(query).ok();
     let get = |name| {
         params
@@ -398,7 +398,7 @@ fn check_request(client: &Client, params: &Params) -> Result<(String, Option<Str
 /// `POST /authorize`: the login form or the consent form, depending on where the authorization
 /// stands. `cookie_csrf` is the CSRF cookie the browser sent. An error page for a refused form
 /// is logged with its reason (`linking_log`) and shows its reference.
-pub async fn submit(app: &App, body: &[u8], cookie_csrf: Option<&str>, ip: IpAddr) -> Step {
+pub async fn submit(app: &Server, body: &[u8], cookie_csrf: Option<&str>, ip: IpAddr) -> Step {
     let (client, step) = match open_form(app, body, cookie_csrf) {
         Ok((params, opened)) => {
             let client = opened.pending.client_id.clone();
@@ -426,7 +426,7 @@ pub async fn submit(app: &App, body: &[u8], cookie_csrf: Option<&str>, ip: IpAdd
 
 /// The posted form's fields and its opened seal, or the page refusing it.
 fn open_form(
-    app: &App,
+    app: &Server,
     body: &[u8],
     cookie_csrf: Option<&str>,
 ) -> Result<(Params, Opened), ErrorPage> {
@@ -447,7 +447,7 @@ fn open_form(
 }
 
 /// The step after the form `opened`, by the stage it was sealed at.
-async fn go_on(app: &App, params: &Params, opened: Opened, ip: IpAddr) -> Step {
+async fn go_on(app: &Server, params: &Params, opened: Opened, ip: IpAddr) -> Step {
     let Some(client) = app.config.client(&opened.pending.client_id) else {
         return Step::ErrorPage(ErrorPage::ClientGone);
     };
@@ -486,7 +486,7 @@ async fn go_on(app: &App, params: &Params, opened: Opened, ip: IpAddr) -> Step {
     }
 }
 
-async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: IpAddr) -> Step {
+async fn login(app: &Server, client: &Client, opened: Opened, params: &Params, ip: IpAddr) -> Step {
     let Opened { mut pending, nonce } = opened;
     let typed = params
         .single("username")
@@ -550,7 +550,10 @@ async fn login(app: &App, client: &Client, opened: Opened, params: &Params, ip: 
     let must_enrol = app.config.accounts.require_totp
         && matches!(&checker, Checker::Local(Some(user)) if user.totp.is_none());
     let verdict = match checker {
-        Checker::Local(user) => check_local(app, user, password).await,
+        Checker::Local(user) => {
+            let bound_to = |user: &_| app.pending.credentials_fingerprint(user);
+            check_local(app, user, password, bound_to).await
+        }
         Checker::Api => check_api(app, &client.id, &typed, password).await,
     };
     match verdict {
@@ -635,7 +638,7 @@ struct SignedInAs {
 /// is reserved in the login throttle (under the username and the address, as a password is)
 /// before the code is checked, so a burst of guesses is held like the same guesses in a row.
 async fn second_factor(
-    app: &App,
+    app: &Server,
     client: &Client,
     opened: Opened,
     params: &Params,
@@ -717,7 +720,7 @@ async fn second_factor(
 /// sign-in on, then the recovery codes are shown once before consent. Until then the user
 /// cannot link: the sealed form only moves on to `Consent` from here.
 async fn enrol(
-    app: &App,
+    app: &Server,
     client: &Client,
     opened: Opened,
     params: &Params,
@@ -821,7 +824,7 @@ async fn enrol(
 }
 
 fn enrol_form(
-    app: &App,
+    app: &Server,
     client: &Client,
     pending: Pending,
     username: &str,
@@ -846,7 +849,7 @@ fn enrol_form(
 
 /// Records the form `nonce` as spent (on every node); the page to answer instead when it
 /// already was (a racing or replayed submission) or the store failed.
-fn spend(app: &App, nonce: &str, expires_at: u64) -> Option<Step> {
+fn spend(app: &Server, nonce: &str, expires_at: u64) -> Option<Step> {
     match app.pending.spend(nonce, expires_at) {
         Ok(true) => None,
         Ok(false) => Some(Step::ErrorPage(ErrorPage::FormExpired)),
@@ -858,7 +861,7 @@ fn spend(app: &App, nonce: &str, expires_at: u64) -> Option<Step> {
 }
 
 /// Seals `pending` into the hidden fields of the next page's form (`oauth::pending`).
-fn sealed_form(app: &App, client: &Client, pending: Pending, username: Option<String>) -> Form {
+fn sealed_form(app: &Server, client: &Client, pending: Pending, username: Option<String>) -> Form {
     let scope = pending.scope.clone();
     let locale = pending.locale.clone();
     let (request, csrf) = app.pending.seal(pending);
@@ -872,7 +875,12 @@ fn sealed_form(app: &App, client: &Client, pending: Pending, username: Option<St
     }
 }
 
-fn code_form(app: &App, client: &Client, pending: Pending, failure: Option<LoginFailure>) -> Step {
+fn code_form(
+    app: &Server,
+    client: &Client,
+    pending: Pending,
+    failure: Option<LoginFailure>,
+) -> Step {
     Step::SecondFactor {
         form: sealed_form(app, client, pending, None),
         failure,
@@ -880,7 +888,7 @@ fn code_form(app: &App, client: &Client, pending: Pending, failure: Option<Login
 }
 
 async fn consent(
-    app: &App,
+    app: &Server,
     client: &Client,
     opened: Opened,
     params: &Params,
@@ -961,7 +969,7 @@ async fn consent(
 /// challenge; durable before it is returned. Counted, and recorded for a local user's /account.
 /// The browser's consent and the operator's app (`apps::authorize`) both issue codes here.
 pub(crate) async fn issue_code(
-    app: &App,
+    app: &Server,
     client: &Client,
     pending: &Pending,
     sub: String,
@@ -1003,7 +1011,7 @@ pub(crate) async fn issue_code(
 
 /// Whether `username` still exists with the password it signed in with.
 fn still_signed_in(
-    app: &App,
+    app: &Server,
     username: &str,
     credentials: &str,
 ) -> Result<bool, crate::store::StoreError> {
@@ -1025,7 +1033,7 @@ fn still_signed_in(
 const MAX_REFILL: usize = 256;
 
 fn login_form(
-    app: &App,
+    app: &Server,
     client: &Client,
     pending: Pending,
     username: Option<String>,
@@ -1037,7 +1045,7 @@ fn login_form(
     }
 }
 
-fn consent_form(app: &App, client: &Client, pending: Pending, username: String) -> Step {
+fn consent_form(app: &Server, client: &Client, pending: Pending, username: String) -> Step {
     let username = pending.display_name.clone().unwrap_or(username);
     Step::Consent {
         form: sealed_form(app, client, pending, None),

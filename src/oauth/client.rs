@@ -4,10 +4,10 @@
 
 pub use super::secret_cache::SecretCache;
 use super::OAuthError;
-use crate::app::App;
 use crate::base::secret::{self, Secret};
 use crate::base::urlencoded::Params;
 use crate::config::{Client, ClientSecret};
+use crate::oauth::server::Server;
 use std::net::IpAddr;
 
 /// Credentials from an `Authorization: Basic` header, already form-decoded.
@@ -31,7 +31,7 @@ pub struct Caller {
 /// requests in flight from one address (Alexa's egress) is never counted for them; a plain
 /// secret is reserved, compared and settled without yielding, so a burst is held like a sequence.
 pub async fn authenticate<'a>(
-    app: &'a App,
+    app: &'a Server,
     params: &Params,
     caller: Caller,
 ) -> Result<&'a Client, OAuthError> {
@@ -156,7 +156,11 @@ fn presented_credentials(
     Ok((client_id, presented))
 }
 
-async fn secret_matches(app: &App, client: &Client, presented: Secret) -> Result<bool, OAuthError> {
+async fn secret_matches(
+    app: &Server,
+    client: &Client,
+    presented: Secret,
+) -> Result<bool, OAuthError> {
     match &client.secret {
         // Compare fixed-size digests in constant time, so neither content nor length leaks.
         ClientSecret::Plain(expected) => Ok(secret::ct_eq(&expected.key(), &presented.key())),

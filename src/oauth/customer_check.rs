@@ -8,9 +8,9 @@
 //! `RETRY_SECS`. The notes live beside the link's "last refresh" note, shared by every node.
 
 use super::OAuthError;
-use crate::app::App;
 use crate::login_api::Lookup;
 use crate::metrics::count;
+use crate::oauth::server::Server;
 use crate::store::{Grant, LOGIN_API_GENERATION};
 
 /// After an API that could not answer, the next refresh of the link asks again after this long
@@ -45,7 +45,7 @@ pub fn due(noted_next: Option<u64>, created_at: u64, every_secs: u64, now: u64) 
 /// Runs the check for a refreshed `link`, if one is configured and due: `Err(invalid_grant)`
 /// once the link was ended because the customer is gone.
 pub async fn after_refresh(
-    app: &App,
+    app: &Server,
     client_id: &str,
     link: &Link,
     now: u64,

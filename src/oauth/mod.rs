@@ -12,6 +12,7 @@ pub mod pending;
 pub mod refusal;
 pub mod resource;
 pub mod secret_cache;
+pub mod server;
 pub mod service;
 pub mod target;
 pub mod token;

@@ -3,12 +3,12 @@
 
 use super::linking_log::Step;
 use super::OAuthError;
-use crate::app::App;
+use crate::oauth::server::Server;
 
 /// Logs `error` as a refusal at `step` of the client `claimed` (as the request named it), and
 /// returns it with its reference. Faults on our side (5xx) are not refusals: they are logged as
 /// errors where they happen and returned as they are.
-pub fn refusal(app: &App, step: Step, claimed: Option<&str>, error: OAuthError) -> OAuthError {
+pub fn refusal(app: &Server, step: Step, claimed: Option<&str>, error: OAuthError) -> OAuthError {
     if error.status() >= 500 || error.reference().is_some() {
         return error;
     }

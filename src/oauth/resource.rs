@@ -6,9 +6,9 @@ use super::linking_log::Step;
 use super::refusal::refusal;
 use super::tokens;
 use super::{OAuthError, MAX_TOKEN_LEN};
-use crate::app::App;
 use crate::base::urlencoded::Params;
 use crate::config::GrantType;
+use crate::oauth::server::Server;
 use crate::store::{now, TokenKind};
 use serde::Serialize;
 
@@ -20,7 +20,7 @@ pub struct UserInfo {
 
 /// `GET /userinfo` with `Authorization: Bearer <access token>`; a refusal is logged with its
 /// reason and reference (`linking_log`).
-pub async fn userinfo(app: &App, bearer: Option<&str>) -> Result<UserInfo, OAuthError> {
+pub async fn userinfo(app: &Server, bearer: Option<&str>) -> Result<UserInfo, OAuthError> {
     let result = checked_userinfo(app, bearer).await;
     result.map_err(|error| {
         // The token names its client only once it checks out; a refused one is nobody's.
@@ -28,7 +28,7 @@ pub async fn userinfo(app: &App, bearer: Option<&str>) -> Result<UserInfo, OAuth
     })
 }
 
-async fn checked_userinfo(app: &App, bearer: Option<&str>) -> Result<UserInfo, OAuthError> {
+async fn checked_userinfo(app: &Server, bearer: Option<&str>) -> Result<UserInfo, OAuthError> {
     let token = bearer.ok_or(OAuthError::InvalidToken(None))?;
     let invalid =
         || OAuthError::InvalidToken(Some("the access token is invalid or expired".into()));
@@ -60,7 +60,7 @@ async fn checked_userinfo(app: &App, bearer: Option<&str>) -> Result<UserInfo, O
 /// The live token `presented` with its grant. On PostgreSQL its one query is awaited here, on
 /// the request's task (`tokens::prefetch`); the check itself then reads nothing more.
 async fn checked_token(
-    app: &App,
+    app: &Server,
     presented: &str,
 ) -> Result<Option<(crate::store::TokenRecord, crate::store::Grant)>, OAuthError> {
     let now = now();
@@ -94,7 +94,7 @@ pub struct Introspection {
 /// `POST /introspect`. A client learns only about its own tokens: another client's token is
 /// reported inactive, as an unknown one is.
 pub async fn introspect(
-    app: &App,
+    app: &Server,
     params: &Params,
     caller: Caller,
 ) -> Result<Introspection, OAuthError> {
@@ -104,7 +104,7 @@ pub async fn introspect(
 }
 
 async fn checked_introspect(
-    app: &App,
+    app: &Server,
     params: &Params,
     caller: Caller,
 ) -> Result<Introspection, OAuthError> {
@@ -145,13 +145,13 @@ async fn checked_introspect(
 /// RFC 7009 §2.1); revoking an access token revokes just that token (a deny entry until it
 /// expires). Unknown tokens, and other
 /// clients' tokens, are answered with success and left alone (§2.2).
-pub async fn revoke(app: &App, params: &Params, caller: Caller) -> Result<(), OAuthError> {
+pub async fn revoke(app: &Server, params: &Params, caller: Caller) -> Result<(), OAuthError> {
     let claimed = client::claimed_id(params, &caller);
     let result = checked_revoke(app, params, caller).await;
     result.map_err(|error| refusal(app, Step::Revoke, claimed.as_deref(), error))
 }
 
-async fn checked_revoke(app: &App, params: &Params, caller: Caller) -> Result<(), OAuthError> {
+async fn checked_revoke(app: &Server, params: &Params, caller: Caller) -> Result<(), OAuthError> {
     let client = client::authenticate(app, params, caller).await?;
     let token = required_token(params)?;
     if token.len() > MAX_TOKEN_LEN {

@@ -6,13 +6,13 @@
 //! there is no refresh token: the client asks again.
 
 use super::{normalize_scope, target, OAuthError, TokenResponse};
-use crate::app::App;
 use crate::base::urlencoded::Params;
 use crate::config::Client;
+use crate::oauth::server::Server;
 use crate::store::now;
 
 pub async fn client_credentials(
-    app: &App,
+    app: &Server,
     client: &Client,
     params: &Params,
 ) -> Result<TokenResponse, OAuthError> {

@@ -7,11 +7,11 @@ use super::linking_log::Step;
 use super::refusal::refusal;
 use super::tokens::{self, issue, Issue, Refreshed};
 use super::{customer_check, normalize_scope, scope_within, target, OAuthError, MAX_TOKEN_LEN};
-use crate::app::App;
 use crate::base::secret::{self, Secret};
 use crate::base::urlencoded::Params;
 use crate::config::{Client, GrantType};
 use crate::metrics::count;
+use crate::oauth::server::Server;
 use crate::store::{now, CodeRecord, Grant, Redeemed, TokenRecord};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -25,7 +25,7 @@ pub use super::tokens::{ACCESS_PREFIX, REFRESH_PREFIX};
 /// `POST /token`: every refusal is logged with its reason and reference (`linking_log`), every
 /// success kept for `--linking-log`.
 pub async fn exchange(
-    app: &App,
+    app: &Server,
     params: &Params,
     caller: Caller,
 ) -> Result<TokenResponse, OAuthError> {
@@ -44,7 +44,7 @@ pub async fn exchange(
     result.map_err(|error| refusal(app, step, claimed.as_deref(), error))
 }
 
-async fn grant(app: &App, params: &Params, caller: Caller) -> Result<TokenResponse, OAuthError> {
+async fn grant(app: &Server, params: &Params, caller: Caller) -> Result<TokenResponse, OAuthError> {
     let client = client::authenticate(app, params, caller).await?;
     let grant_type = params.single("grant_type")?;
     if let Some(grant) = GrantType::ALL
@@ -101,7 +101,7 @@ fn counted<T>(
 }
 
 async fn authorization_code(
-    app: &App,
+    app: &Server,
     client: &Client,
     params: &Params,
 ) -> Result<TokenResponse, OAuthError> {
@@ -167,7 +167,7 @@ async fn authorization_code(
 
 /// §4.1.2: a code used twice is refused, and the tokens from its first use are revoked, because
 /// one of the two users of the code was not the client.
-async fn replayed(app: &App, grant_id: &str) -> OAuthError {
+async fn replayed(app: &Server, grant_id: &str) -> OAuthError {
     tracing::warn!("an authorization code was used twice; revoking the tokens issued for it");
     let cause = "its authorization code was used a second time";
     let revoked = match app.store.revoke_grant(grant_id, cause) {
@@ -246,7 +246,11 @@ fn check_pkce(challenge: Option<&str>, verifier: Option<&str>) -> Result<(), OAu
     }
 }
 
-async fn refresh(app: &App, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
+async fn refresh(
+    app: &Server,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
     let presented = params
         .single("refresh_token")?
         .ok_or_else(|| OAuthError::InvalidRequest("refresh_token is required".into()))?;
