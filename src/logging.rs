@@ -10,6 +10,7 @@
 //! not keeping up), the logger writes it out itself, as it would on a blocking stderr. The price is
 //! that a SIGKILL can lose the last few milliseconds of log lines; a normal stop flushes them.
 
+use std::cell::Cell;
 use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,6 +70,14 @@ enum Style {
 /// took a fifth of `/userinfo`'s instructions for this line alone (escaping the message a
 /// character at a time, formatting the date and the float; BENCHMARKS.md); here it costs a few
 /// hundred.
+/// How much of a request's path the access line shows.
+const MAX_PATH_CHARS: usize = 200;
+
+/// What of `path` the access line will show, copied (the server keeps it across the request).
+pub fn loggable_path(path: &str) -> String {
+    truncate(path, MAX_PATH_CHARS).to_owned()
+}
+
 pub fn access(method: &str, path: &str, status: u16, latency: Duration, ip: IpAddr) {
     let Some((batch, style)) = ACCESS.get() else {
         return;
@@ -120,7 +129,7 @@ fn access_line(
     // Methods are tokens of any length to hyper: a 100 KB one must not become the log line.
     escaped(out, truncate(method, 16));
     out.extend_from_slice(b" path=");
-    escaped(out, truncate(path, 200));
+    escaped(out, truncate(path, MAX_PATH_CHARS));
     out.extend_from_slice(b" status=");
     decimal(out, u64::from(status), 1);
     // Milliseconds with two decimals, rounded.
@@ -150,6 +159,32 @@ fn access_line(
 fn timestamp(out: &mut Vec<u8>, time: SystemTime) {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
+    // The date and time to the second change once a second: each thread keeps the last one.
+    thread_local! {
+        static SECOND: Cell<(u64, [u8; 20])> = const { Cell::new((u64::MAX, [0; 20])) };
+    }
+    let cached = SECOND.with(|second| {
+        let (at, text) = second.get();
+        if at == secs {
+            return Some(text);
+        }
+        let mut fresh = Vec::with_capacity(20);
+        date_and_time(&mut fresh, secs);
+        let text = <[u8; 20]>::try_from(fresh.as_slice()).ok()?;
+        second.set((secs, text));
+        Some(text)
+    });
+    match cached {
+        Some(text) => out.extend_from_slice(&text),
+        // A year past 9999 does not fit the cached form.
+        None => date_and_time(out, secs),
+    }
+    decimal(out, u64::from(since.subsec_micros()), 6);
+    out.push(b'Z');
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.` of `secs` since the epoch.
+fn date_and_time(out: &mut Vec<u8>, secs: u64) {
     let (year, month, day) = crate::base::civil::date_from_days(secs / 86_400);
     let second_of_day = secs % 86_400;
     decimal(out, year, 4);
@@ -164,8 +199,6 @@ fn timestamp(out: &mut Vec<u8>, time: SystemTime) {
     out.push(b':');
     decimal(out, second_of_day % 60, 2);
     out.push(b'.');
-    decimal(out, u64::from(since.subsec_micros()), 6);
-    out.push(b'Z');
 }
 
 /// `value` in decimal, zero-padded to at least `width` digits.
@@ -214,6 +247,10 @@ fn is_invisible_format(ch: char) -> bool {
 
 /// Cuts `s` after `max` characters.
 fn truncate(s: &str, max: usize) -> &str {
+    // No more bytes than `max` means no more characters.
+    if s.len() <= max {
+        return s;
+    }
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
         None => s,
@@ -473,6 +510,19 @@ mod tests {
         let mut out = Vec::new();
         timestamp(&mut out, UNIX_EPOCH + Duration::from_secs(951_868_799));
         assert_eq!(out, b"2000-02-29T23:59:59.000000Z");
+        // The same second again (from the thread's cache), then the next one.
+        out.clear();
+        timestamp(
+            &mut out,
+            UNIX_EPOCH + Duration::from_micros(951_868_799_250_001),
+        );
+        assert_eq!(out, b"2000-02-29T23:59:59.250001Z");
+        out.clear();
+        timestamp(&mut out, UNIX_EPOCH + Duration::from_secs(951_868_800));
+        assert_eq!(out, b"2000-03-01T00:00:00.000000Z");
+        out.clear();
+        timestamp(&mut out, UNIX_EPOCH + Duration::from_secs(253_402_300_800));
+        assert_eq!(out, b"10000-01-01T00:00:00.000000Z", "past the cached form");
     }
 
     #[test]

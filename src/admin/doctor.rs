@@ -804,7 +804,9 @@ mod tests {
 
     fn client(secret: &str, uris: &[&str]) -> Client {
         Client {
-            secret: ClientSecret::Plain(Secret::new(secret.to_string())),
+            secret: ClientSecret::Plain(crate::base::secret::KnownSecret::new(Secret::new(
+                secret.to_string(),
+            ))),
             name: "Skill".into(),
             redirect_uris: uris.iter().map(|u| u.to_string()).collect(),
             ..Client::for_tests("skill")

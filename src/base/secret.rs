@@ -37,6 +37,38 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A secret that stays (a client secret from the config) with its `key` worked out once, so
+/// comparing a presented secret against it costs one SHA-256, not two.
+#[derive(Clone)]
+pub struct KnownSecret {
+    secret: Secret,
+    key: [u8; 32],
+}
+
+impl KnownSecret {
+    pub fn new(secret: Secret) -> Self {
+        KnownSecret {
+            key: secret.key(),
+            secret,
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        self.secret.expose()
+    }
+
+    /// `Secret::key` of it.
+    pub fn key(&self) -> [u8; 32] {
+        self.key
+    }
+}
+
+impl fmt::Debug for KnownSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
 /// `n` bytes from the operating system's CSPRNG.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
@@ -89,6 +121,27 @@ impl HmacKey {
         }
         mac.finalize().into_bytes().into()
     }
+}
+
+/// `HmacKey::new` of a 256-bit key, remembered. Keying costs two SHA-256 blocks, and every
+/// refresh keys with its grant's secret. A pure function of the key, so nothing ever needs
+/// invalidating; bounded: past `REMEMBERED_KEYS` it starts again empty.
+pub fn remembered_hmac_key(key: &[u8; 32]) -> HmacKey {
+    const REMEMBERED_KEYS: usize = 4096;
+    static KEYS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<[u8; 32], HmacKey>>,
+    > = std::sync::OnceLock::new();
+    let keys = KEYS.get_or_init(Default::default);
+    let mut keys = keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(known) = keys.get(key) {
+        return known.clone();
+    }
+    if keys.len() >= REMEMBERED_KEYS {
+        keys.clear();
+    }
+    let fresh = HmacKey::new(key);
+    keys.insert(*key, fresh.clone());
+    fresh
 }
 
 /// HMAC-SHA256 (RFC 2104): a keyed hash, for values that must not be guessable from what is
@@ -217,6 +270,22 @@ mod tests {
             // Split input gives the same MAC.
             let (a, b) = data.split_at(data.len() / 2);
             assert_eq!(HmacKey::new(&key).mac(&[a, b]).to_vec(), unhex(expected));
+        }
+    }
+
+    #[test]
+    fn a_remembered_key_macs_as_a_fresh_one() {
+        for n in 0..5000u32 {
+            let mut key = [0u8; 32];
+            key[..4].copy_from_slice(&n.to_le_bytes());
+            let data = n.to_be_bytes();
+            let fresh = HmacKey::new(&key).mac(&[&data]);
+            assert_eq!(remembered_hmac_key(&key).mac(&[&data]), fresh);
+            assert_eq!(
+                remembered_hmac_key(&key).mac(&[&data]),
+                fresh,
+                "from memory"
+            );
         }
     }
 

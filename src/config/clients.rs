@@ -4,7 +4,7 @@
 use super::schema::RawClient;
 use super::values::check_redirect_uri;
 use super::{apps, grant_types, AlexaApp, GrantType};
-use crate::base::secret::{self, Secret};
+use crate::base::secret::{self, KnownSecret, Secret};
 use std::path::Path;
 
 #[derive(Debug, Clone)]
@@ -36,7 +36,7 @@ impl Client {
     pub fn for_tests(id: &str) -> Client {
         Client {
             id: id.into(),
-            secret: ClientSecret::Plain(Secret::new("0123456789abcdef")),
+            secret: ClientSecret::Plain(KnownSecret::new(Secret::new("0123456789abcdef"))),
             name: id.into(),
             redirect_uris: Vec::new(),
             require_pkce: false,
@@ -51,7 +51,7 @@ impl Client {
 
 #[derive(Debug, Clone)]
 pub enum ClientSecret {
-    Plain(Secret),
+    Plain(KnownSecret),
     /// An argon2 PHC string.
     Hash(String),
 }
@@ -147,7 +147,7 @@ fn check_secret(
             );
             None
         }
-        (Some(s), None) => Some(ClientSecret::Plain(Secret::new(s))),
+        (Some(s), None) => Some(ClientSecret::Plain(KnownSecret::new(Secret::new(s)))),
         (None, Some(h)) if !secret::is_phc_hash(&h) => {
             problem(
                 &key("secret_hash"),

@@ -95,6 +95,9 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
+        // Each answer goes out in one write: Nagle's algorithm would only hold back the last
+        // segment of a longer one until the client's delayed acknowledgement.
+        let _ = stream.set_nodelay(true);
         // Proxies speak for many clients: only direct clients are capped per address.
         let capped = (!app.config.trusted_proxies.contains(&peer.ip())).then_some(peer.ip());
         match admission.take_address(capped) {
@@ -236,7 +239,9 @@ impl Listener {
             async move {
                 let started = Instant::now();
                 let method = req.method().clone();
-                let uri = req.uri().clone(); // shares the request's bytes
+                // A copy, not a clone of the URI: that would share the request's read buffer
+                // and keep hyper from reusing it for the next request.
+                let path = logging::loggable_path(req.uri().path());
                 let ip = client_ip(req.headers(), peer, &app.config.trusted_proxies);
                 let mut reply = if head_size(&req) > app.config.limits.max_header_bytes {
                     // hyper bounds its read buffer, not the head itself: count it here.
@@ -253,13 +258,7 @@ impl Listener {
                 }
                 let latency = started.elapsed();
                 app.metrics.observe_request(latency);
-                logging::access(
-                    method.as_str(),
-                    uri.path(),
-                    reply.status().as_u16(),
-                    latency,
-                    ip,
-                );
+                logging::access(method.as_str(), &path, reply.status().as_u16(), latency, ip);
                 drop(answered);
                 Ok::<_, std::convert::Infallible>(reply)
             }

@@ -66,10 +66,11 @@ pub struct ClientThrottle {
 }
 
 fn keys(ip: IpAddr, client_id: Option<&str>) -> Vec<(Key, Policy)> {
-    let mut keys = vec![(
+    let mut keys = Vec::with_capacity(2);
+    keys.push((
         Key::Address(crate::base::backoff::address_prefix(ip)),
         ADDRESS,
-    )];
+    ));
     if let Some(id) = client_id {
         keys.push((Key::Client(id.to_string()), CLIENT));
     }
@@ -97,16 +98,25 @@ impl ClientThrottle {
                 probe.reserve(*policy, now)?;
             }
         }
-        let mut taken = Vec::new();
+        let mut taken = Vec::with_capacity(keys.len());
         for (key, policy) in keys {
-            if !map.contains_key(&key) && map.len() >= MAX_ENTRIES {
-                continue;
-            }
-            let entry = map.entry(key.clone()).or_default();
-            let before = *entry;
-            // Cannot fail: checked above under the same lock.
-            let _ = entry.reserve(policy, now);
-            taken.push((key, policy, before, *entry));
+            // `reserve` cannot fail here: every key was checked above under the same lock.
+            let full = map.len() >= MAX_ENTRIES;
+            let (before, after) = match map.get_mut(&key) {
+                Some(entry) => {
+                    let before = *entry;
+                    let _ = entry.reserve(policy, now);
+                    (before, *entry)
+                }
+                None if full => continue,
+                None => {
+                    let mut after = Failures::default();
+                    let _ = after.reserve(policy, now);
+                    map.insert(key.clone(), after);
+                    (Failures::default(), after)
+                }
+            };
+            taken.push((key, policy, before, after));
         }
         Ok(Attempt { taken })
     }

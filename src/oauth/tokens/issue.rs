@@ -1,7 +1,7 @@
 //! Issuing tokens: sealed (`sealed.rs`), so issuing writes nothing.
 
 use super::sealed::{self, AccessClaims, RefreshClaims};
-use crate::base::secret::{self, HmacKey, Secret};
+use crate::base::secret::{self, Secret};
 use crate::store::{Grant, Store, StoreError};
 
 /// A new access token for the grant that lives `ttl_secs`, signed with the current server key.
@@ -40,6 +40,6 @@ pub fn refresh(grant: &Grant, seq: u64, now: u64) -> Result<Secret, StoreError> 
     };
     Ok(Secret::new(sealed::seal_refresh(
         &claims,
-        &HmacKey::new(&key),
+        &secret::remembered_hmac_key(&key),
     )))
 }

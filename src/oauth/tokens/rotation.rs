@@ -15,7 +15,7 @@
 //! chain. Tokens stored by earlier releases are retired once a sealed successor is in use.
 
 use super::sealed::{RefreshClaims, Signed};
-use crate::base::secret::{self, HmacKey};
+use crate::base::secret;
 use crate::store::{expired, Grant, Rotation};
 
 /// Where a presented refresh token stands in its grant's family.
@@ -33,7 +33,7 @@ pub struct Position {
 /// never issued under this grant (a bad MAC, a sequence number ahead of the family, a grant
 /// without a refresh secret).
 pub fn position(claims: &RefreshClaims, signed: &Signed, grant: &Grant) -> Option<Position> {
-    let key = grant.secret.map(|s| HmacKey::new(&s))?;
+    let key = grant.secret.map(|s| secret::remembered_hmac_key(&s))?;
     if !signed.verify(&key) {
         return None;
     }
@@ -138,7 +138,10 @@ mod tests {
             nonce: [nonce; 16],
             grant_id: grant.id.clone(),
         };
-        let token = seal_refresh(&claims, &HmacKey::new(&grant.secret.unwrap()));
+        let token = seal_refresh(
+            &claims,
+            &crate::base::secret::HmacKey::new(&grant.secret.unwrap()),
+        );
         match parse(&token) {
             Parsed::Refresh(claims, signed) => (claims, signed),
             _ => panic!("not a refresh token"),

@@ -69,7 +69,10 @@ impl Signed {
 }
 
 pub fn seal_access(claims: &AccessClaims, key: &HmacKey) -> String {
-    let mut body = vec![FORMAT];
+    let scope_len = claims.scope.as_ref().map_or(0, |s| 2 + s.len());
+    let mut body =
+        Vec::with_capacity(1 + 20 + 16 + 2 + claims.grant_id.len() + 1 + scope_len + MAC_LEN);
+    body.push(FORMAT);
     body.extend_from_slice(&claims.key_id.to_le_bytes());
     body.extend_from_slice(&claims.issued_at.to_le_bytes());
     body.extend_from_slice(&claims.expires_at.to_le_bytes());
@@ -86,7 +89,9 @@ pub fn seal_access(claims: &AccessClaims, key: &HmacKey) -> String {
 }
 
 pub fn seal_refresh(claims: &RefreshClaims, key: &HmacKey) -> String {
-    let mut body = vec![FORMAT];
+    let mut body =
+        Vec::with_capacity(1 + 16 + claims.nonce.len() + 2 + claims.grant_id.len() + MAC_LEN);
+    body.push(FORMAT);
     body.extend_from_slice(&claims.seq.to_le_bytes());
     body.extend_from_slice(&claims.issued_at.to_le_bytes());
     body.extend_from_slice(&claims.nonce);
@@ -97,7 +102,10 @@ pub fn seal_refresh(claims: &RefreshClaims, key: &HmacKey) -> String {
 fn seal(prefix: &'static str, mut body: Vec<u8>, key: &HmacKey) -> String {
     let mac = key.mac(&[prefix.as_bytes(), &body]);
     body.extend_from_slice(&mac);
-    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(body))
+    let mut token = String::with_capacity(prefix.len() + body.len().div_ceil(3) * 4);
+    token.push_str(prefix);
+    URL_SAFE_NO_PAD.encode_string(&body, &mut token);
+    token
 }
 
 /// Strings are a u16 length and the bytes (grant ids are 22 characters, scopes short).
