@@ -206,7 +206,7 @@ impl Store {
                 }
                 other => StoreError::Io(format!("cannot open {}: {other}", path.display())),
             })?;
-        let trees = Trees::new(|name| Ok(Tree::Sled(db.open_tree(name)?)))?;
+        let trees = Trees::new(|name| Ok(Tree::sled(db.open_tree(name)?, name == "grants")))?;
         let backend = Backend::Sled {
             db,
             path: path.to_path_buf(),
@@ -225,7 +225,7 @@ impl Store {
             .cache_capacity(4 << 20)
             .open()
             .map_err(|e| StoreError::Io(format!("cannot open a store in memory: {e}")))?;
-        let trees = Trees::new(|name| Ok(Tree::Sled(db.open_tree(name)?)))?;
+        let trees = Trees::new(|name| Ok(Tree::sled(db.open_tree(name)?, name == "grants")))?;
         let backend = Backend::Sled {
             db,
             path: PathBuf::new(),

@@ -60,7 +60,7 @@ impl Store {
                 self.catch_up(epochs)?;
                 Ok((grant.map(Value::Owned), denied))
             }
-            Tree::Sled(_) => {
+            Tree::Sled(..) => {
                 let denied = token_id.is_some_and(|t| self.deny_cache().contains_key(t));
                 Ok((self.grants.get(id.as_bytes())?, denied))
             }
