@@ -123,32 +123,42 @@ pub fn parse(token: &str) -> Parsed {
     } else {
         return Parsed::Stored;
     };
-    let Ok(bytes) = URL_SAFE_NO_PAD.decode(rest) else {
+    let Ok(mut bytes) = URL_SAFE_NO_PAD.decode(rest) else {
         return Parsed::Stored;
     };
     if bytes.len() == LEGACY_LEN || bytes.len() < 1 + MAC_LEN || bytes[0] != FORMAT {
         return Parsed::Stored;
     }
-    let (body, mac) = bytes.split_at(bytes.len() - MAC_LEN);
-    let Ok(mac) = <[u8; MAC_LEN]>::try_from(mac) else {
+    let split = bytes.len() - MAC_LEN;
+    let Ok(mac) = <[u8; MAC_LEN]>::try_from(&bytes[split..]) else {
+        return Parsed::Stored;
+    };
+    // The decoded bytes, without their MAC, become the signed body: no second copy.
+    bytes.truncate(split);
+    let mut input = &bytes[1..];
+    let claims = if prefix == ACCESS_PREFIX {
+        read_access(&mut input).map(Claims::Access)
+    } else {
+        read_refresh(&mut input).map(Claims::Refresh)
+    };
+    // A malformed body cannot verify: it is treated as an unknown token.
+    let Some(claims) = claims.filter(|_| input.is_empty()) else {
         return Parsed::Stored;
     };
     let signed = Signed {
         prefix,
-        body: body.to_vec(),
+        body: bytes,
         mac,
     };
-    let mut input = &body[1..];
-    let parsed = if prefix == ACCESS_PREFIX {
-        read_access(&mut input).map(|claims| Parsed::Access(claims, signed))
-    } else {
-        read_refresh(&mut input).map(|claims| Parsed::Refresh(claims, signed))
-    };
-    match parsed {
-        Some(parsed) if input.is_empty() => parsed,
-        // A malformed body cannot verify: it is treated as an unknown token.
-        _ => Parsed::Stored,
+    match claims {
+        Claims::Access(claims) => Parsed::Access(claims, signed),
+        Claims::Refresh(claims) => Parsed::Refresh(claims, signed),
     }
+}
+
+enum Claims {
+    Access(AccessClaims),
+    Refresh(RefreshClaims),
 }
 
 fn read_access(input: &mut &[u8]) -> Option<AccessClaims> {
