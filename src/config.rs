@@ -36,7 +36,7 @@ mod schema;
 mod served;
 mod storage;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod validate;
 mod values;
 pub use apps::{AlexaApp, Apps};

@@ -272,20 +272,8 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     fn app() -> Core {
-        let config = crate::config::parse_for_tests(
-            r#"
-[server]
-listen = "127.0.0.1:0"
-public_url = "https://auth.example.com"
-[storage]
-path = "data"
-[[clients]]
-id = "alexa-skill"
-secret = "0123456789abcdef"
-redirect_uris = ["https://pitangui.amazon.com/api/skill/link/M2X"]
-"#,
-        )
-        .expect("the test config");
+        let config =
+            crate::config::parse_for_tests(crate::config::tests::GOOD).expect("the test config");
         let store = crate::store::Store::in_memory().expect("an in-memory store");
         crate::store::fixtures::user(&store);
         Core::new(config, store)

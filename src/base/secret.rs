@@ -8,8 +8,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use subtle::ConstantTimeEq;
 
 /// A secret string (token, code, password). `Debug` prints `***` so it cannot leak into logs.
@@ -128,9 +129,7 @@ impl HmacKey {
 /// invalidating; bounded: past `REMEMBERED_KEYS` it starts again empty.
 pub fn remembered_hmac_key(key: &[u8; 32]) -> HmacKey {
     const REMEMBERED_KEYS: usize = 4096;
-    static KEYS: std::sync::OnceLock<
-        std::sync::Mutex<std::collections::HashMap<[u8; 32], HmacKey>>,
-    > = std::sync::OnceLock::new();
+    static KEYS: OnceLock<Mutex<HashMap<[u8; 32], HmacKey>>> = OnceLock::new();
     let keys = KEYS.get_or_init(Default::default);
     let mut keys = keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(known) = keys.get(key) {

@@ -1,13 +1,13 @@
 //! Tests of the whole pipeline (`load`, `parse` then `validate`), and the helpers the other
-//! files' tests share: `GOOD`, a minimal valid config, and `check`/`check_in`, which read a
-//! config from text as `load` would.
+//! files' tests share: `GOOD`, a minimal valid config (also for the crate's other unit tests),
+//! and `check`/`check_in`, which read a config from text as `load` would.
 
 use super::parse::parse;
 use super::validate::validate;
 use super::*;
 use std::path::Path;
 
-pub(super) const GOOD: &str = r#"
+pub(crate) const GOOD: &str = r#"
 [server]
 listen = "127.0.0.1:8080"
 public_url = "https://auth.example.com/"
@@ -20,8 +20,7 @@ redirect_uris = ["https://pitangui.amazon.com/api/skill/link/M2X"]
 "#;
 
 pub(super) fn check(text: &str) -> Result<Config, String> {
-    let raw = parse(text)?;
-    validate(raw, Path::new("/etc/linkgate")).map_err(|p| p.join("\n"))
+    parse_for_tests(text)
 }
 
 pub(super) fn check_in(text: &str, dir: &Path) -> Result<Config, String> {
