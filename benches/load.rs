@@ -296,6 +296,7 @@ fn wrk_prepare(dir: &std::path::Path, conns: usize, postgres: Option<&str>) {
             url: url.to_string(),
             pool_size: 4,
             ca_file: None,
+            revocation_bound: std::time::Duration::from_secs(1),
         })
         .expect("connect to the database"),
         None => Store::open(&dir.join("data"), 16 << 20).expect("open the store"),

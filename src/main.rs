@@ -90,6 +90,7 @@ fn serve(config: config::Config) -> ExitCode {
     if config.postgres.is_none() {
         keep_reserve(&config.storage_path);
     }
+    store.listen_for_changes();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -57,6 +57,9 @@ pub const SWEEP_INTERVAL_SECS: Range = Range::new(1, 86400);
 pub const CACHE_MIB: Range = Range::at_least(1);
 /// PostgreSQL connections per node.
 pub const POOL_SIZE: Range = Range::new(1, 1024);
+/// How long a revocation through another node may take to hold on this one (0: every token
+/// check asks the database).
+pub const REVOCATION_BOUND_MS: Range = Range::new(0, 60_000);
 /// RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is RECOMMENDED."
 pub const CODE_TTL_SECS: Range = Range::seconds(1, 600);
 /// Up to a year (366 days).

@@ -130,6 +130,7 @@ pub(super) struct RawStorage {
     pub(super) url: Option<String>,
     pub(super) pool_size: Option<u64>,
     pub(super) ca_file: Option<PathBuf>,
+    pub(super) revocation_bound_ms: Option<u64>,
 }
 
 fn default_backend() -> String {

@@ -1,6 +1,6 @@
 //! The `[storage]` table: the sled data directory and its tuning, or a PostgreSQL database.
 
-use super::ranges::{CACHE_MIB, POOL_SIZE, SWEEP_INTERVAL_SECS};
+use super::ranges::{CACHE_MIB, POOL_SIZE, REVOCATION_BOUND_MS, SWEEP_INTERVAL_SECS};
 use super::schema::RawStorage;
 use super::values::relative;
 use std::path::{Path, PathBuf};
@@ -37,7 +37,8 @@ pub(super) fn check_storage(
     }
 }
 
-/// `[storage] backend`, and for `"postgres"` its `url`, `pool_size` and `ca_file`. The URL may
+/// `[storage] backend`, and for `"postgres"` its `url`, `pool_size`, `ca_file` and
+/// `revocation_bound_ms`. The URL may
 /// hold a password: problems name the key, never the value.
 fn check_postgres(
     raw: &RawStorage,
@@ -50,6 +51,10 @@ fn check_postgres(
                 ("storage.url", raw.url.is_some()),
                 ("storage.pool_size", raw.pool_size.is_some()),
                 ("storage.ca_file", raw.ca_file.is_some()),
+                (
+                    "storage.revocation_bound_ms",
+                    raw.revocation_bound_ms.is_some(),
+                ),
             ] {
                 if set {
                     problem(key, "is only used with `backend = \"postgres\"`".into());
@@ -60,6 +65,8 @@ fn check_postgres(
         "postgres" => {
             let pool_size = raw.pool_size.unwrap_or(16);
             POOL_SIZE.check("storage.pool_size", pool_size, problem);
+            let bound_ms = raw.revocation_bound_ms.unwrap_or(1000);
+            REVOCATION_BOUND_MS.check("storage.revocation_bound_ms", bound_ms, problem);
             let Some(url) = &raw.url else {
                 problem(
                     "storage.url",
@@ -89,6 +96,7 @@ fn check_postgres(
                 url: url.clone(),
                 pool_size: pool_size as usize,
                 ca_file,
+                revocation_bound: std::time::Duration::from_millis(bound_ms),
             })
         }
         other => {

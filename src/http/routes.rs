@@ -105,7 +105,9 @@ pub async fn route(app: &Server, req: Request<Incoming>, peer: IpAddr, ip: IpAdd
         }
         // Loopback only (and not a request a trusted proxy forwarded), or the scrape token.
         ("/metrics", Method::GET) if app.config.metrics && metrics_allowed(app, &req, peer) => {
-            response::metrics(app.metrics.render() + &app.linking.render_metrics())
+            response::metrics(
+                app.metrics.render() + &app.linking.render_metrics() + &app.store.render_metrics(),
+            )
         }
         ("/healthz", Method::GET | Method::HEAD) => match app.store.is_healthy().await {
             true => response::text(200, "ok\n"),

@@ -20,6 +20,7 @@ mod invites;
 mod keys;
 mod migrate;
 pub mod postgres;
+mod postgres_memory;
 mod record;
 pub mod reserve;
 mod service_grants;

@@ -15,6 +15,7 @@
 //! Every wait is bounded: a query, a pool checkout and a connection attempt time out, and the
 //! error is a `StoreError::Io` (the client gets 503 `server_error`, never `invalid_grant`).
 
+use super::postgres_memory::{listen, Memory, Reading};
 use super::StoreError;
 use crate::base::tls_client;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
@@ -31,6 +32,9 @@ pub struct Settings {
     pub url: String,
     pub pool_size: usize,
     pub ca_file: Option<PathBuf>,
+    /// How long a revocation through another node may take to hold on this one
+    /// (`postgres_memory.rs`); zero: every token check asks the database.
+    pub revocation_bound: Duration,
 }
 
 impl Settings {
@@ -130,6 +134,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("migrations/0002_forms.sql")),
     (3, include_str!("migrations/0003_epochs.sql")),
     (4, include_str!("migrations/0004_app_links.sql")),
+    (5, include_str!("migrations/0005_notify.sql")),
 ];
 
 /// Advisory lock keys ("lnkg" and a number), for the whole database.
@@ -160,6 +165,11 @@ struct Inner {
     /// it would wait forever). Two: one of each kind per node at most.
     locks: Pool,
     runtime: Option<tokio::runtime::Runtime>,
+    /// How the listener connects (`listen`), and once it runs, what it keeps right.
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    bound: Duration,
+    memory: std::sync::OnceLock<Arc<Memory>>,
 }
 
 /// A session holding an advisory lock is ended by the server when it has been idle this long:
@@ -214,6 +224,7 @@ impl Db {
             )
         };
         let (manager, lock_manager) = (manager(&config), manager(&config));
+        let tls_for_listener = tls.clone();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("linkgate-db")
@@ -238,12 +249,35 @@ impl Db {
                 pool,
                 locks,
                 runtime: Some(runtime),
+                config,
+                tls: tls_for_listener,
+                bound: settings.revocation_bound,
+                memory: std::sync::OnceLock::new(),
             }),
         })
     }
 
     fn pool(&self) -> Pool {
         self.inner.pool.clone()
+    }
+
+    /// Starts answering token checks from memory, kept right by the database's notifications
+    /// (`postgres_memory.rs`); for the server, once (the CLI asks the database every time). Not
+    /// with `storage.revocation_bound_ms = 0`.
+    pub fn listen(&self) {
+        let (Some(runtime), false) = (&self.inner.runtime, self.inner.bound.is_zero()) else {
+            return;
+        };
+        let memory = Arc::new(Memory::new(self.inner.bound));
+        if self.inner.memory.set(memory.clone()).is_ok() {
+            let (config, tls) = (self.inner.config.clone(), self.inner.tls.clone());
+            runtime.spawn(listen(memory, config, tls, QUERY_TIMEOUT));
+        }
+    }
+
+    /// What the listener keeps, once it runs.
+    pub(super) fn memory(&self) -> Option<&Memory> {
+        self.inner.memory.get().map(|m| &**m)
     }
 
     /// Runs `work` on the database runtime and waits for it, at most `QUERY_TIMEOUT`.
@@ -441,6 +475,11 @@ impl Db {
             db: self.clone(),
             sql: Arc::new(Statements::for_table(name)),
             counted: matches!(name, "users" | "keys"),
+            kept: match name {
+                "grants" => Some(false),
+                "denied" => Some(true),
+                _ => None,
+            },
         }
     }
 }
@@ -476,7 +515,7 @@ async fn lock_connection(pool: &Pool) -> Result<Object, StoreError> {
     Ok(client)
 }
 
-fn db_error(e: tokio_postgres::Error) -> StoreError {
+pub(super) fn db_error(e: tokio_postgres::Error) -> StoreError {
     match e.as_db_error() {
         Some(db) => StoreError::Io(format!("database: {}", db.message())),
         None => StoreError::Io(format!("database: {}", with_causes(&e))),
@@ -809,6 +848,21 @@ pub(super) struct Table {
     /// Whether writes move the table's change counter in `linkgate.epochs` (users and keys:
     /// what nodes cache).
     counted: bool,
+    /// Whether the listener's memory keeps rows of it (`Some`: grants, or `Some(true)`: the
+    /// deny list), which this node's own writes then drop at once.
+    kept: Option<bool>,
+}
+
+/// Drops what memory kept of a row when a write of it ends, whatever its outcome (a write
+/// that timed out may still have committed).
+struct Wrote<'a>(&'a Table, &'a [u8]);
+
+impl Drop for Wrote<'_> {
+    fn drop(&mut self) {
+        if let (Some(denied), Some(memory)) = (self.0.kept, self.0.db.memory()) {
+            memory.wrote(denied, self.1);
+        }
+    }
 }
 
 /// The change counters of `linkgate.epochs` (schema 3), read with a grant.
@@ -851,11 +905,13 @@ impl Table {
     }
 
     pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let _wrote = Wrote(self, key);
         self.execute(|s| &s.upsert, vec![key.to_vec(), value.to_vec()])?;
         self.changed()
     }
 
     pub fn remove(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let _wrote = Wrote(self, key);
         let removed = self.query(|s| &s.remove, vec![key.to_vec()])?.pop();
         if removed.is_some() {
             self.changed()?;
@@ -873,26 +929,58 @@ impl Table {
     }
 
     /// The entry, the change counters and whether `denied` (an access token's id; empty: none)
-    /// is in the deny list, in one query (one snapshot).
+    /// is in the deny list, in one query (one snapshot). Kept in memory if the listener runs.
     pub fn get_with_epochs(&self, key: &[u8], denied: &[u8]) -> Result<GrantRow, StoreError> {
+        let reading = self.db.memory().map(Memory::reading);
         let work = grant_row(
             self.db.pool(),
             self.sql.clone(),
             key.to_vec(),
             denied.to_vec(),
         );
-        self.db.run(work)
+        let row = self.db.run(work)?;
+        self.keep(reading, key, denied, &row);
+        Ok(row)
     }
 
-    /// The same, awaited on the caller's runtime: no thread waits for it (token checks, the
-    /// hot path; `shared.rs`).
+    /// The same from memory (`postgres_memory.rs`) when it can answer, or else awaited on the
+    /// caller's runtime: no thread waits for it (token checks, the hot path; `shared.rs`). Says
+    /// whether memory answered.
     pub async fn get_with_epochs_async(
         &self,
         key: Vec<u8>,
         denied: Vec<u8>,
-    ) -> Result<GrantRow, StoreError> {
-        let work = grant_row(self.db.pool(), self.sql.clone(), key, denied);
-        self.db.run_async(work).await
+    ) -> Result<(GrantRow, bool), StoreError> {
+        let token = <[u8; 16]>::try_from(&denied[..]).ok();
+        let memory = self.db.memory();
+        if let Some(row) = memory.and_then(|m| m.answer(&key, token.as_ref())) {
+            return Ok((row, true));
+        }
+        let reading = memory.map(Memory::reading);
+        let work = grant_row(
+            self.db.pool(),
+            self.sql.clone(),
+            key.clone(),
+            denied.clone(),
+        );
+        let row = self.db.run_async(work).await?;
+        self.keep(reading, &key, &denied, &row);
+        Ok((row, false))
+    }
+
+    fn keep(&self, reading: Option<Reading>, key: &[u8], denied: &[u8], row: &GrantRow) {
+        if let (Some(memory), Some(reading)) = (self.db.memory(), reading) {
+            let token = <[u8; 16]>::try_from(denied).ok();
+            memory.keep(reading, key, token.as_ref(), row);
+        }
+    }
+
+    /// The listener's counts for `/metrics` (empty before it runs).
+    pub fn render_metrics(&self) -> String {
+        self.db
+            .memory()
+            .map(Memory::render_metrics)
+            .unwrap_or_default()
     }
 
     /// `Err(current)` when the entry was not `old`.
@@ -902,6 +990,7 @@ impl Table {
         old: Option<&[u8]>,
         new: Option<&[u8]>,
     ) -> Result<Result<(), Option<Vec<u8>>>, StoreError> {
+        let _wrote = Wrote(self, key);
         let k = key.to_vec();
         let swapped = match (old, new) {
             (None, Some(new)) => self.execute(|s| &s.insert_new, vec![k, new.to_vec()])? == 1,
@@ -924,6 +1013,7 @@ impl Table {
     /// Reads the row `FOR UPDATE` (other writers of it wait), calls `f` on this thread, writes
     /// what it returns and commits: one transaction, one row lock.
     pub fn fetch_and_update(&self, key: &[u8], f: Update<'_>) -> Result<(), StoreError> {
+        let _wrote = Wrote(self, key);
         for _ in 0..ATTEMPTS {
             let (pool, sql, k) = (self.db.pool(), self.sql.clone(), key.to_vec());
             let (client, current) = self.db.run(async move {
@@ -1083,6 +1173,7 @@ mod tests {
             url: url.into(),
             pool_size: 4,
             ca_file: None,
+            revocation_bound: Duration::from_secs(1),
         }
     }
 

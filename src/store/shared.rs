@@ -4,26 +4,38 @@
 //! commits, in the same query; when a counter moved, the matching cache is dropped (generations)
 //! or read again (keys). The same query says whether the access token is in the deny list. So a
 //! token check is one round trip, and a change committed by another node (or the CLI) counts
-//! from the next check on. With sled, this process is the only writer and updates its caches
+//! from the next check on. A server node answers most checks with none: the row read is kept
+//! in memory and dropped by the database's notifications (`postgres_memory.rs`), so a change on
+//! another node holds within `storage.revocation_bound_ms`. With sled, this process is the only writer and updates its caches
 //! (the deny list among them) as it writes.
 
 use super::postgres::Epochs;
 use super::tree::{Tree, Value};
 use super::{Store, StoreError};
 
-/// A token check's grant read, done ahead and awaited on the caller's runtime
-/// (`prefetch_grant`).
+/// A token check's grant read, done ahead and awaited on the caller's runtime, or answered from
+/// memory (`prefetch_grant`).
 pub struct Prefetched {
     id: String,
     token_id: Option<[u8; 16]>,
     row: super::postgres::GrantRow,
+    from_memory: bool,
+}
+
+impl Prefetched {
+    /// Whether this node's memory answered (`postgres_memory.rs`), not the database: then only
+    /// a yes counts, and a check that comes out no asks the database again.
+    pub fn from_memory(&self) -> bool {
+        self.from_memory
+    }
 }
 
 impl Store {
     /// On PostgreSQL, the one query a check of a token of grant `id` needs (its grant, the
-    /// change counters, whether the access token `token_id` is denied), awaited without holding
-    /// a thread, so that the check itself (`grant_for_token`) then reads nothing more in the
-    /// usual case. `None` with sled: it answers from memory.
+    /// change counters, whether the access token `token_id` is denied), answered from this
+    /// node's memory when it can (`postgres_memory.rs`), else awaited without holding a thread,
+    /// so that the check itself (`grant_for_token`) then reads nothing more in the usual case.
+    /// `None` with sled: it answers from memory.
     pub async fn prefetch_grant(
         &self,
         id: String,
@@ -33,10 +45,32 @@ impl Store {
             return Ok(None);
         };
         let deny_key = token_id.map_or(Vec::new(), |t| t.to_vec());
-        let row = table
+        let (row, from_memory) = table
             .get_with_epochs_async(id.as_bytes().to_vec(), deny_key)
             .await?;
-        Ok(Some(Prefetched { id, token_id, row }))
+        Ok(Some(Prefetched {
+            id,
+            token_id,
+            row,
+            from_memory,
+        }))
+    }
+
+    /// On PostgreSQL, starts answering token checks from this node's memory, kept right by
+    /// the database's notifications (`postgres_memory.rs`). The server does, once; the CLI
+    /// asks the database every time.
+    pub fn listen_for_changes(&self) {
+        if let super::Backend::Postgres(db) = &self.backend {
+            db.listen();
+        }
+    }
+
+    /// On PostgreSQL, where token checks found their grant, for `/metrics`.
+    pub fn render_metrics(&self) -> String {
+        match &self.grants {
+            Tree::Postgres(table) => table.render_metrics(),
+            Tree::Sled(..) => String::new(),
+        }
     }
 
     /// Reads a grant and whether the access token `token_id` (if any) is denied; on PostgreSQL

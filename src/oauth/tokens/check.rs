@@ -53,7 +53,24 @@ pub async fn prefetch(
     store.prefetch_grant(id, token_id).await
 }
 
+/// The token, if it is alive. A no from a PostgreSQL node's memory (`ahead` answered from it) is
+/// asked of the database again: memory may be a moment behind another node's write (a rotation,
+/// a new grant), and it is only ever trusted to say yes.
 pub(super) fn find(
+    store: &Store,
+    presented: &str,
+    now: u64,
+    ahead: Option<&Prefetched>,
+) -> Result<Option<Found>, StoreError> {
+    match find_with(store, presented, now, ahead)? {
+        None if ahead.is_some_and(Prefetched::from_memory) => {
+            find_with(store, presented, now, None)
+        }
+        found => Ok(found),
+    }
+}
+
+fn find_with(
     store: &Store,
     presented: &str,
     now: u64,
