@@ -483,17 +483,28 @@ fn refresh_growth(n: usize) {
         let store = Store::open(dir.path(), 16 << 20).expect("open");
         let before = dir_size(dir.path());
         let mut times = Vec::with_capacity(count);
+        // The refresh is async (a PostgreSQL write may be awaited); on sled it never waits.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
         let started = Instant::now();
         for i in 0..count {
             let t = Instant::now();
-            let outcome = tokens::refresh(&store, current.expose(), now, None, |_, _| {
-                Ok::<_, linkgate::store::StoreError>(tokens::Issue {
-                    scope: "profile".into(),
-                    access_secs: 3600,
-                    rotate,
-                })
-            })
-            .expect("refresh");
+            let outcome = runtime
+                .block_on(tokens::refresh(
+                    &store,
+                    current.expose(),
+                    now,
+                    None,
+                    |_, _| {
+                        Ok::<_, linkgate::store::StoreError>(tokens::Issue {
+                            scope: "profile".into(),
+                            access_secs: 3600,
+                            rotate,
+                        })
+                    },
+                ))
+                .expect("refresh");
             let tokens::Refreshed::Issued { refresh, .. } = outcome else {
                 panic!("refresh {i} failed: {outcome:?}");
             };

@@ -2558,3 +2558,72 @@ fn a_revocation_after_a_database_restart_holds_on_b_within_the_bound() {
     });
     eprintln!("with the listener back, B refused after {took:?}");
 }
+
+/// A database the previous release left (schema 4: no notification triggers) with links and a
+/// code pending: the new binary migrates it (once, with two nodes starting at once), every
+/// token and the code still work, and the triggers it added carry a revocation from A to B.
+#[test]
+fn a_schema_4_database_with_links_is_upgraded_and_its_tokens_and_code_still_work() {
+    let pg = PgCluster::start();
+    let Nodes {
+        a_env,
+        _b_env: b_env,
+        a,
+        b,
+    } = metered_nodes(&pg);
+    let (access, refresh_token) = tokens_for(&a);
+    let code = code_for(&a, ALEXA_ID, ALEXA_REDIRECT);
+    a.stop();
+    b.stop();
+    // What the release before this one created: migrations 1 to 4.
+    pg.psql(
+        "DROP TRIGGER notify_deleted ON linkgate.grants; \
+         DROP TRIGGER notify_denied ON linkgate.denied; \
+         DROP TRIGGER notify_epochs ON linkgate.epochs; \
+         DROP TRIGGER notify_emptied ON linkgate.grants; \
+         DROP TRIGGER notify_emptied ON linkgate.denied; \
+         DROP FUNCTION linkgate.notify_row(); DROP FUNCTION linkgate.notify_all(); \
+         DELETE FROM linkgate.schema_version WHERE version = 5",
+    );
+    assert_eq!(
+        pg.psql("SELECT max(version) FROM linkgate.schema_version"),
+        "4"
+    );
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| a_env.start());
+        let b = scope.spawn(|| b_env.start());
+        (a.join().expect("start A"), b.join().expect("start B"))
+    });
+    assert_eq!(
+        pg.psql("SELECT max(version) FROM linkgate.schema_version"),
+        "5"
+    );
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'notify_%'"),
+        "5"
+    );
+    for (name, node) in [("A", &a), ("B", &b)] {
+        assert_eq!(
+            node.userinfo(&access).status,
+            200,
+            "the old access token on {name}"
+        );
+        assert_eq!(
+            refresh(node, &refresh_token).status,
+            200,
+            "the old refresh token on {name}"
+        );
+    }
+    let redeemed = b.token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(&code, ALEXA_REDIRECT));
+    assert_eq!(
+        redeemed.status,
+        200,
+        "the pending code: {}",
+        redeemed.text()
+    );
+    // B answers from memory, and a revocation on A reaches it by notification.
+    answers_from_memory(&b, &access);
+    revoke_on(&a, &access);
+    let took = holds_within_bound("revoked on A after the upgrade", || refused(&b, &access));
+    eprintln!("after the upgrade, a revocation on A held on B after {took:?}");
+}

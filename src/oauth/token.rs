@@ -282,7 +282,8 @@ async fn refresh(
                 rotate: client.rotate_refresh_tokens,
             })
         },
-    )?;
+    )
+    .await?;
     let (access_token, rotated) = match outcome {
         Refreshed::Issued {
             access,

@@ -191,6 +191,35 @@ impl Store {
         answer.unwrap_or_else(|| Err(StoreError::Io("the grant update did not run".into())))
     }
 
+    /// The grant `id` as a check read it ahead on PostgreSQL (`prefetch_grant`), for a write
+    /// decided on it and stored with `swap_grant`; `None` when there is no such read.
+    pub fn grant_read_ahead(
+        &self,
+        ahead: Option<&Prefetched>,
+        id: &str,
+    ) -> Result<Option<Grant>, StoreError> {
+        match ahead.and_then(|a| a.grant_bytes(id)) {
+            Some(bytes) => Ok(Some(decode(bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Replaces the grant read ahead (`grant_read_ahead`) with `new`, if it is still stored as
+    /// read: on PostgreSQL one conditional `UPDATE` awaited here (one commit, no row lock, no
+    /// thread waiting). `false` when it changed meanwhile (or there is no read ahead): decide
+    /// again under the lock (`update_grant`). Not on sled, whose `update_grant` is the same
+    /// compare-and-swap in memory.
+    pub async fn swap_grant(&self, ahead: &Prefetched, new: &Grant) -> Result<bool, StoreError> {
+        let (super::tree::Tree::Postgres(table), Some(old)) =
+            (&self.grants, ahead.grant_bytes(&new.id))
+        else {
+            return Ok(false);
+        };
+        table
+            .swap_async(new.id.as_bytes().to_vec(), old.to_vec(), encode(new))
+            .await
+    }
+
     /// A token stored by an earlier release, by the SHA-256 of its value.
     pub fn stored_token(&self, key: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
         match self.tokens.get(key)? {

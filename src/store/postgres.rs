@@ -1010,6 +1010,47 @@ impl Table {
         }
     }
 
+    /// Replaces `old` with `new` if the row is still `old` (one statement, its own commit),
+    /// awaited on the caller's runtime; what memory keeps of the row becomes `new` (if no
+    /// notification came meanwhile). Whether it swapped. Not for a counted table.
+    pub async fn swap_async(
+        &self,
+        key: Vec<u8>,
+        old: Vec<u8>,
+        new: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        debug_assert!(
+            !self.counted,
+            "a counted table's writes must move its counter"
+        );
+        let memory = self.db.memory().filter(|_| self.kept.is_some());
+        let reading = memory.map(Memory::reading);
+        let (pool, sql) = (self.db.pool(), self.sql.clone());
+        let (k, value) = (key.clone(), new.clone());
+        let swapped = self
+            .db
+            .run_async(async move {
+                let client = connection(&pool).await?;
+                let statement = client
+                    .prepare_cached(&sql.update_if)
+                    .await
+                    .map_err(db_error)?;
+                let rows = client
+                    .execute(&statement, &[&k, &old, &value])
+                    .await
+                    .map_err(db_error)?;
+                Ok(rows == 1)
+            })
+            .await;
+        if let (Some(memory), Some(reading)) = (memory, reading) {
+            match swapped {
+                Ok(true) => memory.wrote_value(reading, &key, new),
+                _ => memory.wrote(self.kept == Some(true), &key),
+            }
+        }
+        swapped
+    }
+
     /// Reads the row `FOR UPDATE` (other writers of it wait), calls `f` on this thread, writes
     /// what it returns and commits: one transaction, one row lock.
     pub fn fetch_and_update(&self, key: &[u8], f: Update<'_>) -> Result<(), StoreError> {

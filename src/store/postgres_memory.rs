@@ -149,6 +149,20 @@ impl Memory {
         forget(&mut state, if denied { 'd' } else { 'g' }, key);
     }
 
+    /// This node wrote the grant `key` as `value` (a compare-and-swap that succeeded): memory
+    /// keeps the new value if no notification or other write came since `reading` (taken
+    /// before the write), and drops it otherwise.
+    pub fn wrote_value(&self, reading: Reading, key: &[u8], value: Vec<u8>) {
+        let mut state = self.lock();
+        let unchanged = state.epoch == reading.0 && state.listening;
+        state.epoch += 1;
+        if unchanged && (state.grants.len() < MAX_GRANTS || state.grants.contains_key(key)) {
+            state.grants.insert(key.to_vec(), value);
+        } else {
+            state.grants.remove(key);
+        }
+    }
+
     /// `linkgate_store_token_checks_total` for `/metrics`.
     pub fn render_metrics(&self) -> String {
         format!(
@@ -441,6 +455,19 @@ mod tests {
             memory.keep(memory.reading(), &i.to_le_bytes(), None, &row(b"v"));
         }
         assert!(memory.lock().grants.len() <= MAX_GRANTS);
+    }
+
+    #[test]
+    fn a_swap_keeps_its_value_unless_something_came_between() {
+        let memory = Memory::new(Duration::from_secs(5));
+        live(&memory);
+        memory.keep(memory.reading(), b"g1", None, &row(b"v1"));
+        memory.wrote_value(memory.reading(), b"g1", b"v2".to_vec());
+        assert_eq!(memory.answer(b"g1", None), Some(row(b"v2")));
+        let reading = memory.reading();
+        memory.notified("g:6731"); // deleted on another node while the swap ran
+        memory.wrote_value(reading, b"g1", b"v3".to_vec());
+        assert_eq!(memory.answer(b"g1", None), None);
     }
 
     #[test]

@@ -28,6 +28,11 @@ impl Prefetched {
     pub fn from_memory(&self) -> bool {
         self.from_memory
     }
+
+    /// The stored bytes of grant `id`, if this is its read and it was found.
+    pub(super) fn grant_bytes(&self, id: &str) -> Option<&[u8]> {
+        self.row.0.as_deref().filter(|_| self.id == id)
+    }
 }
 
 impl Store {

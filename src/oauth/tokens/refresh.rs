@@ -43,7 +43,7 @@ const REUSED: &str = "reuse detection: a refresh token replaced by rotation came
 /// Exchanges the refresh token `presented` at `now`. The token and its grant are handed to
 /// `check`, which checks the request against them (client, scope) and says what to issue, or
 /// refuses with its own error. `ahead`: the grant's read done ahead (`check::prefetch`).
-pub fn refresh<E: From<StoreError>>(
+pub async fn refresh<E: From<StoreError>>(
     store: &Store,
     presented: &str,
     now: u64,
@@ -68,12 +68,15 @@ pub fn refresh<E: From<StoreError>>(
             wrote: false,
         });
     }
-    let step = store
-        .update_grant(&found.grant.id, |current| {
-            locked(presented, &found, current, now, &mut check, &mut issue)
-        })
-        .map_err(E::from)?;
-    match step? {
+    let step = match swapped(store, presented, &found, ahead, now, &mut check, &mut issue).await? {
+        Some(decision) => decision,
+        None => store
+            .update_grant(&found.grant.id, |current| {
+                locked(presented, &found, current, now, &mut check, &mut issue)
+            })
+            .map_err(E::from)??,
+    };
+    match step {
         Decision::Dead => Ok(Refreshed::Dead),
         Decision::Reused => {
             store.record_revocation(&found.grant.id, REUSED, now)?;
@@ -96,6 +99,35 @@ pub fn refresh<E: From<StoreError>>(
             })
         }
     }
+}
+
+/// On PostgreSQL, a rotation or first use decided on the grant as read ahead (`ahead`, by the
+/// check or from memory) and stored with a compare-and-swap awaited here: one statement and
+/// one commit, no row lock, no thread waiting. `None` when there is no read ahead, when it is
+/// not a plain update (a reuse, a dead token: the locked path decides those), or when the grant
+/// changed since it was read (another refresh of the family got there first): then the locked
+/// path decides again on the grant as stored.
+async fn swapped<E: From<StoreError>>(
+    store: &Store,
+    presented: &str,
+    found: &Found,
+    ahead: Option<&Prefetched>,
+    now: u64,
+    check: &mut impl FnMut(&TokenRecord, &Grant) -> Result<Issue, E>,
+    issue: &mut Issue,
+) -> Result<Option<Decision>, E> {
+    let Some(ahead) = ahead else {
+        return Ok(None);
+    };
+    let Some(read) = store.grant_read_ahead(Some(ahead), &found.grant.id)? else {
+        return Ok(None);
+    };
+    let (GrantUpdate::Put(grant), Ok(decision)) =
+        locked(presented, found, Some(read), now, check, issue)
+    else {
+        return Ok(None);
+    };
+    Ok(store.swap_grant(ahead, &grant).await?.then_some(decision))
 }
 
 /// The locked part: the presented token judged again against its grant as stored now
@@ -188,15 +220,22 @@ mod tests {
         (access.expose().into(), refresh.expose().into())
     }
 
+    fn block_on<F: std::future::Future>(work: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+            .block_on(work)
+    }
+
     /// A refresh at `now` that asks for a new access token: the token, or `None` if refused.
     fn refresh_at(store: &Store, token: &str, now: u64) -> Option<String> {
-        let outcome = super::refresh(store, token, now, None, |_, _| {
+        let outcome = block_on(super::refresh(store, token, now, None, |_, _| {
             Ok::<_, StoreError>(Issue {
                 scope: "profile".into(),
                 access_secs: 60,
                 rotate: false,
             })
-        })
+        }))
         .unwrap();
         match outcome {
             Refreshed::Issued { access, .. } => Some(access.expose().into()),
@@ -254,13 +293,13 @@ mod tests {
         let store = Store::in_memory().unwrap();
         let (_, mut refresh) = link(&store, 0);
         let rotate = |token: &str| {
-            super::refresh(&store, token, 200, None, |_, _| {
+            block_on(super::refresh(&store, token, 200, None, |_, _| {
                 Ok::<_, StoreError>(Issue {
                     scope: "profile".into(),
                     access_secs: 60,
                     rotate: true,
                 })
-            })
+            }))
             .unwrap()
         };
         let grant_id = check::token(&store, &refresh, 200, None)
