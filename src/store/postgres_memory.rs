@@ -314,13 +314,18 @@ async fn session(
             Ok(Err(e)) => return format!("cannot listen: {e}"),
             Err(_) => return "cannot listen: no answer".into(),
         }
+        let beat = match client.prepare("SELECT pg_notify($1, $2)").await {
+            Ok(statement) => statement,
+            Err(e) => return format!("cannot prepare the beat: {e}"),
+        };
         memory.session(true);
         let every = (memory.bound / 4).max(Duration::from_millis(10));
         for n in 1u64.. {
             memory.beat_sent(n);
-            let beat = format!("NOTIFY {CHANNEL}, 'beat:{}:{n}'", memory.node);
-            match tokio::time::timeout(query_timeout, client.batch_execute(&beat)).await {
-                Ok(Ok(())) => {}
+            let payload = format!("beat:{}:{n}", memory.node);
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&CHANNEL, &payload];
+            match tokio::time::timeout(query_timeout, client.execute(&beat, &params)).await {
+                Ok(Ok(_)) => {}
                 Ok(Err(e)) => return format!("a beat failed: {e}"),
                 Err(_) => return "a beat got no answer".into(),
             }
