@@ -13,6 +13,7 @@ mod response;
 mod routes;
 pub mod server;
 pub mod tls;
+mod token_body;
 mod vetting;
 
 /// Why a listener on `address` (`what`: which setting, or empty) could not be bound, with the

@@ -56,6 +56,11 @@ pub fn json(status: u16, value: &impl Serialize) -> Reply {
     base(status, "application/json", body)
 }
 
+/// JSON already written (`token_body.rs`).
+pub fn json_bytes(status: u16, body: Vec<u8>) -> Reply {
+    base(status, "application/json", body)
+}
+
 /// Prometheus text exposition format 0.0.4.
 pub fn metrics(body: String) -> Reply {
     base(200, "text/plain; version=0.0.4; charset=utf-8", body)

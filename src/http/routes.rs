@@ -2,6 +2,7 @@
 
 use super::request;
 use super::response::{self, Reply};
+use super::token_body::token_body;
 use crate::base::urlencoded::Params;
 use crate::oauth::authorize::{self, Step};
 use crate::oauth::client::Caller;
@@ -10,7 +11,6 @@ use crate::oauth::{linking_log, metadata, resource, token, OAuthError};
 use crate::pages;
 use hyper::body::Incoming;
 use hyper::{Method, Request};
-use serde::Serialize;
 use std::net::IpAddr;
 
 /// `peer` is the TCP peer; `ip` the client as seen through trusted proxies.
@@ -53,7 +53,7 @@ pub async fn route(app: &Server, req: Request<Incoming>, peer: IpAddr, ip: IpAdd
                 linking_log::Step::Token,
                 |app, params, caller| async move {
                     let issued = token::exchange(app, &params, caller).await?;
-                    Ok(response::json(200, &TokenBody::from(issued)))
+                    Ok(response::json_bytes(200, token_body(&issued)))
                 },
             )
             .await
@@ -180,29 +180,6 @@ where
         handle(app, params, Caller { basic, ip }).await
     };
     result.await.unwrap_or_else(refused)
-}
-
-/// RFC 6749 §5.1.
-#[derive(Serialize)]
-struct TokenBody {
-    access_token: String,
-    token_type: &'static str,
-    expires_in: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    refresh_token: Option<String>,
-    scope: String,
-}
-
-impl From<token::TokenResponse> for TokenBody {
-    fn from(t: token::TokenResponse) -> Self {
-        TokenBody {
-            access_token: t.access_token.expose().to_string(),
-            token_type: "Bearer",
-            expires_in: t.expires_in,
-            refresh_token: t.refresh_token.map(|r| r.expose().to_string()),
-            scope: t.scope,
-        }
-    }
 }
 
 /// The browser's `Accept-Language`, if it is readable text.
