@@ -107,3 +107,34 @@ fn refuses_bad_values() {
     let err = check(&dup).unwrap_err();
     assert!(err.contains("duplicate client id"), "{err}");
 }
+
+#[test]
+fn revocation_bound_ms_is_for_postgres_within_its_range_and_defaults_to_a_second() {
+    let postgres = |extra: &str| {
+        GOOD.replace(
+            "path = \"data\"",
+            &format!(
+                "path = \"data\"\nbackend = \"postgres\"\nurl = \"postgres://u@db/x\"\n{extra}"
+            ),
+        )
+    };
+    let bound = |text: &str| check(text).map(|c| c.postgres.map(|p| p.revocation_bound));
+    let secs = |ms| Ok(Some(std::time::Duration::from_millis(ms)));
+    assert_eq!(bound(&postgres("")), secs(1000));
+    assert_eq!(bound(&postgres("revocation_bound_ms = 0")), secs(0));
+    assert_eq!(bound(&postgres("revocation_bound_ms = 60000")), secs(60000));
+    let too_long = bound(&postgres("revocation_bound_ms = 60001")).unwrap_err();
+    assert!(
+        too_long.contains("storage.revocation_bound_ms"),
+        "{too_long}"
+    );
+    let sled = GOOD.replace(
+        "path = \"data\"",
+        "path = \"data\"\nrevocation_bound_ms = 500",
+    );
+    let refused = bound(&sled).unwrap_err();
+    assert!(
+        refused.contains("storage.revocation_bound_ms") && refused.contains("postgres"),
+        "{refused}"
+    );
+}
