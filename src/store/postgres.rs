@@ -15,6 +15,8 @@
 //! Every wait is bounded: a query, a pool checkout and a connection attempt time out, and the
 //! error is a `StoreError::Io` (the client gets 503 `server_error`, never `invalid_grant`).
 
+pub use super::postgres_memory::Epochs;
+pub(super) use super::postgres_memory::GrantRow;
 use super::postgres_memory::{listen, Memory, Reading};
 use super::StoreError;
 use crate::base::tls_client;
@@ -515,7 +517,7 @@ async fn lock_connection(pool: &Pool) -> Result<Object, StoreError> {
     Ok(client)
 }
 
-pub(super) fn db_error(e: tokio_postgres::Error) -> StoreError {
+fn db_error(e: tokio_postgres::Error) -> StoreError {
     match e.as_db_error() {
         Some(db) => StoreError::Io(format!("database: {}", db.message())),
         None => StoreError::Io(format!("database: {}", with_causes(&e))),
@@ -811,9 +813,6 @@ impl Statements {
     }
 }
 
-/// A grant (if any), the change counters, and whether the access token asked about is denied.
-pub(super) type GrantRow = (Option<Vec<u8>>, Epochs, bool);
-
 /// Reads a grant with the change counters and a deny-list check (`Table::get_with_epochs`).
 async fn grant_row(
     pool: Pool,
@@ -863,13 +862,6 @@ impl Drop for Wrote<'_> {
             memory.wrote(denied, self.1);
         }
     }
-}
-
-/// The change counters of `linkgate.epochs` (schema 3), read with a grant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Epochs {
-    pub users: i64,
-    pub keys: i64,
 }
 
 type Pick = fn(&Statements) -> &str;

@@ -23,12 +23,22 @@
 //! A read remembered here must not be older than a notification already applied: `epoch` counts
 //! notifications, and a read is kept only if it did not move while the read ran.
 
-use super::postgres::{Epochs, GrantRow};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio_postgres::AsyncMessage;
+
+/// The change counters of `linkgate.epochs` (schema 3), read with a grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Epochs {
+    pub users: i64,
+    pub keys: i64,
+}
+
+/// A grant (if any), the change counters, and whether the access token asked about is denied:
+/// what a token check reads (`postgres.rs`), and what memory keeps.
+pub(super) type GrantRow = (Option<Vec<u8>>, Epochs, bool);
 
 /// The channel the triggers and the beats notify on.
 pub(super) const CHANNEL: &str = "linkgate_changes";
@@ -291,7 +301,7 @@ async fn session(
     let connected = tokio::time::timeout(query_timeout, config.connect(tls)).await;
     let (client, mut connection) = match connected {
         Ok(Ok(pair)) => pair,
-        Ok(Err(e)) => return format!("cannot connect: {}", super::postgres::db_error(e)),
+        Ok(Err(e)) => return format!("cannot connect: {e}"),
         Err(_) => return "cannot connect: no answer".into(),
     };
     let delivered = memory.clone();
