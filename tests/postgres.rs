@@ -2492,10 +2492,16 @@ fn a_revocation_holds_on_b_within_the_bound_when_its_notification_is_lost() {
     revoke_on(&nodes.a, &access);
     let took = holds_within_bound("revoked, notification lost", || refused(&nodes.b, &access));
     eprintln!("with the notification lost, B refused after {took:?}");
-    // The listeners come back, and B answers from memory again.
+    // The listeners come back, and B answers from memory again; its log says both.
     let (again, _) = tokens_for(&nodes.a);
     answers_from_memory(&nodes.b, &again);
     assert_eq!(listener_pids(&pg).len(), 2);
+    nodes
+        .b
+        .wait_for_log("database notifications: connection", 1);
+    nodes
+        .b
+        .wait_for_log("database notifications: listening again", 1);
 }
 
 #[test]

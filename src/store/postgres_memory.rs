@@ -268,21 +268,17 @@ pub(super) async fn listen(
     query_timeout: Duration,
 ) {
     let mut retry = FIRST_RETRY;
-    let mut told = false;
+    // An outage is logged once when it starts and once when it ends.
+    let mut down = false;
     loop {
-        let started = Instant::now();
-        let ended = session(&memory, &config, tls.clone(), query_timeout).await;
+        let ended = session(&memory, &config, tls.clone(), query_timeout, &mut down).await;
         memory.session(false);
-        if started.elapsed() > MAX_RETRY * 4 {
-            // It had been up a while: a new outage.
-            (retry, told) = (FIRST_RETRY, false);
-        }
-        if !told {
+        if !down {
             tracing::warn!(
                 "database notifications: {ended}; token checks ask the database until the \
                  listener is back"
             );
-            told = true;
+            (down, retry) = (true, FIRST_RETRY);
         }
         tokio::time::sleep(retry).await;
         retry = (retry * 2).min(MAX_RETRY);
@@ -295,6 +291,7 @@ async fn session(
     config: &tokio_postgres::Config,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
     query_timeout: Duration,
+    down: &mut bool,
 ) -> String {
     let mut config = config.clone();
     config.application_name("linkgate listener");
@@ -329,6 +326,9 @@ async fn session(
             Err(e) => return format!("cannot prepare the beat: {e}"),
         };
         memory.session(true);
+        if std::mem::take(down) {
+            tracing::info!("database notifications: listening again");
+        }
         let every = (memory.bound / 4).max(Duration::from_millis(10));
         for n in 1u64.. {
             memory.beat_sent(n);
