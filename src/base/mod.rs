@@ -1,9 +1,10 @@
 //! The ground floor: small pieces every layer uses and that use nothing else of linkgate —
-//! secrets and MACs, time as calendar dates, the throttles' arithmetic (`backoff`), URLs, form
+//! secrets and MACs, the caches' size rule (`bounded`), time as calendar dates, the throttles' arithmetic (`backoff`), URLs, form
 //! bodies, OAuth scope strings, languages, colour contrast, a certificate's validity (over
 //! x509-cert), the password-hashing threads, the TLS client set-up.
 
 pub mod backoff;
+pub mod bounded;
 pub mod civil;
 pub mod contrast;
 /// Public for the fuzz target (`fuzz/fuzz_targets/der.rs`).

@@ -192,13 +192,13 @@ impl Store {
     }
 
     /// The grant `id` as a check read it ahead on PostgreSQL (`prefetch_grant`), for a write
-    /// decided on it and stored with `swap_grant`; `None` when there is no such read.
+    /// decided on it and stored with `swap_grant`; `None` when `ahead` is a read of another grant or found none.
     pub fn grant_read_ahead(
         &self,
-        ahead: Option<&Prefetched>,
+        ahead: &Prefetched,
         id: &str,
     ) -> Result<Option<Grant>, StoreError> {
-        match ahead.and_then(|a| a.grant_bytes(id)) {
+        match ahead.grant_bytes(id) {
             Some(bytes) => Ok(Some(decode(bytes)?)),
             None => Ok(None),
         }

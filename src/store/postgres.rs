@@ -17,7 +17,7 @@
 
 pub use super::postgres_memory::Epochs;
 pub(super) use super::postgres_memory::GrantRow;
-use super::postgres_memory::{listen, Memory, Reading};
+use super::postgres_memory::{listen, Kept, Memory, Reading};
 use super::StoreError;
 use crate::base::tls_client;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
@@ -478,8 +478,8 @@ impl Db {
             sql: Arc::new(Statements::for_table(name)),
             counted: matches!(name, "users" | "keys"),
             kept: match name {
-                "grants" => Some(false),
-                "denied" => Some(true),
+                "grants" => Some(Kept::Grants),
+                "denied" => Some(Kept::Denied),
                 _ => None,
             },
         }
@@ -847,9 +847,9 @@ pub(super) struct Table {
     /// Whether writes move the table's change counter in `linkgate.epochs` (users and keys:
     /// what nodes cache).
     counted: bool,
-    /// Whether the listener's memory keeps rows of it (`Some`: grants, or `Some(true)`: the
-    /// deny list), which this node's own writes then drop at once.
-    kept: Option<bool>,
+    /// Whether the listener's memory keeps rows of it (grants, the deny list), which this
+    /// node's own writes then drop at once.
+    kept: Option<Kept>,
 }
 
 /// Drops what memory kept of a row when a write of it ends, whatever its outcome (a write
@@ -858,8 +858,8 @@ struct Wrote<'a>(&'a Table, &'a [u8]);
 
 impl Drop for Wrote<'_> {
     fn drop(&mut self) {
-        if let (Some(denied), Some(memory)) = (self.0.kept, self.0.db.memory()) {
-            memory.wrote(denied, self.1);
+        if let (Some(table), Some(memory)) = (self.0.kept, self.0.db.memory()) {
+            memory.wrote(table, self.1);
         }
     }
 }
@@ -1015,8 +1015,8 @@ impl Table {
             !self.counted,
             "a counted table's writes must move its counter"
         );
-        let memory = self.db.memory().filter(|_| self.kept.is_some());
-        let reading = memory.map(Memory::reading);
+        let kept = self.kept.zip(self.db.memory());
+        let reading = kept.map(|(_, memory)| memory.reading());
         let (pool, sql) = (self.db.pool(), self.sql.clone());
         let (k, value) = (key.clone(), new.clone());
         let swapped = self
@@ -1034,10 +1034,10 @@ impl Table {
                 Ok(rows == 1)
             })
             .await;
-        if let (Some(memory), Some(reading)) = (memory, reading) {
+        if let (Some((table, memory)), Some(reading)) = (kept, reading) {
             match swapped {
-                Ok(true) => memory.wrote_value(reading, &key, new),
-                _ => memory.wrote(self.kept == Some(true), &key),
+                Ok(true) => memory.wrote_value(reading, table, &key, new),
+                _ => memory.wrote(table, &key),
             }
         }
         swapped

@@ -23,6 +23,7 @@
 //! A read remembered here must not be older than a notification already applied: `epoch` counts
 //! notifications, and a read is kept only if it did not move while the read ran.
 
+use crate::base::bounded;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -75,6 +76,13 @@ struct State {
     denied: HashMap<[u8; 16], bool>,
     /// Beats sent and not yet back: number, when sent.
     beats: VecDeque<(u64, Instant)>,
+}
+
+/// The tables memory keeps rows of: grants (by id) and the deny list (by access token id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kept {
+    Grants,
+    Denied,
 }
 
 /// Where a change counter read for a check stands (`Memory::reading`).
@@ -134,42 +142,34 @@ impl Memory {
         state.epochs = Some(*epochs);
         match grant {
             Some(value) => {
-                if state.grants.len() >= MAX_GRANTS && !state.grants.contains_key(key) {
-                    state.grants.clear();
-                }
-                state.grants.insert(key.to_vec(), value.clone());
+                bounded::insert(&mut state.grants, key.to_vec(), value.clone(), MAX_GRANTS)
             }
-            None => {
-                state.grants.remove(key);
-            }
+            None => forget(&mut state, Kept::Grants, key),
         }
         if let Some(t) = token {
-            if state.denied.len() >= MAX_DENY_ANSWERS && !state.denied.contains_key(t) {
-                state.denied.clear();
-            }
-            state.denied.insert(*t, *denied);
+            bounded::insert(&mut state.denied, *t, *denied, MAX_DENY_ANSWERS);
         }
     }
 
-    /// This node wrote the grant `key` (or, `denied`, denied the token `key`): what was kept of
-    /// it goes at once, before its notification comes.
-    pub fn wrote(&self, denied: bool, key: &[u8]) {
+    /// This node wrote the row `key` of `table`: what was kept of it goes at once, before its
+    /// notification comes.
+    pub fn wrote(&self, table: Kept, key: &[u8]) {
         let mut state = self.lock();
         state.epoch += 1;
-        forget(&mut state, if denied { 'd' } else { 'g' }, key);
+        forget(&mut state, table, key);
     }
 
-    /// This node wrote the grant `key` as `value` (a compare-and-swap that succeeded): memory
-    /// keeps the new value if no notification or other write came since `reading` (taken
-    /// before the write), and drops it otherwise.
-    pub fn wrote_value(&self, reading: Reading, key: &[u8], value: Vec<u8>) {
+    /// This node wrote the row `key` of `table` as `value` (a compare-and-swap that succeeded):
+    /// memory keeps a grant's new value if no notification or other write came since `reading`
+    /// (taken before the write), and drops it otherwise.
+    pub fn wrote_value(&self, reading: Reading, table: Kept, key: &[u8], value: Vec<u8>) {
         let mut state = self.lock();
         let unchanged = state.epoch == reading.0 && state.listening;
         state.epoch += 1;
-        if unchanged && (state.grants.len() < MAX_GRANTS || state.grants.contains_key(key)) {
-            state.grants.insert(key.to_vec(), value);
+        if unchanged && table == Kept::Grants {
+            bounded::insert(&mut state.grants, key.to_vec(), value, MAX_GRANTS);
         } else {
-            state.grants.remove(key);
+            forget(&mut state, table, key);
         }
     }
 
@@ -208,13 +208,15 @@ impl Memory {
             return;
         }
         state.epoch += 1;
-        match payload.split_once(':') {
-            Some(("g", hex)) | Some(("d", hex)) => match from_hex(hex) {
-                Some(key) => forget(&mut state, payload.as_bytes()[0] as char, &key),
-                None => forget_all(&mut state),
-            },
-            _ if payload == "e" => state.epochs = None,
-            _ => forget_all(&mut state),
+        let named = match payload.split_once(':') {
+            Some(("g", hex)) => Some((Kept::Grants, hex)),
+            Some(("d", hex)) => Some((Kept::Denied, hex)),
+            _ => None,
+        };
+        match named.and_then(|(table, hex)| Some((table, from_hex(hex)?))) {
+            Some((table, key)) => forget(&mut state, table, &key),
+            None if payload == "e" => state.epochs = None,
+            None => forget_all(&mut state),
         }
     }
 
@@ -233,13 +235,16 @@ impl Memory {
     }
 }
 
-fn forget(state: &mut State, kind: char, key: &[u8]) {
-    if kind == 'd' {
-        if let Ok(token) = <[u8; 16]>::try_from(key) {
-            state.denied.remove(&token);
+fn forget(state: &mut State, table: Kept, key: &[u8]) {
+    match table {
+        Kept::Grants => {
+            state.grants.remove(key);
         }
-    } else {
-        state.grants.remove(key);
+        Kept::Denied => {
+            if let Ok(token) = <[u8; 16]>::try_from(key) {
+                state.denied.remove(&token);
+            }
+        }
     }
 }
 
@@ -413,7 +418,7 @@ mod tests {
         assert_eq!(memory.answer(b"g1", None), None);
         // Nor one that raced a write of this node.
         let reading = memory.reading();
-        memory.wrote(false, b"g1");
+        memory.wrote(Kept::Grants, b"g1");
         memory.keep(reading, b"g1", None, &row(b"old"));
         assert_eq!(memory.answer(b"g1", None), None);
     }
@@ -477,11 +482,11 @@ mod tests {
         let memory = Memory::new(Duration::from_secs(5));
         live(&memory);
         memory.keep(memory.reading(), b"g1", None, &row(b"v1"));
-        memory.wrote_value(memory.reading(), b"g1", b"v2".to_vec());
+        memory.wrote_value(memory.reading(), Kept::Grants, b"g1", b"v2".to_vec());
         assert_eq!(memory.answer(b"g1", None), Some(row(b"v2")));
         let reading = memory.reading();
         memory.notified("g:6731"); // deleted on another node while the swap ran
-        memory.wrote_value(reading, b"g1", b"v3".to_vec());
+        memory.wrote_value(reading, Kept::Grants, b"g1", b"v3".to_vec());
         assert_eq!(memory.answer(b"g1", None), None);
     }
 

@@ -83,10 +83,12 @@ impl Remembered {
         if let Some(value) = &value {
             let mut values = self.lock();
             if values.epoch == seen {
-                if values.values.len() >= REMEMBERED_VALUES {
-                    values.values.clear();
-                }
-                values.values.insert(key.to_vec(), value.clone());
+                crate::base::bounded::insert(
+                    &mut values.values,
+                    key.to_vec(),
+                    value.clone(),
+                    REMEMBERED_VALUES,
+                );
             }
         }
         Ok(value)

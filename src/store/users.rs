@@ -191,10 +191,12 @@ impl Store {
         let mut cache = self.generation_cache();
         // A user changed since the read above: what was read may be stale, do not keep it.
         if cache.epoch == epoch {
-            if cache.users.len() >= GENERATION_CACHE {
-                cache.users.clear();
-            }
-            cache.users.insert(name.to_string(), found.clone());
+            crate::base::bounded::insert(
+                &mut cache.users,
+                name.to_string(),
+                found.clone(),
+                GENERATION_CACHE,
+            );
         }
         Ok(found)
     }

@@ -119,7 +119,7 @@ async fn swapped<E: From<StoreError>>(
     let Some(ahead) = ahead else {
         return Ok(None);
     };
-    let Some(read) = store.grant_read_ahead(Some(ahead), &found.grant.id)? else {
+    let Some(read) = store.grant_read_ahead(ahead, &found.grant.id)? else {
         return Ok(None);
     };
     let (GrantUpdate::Put(grant), Ok(decision)) =
