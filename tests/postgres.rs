@@ -1476,23 +1476,13 @@ fn an_access_token_revoked_on_a_is_dead_on_b_and_its_siblings_live() {
     let (access, refresh_token) = tokens_for(&nodes.a);
     let sibling = refresh(&nodes.b, &refresh_token).json_str("access_token");
     assert_eq!(nodes.b.userinfo(&access).status, 200);
-    let revoked = nodes.a.post_form(
-        "/revoke",
-        &[("Authorization", &basic(ALEXA_ID, ALEXA_SECRET))],
-        &[("token", &access)],
-    );
-    assert_eq!(revoked.status, 200, "{}", revoked.text());
+    revoke_on(&nodes.a, &access);
     for (name, node) in nodes.both() {
         dies_on(node, &access, &format!("the revoked token on {name}"));
         assert_eq!(node.userinfo(&sibling).status, 200, "its sibling on {name}");
     }
     // A refresh token revoked on B ends the link on A.
-    let revoked = nodes.b.post_form(
-        "/revoke",
-        &[("Authorization", &basic(ALEXA_ID, ALEXA_SECRET))],
-        &[("token", &refresh_token)],
-    );
-    assert_eq!(revoked.status, 200, "{}", revoked.text());
+    revoke_on(&nodes.b, &refresh_token);
     refresh_dies("the revoked refresh token on A", || {
         refresh(&nodes.a, &refresh_token)
     });
@@ -1710,11 +1700,7 @@ fn a_read_only_database_during_a_failover_consumes_nothing_and_answers_server_er
     read_only(true);
     // Reads work again (on new, read-only sessions) before anything is asked to write.
     for (name, node) in nodes.both() {
-        let deadline = Instant::now() + RECOVERY;
-        while !node.is_healthy() {
-            assert!(Instant::now() < deadline, "{name} never read again");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        until_healthy(node, &format!("{name} never read again"));
     }
     for (name, node) in nodes.both() {
         let redeem = node.token_basic(ALEXA_ID, ALEXA_SECRET, &code_fields(&code, ALEXA_REDIRECT));
@@ -2371,9 +2357,12 @@ fn refused(node: &Server, access: &str) -> Result<(), String> {
     }
 }
 
-/// The access token is refused on `node` within the bound.
-fn dies_on(node: &Server, access: &str, what: &str) {
-    holds_within_bound(what, || refused(node, access));
+/// The access token is refused on `node` within the bound; says (on stderr) and returns how
+/// long that took.
+fn dies_on(node: &Server, access: &str, what: &str) -> Duration {
+    let took = holds_within_bound(what, || refused(node, access));
+    eprintln!("{what}: refused after {took:?}");
+    took
 }
 
 /// `answer` to a refresh is `invalid_grant`, within the bound (each try is a new request).
@@ -2413,14 +2402,38 @@ fn metered_nodes(pg: &PgCluster) -> Nodes {
     Nodes::start(node_config(&pg.url()).set("server.metrics", true))
 }
 
-/// An access token denied at `/revoke` on `node`.
-fn revoke_on(node: &Server, access: &str) {
+/// A token revoked at `/revoke` on `node` (an access token denied; a refresh token ends its link).
+fn revoke_on(node: &Server, token: &str) {
     let revoked = node.post_form(
         "/revoke",
         &[("Authorization", &basic(ALEXA_ID, ALEXA_SECRET))],
-        &[("token", access)],
+        &[("token", token)],
     );
     assert_eq!(revoked.status, 200, "{}", revoked.text());
+}
+
+/// Two metered nodes and an access token of a link made through A that B answers from memory.
+fn remembered_on_b(pg: &PgCluster) -> (Nodes, String) {
+    let nodes = metered_nodes(pg);
+    let (access, _) = tokens_for(&nodes.a);
+    answers_from_memory(&nodes.b, &access);
+    (nodes, access)
+}
+
+/// The backends of both nodes' listeners.
+fn both_listeners(pg: &PgCluster) -> Vec<String> {
+    let pids = listener_pids(pg);
+    assert_eq!(pids.len(), 2, "one listener per node: {pids:?}");
+    pids
+}
+
+/// Waits (bounded) until `node` answers `/healthz` with 200 again.
+fn until_healthy(node: &Server, what: &str) {
+    let deadline = Instant::now() + RECOVERY;
+    while !node.is_healthy() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The backends of every node's listener connection.
@@ -2442,18 +2455,11 @@ fn a_revocation_on_a_holds_on_b_within_the_bound_though_b_answers_from_memory() 
     answers_from_memory(&nodes.b, &sibling);
     // One access token denied (the deny list).
     revoke_on(&nodes.a, &access);
-    let took = holds_within_bound("a token denied on A, on B", || refused(&nodes.b, &access));
-    eprintln!("a token denied on A was refused on B after {took:?}");
+    dies_on(&nodes.b, &access, "a token denied on A, on B");
     assert_eq!(nodes.b.userinfo(&sibling).status, 200, "its sibling");
     // The whole link (the grant deleted: its refresh token revoked).
-    let revoked = nodes.a.post_form(
-        "/revoke",
-        &[("Authorization", &basic(ALEXA_ID, ALEXA_SECRET))],
-        &[("token", &refresh_token)],
-    );
-    assert_eq!(revoked.status, 200, "{}", revoked.text());
-    let took = holds_within_bound("a link revoked on A, on B", || refused(&nodes.b, &sibling));
-    eprintln!("a link revoked on A was refused on B after {took:?}");
+    revoke_on(&nodes.a, &refresh_token);
+    dies_on(&nodes.b, &sibling, "a link revoked on A, on B");
 }
 
 #[test]
@@ -2479,23 +2485,23 @@ fn a_token_rotated_on_a_a_moment_ago_refreshes_on_b_whose_memory_is_behind() {
 #[test]
 fn a_revocation_holds_on_b_within_the_bound_when_its_notification_is_lost() {
     let pg = PgCluster::start();
-    let nodes = metered_nodes(&pg);
-    let (access, _) = tokens_for(&nodes.a);
-    answers_from_memory(&nodes.b, &access);
-    let pids = listener_pids(&pg);
-    assert_eq!(pids.len(), 2, "one listener per node: {pids:?}");
+    let (nodes, access) = remembered_on_b(&pg);
+    let pids = both_listeners(&pg);
     // Every listener's connection ends; the revocation is notified to no one.
     pg.psql(&format!(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN ({})",
         pids.join(", ")
     ));
     revoke_on(&nodes.a, &access);
-    let took = holds_within_bound("revoked, notification lost", || refused(&nodes.b, &access));
-    eprintln!("with the notification lost, B refused after {took:?}");
+    dies_on(
+        &nodes.b,
+        &access,
+        "revoked on A, the notification lost, on B",
+    );
     // The listeners come back, and B answers from memory again; its log says both.
     let (again, _) = tokens_for(&nodes.a);
     answers_from_memory(&nodes.b, &again);
-    assert_eq!(listener_pids(&pg).len(), 2);
+    both_listeners(&pg);
     nodes
         .b
         .wait_for_log("database notifications: connection", 1);
@@ -2507,11 +2513,8 @@ fn a_revocation_holds_on_b_within_the_bound_when_its_notification_is_lost() {
 #[test]
 fn a_revocation_holds_on_b_within_the_bound_while_its_listener_is_frozen() {
     let pg = PgCluster::start();
-    let nodes = metered_nodes(&pg);
-    let (access, _) = tokens_for(&nodes.a);
-    answers_from_memory(&nodes.b, &access);
-    let pids = listener_pids(&pg);
-    assert_eq!(pids.len(), 2, "one listener per node: {pids:?}");
+    let (nodes, access) = remembered_on_b(&pg);
+    let pids = both_listeners(&pg);
     let signal = |name: &str| {
         let done = Command::new("kill")
             .arg(format!("-{name}"))
@@ -2522,15 +2525,13 @@ fn a_revocation_holds_on_b_within_the_bound_while_its_listener_is_frozen() {
     };
     // The listeners' database processes stop: their connections stay open, silent.
     signal("STOP");
-    let before = from_memory(&nodes.b);
     revoke_on(&nodes.a, &access);
-    let took = holds_within_bound("revoked, listener frozen", || refused(&nodes.b, &access));
-    signal("CONT");
-    eprintln!("with B's listener frozen, B refused after {took:?}");
-    assert!(
-        from_memory(&nodes.b) >= before,
-        "B's memory count went backwards"
+    dies_on(
+        &nodes.b,
+        &access,
+        "revoked on A, the listeners frozen, on B",
     );
+    signal("CONT");
     let (again, _) = tokens_for(&nodes.a);
     answers_from_memory(&nodes.b, &again);
 }
@@ -2538,31 +2539,28 @@ fn a_revocation_holds_on_b_within_the_bound_while_its_listener_is_frozen() {
 #[test]
 fn a_revocation_after_a_database_restart_holds_on_b_within_the_bound() {
     let mut pg = PgCluster::start();
-    let nodes = metered_nodes(&pg);
-    let (access, _) = tokens_for(&nodes.a);
+    let (nodes, access) = remembered_on_b(&pg);
     let (other, _) = tokens_for(&nodes.a);
-    answers_from_memory(&nodes.b, &access);
     answers_from_memory(&nodes.b, &other);
     pg.stop();
     pg.start_again();
-    let start = Instant::now();
-    while !(nodes.a.is_healthy() && nodes.b.is_healthy()) {
-        assert!(
-            start.elapsed() < RECOVERY,
-            "the nodes never saw the database again"
-        );
-        std::thread::sleep(Duration::from_millis(50));
+    for (name, node) in nodes.both() {
+        until_healthy(node, &format!("{name} never saw the database again"));
     }
     revoke_on(&nodes.a, &access);
-    let took = holds_within_bound("revoked after a restart", || refused(&nodes.b, &access));
-    eprintln!("after a database restart, B refused after {took:?}");
+    dies_on(
+        &nodes.b,
+        &access,
+        "revoked on A after a database restart, on B",
+    );
     // B's listener is back: memory answers again, and a revocation now holds as quickly.
     answers_from_memory(&nodes.b, &other);
     revoke_on(&nodes.a, &other);
-    let took = holds_within_bound("revoked after the listener is back", || {
-        refused(&nodes.b, &other)
-    });
-    eprintln!("with the listener back, B refused after {took:?}");
+    dies_on(
+        &nodes.b,
+        &other,
+        "revoked on A with the listener back, on B",
+    );
 }
 
 /// A database the previous release left (schema 4: no notification triggers) with links and a
@@ -2630,6 +2628,5 @@ fn a_schema_4_database_with_links_is_upgraded_and_its_tokens_and_code_still_work
     // B answers from memory, and a revocation on A reaches it by notification.
     answers_from_memory(&b, &access);
     revoke_on(&a, &access);
-    let took = holds_within_bound("revoked on A after the upgrade", || refused(&b, &access));
-    eprintln!("after the upgrade, a revocation on A held on B after {took:?}");
+    dies_on(&b, &access, "revoked on A after the upgrade, on B");
 }
