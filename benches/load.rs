@@ -37,6 +37,10 @@ fn main() {
         return baseline_server();
     }
     let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--shaped-server") {
+        let dir = args.get(at + 1).expect("--shaped-server DIR");
+        return shaped_server(std::path::Path::new(dir));
+    }
     if let Some(at) = args.iter().position(|a| a == "--wrk-prepare") {
         let dir = args
             .get(at + 1)
@@ -1144,6 +1148,94 @@ fn baseline_server() {
                     Ok::<_, std::convert::Infallible>(hyper::Response::new(
                         http_body_util::Full::new(hyper::body::Bytes::from_static(b"ok")),
                     ))
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+}
+
+/// The floor for each endpoint's exchange: bare hyper (as the baseline) that reads the whole
+/// request body and answers with the status, headers and body linkgate answered the same request
+/// with (DIR/shape-NAME.http, a response as `curl -si` printed it, for NAME = userinfo,
+/// introspect, token; hyper adds `date` and `content-length` itself). What linkgate costs beyond
+/// it is its own work; what it costs beyond the hello-world is the request's and the answer's
+/// size on the wire, which no server can avoid.
+fn shaped_server(dir: &std::path::Path) {
+    use http_body_util::BodyExt;
+    use hyper::header::{HeaderName, HeaderValue};
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    type Shape = (u16, Vec<(HeaderName, HeaderValue)>, hyper::body::Bytes);
+    let load = |name: &str| -> Shape {
+        let raw = std::fs::read(dir.join(format!("shape-{name}.http"))).expect("read a shape");
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a response head");
+        let head = String::from_utf8_lossy(&raw[..split]).to_string();
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|c| c.parse().ok())
+            .expect("a status line");
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(n, _)| {
+                let n = n.trim().to_ascii_lowercase();
+                !["date", "content-length", "connection", "keep-alive"].contains(&n.as_str())
+            })
+            .map(|(n, v)| {
+                let name = HeaderName::from_bytes(n.trim().as_bytes()).expect("a header name");
+                (
+                    name,
+                    HeaderValue::from_str(v.trim()).expect("a header value"),
+                )
+            })
+            .collect();
+        (
+            status,
+            headers,
+            hyper::body::Bytes::from(raw[split + 4..].to_vec()),
+        )
+    };
+    let shapes: Arc<[Shape; 3]> = Arc::new([load("userinfo"), load("introspect"), load("token")]);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        println!("{}", listener.local_addr().expect("addr"));
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let shapes = shapes.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let shapes = shapes.clone();
+                    async move {
+                        let shape = match req.uri().path() {
+                            "/userinfo" => &shapes[0],
+                            "/introspect" => &shapes[1],
+                            _ => &shapes[2],
+                        };
+                        let _ = req.into_body().collect().await;
+                        let mut response =
+                            hyper::Response::new(http_body_util::Full::new(shape.2.clone()));
+                        *response.status_mut() =
+                            hyper::StatusCode::from_u16(shape.0).expect("a status");
+                        let headers = response.headers_mut();
+                        headers.reserve(shape.1.len());
+                        for (name, value) in &shape.1 {
+                            headers.append(name.clone(), value.clone());
+                        }
+                        Ok::<_, std::convert::Infallible>(response)
+                    }
                 });
                 let _ = http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service)

@@ -319,6 +319,14 @@ measure() { # SETUP: sled | pgN
   ROTATING_BASIC=$(printf '%s' 'rotating:rotating-secret-0123456789' | base64 -w0)
   ROTATING_FILE="$dir/rotating.txt"
 
+  # The answers the shaped baseline repeats (sled's, the first set-up's: same sizes elsewhere).
+  if [ ! -e "$WORK/shape-token.http" ]; then
+    curl -si -H "Authorization: Bearer $ACCESS_TOKEN" "http://$target/userinfo" >"$WORK/shape-userinfo.http"
+    curl -si -H "Authorization: Basic $CLIENT_BASIC" -H "Content-Type: application/x-www-form-urlencoded" \
+      -d "token=$ACCESS_TOKEN" "http://$target/introspect" >"$WORK/shape-introspect.http"
+    curl -si -H "Authorization: Basic $CLIENT_BASIC" -H "Content-Type: application/x-www-form-urlencoded" \
+      -d "grant_type=refresh_token&refresh_token=$REFRESH_TOKEN" "http://$target/token" >"$WORK/shape-token.http"
+  fi
   # Warm-up, not measured: the first requests open the nodes' database connections (a
   # PostgreSQL backend each, up to pool_size per node), which would otherwise land in the
   # first endpoint's p99.
@@ -420,6 +428,20 @@ baseline() { # NAME
 baseline baseline
 for setup in "${SETUPS[@]}"; do measure "$setup"; done
 baseline baseline2
+
+# The shaped baseline (bench harness --shaped-server): bare hyper reading each request of the
+# scenarios above and answering with linkgate's own answer to it (status, headers, body, as
+# captured): the floor for each exchange without linkgate's work.
+export ACCESS_TOKEN REFRESH_TOKEN CLIENT_BASIC
+taskset -c "$SERVER_CPU" "$BENCH" --shaped-server "$WORK" >"$WORK/shaped.addr" &
+shaped_pid=$!
+PIDS+=("$shaped_pid")
+shaped=$(wait_line "$WORK/shaped.addr" "")
+run_wrk shaped-userinfo "http://$shaped/userinfo" -t "$WRK_THREADS" -s tools/wrk/userinfo.lua
+run_wrk shaped-introspect "http://$shaped/introspect" -t "$WRK_THREADS" -s tools/wrk/introspect.lua
+run_wrk shaped-refresh "http://$shaped/token" -t "$WRK_THREADS" -s tools/wrk/refresh.lua
+kill "$shaped_pid"
+wait "$shaped_pid" 2>/dev/null || true
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 if uses_postgres; then count_queries; fi
 
@@ -453,6 +475,16 @@ for setup in "${SETUPS[@]}"; do
   row "POST /token refresh, rotation (-t $CONNS)" "$WORK/$setup-rotate.out"
 done
 row "baseline: hyper hello-world (after)" "$WORK/baseline2.out"
+echo "-- the floor: bare hyper, the same requests, linkgate's answers (shaped baseline)"
+row "GET /userinfo" "$WORK/shaped-userinfo.out"
+row "POST /introspect" "$WORK/shaped-introspect.out"
+row "POST /token refresh, no rotation" "$WORK/shaped-refresh.out"
+for kind in userinfo introspect refresh; do
+  for setup in "${SETUPS[@]}"; do
+    printf '%s %s: linkgate / its floor %s\n' "$setup" "$kind" \
+      "$(awk -v a="$(rate "$WORK/$setup-$kind.out")" -v b="$(rate "$WORK/shaped-$kind.out")" 'BEGIN { printf "%.2f", a / b }')"
+  done
+done
 echo
 for setup in "${SETUPS[@]}"; do
   what="data directory"

@@ -11,7 +11,9 @@ use crate::oauth::{linking_log, metadata, resource, token, OAuthError};
 use crate::pages;
 use hyper::body::Incoming;
 use hyper::{Method, Request};
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 
 /// `peer` is the TCP peer; `ip` the client as seen through trusted proxies.
 pub async fn route(app: &Server, req: Request<Incoming>, peer: IpAddr, ip: IpAddr) -> Reply {
@@ -36,13 +38,16 @@ pub async fn route(app: &Server, req: Request<Incoming>, peer: IpAddr, ip: IpAdd
             let name = request::csrf_cookie_name(app.config.public_https());
             let cookie = request::csrf_cookie(req.headers(), name).map(str::to_string);
             let accept_language = accept_language(&req);
-            match super::body::read(app, req).await {
-                Ok(body) => {
-                    let step = authorize::submit(app, &body, cookie.as_deref(), ip).await;
-                    render(app, step, None, accept_language.as_deref())
+            cold(async move {
+                match super::body::read(app, req).await {
+                    Ok(body) => {
+                        let step = authorize::submit(app, &body, cookie.as_deref(), ip).await;
+                        render(app, step, None, accept_language.as_deref())
+                    }
+                    Err(reply) => reply,
                 }
-                Err(reply) => reply,
-            }
+            })
+            .await
         }
         ("/authorize", _) => response::method_not_allowed("GET, POST"),
         ("/token", Method::POST) => {
@@ -115,11 +120,11 @@ pub async fn route(app: &Server, req: Request<Incoming>, peer: IpAddr, ip: IpAdd
         },
         (p, _) if super::account_routes::handles(p) => {
             let p = p.to_string();
-            super::account_routes::route(app, req, &p, ip).await
+            cold(super::account_routes::route(app, req, &p, ip)).await
         }
         (p, _) if super::app_routes::handles(p) => {
             let p = p.to_string();
-            super::app_routes::route(app, req, &p, ip).await
+            cold(super::app_routes::route(app, req, &p, ip)).await
         }
         ("/", Method::GET) => response::text(
             200,
@@ -288,4 +293,13 @@ fn render_in(app: &Server, frame: pages::Frame<'_>, step: Step) -> Reply {
             reply
         }
     }
+}
+
+/// A rarely taken route's future, on the heap: the request future's size is its largest
+/// route's, and hyper moves it once per request (the browser flow's and the account pages'
+/// futures are kilobytes; the token checks' are a fraction of that).
+fn cold<'a>(
+    future: impl Future<Output = Reply> + Send + 'a,
+) -> Pin<Box<dyn Future<Output = Reply> + Send + 'a>> {
+    Box::pin(future)
 }

@@ -171,11 +171,12 @@ async fn secret_matches(
                 return Ok(true);
             }
             let phc = phc.clone();
-            let ok = app
-                .password_workers
-                .run(move || secret::verify_password(&presented, &phc))
-                .await
-                .ok_or_else(|| OAuthError::ServerError("the password workers are gone".into()))?;
+            let ok = Box::pin(
+                app.password_workers
+                    .run(move || secret::verify_password(&presented, &phc)),
+            )
+            .await
+            .ok_or_else(|| OAuthError::ServerError("the password workers are gone".into()))?;
             if ok {
                 app.client_secret_cache.insert(cache_key);
             }

@@ -63,7 +63,8 @@ pub async fn after_refresh(
     if !due(noted, link.created_at, check.every_secs, now) {
         return Ok(());
     }
-    let next = match api.lookup(&link.sub).await {
+    // Boxed: the login API's call is a large future, and this function sits on every refresh.
+    let next = match Box::pin(api.lookup(&link.sub)).await {
         Lookup::Exists => {
             count(&app.metrics.customer_checks_exists);
             now.saturating_add(check.every_secs)

@@ -63,7 +63,7 @@ async fn grant(app: &Server, params: &Params, caller: Caller) -> Result<TokenRes
         Some("client_credentials") => {
             let m = &app.metrics;
             counted(
-                super::service::client_credentials(app, client, params).await,
+                Box::pin(super::service::client_credentials(app, client, params)).await,
                 &m.service_grants_ok,
                 &m.service_grants_failed,
             )
@@ -71,7 +71,8 @@ async fn grant(app: &Server, params: &Params, caller: Caller) -> Result<TokenRes
         Some("authorization_code") => {
             let m = &app.metrics;
             counted(
-                authorization_code(app, client, params).await,
+                // Boxed: once per link, and its future is the largest of /token's.
+                Box::pin(authorization_code(app, client, params)).await,
                 &m.code_grants_ok,
                 &m.code_grants_failed,
             )

@@ -215,9 +215,8 @@ impl Store {
         else {
             return Ok(false);
         };
-        table
-            .swap_async(new.id.as_bytes().to_vec(), old.to_vec(), encode(new))
-            .await
+        // Boxed, as the prefetch: a large future on the refresh path.
+        Box::pin(table.swap_async(new.id.as_bytes().to_vec(), old.to_vec(), encode(new))).await
     }
 
     /// A token stored by an earlier release, by the SHA-256 of its value.

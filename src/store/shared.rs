@@ -50,9 +50,9 @@ impl Store {
             return Ok(None);
         };
         let deny_key = token_id.map_or(Vec::new(), |t| t.to_vec());
-        let (row, from_memory) = table
-            .get_with_epochs_async(id.as_bytes().to_vec(), deny_key)
-            .await?;
+        // Boxed: the database round trip is a large future, on every token check's path.
+        let (row, from_memory) =
+            Box::pin(table.get_with_epochs_async(id.as_bytes().to_vec(), deny_key)).await?;
         Ok(Some(Prefetched {
             id,
             token_id,
