@@ -3,7 +3,9 @@
 # server pinned to one core, wrk to the other, 32 connections. Prints req/s, p99 and the ratios
 # to the baseline for /userinfo, /introspect, refresh without rotation and refresh with
 # rotation (each wrk connection following its own chain), the store's growth per 100k
-# refreshes, and the server's RSS idle and after the load.
+# refreshes, and the server's RSS idle and after the load. Then each exchange's floor: bare hyper
+# reading the same requests and answering with linkgate's own answers (the shaped baseline), and
+# linkgate's rate as a ratio to it.
 #
 #   tools/bench-wrk.sh [SECONDS]                     # sled; default 10 s per endpoint (~1.5 min)
 #   tools/bench-wrk.sh [SECONDS] --store postgres    # one node on a throwaway PostgreSQL cluster
