@@ -171,6 +171,8 @@ async fn secret_matches(
                 return Ok(true);
             }
             let phc = phc.clone();
+            // Boxed: an argon2 hash follows anyway, and every client-authenticated request's
+            // future would otherwise carry room for this wait.
             let ok = Box::pin(
                 app.password_workers
                     .run(move || secret::verify_password(&presented, &phc)),
