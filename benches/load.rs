@@ -1130,30 +1130,10 @@ fn post(path: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
 /// (this binary, started again with `--baseline-server`), so that it competes with the load
 /// generator for the cores exactly as linkgate does.
 fn baseline_server() {
-    use hyper::server::conn::http1;
-    use hyper::service::service_fn;
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        println!("{}", listener.local_addr().expect("addr"));
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let service = service_fn(|_req| async {
-                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
-                        http_body_util::Full::new(hyper::body::Bytes::from_static(b"ok")),
-                    ))
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
+    serve_bare(|_req| async {
+        hyper::Response::new(http_body_util::Full::new(hyper::body::Bytes::from_static(
+            b"ok",
+        )))
     });
 }
 
@@ -1166,9 +1146,11 @@ fn baseline_server() {
 fn shaped_server(dir: &std::path::Path) {
     use http_body_util::BodyExt;
     use hyper::header::{HeaderName, HeaderValue};
-    use hyper::server::conn::http1;
-    use hyper::service::service_fn;
-    type Shape = (u16, Vec<(HeaderName, HeaderValue)>, hyper::body::Bytes);
+    type Shape = (
+        hyper::StatusCode,
+        Vec<(HeaderName, HeaderValue)>,
+        hyper::body::Bytes,
+    );
     let load = |name: &str| -> Shape {
         let raw = std::fs::read(dir.join(format!("shape-{name}.http"))).expect("read a shape");
         let split = raw
@@ -1203,6 +1185,38 @@ fn shaped_server(dir: &std::path::Path) {
         )
     };
     let shapes: Arc<[Shape; 3]> = Arc::new([load("userinfo"), load("introspect"), load("token")]);
+    serve_bare(move |req| {
+        let shapes = shapes.clone();
+        async move {
+            let (status, headers, body) = match req.uri().path() {
+                "/userinfo" => &shapes[0],
+                "/introspect" => &shapes[1],
+                _ => &shapes[2],
+            };
+            let _ = req.into_body().collect().await;
+            let mut response = hyper::Response::new(http_body_util::Full::new(body.clone()));
+            *response.status_mut() = *status;
+            let map = response.headers_mut();
+            map.reserve(headers.len());
+            for (name, value) in headers {
+                map.append(name.clone(), value.clone());
+            }
+            response
+        }
+    });
+}
+
+/// Serves `answer` with bare hyper on 127.0.0.1 (a free port, printed first), each connection
+/// with TCP_NODELAY as linkgate's, on a default tokio runtime. Never returns.
+fn serve_bare<F, Fut>(answer: F)
+where
+    F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = hyper::Response<http_body_util::Full<hyper::body::Bytes>>>
+        + Send
+        + 'static,
+{
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -1214,28 +1228,11 @@ fn shaped_server(dir: &std::path::Path) {
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            let shapes = shapes.clone();
+            let answer = answer.clone();
             tokio::spawn(async move {
-                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let shapes = shapes.clone();
-                    async move {
-                        let shape = match req.uri().path() {
-                            "/userinfo" => &shapes[0],
-                            "/introspect" => &shapes[1],
-                            _ => &shapes[2],
-                        };
-                        let _ = req.into_body().collect().await;
-                        let mut response =
-                            hyper::Response::new(http_body_util::Full::new(shape.2.clone()));
-                        *response.status_mut() =
-                            hyper::StatusCode::from_u16(shape.0).expect("a status");
-                        let headers = response.headers_mut();
-                        headers.reserve(shape.1.len());
-                        for (name, value) in &shape.1 {
-                            headers.append(name.clone(), value.clone());
-                        }
-                        Ok::<_, std::convert::Infallible>(response)
-                    }
+                let service = service_fn(move |req| {
+                    let answered = answer(req);
+                    async move { Ok::<_, std::convert::Infallible>(answered.await) }
                 });
                 let _ = http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
