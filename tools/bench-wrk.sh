@@ -321,12 +321,13 @@ measure() { # SETUP: sled | pgN
   ROTATING_BASIC=$(printf '%s' 'rotating:rotating-secret-0123456789' | base64 -w0)
   ROTATING_FILE="$dir/rotating.txt"
 
-  # The answers the shaped baseline repeats (sled's, the first set-up's: same sizes elsewhere).
+  # The answers the shaped baseline repeats (the first set-up's: the same sizes elsewhere); -f:
+  # an error answer must not become the floor.
   if [ ! -e "$WORK/shape-token.http" ]; then
-    curl -si -H "Authorization: Bearer $ACCESS_TOKEN" "http://$target/userinfo" >"$WORK/shape-userinfo.http"
-    curl -si -H "Authorization: Basic $CLIENT_BASIC" -H "Content-Type: application/x-www-form-urlencoded" \
+    curl -sfi -H "Authorization: Bearer $ACCESS_TOKEN" "http://$target/userinfo" >"$WORK/shape-userinfo.http"
+    curl -sfi -H "Authorization: Basic $CLIENT_BASIC" -H "Content-Type: application/x-www-form-urlencoded" \
       -d "token=$ACCESS_TOKEN" "http://$target/introspect" >"$WORK/shape-introspect.http"
-    curl -si -H "Authorization: Basic $CLIENT_BASIC" -H "Content-Type: application/x-www-form-urlencoded" \
+    curl -sfi -H "Authorization: Basic $CLIENT_BASIC" -H "Content-Type: application/x-www-form-urlencoded" \
       -d "grant_type=refresh_token&refresh_token=$REFRESH_TOKEN" "http://$target/token" >"$WORK/shape-token.http"
   fi
   # Warm-up, not measured: the first requests open the nodes' database connections (a
@@ -434,7 +435,6 @@ baseline baseline2
 # The shaped baseline (bench harness --shaped-server): bare hyper reading each request of the
 # scenarios above and answering with linkgate's own answer to it (status, headers, body, as
 # captured): the floor for each exchange without linkgate's work.
-export ACCESS_TOKEN REFRESH_TOKEN CLIENT_BASIC
 taskset -c "$SERVER_CPU" "$BENCH" --shaped-server "$WORK" >"$WORK/shaped.addr" &
 shaped_pid=$!
 PIDS+=("$shaped_pid")
