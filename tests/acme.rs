@@ -33,15 +33,52 @@ impl Drop for Process {
     }
 }
 
-fn wait_for_port(port: u16, what: &str, child: &mut Child) {
+/// Waits until `port` accepts; `Err` with the child's exit status if it exits first.
+fn wait_for_port(port: u16, what: &str, child: &mut Child) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited with {status} before listening on {port}");
+            return Err(format!(
+                "{what} exited with {status} before listening on {port}"
+            ));
         }
         assert!(Instant::now() < deadline, "{what} did not listen on {port}");
         std::thread::sleep(Duration::from_millis(50));
     }
+    Ok(())
+}
+
+/// Runs `command` (its output to `log`) until it listens on every port of `ports`. A port can be
+/// busy for a moment when it is started: another test's `free_port` probing it. Such a start is
+/// retried on the same ports (they are in configs already); any other failure panics with the
+/// child's output.
+fn spawn_listening(mut command: Command, log: &Path, what: &str, ports: &[u16]) -> Process {
+    let mut last = String::new();
+    for _ in 0..10 {
+        let out = std::fs::File::create(log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let mut child = command
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("{what}: {e} (run tools/test-setup.sh to install Debian's pebble)")
+            });
+        match ports
+            .iter()
+            .try_for_each(|&port| wait_for_port(port, what, &mut child))
+        {
+            Ok(()) => return Process(child),
+            Err(e) => {
+                let output = std::fs::read_to_string(log).unwrap_or_default();
+                let _ = child.wait();
+                assert!(output.contains("address already in use"), "{e}:\n{output}");
+                last = format!("{e}:\n{output}");
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        }
+    }
+    panic!("{what} found its ports busy ten times: {last}");
 }
 
 /// Ports and files of one pebble; `start` runs it (again) with them.
@@ -104,7 +141,8 @@ impl Pebble {
     fn start(&mut self) {
         let dns = format!("127.0.0.1:{}", self.dns_port);
         let challtest_management = free_port();
-        let mut challtestsrv = Command::new("pebble-challtestsrv")
+        let mut challtestsrv = Command::new("pebble-challtestsrv");
+        challtestsrv
             .args([
                 "-dns01",
                 &dns,
@@ -116,30 +154,28 @@ impl Pebble {
                 "",
             ])
             .args(["-management", &format!("127.0.0.1:{challtest_management}")])
-            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("pebble-challtestsrv (run tools/test-setup.sh to install Debian's pebble)");
-        wait_for_port(
-            challtest_management,
+            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""]);
+        let challtestsrv = spawn_listening(
+            challtestsrv,
+            &self.dir.path().join("challtestsrv.log"),
             "pebble-challtestsrv",
-            &mut challtestsrv,
+            &[challtest_management],
         );
-        self.running.push(Process(challtestsrv));
-        let mut pebble = Command::new("pebble")
+        self.running.push(challtestsrv);
+        let mut pebble = Command::new("pebble");
+        pebble
             .arg("-config")
             .arg(self.dir.path().join("pebble.json"))
             .args(["-dnsserver", &dns, "-strict=false"])
             .env("PEBBLE_VA_NOSLEEP", "1")
-            .current_dir(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("pebble (run tools/test-setup.sh to install Debian's pebble)");
-        wait_for_port(self.acme_port, "pebble", &mut pebble);
-        wait_for_port(self.management_port, "pebble management", &mut pebble);
-        self.running.push(Process(pebble));
+            .current_dir(self.dir.path());
+        let pebble = spawn_listening(
+            pebble,
+            &self.dir.path().join("pebble.log"),
+            "pebble",
+            &[self.acme_port, self.management_port],
+        );
+        self.running.push(pebble);
     }
 
     fn stop(&mut self) {

@@ -166,14 +166,18 @@ fn table_for<'a, 'k>(doc: &'a mut toml::Table, key: &'k str) -> (&'a mut toml::T
 /// A port on 127.0.0.1 that nothing listens on now, for a process that must be told its port
 /// before it starts (pebble validating on it, PostgreSQL). Chosen at random below Linux's
 /// ephemeral range (32768 and up), so the outgoing connections of the tests' processes never
-/// take it between this check and the bind; two tests picking the same one is one chance in
-/// ~12 000.
+/// take it between this check and the bind, and never twice in one test binary: its tests run
+/// at once, and one handing out a port another has been given but not yet bound (or probing
+/// it just as the other binds it) failed CI's acme tests.
 pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     for _ in 0..200 {
         let mut bytes = [0u8; 2];
         getrandom::getrandom(&mut bytes).expect("random");
         let port = 20_000 + u16::from_le_bytes(bytes) % 12_000;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
             return port;
         }
     }
