@@ -48,37 +48,26 @@ fn wait_for_port(port: u16, what: &str, child: &mut Child) -> Result<(), String>
     Ok(())
 }
 
-/// Runs `command` (its output to `log`) until it listens on every port of `ports`. A port can be
-/// busy for a moment when it is started: another test's `free_port` probing it. Such a start is
-/// retried on the same ports (they are in configs already); any other failure panics with the
-/// child's output.
+/// Runs `command`, its output to `log`, until it listens on every port of `ports`; if it exits
+/// first, panics with that output (a port taken, a bad config), which the test would not see.
 fn spawn_listening(mut command: Command, log: &Path, what: &str, ports: &[u16]) -> Process {
-    let mut last = String::new();
-    for _ in 0..10 {
-        let out = std::fs::File::create(log).expect("log file");
-        let err = out.try_clone().expect("log file");
-        let mut child = command
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("{what}: {e} (run tools/test-setup.sh to install Debian's pebble)")
-            });
-        match ports
-            .iter()
-            .try_for_each(|&port| wait_for_port(port, what, &mut child))
-        {
-            Ok(()) => return Process(child),
-            Err(e) => {
-                let output = std::fs::read_to_string(log).unwrap_or_default();
-                let _ = child.wait();
-                assert!(output.contains("address already in use"), "{e}:\n{output}");
-                last = format!("{e}:\n{output}");
-                std::thread::sleep(Duration::from_millis(300));
-            }
-        }
+    let out = std::fs::File::create(log).expect("log file");
+    let err = out.try_clone().expect("log file");
+    let mut child = command
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("{what}: {e} (run tools/test-setup.sh to install Debian's pebble)")
+        });
+    if let Err(e) = ports
+        .iter()
+        .try_for_each(|&port| wait_for_port(port, what, &mut child))
+    {
+        let output = std::fs::read_to_string(log).unwrap_or_default();
+        panic!("{e}:\n{output}");
     }
-    panic!("{what} found its ports busy ten times: {last}");
+    Process(child)
 }
 
 /// Ports and files of one pebble; `start` runs it (again) with them.
