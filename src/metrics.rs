@@ -83,11 +83,10 @@ impl Metrics {
         count(&self.requests);
         self.latency_micros_sum
             .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
+        // One bucket per request (the first bound it is within); `render` adds them up.
         let secs = latency.as_secs_f64();
-        for (bound, bucket) in BUCKETS.iter().zip(&self.latency_buckets) {
-            if secs <= *bound {
-                count(bucket);
-            }
+        if let Some(at) = BUCKETS.iter().position(|bound| secs <= *bound) {
+            count(&self.latency_buckets[at]);
         }
     }
 
@@ -233,10 +232,13 @@ impl Metrics {
             out,
             "# HELP {name} HTTP request latency.\n# TYPE {name} histogram"
         );
+        let mut within = 0;
         for (bound, bucket) in BUCKETS.iter().zip(&self.latency_buckets) {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", get(bucket));
+            within += get(bucket);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {within}");
         }
-        let total = get(&self.requests);
+        // Read last, and never below the buckets (a request counted in between).
+        let total = get(&self.requests).max(within);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
         let sum = get(&self.latency_micros_sum) as f64 / 1e6;
         let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {total}");
@@ -253,10 +255,16 @@ mod tests {
         let metrics = Metrics::default();
         count(&metrics.logins_ok);
         metrics.observe_request(Duration::from_millis(3));
+        metrics.observe_request(Duration::from_micros(100));
+        metrics.observe_request(Duration::from_secs(3));
         let text = metrics.render();
         assert!(text.contains("linkgate_logins_total{outcome=\"ok\"} 1"));
-        assert!(text.contains("linkgate_request_duration_seconds_bucket{le=\"0.005\"} 1"));
-        assert!(text.contains("linkgate_request_duration_seconds_bucket{le=\"0.0025\"} 0"));
-        assert!(text.contains("linkgate_request_duration_seconds_count 1"));
+        // Buckets are cumulative: each counts the requests within its bound.
+        assert!(text.contains("linkgate_request_duration_seconds_bucket{le=\"0.0005\"} 1"));
+        assert!(text.contains("linkgate_request_duration_seconds_bucket{le=\"0.0025\"} 1"));
+        assert!(text.contains("linkgate_request_duration_seconds_bucket{le=\"0.005\"} 2"));
+        assert!(text.contains("linkgate_request_duration_seconds_bucket{le=\"2.5\"} 2"));
+        assert!(text.contains("linkgate_request_duration_seconds_bucket{le=\"+Inf\"} 3"));
+        assert!(text.contains("linkgate_request_duration_seconds_count 3"));
     }
 }

@@ -4,10 +4,23 @@
 //! bytes that are not UTF-8 are errors the caller can turn into `invalid_request`.
 
 use std::fmt::Write;
+use std::ops::Range;
 
 /// Decoded parameters in their original order. Names may repeat; `single` refuses that.
+/// Every decoded name and value is kept in one string, so a parse costs two allocations however
+/// many parameters there are.
 #[derive(Debug, Default, Clone)]
-pub struct Params(Vec<(String, String)>);
+pub struct Params {
+    text: String,
+    pairs: Vec<Pair>,
+}
+
+/// Where one parameter's name and value are in `Params::text`.
+#[derive(Debug, Clone)]
+struct Pair {
+    name: Range<usize>,
+    value: Range<usize>,
+}
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum ParamError {
@@ -20,6 +33,7 @@ pub enum ParamError {
 impl Params {
     /// Parses `a=1&b=2`. Empty pairs (`a=1&&b=2`) are skipped; a name without `=` has value "".
     pub fn parse(input: &[u8]) -> Result<Params, ParamError> {
+        let mut text = Vec::with_capacity(input.len());
         let mut pairs = Vec::with_capacity(4);
         for part in input.split(|&b| b == b'&') {
             if part.is_empty() {
@@ -29,42 +43,53 @@ impl Params {
                 Some(i) => (&part[..i], &part[i + 1..]),
                 None => (part, &b""[..]),
             };
-            pairs.push((decode(name)?, decode(value)?));
+            let name = decode_into(&mut text, name)?;
+            let value = decode_into(&mut text, value)?;
+            pairs.push(Pair { name, value });
         }
-        Ok(Params(pairs))
+        // Each piece was checked on its own, so every range falls on character boundaries.
+        let text = String::from_utf8(text).map_err(|_| ParamError::NotUtf8)?;
+        Ok(Params { text, pairs })
     }
 
     /// The value of a parameter that must not repeat. A parameter sent with an empty value is
     /// treated as absent (RFC 6749 §3.1).
     pub fn single(&self, name: &str) -> Result<Option<&str>, ParamError> {
         let mut found = None;
-        for (n, v) in &self.0 {
-            if n == name {
+        for pair in &self.pairs {
+            if &self.text[pair.name.clone()] == name {
                 if found.is_some() {
                     return Err(ParamError::Repeated(name.to_string()));
                 }
-                found = Some(v.as_str());
+                found = Some(&self.text[pair.value.clone()]);
             }
         }
         Ok(found.filter(|v| !v.is_empty()))
     }
 }
 
+/// Appends one decoded name or value to `out` and says where it is; it must be UTF-8 by itself.
+fn decode_into(out: &mut Vec<u8>, input: &[u8]) -> Result<Range<usize>, ParamError> {
+    let start = out.len();
+    if input.iter().any(|&b| b == b'+' || b == b'%') {
+        unescape(out, input);
+    } else {
+        out.extend_from_slice(input);
+    }
+    std::str::from_utf8(&out[start..]).map_err(|_| ParamError::NotUtf8)?;
+    Ok(start..out.len())
+}
+
 /// Percent-decodes one name or value; `+` is a space. A `%` not followed by two hex digits is kept
 /// as it is, as browsers do.
 pub fn decode(input: &[u8]) -> Result<String, ParamError> {
-    // Most names and values (tokens, ids, grant types) need no decoding: one check and a copy.
-    if !input.iter().any(|&b| b == b'+' || b == b'%') {
-        return std::str::from_utf8(input)
-            .map(str::to_owned)
-            .map_err(|_| ParamError::NotUtf8);
-    }
-    decode_escaped(input)
+    let mut out = Vec::with_capacity(input.len());
+    decode_into(&mut out, input)?;
+    String::from_utf8(out).map_err(|_| ParamError::NotUtf8)
 }
 
-/// `decode` byte by byte.
-fn decode_escaped(input: &[u8]) -> Result<String, ParamError> {
-    let mut out = Vec::with_capacity(input.len());
+/// Appends `input` percent-decoded, byte by byte.
+fn unescape(out: &mut Vec<u8>, input: &[u8]) {
     let mut i = 0;
     while i < input.len() {
         match input[i] {
@@ -83,7 +108,6 @@ fn decode_escaped(input: &[u8]) -> Result<String, ParamError> {
         }
         i += 1;
     }
-    String::from_utf8(out).map_err(|_| ParamError::NotUtf8)
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -153,11 +177,49 @@ mod tests {
                         alphabet[state as usize % alphabet.len()]
                     })
                     .collect();
-                assert_eq!(decode(&input), decode_escaped(&input), "{input:?}");
+                let mut escaped = Vec::new();
+                unescape(&mut escaped, &input);
+                let byte_by_byte = String::from_utf8(escaped).map_err(|_| ParamError::NotUtf8);
+                assert_eq!(decode(&input), byte_by_byte, "{input:?}");
+                // The parse is each piece decoded on its own.
+                let pieces: Result<Vec<(String, String)>, ParamError> = input
+                    .split(|&b| b == b'&')
+                    .filter(|part| !part.is_empty())
+                    .map(|part| match part.iter().position(|&b| b == b'=') {
+                        Some(i) => Ok((decode(&part[..i])?, decode(&part[i + 1..])?)),
+                        None => Ok((decode(part)?, String::new())),
+                    })
+                    .collect();
+                match (Params::parse(&input), pieces) {
+                    (Ok(params), Ok(pieces)) => {
+                        let parsed: Vec<(&str, &str)> = params
+                            .pairs
+                            .iter()
+                            .map(|p| (&params.text[p.name.clone()], &params.text[p.value.clone()]))
+                            .collect();
+                        let expected: Vec<(&str, &str)> = pieces
+                            .iter()
+                            .map(|(n, v)| (n.as_str(), v.as_str()))
+                            .collect();
+                        assert_eq!(parsed, expected, "{input:?}");
+                    }
+                    (Err(a), Err(b)) => assert_eq!(a, b, "{input:?}"),
+                    (a, b) => panic!("{input:?}: {a:?} vs {b:?}"),
+                }
             }
         }
         assert_eq!(decode(b"caf\xc3\xa9"), Ok("café".to_string()));
         assert_eq!(decode(b"\xff"), Err(ParamError::NotUtf8));
+    }
+
+    #[test]
+    fn a_character_split_between_name_and_value_is_refused() {
+        // Together the two halves are "é"; each alone is not UTF-8.
+        assert_eq!(Params::parse(b"%C3=%A9").unwrap_err(), ParamError::NotUtf8);
+        assert_eq!(
+            Params::parse(b"a=%C3&%A9").unwrap_err(),
+            ParamError::NotUtf8
+        );
     }
 
     #[test]

@@ -60,9 +60,19 @@ impl Key {
 
 #[derive(Default)]
 pub struct ClientThrottle {
-    local: Mutex<HashMap<Key, Failures>>,
+    local: Mutex<Counts>,
     /// Copies of shared counts, and when each was read.
     shared: Mutex<HashMap<Key, (Failures, Instant)>>,
+}
+
+/// This node's counts. Two maps rather than one keyed by `Key`, so that an attempt looks each
+/// key up once and allocates nothing.
+#[derive(Default)]
+struct Counts {
+    /// By address (IPv6 by /64), at most `MAX_ENTRIES`.
+    addresses: HashMap<IpAddr, Failures>,
+    /// By registered client id: bounded by the config.
+    clients: HashMap<String, Failures>,
 }
 
 fn keys(ip: IpAddr, client_id: Option<&str>) -> Vec<(Key, Policy)> {
@@ -79,59 +89,86 @@ fn keys(ip: IpAddr, client_id: Option<&str>) -> Vec<(Key, Policy)> {
 
 /// An attempt in progress: give it back with `succeeded`, keep it with `failed`.
 #[derive(Debug)]
-pub struct Attempt {
-    taken: Vec<(Key, Policy, Failures, Failures)>,
+pub struct Attempt<'a> {
+    /// `None` when the address table was full (the address is not counted then).
+    address: Option<(IpAddr, Taken)>,
+    client: Option<(&'a str, Taken)>,
+}
+
+/// One count before and after an attempt was reserved in it.
+#[derive(Debug)]
+struct Taken {
+    before: Failures,
+    after: Failures,
+}
+
+/// Reserves an attempt in `entry`, which was checked to allow one.
+fn take(entry: &mut Failures, policy: Policy, now: u64) -> Taken {
+    let before = *entry;
+    let _ = entry.reserve(policy, now);
+    Taken {
+        before,
+        after: *entry,
+    }
+}
+
+/// Whether `entry` (if counted yet) allows another attempt, without taking it.
+fn check(entry: Option<Failures>, policy: Policy, now: u64) -> Result<(), u64> {
+    entry.map_or(Ok(()), |mut probe| probe.reserve(policy, now))
 }
 
 impl ClientThrottle {
     /// Reserves an attempt for `client_id` (when registered) from `ip`, or says how long to wait.
-    pub fn reserve(&self, ip: IpAddr, client_id: Option<&str>, now: u64) -> Result<Attempt, u64> {
-        let mut map = self.lock();
-        if map.len() >= MAX_ENTRIES {
-            map.retain(|_, f| !f.is_stale(now));
+    pub fn reserve<'a>(
+        &self,
+        ip: IpAddr,
+        client_id: Option<&'a str>,
+        now: u64,
+    ) -> Result<Attempt<'a>, u64> {
+        let mut counts = self.lock();
+        let Counts { addresses, clients } = &mut *counts;
+        if addresses.len() >= MAX_ENTRIES {
+            addresses.retain(|_, f| !f.is_stale(now));
         }
-        let keys = keys(ip, client_id);
+        let ip = crate::base::backoff::address_prefix(ip);
+        let full = addresses.len() >= MAX_ENTRIES;
+        let address = addresses.get_mut(&ip);
+        let client = client_id.and_then(|id| clients.get_mut(id));
         // Check every key first, so a refusal counts against none of them.
-        for (key, policy) in &keys {
-            if let Some(failures) = map.get(key) {
-                let mut probe = *failures;
-                probe.reserve(*policy, now)?;
+        check(address.as_deref().copied(), ADDRESS, now)?;
+        check(client.as_deref().copied(), CLIENT, now)?;
+        let address = match address {
+            Some(entry) => Some((ip, take(entry, ADDRESS, now))),
+            None if full => None,
+            None => Some((ip, take(addresses.entry(ip).or_default(), ADDRESS, now))),
+        };
+        let client = match (client, client_id) {
+            (Some(entry), Some(id)) => Some((id, take(entry, CLIENT, now))),
+            (None, Some(id)) => {
+                let entry = clients.entry(id.to_string()).or_default();
+                Some((id, take(entry, CLIENT, now)))
             }
-        }
-        let mut taken = Vec::with_capacity(keys.len());
-        for (key, policy) in keys {
-            // `reserve` cannot fail here: every key was checked above under the same lock.
-            let full = map.len() >= MAX_ENTRIES;
-            let (before, after) = match map.get_mut(&key) {
-                Some(entry) => {
-                    let before = *entry;
-                    let _ = entry.reserve(policy, now);
-                    (before, *entry)
-                }
-                None if full => continue,
-                None => {
-                    let mut after = Failures::default();
-                    let _ = after.reserve(policy, now);
-                    map.insert(key.clone(), after);
-                    (Failures::default(), after)
-                }
-            };
-            taken.push((key, policy, before, after));
-        }
-        Ok(Attempt { taken })
+            (_, None) => None,
+        };
+        Ok(Attempt { address, client })
     }
 
     /// The secret was right: the attempt does not count.
-    pub fn succeeded(&self, attempt: Attempt) {
-        let mut map = self.lock();
-        for (key, _, before, reserved) in attempt.taken {
-            if let Some(entry) = map.get_mut(&key) {
-                entry.refund(before, reserved);
+    pub fn succeeded(&self, attempt: Attempt<'_>) {
+        let mut counts = self.lock();
+        if let Some((ip, taken)) = attempt.address {
+            if let Some(entry) = counts.addresses.get_mut(&ip) {
+                entry.refund(taken.before, taken.after);
+            }
+        }
+        if let Some((id, taken)) = attempt.client {
+            if let Some(entry) = counts.clients.get_mut(id) {
+                entry.refund(taken.before, taken.after);
             }
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Failures>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
         self.local
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -206,6 +243,36 @@ mod tests {
         // Another address is not held up by it.
         let other: IpAddr = "192.0.2.2".parse().unwrap();
         assert!(throttle.reserve(other, Some("alexa"), 100).is_ok());
+    }
+
+    #[test]
+    fn a_refusal_counts_against_neither_key() {
+        let throttle = ClientThrottle::default();
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        for _ in 0..21 {
+            throttle.reserve(ip, Some("alexa"), 100).unwrap();
+        }
+        // The address is locked: another client's attempt from it leaves that client uncounted.
+        assert!(throttle.reserve(ip, Some("google"), 100).is_err());
+        assert!(!throttle.lock().clients.contains_key("google"));
+        let alexa = throttle.lock().clients["alexa"];
+        assert!(throttle.reserve(ip, Some("alexa"), 100).is_err());
+        assert_eq!(throttle.lock().clients["alexa"], alexa);
+    }
+
+    #[test]
+    fn a_full_address_table_still_counts_the_client() {
+        let throttle = ClientThrottle::default();
+        for i in 0..MAX_ENTRIES as u32 {
+            throttle
+                .reserve(IpAddr::from(i.to_be_bytes()), None, 100)
+                .unwrap();
+        }
+        let newcomer: IpAddr = "2001:db8::7".parse().unwrap();
+        let attempt = throttle.reserve(newcomer, Some("alexa"), 100).unwrap();
+        assert!(attempt.address.is_none());
+        assert_eq!(throttle.lock().addresses.len(), MAX_ENTRIES);
+        assert!(throttle.lock().clients.contains_key("alexa"));
     }
 
     #[test]
