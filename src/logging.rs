@@ -65,26 +65,27 @@ enum Style {
     Journald,
 }
 
+/// How much of a request's path the access line shows.
+const MAX_PATH_CHARS: usize = 200;
+
+/// What of `path` the access line will show, copied (the server keeps it across the request);
+/// `None`, and nothing copied, when access lines are not logged (`RUST_LOG` above `info`).
+pub fn loggable_path(path: &str) -> Option<String> {
+    let logged = ACCESS.get().is_some()
+        && tracing::enabled!(target: "linkgate::http::server", tracing::Level::INFO);
+    logged.then(|| truncate(path, MAX_PATH_CHARS).to_owned())
+}
+
 /// Logs one request at `info` (target `linkgate::http::server`, so `RUST_LOG` filters it as
 /// before), in exactly the format of the other lines. It bypasses `tracing`'s formatter, which
 /// took a fifth of `/userinfo`'s instructions for this line alone (escaping the message a
 /// character at a time, formatting the date and the float; BENCHMARKS.md); here it costs a few
 /// hundred.
-/// How much of a request's path the access line shows.
-const MAX_PATH_CHARS: usize = 200;
-
-/// What of `path` the access line will show, copied (the server keeps it across the request).
-pub fn loggable_path(path: &str) -> String {
-    truncate(path, MAX_PATH_CHARS).to_owned()
-}
-
-pub fn access(method: &str, path: &str, status: u16, latency: Duration, ip: IpAddr) {
-    let Some((batch, style)) = ACCESS.get() else {
+/// `path` is `loggable_path`'s: `None` logs nothing.
+pub fn access(method: &str, path: Option<&str>, status: u16, latency: Duration, ip: IpAddr) {
+    let (Some(path), Some((batch, style))) = (path, ACCESS.get()) else {
         return;
     };
-    if !tracing::enabled!(target: "linkgate::http::server", tracing::Level::INFO) {
-        return;
-    }
     let mut line = Vec::with_capacity(160);
     access_line(
         &mut line,

@@ -329,6 +329,54 @@ fn introspection_and_userinfo_answer_with_every_field() {
     assert!(refresh_info["iat"].as_u64().is_some());
 }
 
+/// A form body that does not come with its head (written a little at a time, or chunked) is
+/// read whole, as one that does.
+#[test]
+fn a_form_body_in_pieces_is_read_whole() {
+    use std::io::{Read, Write};
+    let env = TestEnv::with_user();
+    let server = env.start();
+    let (access, _) = tokens_for(&server);
+    let body = form(&[("token", &access)]);
+    let auth = basic(ALEXA_ID, ALEXA_SECRET);
+    let head = |framing: &str| {
+        format!(
+            "POST /introspect HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\n{framing}Connection: close\r\n\r\n"
+        )
+    };
+    let (a, b) = body.split_at(body.len() / 3);
+    let (b, c) = b.split_at(b.len() / 2);
+    let sized = head(&format!("Content-Length: {}\r\n", body.len()));
+    let chunk = |piece: &str| format!("{:x}\r\n{piece}\r\n", piece.len());
+    let sends: [Vec<String>; 2] = [
+        vec![sized, a.into(), b.into(), c.into()],
+        vec![
+            head("Transfer-Encoding: chunked\r\n"),
+            chunk(a),
+            chunk(b),
+            chunk(c) + "0\r\n\r\n",
+        ],
+    ];
+    for pieces in sends {
+        let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        for piece in &pieces {
+            stream.write_all(piece.as_bytes()).unwrap();
+            stream.flush().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        let response = parse_response(&answer).unwrap();
+        assert_eq!(response.status, 200, "{}", response.text());
+        assert_eq!(response.json()["active"], true, "{pieces:?}");
+        assert_eq!(response.json()["username"], USER);
+    }
+}
+
 /// Issue 12 point 5: a refresh loop grows nothing. Without rotation a refresh writes nothing at
 /// all; with rotation one grant record is rewritten in place. The data directory after 5 000
 /// refreshes of each kind grew by less than 2 MiB (before, every refresh stored a record of

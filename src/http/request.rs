@@ -63,20 +63,35 @@ pub async fn body(
             }
             return Err(BodyError::TooLarge);
         }
-        let mut collected = Vec::new();
+        // A body that comes in one frame (a form that arrived with its head) is kept as it
+        // came; only one in several frames is copied together.
+        let (mut first, mut joined, mut size) = (None::<Bytes>, Vec::new(), 0);
         while let Some(frame) = body.frame().await {
             let Ok(data) = frame.map_err(|_| BodyError::Io)?.into_data() else {
                 continue;
             };
-            if collected.len() + data.len() > limit {
+            size += data.len();
+            if size > limit {
                 if drain {
                     discard(&mut body).await;
                 }
                 return Err(BodyError::TooLarge);
             }
-            collected.extend_from_slice(&data);
+            match &first {
+                None => first = Some(data),
+                Some(first) => {
+                    if joined.is_empty() {
+                        joined.extend_from_slice(first);
+                    }
+                    joined.extend_from_slice(&data);
+                }
+            }
         }
-        Ok(Bytes::from(collected))
+        // Nothing joined: one frame, or only empty ones.
+        Ok(match joined.is_empty() {
+            true => first.unwrap_or_default(),
+            false => Bytes::from(joined),
+        })
     };
     tokio::time::timeout(deadline, read)
         .await

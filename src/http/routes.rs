@@ -1,6 +1,7 @@
 //! Path to handler. Each handler parses what it needs, calls `oauth`, and renders the result.
 
 use super::request;
+use super::resource_body::{introspection_body, userinfo_body};
 use super::response::{self, Reply};
 use super::token_body::token_body;
 use crate::base::urlencoded::Params;
@@ -70,7 +71,7 @@ pub async fn route(app: &Server, req: Request<Incoming>, peer: IpAddr, ip: IpAdd
                 Err(error) => Err(error),
             };
             match result {
-                Ok(info) => response::json(200, &info),
+                Ok(info) => response::json_bytes(200, userinfo_body(&info)),
                 Err(error) => response::oauth_error(&error),
             }
         }
@@ -82,10 +83,8 @@ pub async fn route(app: &Server, req: Request<Incoming>, peer: IpAddr, ip: IpAdd
                 ip,
                 linking_log::Step::Introspect,
                 |app, params, caller| async move {
-                    Ok(response::json(
-                        200,
-                        &resource::introspect(app, &params, caller).await?,
-                    ))
+                    let answer = resource::introspect(app, &params, caller).await?;
+                    Ok(response::json_bytes(200, introspection_body(&answer)))
                 },
             )
             .await

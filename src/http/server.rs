@@ -258,7 +258,8 @@ impl Listener {
                 }
                 let latency = started.elapsed();
                 app.metrics.observe_request(latency);
-                logging::access(method.as_str(), &path, reply.status().as_u16(), latency, ip);
+                let status = reply.status().as_u16();
+                logging::access(method.as_str(), path.as_deref(), status, latency, ip);
                 drop(answered);
                 Ok::<_, std::convert::Infallible>(reply)
             }
