@@ -8,7 +8,7 @@ use std::ops::Range;
 
 /// Decoded parameters in their original order. Names may repeat; `single` refuses that.
 /// Every decoded name and value is kept in one string, so a parse costs two allocations however
-/// many parameters there are.
+/// many parameters there are (and a moment's one for each that has escapes).
 #[derive(Debug, Default, Clone)]
 pub struct Params {
     text: String,
@@ -33,7 +33,7 @@ pub enum ParamError {
 impl Params {
     /// Parses `a=1&b=2`. Empty pairs (`a=1&&b=2`) are skipped; a name without `=` has value "".
     pub fn parse(input: &[u8]) -> Result<Params, ParamError> {
-        let mut text = Vec::with_capacity(input.len());
+        let mut text = String::with_capacity(input.len());
         let mut pairs = Vec::with_capacity(4);
         for part in input.split(|&b| b == b'&') {
             if part.is_empty() {
@@ -47,8 +47,6 @@ impl Params {
             let value = decode_into(&mut text, value)?;
             pairs.push(Pair { name, value });
         }
-        // Each piece was checked on its own, so every range falls on character boundaries.
-        let text = String::from_utf8(text).map_err(|_| ParamError::NotUtf8)?;
         Ok(Params { text, pairs })
     }
 
@@ -68,24 +66,26 @@ impl Params {
     }
 }
 
-/// Appends one decoded name or value to `out` and says where it is; it must be UTF-8 by itself.
-fn decode_into(out: &mut Vec<u8>, input: &[u8]) -> Result<Range<usize>, ParamError> {
+/// Appends one decoded name or value to `out` and says where it is; it must be UTF-8 by itself
+/// (so every range falls on character boundaries).
+fn decode_into(out: &mut String, input: &[u8]) -> Result<Range<usize>, ParamError> {
     let start = out.len();
     if input.iter().any(|&b| b == b'+' || b == b'%') {
-        unescape(out, input);
+        let mut bytes = Vec::with_capacity(input.len());
+        unescape(&mut bytes, input);
+        out.push_str(std::str::from_utf8(&bytes).map_err(|_| ParamError::NotUtf8)?);
     } else {
-        out.extend_from_slice(input);
+        out.push_str(std::str::from_utf8(input).map_err(|_| ParamError::NotUtf8)?);
     }
-    std::str::from_utf8(&out[start..]).map_err(|_| ParamError::NotUtf8)?;
     Ok(start..out.len())
 }
 
 /// Percent-decodes one name or value; `+` is a space. A `%` not followed by two hex digits is kept
 /// as it is, as browsers do.
 pub fn decode(input: &[u8]) -> Result<String, ParamError> {
-    let mut out = Vec::with_capacity(input.len());
+    let mut out = String::with_capacity(input.len());
     decode_into(&mut out, input)?;
-    String::from_utf8(out).map_err(|_| ParamError::NotUtf8)
+    Ok(out)
 }
 
 /// Appends `input` percent-decoded, byte by byte.

@@ -119,7 +119,7 @@ pub async fn authenticates(app: &Server, request: &FirstRequest, ip: IpAddr) -> 
     let Ok(params) = Params::parse(&request.body) else {
         return false;
     };
-    authenticate(app, &params, Caller { basic, ip })
+    authenticate(app, &params, &Caller { basic, ip })
         .await
         .is_ok()
 }

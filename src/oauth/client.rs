@@ -33,10 +33,10 @@ pub struct Caller {
 pub async fn authenticate<'a>(
     app: &'a Server,
     params: &Params,
-    caller: Caller,
+    caller: &Caller,
 ) -> Result<&'a Client, OAuthError> {
-    let (client_id, presented) = presented_credentials(params, caller.basic)?;
-    let client = app.config.client(&client_id);
+    let (client_id, presented) = presented_credentials(params, caller.basic.as_ref())?;
+    let client = app.config.client(client_id);
     let failed = || {
         OAuthError::InvalidClient("client authentication failed".into()).because(match client {
             Some(_) => "the client secret does not match".to_string(),
@@ -109,22 +109,18 @@ pub async fn authenticate<'a>(
 
 /// The client id the request claims (HTTP Basic's, else the body's), before it is checked: for
 /// the linking log.
-pub fn claimed_id(params: &Params, caller: &Caller) -> Option<String> {
+pub fn claimed_id<'a>(params: &'a Params, caller: &'a Caller) -> Option<&'a str> {
     match &caller.basic {
-        Some(basic) => Some(basic.client_id.clone()),
-        None => params
-            .single("client_id")
-            .ok()
-            .flatten()
-            .map(str::to_string),
+        Some(basic) => Some(&basic.client_id),
+        None => params.single("client_id").ok().flatten(),
     }
 }
 
 /// The client id and secret the request presents, by exactly one method (§2.3.1).
-fn presented_credentials(
-    params: &Params,
-    basic: Option<BasicCredentials>,
-) -> Result<(String, Secret), OAuthError> {
+fn presented_credentials<'a>(
+    params: &'a Params,
+    basic: Option<&'a BasicCredentials>,
+) -> Result<(&'a str, &'a str), OAuthError> {
     let body_id = params.single("client_id")?;
     let body_secret = params.single("client_secret")?;
     let (client_id, presented) = match (basic, body_secret) {
@@ -140,10 +136,10 @@ fn presented_credentials(
                     "client_id in the body differs from the one in HTTP Basic".into(),
                 ));
             }
-            (basic.client_id, basic.secret)
+            (basic.client_id.as_str(), basic.secret.expose())
         }
         (None, Some(secret)) => match body_id {
-            Some(id) => (id.to_string(), Secret::new(secret)),
+            Some(id) => (id, secret),
             None => return Err(OAuthError::InvalidClient("client_id is missing".into())),
         },
         (None, None) => {
@@ -159,18 +155,20 @@ fn presented_credentials(
 async fn secret_matches(
     app: &Server,
     client: &Client,
-    presented: Secret,
+    presented: &str,
 ) -> Result<bool, OAuthError> {
     match &client.secret {
         // Compare fixed-size digests in constant time, so neither content nor length leaks.
-        ClientSecret::Plain(expected) => Ok(secret::ct_eq(&expected.key(), &presented.key())),
+        ClientSecret::Plain(expected) => Ok(secret::ct_eq(
+            &expected.key(),
+            &secret::sha256(presented.as_bytes()),
+        )),
         ClientSecret::Hash(phc) => {
-            let cache_key =
-                secret::sha256(format!("{}\0{}", client.id, presented.expose()).as_bytes());
+            let cache_key = secret::sha256(format!("{}\0{presented}", client.id).as_bytes());
             if app.client_secret_cache.contains(&cache_key) {
                 return Ok(true);
             }
-            let phc = phc.clone();
+            let (presented, phc) = (Secret::new(presented), phc.clone());
             // Boxed: an argon2 hash follows anyway, and every client-authenticated request's
             // future would otherwise carry room for this wait.
             let ok = Box::pin(
@@ -197,8 +195,8 @@ mod tests {
             client_id: id.into(),
             secret: Secret::new(secret),
         });
-        presented_credentials(&params, basic)
-            .map(|(id, secret)| (id, secret.expose().to_string()))
+        presented_credentials(&params, basic.as_ref())
+            .map(|(id, secret)| (id.to_string(), secret.to_string()))
             .map_err(|e| e.code().to_string())
     }
 

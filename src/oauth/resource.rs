@@ -98,15 +98,17 @@ pub async fn introspect(
     params: &Params,
     caller: Caller,
 ) -> Result<Introspection, OAuthError> {
-    let claimed = client::claimed_id(params, &caller);
-    let result = checked_introspect(app, params, caller).await;
-    result.map_err(|error| refusal(app, Step::Introspect, claimed.as_deref(), error))
+    let result = checked_introspect(app, params, &caller).await;
+    result.map_err(|error| {
+        let claimed = client::claimed_id(params, &caller);
+        refusal(app, Step::Introspect, claimed, error)
+    })
 }
 
 async fn checked_introspect(
     app: &Server,
     params: &Params,
-    caller: Caller,
+    caller: &Caller,
 ) -> Result<Introspection, OAuthError> {
     let client = client::authenticate(app, params, caller).await?;
     let token = required_token(params)?;
@@ -146,12 +148,18 @@ async fn checked_introspect(
 /// expires). Unknown tokens, and other
 /// clients' tokens, are answered with success and left alone (§2.2).
 pub async fn revoke(app: &Server, params: &Params, caller: Caller) -> Result<(), OAuthError> {
-    let claimed = client::claimed_id(params, &caller);
-    let result = checked_revoke(app, params, caller).await;
-    result.map_err(|error| refusal(app, Step::Revoke, claimed.as_deref(), error))
+    let result = checked_revoke(app, params, &caller).await;
+    result.map_err(|error| {
+        refusal(
+            app,
+            Step::Revoke,
+            client::claimed_id(params, &caller),
+            error,
+        )
+    })
 }
 
-async fn checked_revoke(app: &Server, params: &Params, caller: Caller) -> Result<(), OAuthError> {
+async fn checked_revoke(app: &Server, params: &Params, caller: &Caller) -> Result<(), OAuthError> {
     let client = client::authenticate(app, params, caller).await?;
     let token = required_token(params)?;
     if token.len() > MAX_TOKEN_LEN {

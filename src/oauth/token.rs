@@ -29,22 +29,25 @@ pub async fn exchange(
     params: &Params,
     caller: Caller,
 ) -> Result<TokenResponse, OAuthError> {
-    let claimed = client::claimed_id(params, &caller);
     let step = match params.single("grant_type") {
         Ok(Some("authorization_code")) => Step::CodeExchange,
         Ok(Some("refresh_token")) => Step::Refresh,
         Ok(Some("client_credentials")) => Step::ClientCredentials,
         _ => Step::Token,
     };
-    let result = grant(app, params, caller).await;
+    let result = grant(app, params, &caller).await;
+    let claimed = client::claimed_id(params, &caller);
     if result.is_ok() {
-        let client = claimed.as_deref().unwrap_or("");
-        app.linking.succeeded(step, client, "");
+        app.linking.succeeded(step, claimed.unwrap_or(""), "");
     }
-    result.map_err(|error| refusal(app, step, claimed.as_deref(), error))
+    result.map_err(|error| refusal(app, step, claimed, error))
 }
 
-async fn grant(app: &Server, params: &Params, caller: Caller) -> Result<TokenResponse, OAuthError> {
+async fn grant(
+    app: &Server,
+    params: &Params,
+    caller: &Caller,
+) -> Result<TokenResponse, OAuthError> {
     let client = client::authenticate(app, params, caller).await?;
     let grant_type = params.single("grant_type")?;
     if let Some(grant) = GrantType::ALL
