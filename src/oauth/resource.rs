@@ -150,12 +150,8 @@ async fn checked_introspect(
 pub async fn revoke(app: &Server, params: &Params, caller: Caller) -> Result<(), OAuthError> {
     let result = checked_revoke(app, params, &caller).await;
     result.map_err(|error| {
-        refusal(
-            app,
-            Step::Revoke,
-            client::claimed_id(params, &caller),
-            error,
-        )
+        let claimed = client::claimed_id(params, &caller);
+        refusal(app, Step::Revoke, claimed, error)
     })
 }
 
