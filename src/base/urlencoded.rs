@@ -70,7 +70,7 @@ impl Params {
 /// (so every range falls on character boundaries).
 fn decode_into(out: &mut String, input: &[u8]) -> Result<Range<usize>, ParamError> {
     let start = out.len();
-    if input.iter().any(|&b| b == b'+' || b == b'%') {
+    if needs_decoding(input) {
         let mut bytes = Vec::with_capacity(input.len());
         unescape(&mut bytes, input);
         out.push_str(std::str::from_utf8(&bytes).map_err(|_| ParamError::NotUtf8)?);
@@ -86,6 +86,20 @@ pub fn decode(input: &[u8]) -> Result<String, ParamError> {
     let mut out = String::with_capacity(input.len());
     decode_into(&mut out, input)?;
     Ok(out)
+}
+
+/// `decode` of a value already owned: returned as it is (not copied) when there is nothing to
+/// decode, as client ids and secrets seldom have.
+pub fn decode_owned(value: String) -> Result<String, ParamError> {
+    match needs_decoding(value.as_bytes()) {
+        true => decode(value.as_bytes()),
+        false => Ok(value),
+    }
+}
+
+/// Whether `input` has a `+` or a `%`: most names and values (tokens, ids, grant types) have not.
+fn needs_decoding(input: &[u8]) -> bool {
+    input.iter().any(|&b| b == b'+' || b == b'%')
 }
 
 /// Appends `input` percent-decoded, byte by byte.

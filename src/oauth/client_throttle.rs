@@ -232,13 +232,19 @@ impl ClientThrottle {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_address_gets_20_free_failures_then_waits() {
+    /// A throttle in which `ip` has used its 21 attempts for client "alexa" at time 100.
+    fn with_attempts_used(ip: IpAddr) -> ClientThrottle {
         let throttle = ClientThrottle::default();
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..21 {
             throttle.reserve(ip, Some("alexa"), 100).unwrap();
         }
+        throttle
+    }
+
+    #[test]
+    fn an_address_gets_20_free_failures_then_waits() {
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let throttle = with_attempts_used(ip);
         assert_eq!(throttle.reserve(ip, Some("alexa"), 100).unwrap_err(), 30);
         // Another address is not held up by it.
         let other: IpAddr = "192.0.2.2".parse().unwrap();
@@ -247,11 +253,8 @@ mod tests {
 
     #[test]
     fn a_refusal_counts_against_neither_key() {
-        let throttle = ClientThrottle::default();
         let ip: IpAddr = "192.0.2.9".parse().unwrap();
-        for _ in 0..21 {
-            throttle.reserve(ip, Some("alexa"), 100).unwrap();
-        }
+        let throttle = with_attempts_used(ip);
         // The address is locked: another client's attempt from it leaves that client uncounted.
         assert!(throttle.reserve(ip, Some("google"), 100).is_err());
         assert!(!throttle.lock().clients.contains_key("google"));
