@@ -1,5 +1,5 @@
 //! The ground floor: small pieces every layer uses and that use nothing else of linkgate —
-//! secrets and MACs, the caches' size rule (`bounded`), time as calendar dates, the throttles' arithmetic (`backoff`), URLs, form
+//! secrets and MACs, random bytes, the caches' size rule (`bounded`), time as calendar dates, the throttles' arithmetic (`backoff`), URLs, form
 //! bodies, OAuth scope strings, languages, colour contrast, a certificate's validity (over
 //! x509-cert), the password-hashing threads, the TLS client set-up.
 
@@ -11,6 +11,7 @@ pub mod contrast;
 pub mod der;
 pub mod lang;
 pub mod password_workers;
+pub mod random;
 pub mod scope;
 pub mod secret;
 pub mod tls_client;

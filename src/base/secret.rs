@@ -13,6 +13,8 @@ use std::fmt;
 use std::sync::{Mutex, OnceLock};
 use subtle::ConstantTimeEq;
 
+pub use super::random::random_bytes;
+
 /// A secret string (token, code, password). `Debug` prints `***` so it cannot leak into logs.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -68,14 +70,6 @@ impl fmt::Debug for KnownSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("***")
     }
-}
-
-/// `n` bytes from the operating system's CSPRNG.
-pub fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    // getrandom only fails when the OS has no entropy source at all; nothing can run safely then.
-    getrandom::getrandom(&mut bytes).expect("the operating system's random source failed");
-    bytes
 }
 
 /// A new 256-bit random token, base64url-encoded (43 characters) after `prefix`.
