@@ -935,20 +935,23 @@ impl Table {
         Ok(row)
     }
 
-    /// The same from memory (`postgres_memory.rs`) when it can answer, or else awaited on the
-    /// caller's runtime: no thread waits for it (token checks, the hot path; `shared.rs`). Says
-    /// whether memory answered.
+    /// The same from this node's memory (`postgres_memory.rs`), if it can answer: no query, no
+    /// allocation but the grant's bytes (token checks, the hot path; `shared.rs`).
+    pub fn get_with_epochs_from_memory(
+        &self,
+        key: &[u8],
+        token: Option<&[u8; 16]>,
+    ) -> Option<GrantRow> {
+        self.db.memory()?.answer(key, token)
+    }
+
+    /// The same from the database, awaited on the caller's runtime: no thread waits for it.
     pub async fn get_with_epochs_async(
         &self,
         key: Vec<u8>,
         denied: Vec<u8>,
-    ) -> Result<(GrantRow, bool), StoreError> {
-        let token = <[u8; 16]>::try_from(&denied[..]).ok();
-        let memory = self.db.memory();
-        if let Some(row) = memory.and_then(|m| m.answer(&key, token.as_ref())) {
-            return Ok((row, true));
-        }
-        let reading = memory.map(Memory::reading);
+    ) -> Result<GrantRow, StoreError> {
+        let reading = self.db.memory().map(Memory::reading);
         let work = grant_row(
             self.db.pool(),
             self.sql.clone(),
@@ -957,7 +960,7 @@ impl Table {
         );
         let row = self.db.run_async(work).await?;
         self.keep(reading, &key, &denied, &row);
-        Ok((row, false))
+        Ok(row)
     }
 
     fn keep(&self, reading: Option<Reading>, key: &[u8], denied: &[u8], row: &GrantRow) {

@@ -49,10 +49,16 @@ impl Store {
         let Tree::Postgres(table) = &self.grants else {
             return Ok(None);
         };
-        let deny_key = token_id.map_or(Vec::new(), |t| t.to_vec());
-        // Boxed: the database round trip is a large future, on every token check's path.
+        // Memory first, without building the database's future (boxed: it is large).
         let (row, from_memory) =
-            Box::pin(table.get_with_epochs_async(id.as_bytes().to_vec(), deny_key)).await?;
+            match table.get_with_epochs_from_memory(id.as_bytes(), token_id.as_ref()) {
+                Some(row) => (row, true),
+                None => {
+                    let deny_key = token_id.map_or(Vec::new(), |t| t.to_vec());
+                    let read = table.get_with_epochs_async(id.as_bytes().to_vec(), deny_key);
+                    (Box::pin(read).await?, false)
+                }
+            };
         Ok(Some(Prefetched {
             id,
             token_id,
