@@ -5,7 +5,7 @@
 //! is dead.
 
 use super::rotation::{self, Position};
-use super::sealed::{self, Parsed};
+use super::sealed::{self, Parsed, Signed};
 use crate::base::secret;
 use crate::store::{expired, Grant, Prefetched, Store, StoreError, TokenKind, TokenRecord};
 
@@ -17,12 +17,33 @@ pub(super) struct Found {
     pub position: Option<Position>,
 }
 
+/// What was done ahead of a check (`prefetch`), on PostgreSQL: the grant's read and, for an
+/// access token, the check of its MAC, which the check itself then does not repeat.
+pub struct Ahead {
+    grant: Prefetched,
+    /// The signed part of the access token whose MAC checked out.
+    verified: Option<Signed>,
+}
+
+impl Ahead {
+    pub(super) fn grant(&self) -> &Prefetched {
+        &self.grant
+    }
+
+    /// Whether `signed` is what checked out ahead: the same bytes, so the same verdict, given a
+    /// moment earlier in the same request (a key dropped in that moment holds from the next
+    /// request on, as for a request that was already past its check).
+    fn verified(&self, signed: &Signed) -> bool {
+        self.verified.as_ref() == Some(signed)
+    }
+}
+
 /// A live token with its grant; `None` if unknown, forged, expired or revoked.
 pub fn token(
     store: &Store,
     presented: &str,
     now: u64,
-    ahead: Option<&Prefetched>,
+    ahead: Option<&Ahead>,
 ) -> Result<Option<(TokenRecord, Grant)>, StoreError> {
     Ok(find(store, presented, now, ahead)?.map(|f| (f.token, f.grant)))
 }
@@ -35,22 +56,23 @@ pub async fn prefetch(
     store: &Store,
     presented: &str,
     now: u64,
-) -> Result<Option<Prefetched>, StoreError> {
+) -> Result<Option<Ahead>, StoreError> {
     if !store.shared() {
         return Ok(None);
     }
-    let (id, token_id) = match sealed::parse(presented) {
+    let (id, token_id, verified) = match sealed::parse(presented) {
         Parsed::Access(claims, signed) => {
             if !store.verifies_with(claims.key_id, now, |key| signed.verify(key))? {
                 return Ok(None);
             }
-            (claims.grant_id, Some(claims.token_id))
+            (claims.grant_id, Some(claims.token_id), Some(signed))
         }
         // The refresh token's MAC key is in its grant: read first, as in the check itself.
-        Parsed::Refresh(claims, _) => (claims.grant_id, None),
+        Parsed::Refresh(claims, _) => (claims.grant_id, None, None),
         Parsed::Stored => return Ok(None),
     };
-    store.prefetch_grant(id, token_id).await
+    let grant = store.prefetch_grant(id, token_id).await?;
+    Ok(grant.map(|grant| Ahead { grant, verified }))
 }
 
 /// The token, if it is alive. A no from a PostgreSQL node's memory (`ahead` answered from it) is
@@ -60,10 +82,10 @@ pub(super) fn find(
     store: &Store,
     presented: &str,
     now: u64,
-    ahead: Option<&Prefetched>,
+    ahead: Option<&Ahead>,
 ) -> Result<Option<Found>, StoreError> {
     match find_with(store, presented, now, ahead)? {
-        None if ahead.is_some_and(Prefetched::from_memory) => {
+        None if ahead.is_some_and(|a| a.grant.from_memory()) => {
             find_with(store, presented, now, None)
         }
         found => Ok(found),
@@ -74,16 +96,23 @@ fn find_with(
     store: &Store,
     presented: &str,
     now: u64,
-    ahead: Option<&Prefetched>,
+    ahead: Option<&Ahead>,
 ) -> Result<Option<Found>, StoreError> {
+    let grant_ahead = ahead.map(Ahead::grant);
     match sealed::parse(presented) {
         Parsed::Access(claims, signed) => {
-            let verified = store.verifies_with(claims.key_id, now, |key| signed.verify(key))?;
+            let verified = ahead.is_some_and(|a| a.verified(&signed))
+                || store.verifies_with(claims.key_id, now, |key| signed.verify(key))?;
             if !verified || expired(claims.expires_at, now) {
                 return Ok(None);
             }
-            let Some(grant) =
-                live_grant(store, &claims.grant_id, Some(&claims.token_id), now, ahead)?
+            let Some(grant) = live_grant(
+                store,
+                &claims.grant_id,
+                Some(&claims.token_id),
+                now,
+                grant_ahead,
+            )?
             else {
                 return Ok(None);
             };
@@ -104,7 +133,7 @@ fn find_with(
             }))
         }
         Parsed::Refresh(claims, signed) => {
-            let Some(grant) = live_grant(store, &claims.grant_id, None, now, ahead)? else {
+            let Some(grant) = live_grant(store, &claims.grant_id, None, now, grant_ahead)? else {
                 return Ok(None);
             };
             let Some(position) = rotation::position(&claims, &signed, &grant) else {

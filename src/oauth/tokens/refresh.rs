@@ -5,12 +5,12 @@
 //! (`Store::update_grant`: a row lock on PostgreSQL, a compare-and-swap in sled), so racing
 //! refreshes of one family are serialised and other families do not wait.
 
-use super::check::{self, Found};
+use super::check::{self, Ahead, Found};
 use super::issue;
 use super::rotation::{self, Decision};
 use super::sealed::{self, Parsed};
 use crate::base::secret::Secret;
-use crate::store::{expired, Grant, GrantUpdate, Prefetched, Store, StoreError, TokenRecord};
+use crate::store::{expired, Grant, GrantUpdate, Store, StoreError, TokenRecord};
 
 /// What a checked refresh request gets.
 pub struct Issue {
@@ -42,12 +42,12 @@ const REUSED: &str = "reuse detection: a refresh token replaced by rotation came
 
 /// Exchanges the refresh token `presented` at `now`. The token and its grant are handed to
 /// `check`, which checks the request against them (client, scope) and says what to issue, or
-/// refuses with its own error. `ahead`: the grant's read done ahead (`check::prefetch`).
+/// refuses with its own error. `ahead`: what was done ahead (`check::prefetch`).
 pub async fn refresh<E: From<StoreError>>(
     store: &Store,
     presented: &str,
     now: u64,
-    ahead: Option<&Prefetched>,
+    ahead: Option<&Ahead>,
     mut check: impl FnMut(&TokenRecord, &Grant) -> Result<Issue, E>,
 ) -> Result<Refreshed, E> {
     // Before any lock: making a key takes them itself.
@@ -111,7 +111,7 @@ async fn swapped<E: From<StoreError>>(
     store: &Store,
     presented: &str,
     found: &Found,
-    ahead: Option<&Prefetched>,
+    ahead: Option<&Ahead>,
     now: u64,
     check: &mut impl FnMut(&TokenRecord, &Grant) -> Result<Issue, E>,
     issue: &mut Issue,
@@ -119,7 +119,7 @@ async fn swapped<E: From<StoreError>>(
     let Some(ahead) = ahead else {
         return Ok(None);
     };
-    let Some(read) = store.grant_read_ahead(ahead, &found.grant.id)? else {
+    let Some(read) = store.grant_read_ahead(ahead.grant(), &found.grant.id)? else {
         return Ok(None);
     };
     let (GrantUpdate::Put(grant), Ok(decision)) =
@@ -127,7 +127,10 @@ async fn swapped<E: From<StoreError>>(
     else {
         return Ok(None);
     };
-    Ok(store.swap_grant(ahead, &grant).await?.then_some(decision))
+    Ok(store
+        .swap_grant(ahead.grant(), &grant)
+        .await?
+        .then_some(decision))
 }
 
 /// The locked part: the presented token judged again against its grant as stored now

@@ -54,7 +54,9 @@ pub enum Parsed {
     Stored,
 }
 
-/// The signed bytes and the MAC that came with them.
+/// The signed bytes and the MAC that came with them. Equal: the same bytes (a presented token
+/// compared with itself, no secret on either side).
+#[derive(PartialEq, Eq)]
 pub struct Signed {
     prefix: &'static str,
     body: Vec<u8>,
