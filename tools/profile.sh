@@ -3,10 +3,31 @@
 # callgrind counts instructions, not seconds: the figures repeat whatever else the machine does.
 # Kernel work (the TCP stack, fsync) is not counted; the timed benchmark covers that.
 #
-#   tools/profile.sh [REQUESTS]      # default 2000 per endpoint; output in target/profile/
+#   tools/profile.sh [REQUESTS]                     # default 2000 per endpoint; output in target/profile/
+#   tools/profile.sh [REQUESTS] --store postgres    # one node on a throwaway cluster (tools/with-postgres.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N="${1:-2000}"
+N=2000
+store=sled
+while [ $# -gt 0 ]; do
+  case $1 in
+    --store) store=${2:?--store sled|postgres}; shift 2 ;;
+    [0-9]*) N=$1; shift ;;
+    *) echo "usage: $0 [REQUESTS] [--store sled|postgres]" >&2; exit 2 ;;
+  esac
+done
+case $store in
+  sled) STORAGE='path = "data"' ;;
+  postgres)
+    # A cluster of its own, removed at the end; memory serves the checks (postgres_memory.rs).
+    [ -n "${LINKGATE_TEST_POSTGRES:-}" ] || exec bash tools/with-postgres.sh "$0" "$N" --store postgres
+    database="profile_$$"
+    psql -X -q -h 127.0.0.1 -p "${LINKGATE_TEST_POSTGRES##*:}" -U postgres -d postgres -c "CREATE DATABASE $database"
+    STORAGE="path = \"data\"
+backend = \"postgres\"
+url = \"$LINKGATE_TEST_POSTGRES/$database\"" ;;
+  *) echo "--store: sled or postgres" >&2; exit 2 ;;
+esac
 OUT=target/profile
 rm -rf "$OUT" && mkdir -p "$OUT"
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)"; exit 1; }
@@ -21,7 +42,7 @@ cat > "$OUT/linkgate.toml" <<TOML
 listen = "127.0.0.1:18480"
 public_url = "http://127.0.0.1:18480"
 [storage]
-path = "data"
+$STORAGE
 [ui]
 title = "Profile"
 [[clients]]
