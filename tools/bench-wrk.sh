@@ -3,7 +3,7 @@
 # server pinned to one core, wrk to the other, 32 connections. Prints req/s, p99 and the ratios
 # to the baseline for /userinfo, /introspect, refresh without rotation and refresh with
 # rotation (each wrk connection following its own chain), the store's growth per 100k
-# refreshes, and the server's RSS idle and after the load. Then each exchange's floor: bare hyper
+# refreshes, the server's CPU time per request, and its RSS idle and after the load. Then each exchange's floor: bare hyper
 # reading the same requests and answering with linkgate's own answers (the shaped baseline), and
 # linkgate's rate as a ratio to it.
 #
@@ -135,10 +135,28 @@ sockerr() {
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 mib() { echo "$(($1 / 1024)).$(( ($1 % 1024) * 10 / 1024 ))"; }
 
+# CPU time (user + system, clock ticks) the processes SERVER_PIDS have used so far.
+CLK_TCK=$(getconf CLK_TCK)
+SERVER_PIDS=()
+cpu_ticks() {
+  local pid sum=0
+  for pid in "${SERVER_PIDS[@]}"; do
+    sum=$((sum + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+  done
+  echo "$sum"
+}
+# Runs wrk; NAME.out gets its output, NAME.cpu the servers' CPU ticks meanwhile (SERVER_PIDS).
 run_wrk() { # NAME URL [wrk args...]
-  local name=$1 url=$2
+  local name=$1 url=$2 before
   shift 2
+  before=$(cpu_ticks)
   taskset -c "$WRK_CPU" wrk -c "$CONNS" -d "${DURATION}s" --latency "$@" "$url" >"$WORK/$name.out" 2>&1
+  echo $(($(cpu_ticks) - before)) >"$WORK/$name.cpu"
+}
+# The servers' CPU time per request of a wrk run, in microseconds.
+cpu_us() { # FILE (NAME.out)
+  awk -v ticks="$(cat "${1%.out}.cpu")" -v hz="$CLK_TCK" -v n="$(total "$1")" \
+    'BEGIN { printf "%.1f", (n > 0 ? ticks * 1e6 / hz / n : 0) }'
 }
 
 # Waits (bounded) for a line FILE's process prints; echoes what follows PREFIX.
@@ -285,6 +303,7 @@ measure() { # SETUP: sled | pgN
     addrs+=("$(wait_line "$dir/node$i.stdout" "listening on ")")
   done
   target=${addrs[0]}
+  SERVER_PIDS=("${node_pids[@]}")
   local lb_pid= stats_port=
   if [ "$count" -gt 1 ]; then
     local port up=0
@@ -424,6 +443,7 @@ baseline() { # NAME
   taskset -c "$SERVER_CPU" "$BENCH" --baseline-server >"$WORK/$1.addr" &
   local pid=$!
   PIDS+=("$pid")
+  SERVER_PIDS=("$pid")
   run_wrk "$1" "http://$(wait_line "$WORK/$1.addr" "")/" -t "$WRK_THREADS"
   kill "$pid"
   wait "$pid" 2>/dev/null || true
@@ -438,6 +458,7 @@ baseline baseline2
 taskset -c "$SERVER_CPU" "$BENCH" --shaped-server "$WORK" >"$WORK/shaped.addr" &
 shaped_pid=$!
 PIDS+=("$shaped_pid")
+SERVER_PIDS=("$shaped_pid")
 shaped=$(wait_line "$WORK/shaped.addr" "")
 run_wrk shaped-userinfo "http://$shaped/userinfo" -t "$WRK_THREADS" -s tools/wrk/userinfo.lua
 run_wrk shaped-introspect "http://$shaped/introspect" -t "$WRK_THREADS" -s tools/wrk/introspect.lua
@@ -454,15 +475,16 @@ base_p99=$(p99_ms "$WORK/$reference.out")
 row() { # LABEL FILE
   local r p
   r=$(rate "$2"); p=$(p99_ms "$2")
-  printf '%-46s %10s %9s %7s %9s %8s %8s\n' "$1" "$r" "$p" \
+  printf '%-46s %10s %9s %7s %9s %8s %8s %9s\n' "$1" "$r" "$p" \
     "$(awk -v a="$r" -v b="$base_rate" 'BEGIN { printf "%.2f", a / b }')" \
     "$(awk -v a="$p" -v b="$base_p99" 'BEGIN { printf "%.2f", a / b }')" \
-    "$(non200 "$2")" "$(sockerr "$2")"
+    "$(non200 "$2")" "$(sockerr "$2")" "$(cpu_us "$2")"
 }
 echo
 echo "wrk, $CONNS connections, ${DURATION} s each; linkgate and the baseline on CPU $SERVER_CPU, wrk on CPU $WRK_CPU$(uses_postgres && echo ", PostgreSQL on CPU $DB_CPU")$(uses_balancer && echo ", HAProxy on CPU $LB_CPU"); $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); load average before: $LOAD_BEFORE, after: $LOAD_AFTER; ratios to the faster baseline run"
 if uses_postgres; then echo "PostgreSQL $PG_VERSION: $PG_SETTINGS"; fi
-printf '%-46s %10s %9s %7s %9s %8s %8s\n' "request" "req/s" "p99 ms" "ratio" "p99 ratio" "non-200" "sock err"
+echo "CPU µs/req: the server's CPU time (user + system; linkgate's nodes, not PostgreSQL or HAProxy) per request"
+printf '%-46s %10s %9s %7s %9s %8s %8s %9s\n' "request" "req/s" "p99 ms" "ratio" "p99 ratio" "non-200" "sock err" "CPU µs/req"
 row "baseline: hyper hello-world (before)" "$WORK/baseline.out"
 for setup in "${SETUPS[@]}"; do
   case $setup in
@@ -483,8 +505,9 @@ row "POST /introspect" "$WORK/shaped-introspect.out"
 row "POST /token refresh, no rotation" "$WORK/shaped-refresh.out"
 for kind in userinfo introspect refresh; do
   for setup in "${SETUPS[@]}"; do
-    printf '%s %s: linkgate / its floor %s\n' "$setup" "$kind" \
-      "$(awk -v a="$(rate "$WORK/$setup-$kind.out")" -v b="$(rate "$WORK/shaped-$kind.out")" 'BEGIN { printf "%.2f", a / b }')"
+    printf '%s %s: linkgate / its floor %s; CPU per request beyond the floor %s µs\n' "$setup" "$kind" \
+      "$(awk -v a="$(rate "$WORK/$setup-$kind.out")" -v b="$(rate "$WORK/shaped-$kind.out")" 'BEGIN { printf "%.2f", a / b }')" \
+      "$(awk -v a="$(cpu_us "$WORK/$setup-$kind.out")" -v b="$(cpu_us "$WORK/shaped-$kind.out")" 'BEGIN { printf "%+.1f", a - b }')"
   done
 done
 echo

@@ -280,6 +280,27 @@ mod tests {
         assert!(signed.verify(&key));
     }
 
+    /// A check on PostgreSQL skips the MAC it checked ahead only for equal signed parts
+    /// (`check::Ahead`): equal means the same bytes, so any changed character differs.
+    #[test]
+    fn signed_parts_are_equal_only_for_the_same_token() {
+        let key = HmacKey::new(&[1; 32]);
+        let token = seal_access(&access(), &key);
+        let signed = |token: &str| match parse(token) {
+            Parsed::Access(_, signed) => Some(signed),
+            _ => None,
+        };
+        assert!(signed(&token).is_some() && signed(&token) == signed(&token));
+        for at in ACCESS_PREFIX.len()..token.len() {
+            let mut bytes = token.clone().into_bytes();
+            bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+            let changed = String::from_utf8(bytes).unwrap();
+            if let Some(other) = signed(&changed) {
+                assert!(signed(&token) != Some(other), "changed at {at}");
+            }
+        }
+    }
+
     #[test]
     fn an_access_token_cannot_pass_for_a_refresh_token() {
         let key = HmacKey::new(&[1; 32]);
