@@ -88,6 +88,10 @@ mod tests {
                 next: Cell::new(1),
             }
         }
+        /// `pool.take(out)`, refilled from this stand-in.
+        fn take(&self, pool: &mut Pool, out: &mut [u8]) {
+            pool.take(out, |b| self.fill(b));
+        }
         fn fill(&self, bytes: &mut [u8]) {
             self.calls.set(self.calls.get() + 1);
             for b in bytes {
@@ -102,9 +106,9 @@ mod tests {
         let kernel = Counter::new();
         let mut pool = Pool::empty();
         let mut first = [0u8; 16];
-        pool.take(&mut first, |b| kernel.fill(b));
+        kernel.take(&mut pool, &mut first);
         let mut second = [0u8; 16];
-        pool.take(&mut second, |b| kernel.fill(b));
+        kernel.take(&mut pool, &mut second);
         assert_eq!(kernel.calls.get(), 1, "one draw serves both");
         assert_eq!(first.to_vec(), (1..=16).collect::<Vec<u8>>());
         assert_eq!(second.to_vec(), (17..=32).collect::<Vec<u8>>());
@@ -120,11 +124,11 @@ mod tests {
         let kernel = Counter::new();
         let mut pool = Pool::empty();
         let mut out = [0u8; 100];
-        pool.take(&mut out, |b| kernel.fill(b));
-        pool.take(&mut out, |b| kernel.fill(b));
+        kernel.take(&mut pool, &mut out);
+        kernel.take(&mut pool, &mut out);
         assert_eq!(kernel.calls.get(), 1);
         // 56 fresh bytes left (201..=256 of the first draw); 100 more needs a new draw.
-        pool.take(&mut out, |b| kernel.fill(b));
+        kernel.take(&mut pool, &mut out);
         assert_eq!(kernel.calls.get(), 2);
         assert_eq!(
             out[0],
@@ -139,7 +143,7 @@ mod tests {
         let kernel = Counter::new();
         let mut pool = Pool::empty();
         let mut big = [0u8; POOL_BYTES + 1];
-        pool.take(&mut big, |b| kernel.fill(b));
+        kernel.take(&mut pool, &mut big);
         assert_eq!(kernel.calls.get(), 1);
         assert_eq!(pool.used, POOL_BYTES, "the pool was not drawn");
     }

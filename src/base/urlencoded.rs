@@ -70,13 +70,17 @@ impl Params {
 /// (so every range falls on character boundaries).
 fn decode_into(out: &mut String, input: &[u8]) -> Result<Range<usize>, ParamError> {
     let start = out.len();
-    if needs_decoding(input) {
-        let mut bytes = Vec::with_capacity(input.len());
-        unescape(&mut bytes, input);
-        out.push_str(std::str::from_utf8(&bytes).map_err(|_| ParamError::NotUtf8)?);
-    } else {
-        out.push_str(std::str::from_utf8(input).map_err(|_| ParamError::NotUtf8)?);
-    }
+    let unescaped;
+    let decoded = match needs_decoding(input) {
+        true => {
+            let mut bytes = Vec::with_capacity(input.len());
+            unescape(&mut bytes, input);
+            unescaped = bytes;
+            &unescaped[..]
+        }
+        false => input,
+    };
+    out.push_str(std::str::from_utf8(decoded).map_err(|_| ParamError::NotUtf8)?);
     Ok(start..out.len())
 }
 
