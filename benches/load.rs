@@ -52,6 +52,13 @@ fn main() {
         let postgres = args.get(at + 3).map(String::as_str);
         return wrk_prepare(std::path::Path::new(dir), conns, postgres);
     }
+    if let Some(at) = args.iter().position(|a| a == "--wrk-codes") {
+        let usage = "--wrk-codes DIR COUNT [POSTGRES_URL]";
+        let dir = args.get(at + 1).expect(usage);
+        let count = args.get(at + 2).and_then(|n| n.parse().ok()).expect(usage);
+        let postgres = args.get(at + 3).map(String::as_str);
+        return wrk_codes(std::path::Path::new(dir), count, postgres);
+    }
     if let Some(at) = args.iter().position(|a| a == "--soak") {
         let secs = args.get(at + 1).and_then(|n| n.parse().ok()).unwrap_or(600);
         return soak(secs);
@@ -295,16 +302,7 @@ fn wrk_prepare(dir: &std::path::Path, conns: usize, postgres: Option<&str>) {
     std::fs::write(&config, config_body).expect("write the config");
     let out = run_cli(&config, &["--add-user", USER], &format!("{PASSWORD}\n"));
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let store = match postgres {
-        Some(url) => Store::connect(&linkgate::store::PostgresSettings {
-            url: url.to_string(),
-            pool_size: 4,
-            ca_file: None,
-            revocation_bound: std::time::Duration::from_secs(1),
-        })
-        .expect("connect to the database"),
-        None => Store::open(&dir.join("data"), 16 << 20).expect("open the store"),
-    };
+    let store = wrk_store(dir, postgres);
     let now = linkgate::store::now();
     store.ensure_token_key(now).expect("key");
     let plain = stored_grant(&store, ALEXA_ID, now);
@@ -325,6 +323,77 @@ fn wrk_prepare(dir: &std::path::Path, conns: usize, postgres: Option<&str>) {
     std::fs::write(dir.join("refresh.txt"), refresh.expose()).expect("write");
     std::fs::write(dir.join("rotating.txt"), rotating.join("\n") + "\n").expect("write");
     println!("{}", config.display());
+}
+
+/// The store of a `--wrk-prepare` directory: its sled data directory (no node may have it
+/// open), or the database.
+fn wrk_store(dir: &std::path::Path, postgres: Option<&str>) -> Store {
+    match postgres {
+        Some(url) => Store::connect(&linkgate::store::PostgresSettings {
+            url: url.to_string(),
+            pool_size: 4,
+            ca_file: None,
+            revocation_bound: std::time::Duration::from_secs(1),
+        })
+        .expect("connect to the database"),
+        None => Store::open(&dir.join("data"), 16 << 20).expect("open the store"),
+    }
+}
+
+/// `--wrk-codes DIR COUNT [POSTGRES_URL]`: COUNT pending authorization codes in the store of a
+/// `--wrk-prepare` directory, written to DIR/codes.txt, for tools/wrk/exchange.lua. Stored
+/// just before that run (the other runs' memory figures are not those of a store full of
+/// codes); on PostgreSQL while the nodes run, as another node would.
+fn wrk_codes(dir: &std::path::Path, count: usize, postgres: Option<&str>) {
+    let store = wrk_store(dir, postgres);
+    let codes = pending_codes(&store, count, linkgate::store::now());
+    store.flush_blocking().expect("flush");
+    std::fs::write(dir.join("codes.txt"), codes.join("\n") + "\n").expect("write");
+}
+
+/// `count` pending authorization codes of the bench user for the Alexa client, as the consent
+/// page stores them (no PKCE, `redirect_uri` given), living an hour so that a whole bench run
+/// can use them. Eight threads: on PostgreSQL each insert is a round trip.
+fn pending_codes(store: &Store, count: usize, now: u64) -> Vec<String> {
+    let user = store
+        .user_generation(USER)
+        .expect("read the user")
+        .expect("the user exists");
+    let threads = 8;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let user = &user;
+                scope.spawn(move || {
+                    (t..count)
+                        .step_by(threads)
+                        .map(|_| {
+                            let code = secret::new_token("lgc_");
+                            let record = CodeRecord {
+                                client_id: ALEXA_ID.into(),
+                                redirect_uri: ALEXA_REDIRECT.into(),
+                                redirect_uri_given: true,
+                                sub: user.sub.clone(),
+                                username: USER.into(),
+                                scope: "profile".into(),
+                                code_challenge: None,
+                                expires_at: now + 3600,
+                                redeemed_by: None,
+                                generation: user.generation,
+                                resource: None,
+                            };
+                            store.put_code(&code.key(), &record).expect("code");
+                            code.expose().to_string()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("code worker"))
+            .collect()
+    })
 }
 
 /// A grant of the bench user for `client`, stored as a code exchange stores it.

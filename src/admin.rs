@@ -408,9 +408,11 @@ fn unlink(store: &Store, name: &str) -> Result<String, AdminError> {
 }
 
 fn unlink_subject(store: &Store, name: &str) -> Result<String, AdminError> {
+    // Codes first: an exchange racing with this either finds its code gone, or stored its
+    // grant with the code's mark (one step) before the grants below are listed.
+    let codes = store.revoke_subject_codes(name)?;
     let grants =
         store.revoke_user_grants(name, "its login API subject was unlinked (--unlink-user)")?;
-    let codes = store.revoke_subject_codes(name)?;
     // Linked from the operator's app: the customer's Amazon tokens go too.
     let amazon = store.remove_subject_alexa_links(name)?;
     let shown = printable(name);

@@ -2,7 +2,8 @@
 # wrk benchmark of linkgate against hyper's hello-world, in one run (issue 13's method): each
 # server pinned to one core, wrk to the other, 32 connections. Prints req/s, p99 and the ratios
 # to the baseline for /userinfo, /introspect, refresh without rotation and refresh with
-# rotation (each wrk connection following its own chain), the store's growth per 100k
+# rotation (each wrk connection following its own chain), the code exchange (each code once, from
+# codes the harness stored beforehand, as the consent page stores them), the store's growth per 100k
 # refreshes, the server's CPU time per request, and its RSS idle and after the load. Then each exchange's floor: bare hyper
 # reading the same requests and answering with linkgate's own answers (the shaped baseline), and
 # linkgate's rate as a ratio to it.
@@ -13,6 +14,7 @@
 #   tools/bench-wrk.sh [SECONDS] --all               # sled, PostgreSQL x1, PostgreSQL x2 in one run
 #   CONNS=32 SERVER_CPU=0 WRK_CPU=1 tools/bench-wrk.sh 30
 #   KEEP_WORK=1 tools/bench-wrk.sh ...               # keep wrk's outputs and the nodes' logs
+#   CODES=400000 tools/bench-wrk.sh ...              # pending codes per set-up for the exchange run
 #
 # PostgreSQL (issue 14): the script starts its own cluster (Debian's postgresql, initdb in a
 # temporary directory, a free port on 127.0.0.1, trust authentication, PostgreSQL's default
@@ -74,6 +76,15 @@ WRK_THREADS=${WRK_THREADS:-4}
 WARMUP=${WARMUP:-3}
 # Requests of each kind for the statement count.
 COUNT_N=${COUNT_N:-200}
+# Pending codes per set-up for the code-exchange run: more than it can use (exchange.lua says
+# when they ran out); sled exchanges ~25k/s on one core, PostgreSQL waits on its commits.
+codes_for() { # SETUP
+  case $1 in
+    sled) echo "${CODES:-$((DURATION * 40000))}" ;;
+    *) echo "${CODES:-$((DURATION * 10000))}" ;;
+  esac
+}
+CODES_REDIRECT='https%3A%2F%2Fpitangui.amazon.com%2Fapi%2Fskill%2Flink%2FM2TEST'
 
 uses_postgres() { [[ " ${SETUPS[*]} " == *" pg"* ]]; }
 uses_balancer() { for s in "${SETUPS[@]}"; do case $s in pg[2-9]) return 0 ;; esac; done; return 1; }
@@ -366,6 +377,27 @@ measure() { # SETUP: sled | pgN
   after=$(store_bytes "$setup" "$dir")
   GROWTH_ROTATE[$setup]=$(( (after - before) * 100000 / ($(total "$WORK/$setup-rotate.out") + 1) ))
   RSS_LOADED[$setup]=$(rss_kib "${node_pids[0]}")
+  # The code exchange, last: its codes are stored just before it, so that the figures above
+  # are not those of a store full of codes. On PostgreSQL the harness stores them while the
+  # nodes run (as another node would); sled's store is one process's, so the node stops for it
+  # and starts again on the same data.
+  if [ "$setup" = sled ]; then
+    kill "${node_pids[0]}"
+    wait "${node_pids[0]}" 2>/dev/null || true
+    "$BENCH" --wrk-codes "$dir" "$(codes_for "$setup")"
+    RUST_LOG=warn taskset -c "$SERVER_CPU" "$BIN" --config "$dir/linkgate.toml" >"$dir/node1.stdout" 2>>"$dir/node1.stderr" &
+    node_pids=("$!")
+    PIDS+=("$!")
+    target=$(wait_line "$dir/node1.stdout" "listening on ")
+    SERVER_PIDS=("${node_pids[@]}")
+  else
+    "$BENCH" --wrk-codes "$dir" "$(codes_for "$setup")" "${url[@]}"
+  fi
+  export CODES_FILE="$dir/codes.txt" CODES_THREADS="$WRK_THREADS" CODES_REDIRECT
+  run_wrk "$setup-exchange" "http://$target/token" -t "$WRK_THREADS" -s tools/wrk/exchange.lua
+  if grep -q '^codes ran out' "$WORK/$setup-exchange.out"; then
+    echo "$setup: $(grep '^codes ran out' "$WORK/$setup-exchange.out")" >&2
+  fi
   if [ -n "$lb_pid" ]; then
     # Per node: requests answered, 5xx, health-check state.
     LB_STATS[$setup]=$(lb_stats "$stats_port" |
@@ -395,6 +427,7 @@ count_queries() {
   psql_q bench_count "CREATE EXTENSION pg_stat_statements" >/dev/null
   local dir="$WORK/count"
   "$BENCH" --wrk-prepare "$dir" 1 "postgres://postgres@127.0.0.1:$PG_PORT/bench_count" >/dev/null
+  "$BENCH" --wrk-codes "$dir" $((COUNT_N + 3)) "postgres://postgres@127.0.0.1:$PG_PORT/bench_count"
   RUST_LOG=warn taskset -c "$SERVER_CPU" "$BIN" --config "$dir/linkgate.toml" >"$dir/node.stdout" 2>"$dir/node.stderr" &
   local pid=$!
   PIDS+=("$pid")
@@ -406,7 +439,9 @@ count_queries() {
   basic=$(printf '%s' 'alexa-skill:alexa-secret-0123456789' | base64 -w0)
   rbasic=$(printf '%s' 'rotating:rotating-secret-0123456789' | base64 -w0)
   # One warm-up request of each kind (prepares the statements on a connection), then count.
-  local kinds=(userinfo introspect refresh rotate) n
+  local kinds=(userinfo introspect refresh rotate exchange) n
+  local codes=()
+  mapfile -t codes <"$dir/codes.txt"
   for kind in "${kinds[@]}"; do
     for round in warm count; do
       n=$COUNT_N
@@ -421,6 +456,10 @@ count_queries() {
             token=$(curl -sf -H "Authorization: Basic $rbasic" -d "grant_type=refresh_token&refresh_token=$token" "http://$addr/token" |
               sed -n 's/.*"refresh_token":"\([^"]*\)".*/\1/p')
             [ -n "$token" ] || { echo "rotation chain broke during the count" >&2; exit 1; } ;;
+          exchange)
+            curl -sf -o /dev/null -H "Authorization: Basic $basic" \
+              -d "grant_type=authorization_code&code=${codes[0]}&redirect_uri=$CODES_REDIRECT" "http://$addr/token"
+            codes=("${codes[@]:1}") ;;
         esac || { echo "a $kind request failed during the count" >&2; exit 1; }
       done
       if [ "$round" = count ]; then
@@ -497,6 +536,7 @@ for setup in "${SETUPS[@]}"; do
   row "POST /introspect" "$WORK/$setup-introspect.out"
   row "POST /token refresh, no rotation" "$WORK/$setup-refresh.out"
   row "POST /token refresh, rotation (-t $CONNS)" "$WORK/$setup-rotate.out"
+  row "POST /token authorization_code, once each" "$WORK/$setup-exchange.out"
 done
 row "baseline: hyper hello-world (after)" "$WORK/baseline2.out"
 echo "-- the floor: bare hyper, the same requests, linkgate's answers (shaped baseline)"
@@ -521,7 +561,7 @@ done
 if uses_postgres; then
   echo
   echo "SQL statements per request (pg_stat_statements, $COUNT_N requests of each kind, one node, one at a time):"
-  for kind in userinfo introspect refresh rotate; do
+  for kind in userinfo introspect refresh rotate exchange; do
     awk -F'|' -v n="$COUNT_N" -v kind="$kind" '
       { total += $1; lines = lines sprintf("    %6.2f  %s\n", $1 / n, $2) }
       END { printf "  %-10s %.2f statements per request\n%s", kind, total / n, lines }' "$WORK/count-$kind.txt"

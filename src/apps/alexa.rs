@@ -272,6 +272,8 @@ pub async fn unlink(
     client_id: Option<&str>,
 ) -> Result<serde_json::Value, AppError> {
     let (client, alexa) = alexa_client(app, client_id)?;
+    // Codes first, as `--unlink-user` (admin.rs): a racing exchange's grant is then listed below.
+    app.store.revoke_subject_codes(&customer.sub)?;
     let mut revoked = 0;
     for grant in app.store.user_grants(&customer.sub)? {
         if grant.client_id == client.id {
@@ -282,7 +284,6 @@ pub async fn unlink(
             revoked += 1;
         }
     }
-    app.store.revoke_subject_codes(&customer.sub)?;
     app.store.flush().await?;
     count(&app.metrics.alexa_unlinked);
     tracing::info!(client = %client.id, grants = revoked, "app: Alexa link ended from the operator's app");

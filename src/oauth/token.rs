@@ -124,16 +124,21 @@ async fn authorization_code(
     if code.len() > MAX_TOKEN_LEN {
         return Err(dead());
     }
-    let record = app.store.code(&key, now)?.ok_or_else(|| {
-        dead().because(format!(
-            "the code is unknown or expired (codes live tokens.code_ttl_secs = {} s)",
-            app.config.tokens.code_secs
-        ))
-    })?;
+    let read = app
+        .store
+        .code_for_exchange(&key, now)
+        .await?
+        .ok_or_else(|| {
+            dead().because(format!(
+                "the code is unknown or expired (codes live tokens.code_ttl_secs = {} s)",
+                app.config.tokens.code_secs
+            ))
+        })?;
+    let record = &read.record;
     if let Some(grant_id) = &record.redeemed_by {
         return Err(replayed(app, grant_id).await);
     }
-    check_code(&record, &client.id, redirect_uri, verifier)?;
+    check_code(record, &client.id, redirect_uri, verifier)?;
     let resource = target::granted(record.resource.as_deref(), params)?;
 
     let mut grant = Grant::new(
@@ -149,7 +154,7 @@ async fn authorization_code(
         },
     );
     grant.resource = resource;
-    match app.store.redeem_code(&key, now, &grant, &[])? {
+    match app.store.redeem_read_code(&key, &read, now, &grant).await? {
         Redeemed::Issued => {}
         Redeemed::AlreadyUsed(grant_id) => return Err(replayed(app, &grant_id).await),
         Redeemed::Unknown => {

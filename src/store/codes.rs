@@ -3,6 +3,8 @@
 //! use can be detected and the tokens from the first use revoked.
 
 use super::record;
+use super::tree::Tree;
+use super::users::Issuer;
 use super::{decode, encode, expired, Grant, Store, StoreError, TokenRecord};
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +29,13 @@ pub struct CodeRecord {
     /// The RFC 8707 resource `/authorize` named (or the client's only one): the grant's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
+}
+
+/// A live code as `code_for_exchange` read it: the record, and the bytes it was stored as (the
+/// exchange replaces exactly them).
+pub struct ReadCode {
+    pub record: CodeRecord,
+    bytes: Vec<u8>,
 }
 
 /// What happened to a code on exchange.
@@ -82,6 +91,86 @@ impl Store {
         let _writing = self.writing();
         self.codes.insert(key, encode(code))?;
         Ok(())
+    }
+
+    /// A live code as read for its exchange (`redeem_read_code`); on PostgreSQL awaited, no
+    /// thread waits for it.
+    pub async fn code_for_exchange(
+        &self,
+        key: &[u8; 32],
+        now: u64,
+    ) -> Result<Option<ReadCode>, StoreError> {
+        let bytes = match &self.codes {
+            Tree::Postgres(table) => Box::pin(table.get_async(key.to_vec())).await?,
+            Tree::Sled(..) => self.codes.get(key)?.map(|bytes| bytes.to_vec()),
+        };
+        let Some(bytes) = bytes else {
+            return Ok(None);
+        };
+        let record: CodeRecord = decode(&bytes)?;
+        Ok((!expired(record.expires_at, now)).then_some(ReadCode { record, bytes }))
+    }
+
+    /// Exchanges a code read by `code_for_exchange` for `grant`, with `redeem_code`'s outcome.
+    /// sled: `redeem_code` itself (the code read again under the store's lock). PostgreSQL,
+    /// without the lock and awaited: the user read, then one statement that marks the code
+    /// and stores the grant only if the code and the user's row are still as read, holding the
+    /// user's row meanwhile (`FOR SHARE`). Of racing exchanges exactly one wins; a code deleted
+    /// meanwhile (`revoke_subject_codes`) stores nothing; a user change either commits first
+    /// (the exchange is refused) or waits for the grant and then revokes it, as under the lock.
+    pub async fn redeem_read_code(
+        &self,
+        key: &[u8; 32],
+        read: &ReadCode,
+        now: u64,
+        grant: &Grant,
+    ) -> Result<Redeemed, StoreError> {
+        let (Tree::Postgres(codes), Tree::Postgres(grants), Tree::Postgres(users)) =
+            (&self.codes, &self.grants, &self.users)
+        else {
+            return self.redeem_code(key, now, grant, &[]);
+        };
+        let code = &read.record;
+        if let Some(previous) = &code.redeemed_by {
+            return Ok(Redeemed::AlreadyUsed(previous.clone()));
+        }
+        let mut marked = code.clone();
+        marked.redeemed_by = Some(grant.id.clone());
+        let (marked, grant_value) = (encode(&marked), record::encode(grant));
+        // Again when only the user's row changed (a second factor's state): bounded.
+        for _ in 0..3 {
+            let issuer = self.issuer_row(users, &code.username, &code.sub, code.generation);
+            let user = match Box::pin(issuer).await? {
+                Issuer::Gone => return Ok(Redeemed::Unknown),
+                Issuer::NoUser => None,
+                Issuer::Current(row) => Some((code.username.as_bytes().to_vec(), row)),
+            };
+            let redeemed = codes.redeem_async(
+                grants,
+                key.to_vec(),
+                read.bytes.clone(),
+                marked.clone(),
+                grant.id.as_bytes().to_vec(),
+                grant_value.clone(),
+                user,
+            );
+            if Box::pin(redeemed).await? {
+                return Ok(Redeemed::Issued);
+            }
+            // Changed since it was read: used by a racing exchange, or deleted; or the user.
+            let stored = Box::pin(codes.get_async(key.to_vec())).await?;
+            match stored {
+                Some(bytes) if bytes == read.bytes => continue,
+                Some(bytes) => {
+                    return Ok(match decode::<CodeRecord>(&bytes)?.redeemed_by {
+                        Some(previous) => Redeemed::AlreadyUsed(previous),
+                        None => Redeemed::Unknown,
+                    })
+                }
+                None => return Ok(Redeemed::Unknown),
+            }
+        }
+        Ok(Redeemed::Unknown)
     }
 
     /// A live code (unknown and expired codes are `None`).

@@ -866,6 +866,23 @@ impl Drop for Wrote<'_> {
 
 type Pick = fn(&Statements) -> &str;
 
+/// `Table::redeem_async`: the code's mark and its grant, one statement (a data-modifying CTE:
+/// the grant is inserted only from the row the conditional `UPDATE` changed).
+const REDEEM_CODE: &str = "WITH marked AS (\
+     UPDATE linkgate.codes SET value = $3 WHERE key = $1 AND value = $2 RETURNING key) \
+     INSERT INTO linkgate.grants (key, value) SELECT $4, $5 FROM marked";
+
+/// The same for a code of a local user: only if the user's row is still `$7`, and holding it
+/// (`FOR SHARE`) until the commit, so that a change of the user (`users.rs`, which rewrites the
+/// row and then revokes the user's grants) either commits first and this stores nothing, or
+/// waits and then finds this grant to revoke.
+const REDEEM_USER_CODE: &str = "WITH still AS (\
+     SELECT 1 FROM linkgate.users WHERE key = $6 AND value = $7 FOR SHARE), \
+     marked AS (\
+     UPDATE linkgate.codes SET value = $3 WHERE key = $1 AND value = $2 \
+     AND EXISTS (SELECT 1 FROM still) RETURNING key) \
+     INSERT INTO linkgate.grants (key, value) SELECT $4, $5 FROM marked";
+
 impl Table {
     /// Runs one statement with byte-string parameters and returns the first column of each row.
     fn query(&self, pick: Pick, params: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, StoreError> {
@@ -976,6 +993,74 @@ impl Table {
             .memory()
             .map(Memory::render_metrics)
             .unwrap_or_default()
+    }
+
+    /// The row, awaited on the caller's runtime: no thread waits for it.
+    pub async fn get_async(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>, StoreError> {
+        let (pool, sql) = (self.db.pool(), self.sql.clone());
+        self.db
+            .run_async(async move {
+                let client = connection(&pool).await?;
+                let statement = client.prepare_cached(&sql.get).await.map_err(db_error)?;
+                let row = client
+                    .query_opt(&statement, &[&key])
+                    .await
+                    .map_err(db_error)?;
+                Ok(row.map(|row| row.get(0)))
+            })
+            .await
+    }
+
+    /// The code exchange's write, for the codes table: replaces the code `old` with `new` (the
+    /// same, marked used) and stores `grant` under `grant_key` in the grants table, in one
+    /// statement and one commit — both or neither, awaited on the caller's runtime, no lock —
+    /// if the code is still `old` and `user` (the users table's key and row, when the code has
+    /// a local user) still as given. Of racing exchanges of one code exactly one finds it
+    /// still `old`. Whether it did.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn redeem_async(
+        &self,
+        grants: &Table,
+        key: Vec<u8>,
+        old: Vec<u8>,
+        new: Vec<u8>,
+        grant_key: Vec<u8>,
+        grant: Vec<u8>,
+        user: Option<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<bool, StoreError> {
+        debug_assert!(!self.counted && !grants.counted, "no counter moves here");
+        let reading = grants.db.memory().map(Memory::reading);
+        let pool = self.db.pool();
+        let (k, value) = (grant_key.clone(), grant.clone());
+        let stored = self
+            .db
+            .run_async(async move {
+                let client = connection(&pool).await?;
+                let mut params: Vec<&(dyn ToSql + Sync)> = vec![&key, &old, &new, &k, &value];
+                let sql = match &user {
+                    None => REDEEM_CODE,
+                    Some((name, row)) => {
+                        params.extend([name as &(dyn ToSql + Sync), row]);
+                        REDEEM_USER_CODE
+                    }
+                };
+                let statement = client.prepare_cached(sql).await.map_err(db_error)?;
+                let rows = client
+                    .execute(&statement, &params)
+                    .await
+                    .map_err(db_error)?;
+                Ok(rows == 1)
+            })
+            .await;
+        if let (Some(table), Some(memory), Some(reading)) =
+            (grants.kept, grants.db.memory(), reading)
+        {
+            match stored {
+                Ok(true) => memory.wrote_value(reading, table, &grant_key, grant),
+                _ => memory.wrote(table, &grant_key),
+            }
+        }
+        stored
     }
 
     /// `Err(current)` when the entry was not `old`.

@@ -202,16 +202,7 @@ impl Store {
     }
 
     fn read_generation(&self, name: &str) -> Result<Option<Generation>, StoreError> {
-        Ok(match self.users.get(name)? {
-            Some(bytes) => {
-                let user: User = decode(&bytes)?;
-                Some(Generation {
-                    sub: user.sub,
-                    generation: user.generation,
-                })
-            }
-            None => None,
-        })
+        self.users.get(name)?.map(|b| generation_of(&b)).transpose()
     }
 
     /// Whether what was issued to `sub` under `generation` (a code, a grant) is still alive.
@@ -222,6 +213,29 @@ impl Store {
         generation: u64,
     ) -> Result<bool, StoreError> {
         self.issued_to(username, sub, generation, Store::user_generation)
+    }
+
+    /// What was issued to `username` / `sub` under `generation` finds of its user now, the row
+    /// read from the database and awaited (PostgreSQL: the code exchange, `codes.rs`).
+    pub(super) async fn issuer_row(
+        &self,
+        users: &super::postgres::Table,
+        username: &str,
+        sub: &str,
+        generation: u64,
+    ) -> Result<Issuer, StoreError> {
+        if needs_no_user(generation) {
+            return Ok(Issuer::NoUser);
+        }
+        let Some(bytes) = users.get_async(username.as_bytes().to_vec()).await? else {
+            return Ok(Issuer::Gone);
+        };
+        Ok(
+            match is_current(Some(generation_of(&bytes)?), sub, generation) {
+                true => Issuer::Current(bytes),
+                false => Issuer::Gone,
+            },
+        )
     }
 
     /// The same from the cache, right after a grant read (`shared.rs`).
@@ -242,10 +256,10 @@ impl Store {
         generation: u64,
         current: fn(&Store, &str) -> Result<Option<Generation>, StoreError>,
     ) -> Result<bool, StoreError> {
-        if generation == LOGIN_API_GENERATION || generation == SERVICE_GENERATION {
+        if needs_no_user(generation) {
             return Ok(true);
         }
-        Ok(current(self, username)?.is_some_and(|g| g.sub == sub && g.generation == generation))
+        Ok(is_current(current(self, username)?, sub, generation))
     }
 
     fn generation_cache(&self) -> std::sync::MutexGuard<'_, GenerationCache> {
@@ -354,6 +368,36 @@ impl Store {
         self.drop_password_links(name.as_str())?;
         Ok(Some(revoked))
     }
+}
+
+/// `Store::issuer_row`'s answer.
+pub(super) enum Issuer {
+    /// Issued under a login API subject or to a service: no local user to be current.
+    NoUser,
+    /// The user, current: the row's bytes as read.
+    Current(Vec<u8>),
+    /// Removed, or changed password or was unlinked since (another sub or generation).
+    Gone,
+}
+
+/// What was issued under a login API subject or to a service needs no local user.
+fn needs_no_user(generation: u64) -> bool {
+    generation == LOGIN_API_GENERATION || generation == SERVICE_GENERATION
+}
+
+/// Whether `current` (the user as stored now) is the `sub` and `generation` something was
+/// issued under.
+fn is_current(current: Option<Generation>, sub: &str, generation: u64) -> bool {
+    current.is_some_and(|g| g.sub == sub && g.generation == generation)
+}
+
+/// A stored user's subject and generation.
+fn generation_of(bytes: &[u8]) -> Result<Generation, StoreError> {
+    let user: User = decode(bytes)?;
+    Ok(Generation {
+        sub: user.sub,
+        generation: user.generation,
+    })
 }
 
 #[cfg(test)]
