@@ -1,23 +1,44 @@
--- wrk: POST /token for a rotating client, each connection following its own rotation chain
--- (every answer's new refresh token is the next request's): run with as many threads as
--- connections (-t N -c N), thread i taking line i of $ROTATING_FILE.
--- Environment: ROTATING_FILE, ROTATING_BASIC (base64 of id:secret).
-local tokens = {}
-for line in io.lines(os.getenv("ROTATING_FILE")) do
-  if #line > 0 then tokens[#tokens + 1] = line end
-end
--- Each thread also speaks for an address of its own (X-Forwarded-For; linkgate trusts
--- 127.0.0.1 in the bench config), so that the per-address client-authentication throttle is
--- not what is measured.
-local next_id = 1
+-- wrk: POST /token for a rotating client, every request the next step of a rotation chain (the
+-- answer's new refresh token is that chain's next). Thread i of -t T takes lines i, i+T, i+2T,
+-- ... of $ROTATING_FILE as its free chains: -c N -t T wants N + T lines, a chain for each
+-- connection and one spare per thread (wrk calls request() once before the run, on the first
+-- thread, to check the script; the chain handed to that call is never sent). A request takes a
+-- free chain and its answer gives it back, so no chain is ever in two requests at once and one
+-- thread drives many connections. A chain whose refresh was refused is dropped (and counted as
+-- a non-200 answer).
+-- Environment: ROTATING_FILE, ROTATING_THREADS (T), ROTATING_BASIC (base64 of id:secret).
+local basic = "Basic " .. os.getenv("ROTATING_BASIC")
+local threads = {}
 function setup(thread)
-  thread:set("token", tokens[next_id])
-  thread:set("xff", "10.0." .. math.floor(next_id / 250) .. "." .. (next_id % 250 + 1))
-  next_id = next_id + 1
+  local n = #threads
+  thread:set("id", n)
+  -- Each thread also speaks for an address of its own (X-Forwarded-For; linkgate trusts
+  -- 127.0.0.1 in the bench config), so that the per-address client-authentication throttle
+  -- is not what is measured.
+  thread:set("xff", "10.0." .. math.floor((n + 1) / 250) .. "." .. ((n + 1) % 250 + 1))
+  threads[n + 1] = thread
 end
 
-local basic = "Basic " .. os.getenv("ROTATING_BASIC")
+function init(args)
+  free = {}
+  starved = 0
+  local t = tonumber(os.getenv("ROTATING_THREADS"))
+  local i = 0
+  for line in io.lines(os.getenv("ROTATING_FILE")) do
+    if #line > 0 then
+      if i % t == id then free[#free + 1] = line end
+      i = i + 1
+    end
+  end
+end
+
 function request()
+  local token = table.remove(free)
+  if token == nil then
+    -- More connections than chains on this thread: refused, and said in done().
+    starved = starved + 1
+    token = "none"
+  end
   return wrk.format("POST", "/token", {
     ["Content-Type"] = "application/x-www-form-urlencoded",
     ["Authorization"] = basic,
@@ -28,10 +49,15 @@ end
 function response(status, headers, body)
   if status == 200 then
     local new = body:match('"refresh_token":"([^"]+)"')
-    if new then token = new end
+    if new then free[#free + 1] = new end
   end
 end
 
 function done(summary, latency, requests)
+  local out = 0
+  for _, thread in ipairs(threads) do out = out + thread:get("starved") end
   io.write(string.format("non-200 answers: %d\n", summary.errors.status))
+  if out > 0 then
+    io.write(string.format("requests without a free chain: %d (fewer chains than connections)\n", out))
+  end
 end
