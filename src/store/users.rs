@@ -230,12 +230,11 @@ impl Store {
         let Some(bytes) = users.get_async(username.as_bytes().to_vec()).await? else {
             return Ok(Issuer::Gone);
         };
-        Ok(
-            match is_current(Some(generation_of(&bytes)?), sub, generation) {
-                true => Issuer::Current(bytes),
-                false => Issuer::Gone,
-            },
-        )
+        if is_current(Some(generation_of(&bytes)?), sub, generation) {
+            Ok(Issuer::Current(bytes))
+        } else {
+            Ok(Issuer::Gone)
+        }
     }
 
     /// The same from the cache, right after a grant read (`shared.rs`).
