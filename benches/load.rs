@@ -13,7 +13,7 @@ mod common;
 use common::*;
 use linkgate::base::secret;
 use linkgate::oauth::tokens;
-use linkgate::store::{CodeRecord, Grant, Store, TokenRecord};
+use linkgate::store::{CodeRecord, Generation, Grant, Store, TokenRecord};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -355,10 +355,7 @@ fn wrk_codes(dir: &std::path::Path, count: usize, postgres: Option<&str>) {
 /// page stores them (no PKCE, `redirect_uri` given), living an hour so that a whole bench run
 /// can use them. Eight threads: on PostgreSQL each insert is a round trip.
 fn pending_codes(store: &Store, count: usize, now: u64) -> Vec<String> {
-    let user = store
-        .user_generation(USER)
-        .expect("read the user")
-        .expect("the user exists");
+    let user = bench_user(store);
     let threads = 8;
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
@@ -369,19 +366,8 @@ fn pending_codes(store: &Store, count: usize, now: u64) -> Vec<String> {
                         .step_by(threads)
                         .map(|_| {
                             let code = secret::new_token("lgc_");
-                            let record = CodeRecord {
-                                client_id: ALEXA_ID.into(),
-                                redirect_uri: ALEXA_REDIRECT.into(),
-                                redirect_uri_given: true,
-                                sub: user.sub.clone(),
-                                username: USER.into(),
-                                scope: "profile".into(),
-                                code_challenge: None,
-                                expires_at: now + 3600,
-                                redeemed_by: None,
-                                generation: user.generation,
-                                resource: None,
-                            };
+                            let record =
+                                bench_code(&user.sub, user.generation, ALEXA_ID, now + 3600);
                             store.put_code(&code.key(), &record).expect("code");
                             code.expose().to_string()
                         })
@@ -396,27 +382,38 @@ fn pending_codes(store: &Store, count: usize, now: u64) -> Vec<String> {
     })
 }
 
-/// A grant of the bench user for `client`, stored as a code exchange stores it.
-fn stored_grant(store: &Store, client: &str, now: u64) -> Grant {
-    let user = store
+/// The bench user's subject and generation, as a sign-in reads them.
+fn bench_user(store: &Store) -> Generation {
+    store
         .user_generation(USER)
         .expect("read the user")
-        .expect("the user exists");
-    let grant = Grant::new(&user.sub, USER, client, "profile", user.generation, now, 0);
-    let code = secret::new_token("lgc_");
-    let record = CodeRecord {
+        .expect("the user exists")
+}
+
+/// A pending code of the bench user (`sub`, `generation`) for `client`, as the consent page stores it (no PKCE,
+/// `redirect_uri` given).
+fn bench_code(sub: &str, generation: u64, client: &str, expires_at: u64) -> CodeRecord {
+    CodeRecord {
         client_id: client.into(),
         redirect_uri: ALEXA_REDIRECT.into(),
         redirect_uri_given: true,
-        sub: user.sub.clone(),
+        sub: sub.into(),
         username: USER.into(),
         scope: "profile".into(),
         code_challenge: None,
-        expires_at: now + 60,
+        expires_at,
         redeemed_by: None,
-        generation: user.generation,
+        generation,
         resource: None,
-    };
+    }
+}
+
+/// A grant of the bench user for `client`, stored as a code exchange stores it.
+fn stored_grant(store: &Store, client: &str, now: u64) -> Grant {
+    let user = bench_user(store);
+    let grant = Grant::new(&user.sub, USER, client, "profile", user.generation, now, 0);
+    let code = secret::new_token("lgc_");
+    let record = bench_code(&user.sub, user.generation, client, now + 60);
     store.put_code(&code.key(), &record).expect("code");
     store
         .redeem_code(&code.key(), now, &grant, &[])
@@ -531,19 +528,7 @@ fn refresh_growth(n: usize) {
         store
             .put_code(
                 &[0; 32],
-                &CodeRecord {
-                    client_id: ALEXA_ID.into(),
-                    redirect_uri: ALEXA_REDIRECT.into(),
-                    redirect_uri_given: true,
-                    sub: user.sub.clone(),
-                    username: USER.into(),
-                    scope: "profile".into(),
-                    code_challenge: None,
-                    expires_at: now + 60,
-                    redeemed_by: None,
-                    generation: user.generation,
-                    resource: None,
-                },
+                &bench_code(&user.sub, user.generation, ALEXA_ID, now + 60),
             )
             .expect("code");
         store
@@ -726,10 +711,7 @@ fn store_with_tokens(count: usize, expired: usize) -> Prepared {
     env.add_user(USER, PASSWORD);
     let store = Store::open(&env.data_dir(), 16 << 20).expect("open store");
     let now = linkgate::store::now();
-    let user = store
-        .user_generation(USER)
-        .expect("read user")
-        .expect("the user exists");
+    let user = bench_user(&store);
     let grant = Grant::new(
         &user.sub,
         USER,
@@ -740,19 +722,7 @@ fn store_with_tokens(count: usize, expired: usize) -> Prepared {
         0,
     );
     let code = secret::new_token("lgc_");
-    let record = CodeRecord {
-        client_id: ALEXA_ID.into(),
-        redirect_uri: ALEXA_REDIRECT.into(),
-        redirect_uri_given: true,
-        sub: grant.sub.clone(),
-        username: USER.into(),
-        scope: "profile".into(),
-        code_challenge: None,
-        expires_at: now + 60,
-        redeemed_by: None,
-        generation: user.generation,
-        resource: None,
-    };
+    let record = bench_code(&user.sub, user.generation, ALEXA_ID, now + 60);
     store.put_code(&code.key(), &record).expect("code");
     let refresh_token = secret::new_token("lgrt_");
     let access = secret::new_token("lgat_");
