@@ -7,29 +7,13 @@
 -- thread drives many connections. A chain whose refresh was refused is dropped (and counted as
 -- a non-200 answer).
 -- Environment: ROTATING_FILE, ROTATING_THREADS (T), ROTATING_BASIC (base64 of id:secret).
+local threads = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "threads.lua")
 local basic = "Basic " .. os.getenv("ROTATING_BASIC")
-local threads = {}
-function setup(thread)
-  local n = #threads
-  thread:set("id", n)
-  -- Each thread also speaks for an address of its own (X-Forwarded-For; linkgate trusts
-  -- 127.0.0.1 in the bench config), so that the per-address client-authentication throttle
-  -- is not what is measured.
-  thread:set("xff", "10.0." .. math.floor((n + 1) / 250) .. "." .. ((n + 1) % 250 + 1))
-  threads[n + 1] = thread
-end
+setup = threads.setup("10.0.")
 
 function init(args)
-  free = {}
+  free = threads.lines(os.getenv("ROTATING_FILE"), tonumber(os.getenv("ROTATING_THREADS")), id)
   starved = 0
-  local t = tonumber(os.getenv("ROTATING_THREADS"))
-  local i = 0
-  for line in io.lines(os.getenv("ROTATING_FILE")) do
-    if #line > 0 then
-      if i % t == id then free[#free + 1] = line end
-      i = i + 1
-    end
-  end
 end
 
 function request()
@@ -54,8 +38,7 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local out = 0
-  for _, thread in ipairs(threads) do out = out + thread:get("starved") end
+  local out = threads.sum("starved")
   io.write(string.format("non-200 answers: %d\n", summary.errors.status))
   if out > 0 then
     io.write(string.format("requests without a free chain: %d (fewer chains than connections)\n", out))
