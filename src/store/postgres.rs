@@ -1029,7 +1029,7 @@ impl Table {
         user: Option<(Vec<u8>, Vec<u8>)>,
     ) -> Result<bool, StoreError> {
         debug_assert!(!self.counted && !grants.counted, "no counter moves here");
-        let reading = grants.db.memory().map(Memory::reading);
+        let reading = grants.reading_for_write();
         let pool = self.db.pool();
         let (k, value) = (grant_key.clone(), grant.clone());
         let stored = self
@@ -1052,14 +1052,7 @@ impl Table {
                 Ok(rows == 1)
             })
             .await;
-        if let (Some(table), Some(memory), Some(reading)) =
-            (grants.kept, grants.db.memory(), reading)
-        {
-            match stored {
-                Ok(true) => memory.wrote_value(reading, table, &grant_key, grant),
-                _ => memory.wrote(table, &grant_key),
-            }
-        }
+        grants.after_write(reading, &grant_key, matches!(stored, Ok(true)), grant);
         stored
     }
 
@@ -1103,8 +1096,7 @@ impl Table {
             !self.counted,
             "a counted table's writes must move its counter"
         );
-        let kept = self.kept.zip(self.db.memory());
-        let reading = kept.map(|(_, memory)| memory.reading());
+        let reading = self.reading_for_write();
         let (pool, sql) = (self.db.pool(), self.sql.clone());
         let (k, value) = (key.clone(), new.clone());
         let swapped = self
@@ -1122,13 +1114,26 @@ impl Table {
                 Ok(rows == 1)
             })
             .await;
-        if let (Some((table, memory)), Some(reading)) = (kept, reading) {
-            match swapped {
-                Ok(true) => memory.wrote_value(reading, table, &key, new),
-                _ => memory.wrote(table, &key),
+        self.after_write(reading, &key, matches!(swapped, Ok(true)), new);
+        swapped
+    }
+
+    /// Before an awaited write of a row memory keeps: memory's reading (`None`: nothing kept).
+    fn reading_for_write(&self) -> Option<Reading> {
+        self.kept.and(self.db.memory()).map(Memory::reading)
+    }
+
+    /// After it, whatever its outcome: what memory keeps of the row becomes `value` if the
+    /// write `stored` it (and no notification came meanwhile); otherwise it is dropped (a write
+    /// that failed may still have committed).
+    fn after_write(&self, reading: Option<Reading>, key: &[u8], stored: bool, value: Vec<u8>) {
+        if let (Some(table), Some(memory), Some(reading)) = (self.kept, self.db.memory(), reading) {
+            if stored {
+                memory.wrote_value(reading, table, key, value);
+            } else {
+                memory.wrote(table, key);
             }
         }
-        swapped
     }
 
     /// Reads the row `FOR UPDATE` (other writers of it wait), calls `f` on this thread, writes
