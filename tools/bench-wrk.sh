@@ -183,6 +183,15 @@ wait_line() { # FILE PREFIX
   return 1
 }
 
+# Starts a node on SERVER_CPU with CONFIG, its output in NAME.stdout and (appended, a restart
+# keeps the first start's) NAME.stderr; sets NODE_PID and NODE_ADDR (where it listens).
+start_node() { # CONFIG NAME
+  RUST_LOG=warn taskset -c "$SERVER_CPU" "$BIN" --config "$1" >"$2.stdout" 2>>"$2.stderr" &
+  NODE_PID=$!
+  PIDS+=("$NODE_PID")
+  NODE_ADDR=$(wait_line "$2.stdout" "listening on ")
+}
+
 # ---- PostgreSQL: a throwaway cluster ----------------------------------------------------------
 
 # Runs a PostgreSQL program as the cluster's owner (postgres when we are root: initdb refuses root).
@@ -310,10 +319,9 @@ measure() { # SETUP: sled | pgN
       sed "s|^path = \"data\"|path = \"data$i\"|" "$dir/linkgate.toml" >"$config"
       chmod 600 "$config"
     fi
-    RUST_LOG=warn taskset -c "$SERVER_CPU" "$BIN" --config "$config" >"$dir/node$i.stdout" 2>"$dir/node$i.stderr" &
-    node_pids+=("$!")
-    PIDS+=("$!")
-    addrs+=("$(wait_line "$dir/node$i.stdout" "listening on ")")
+    start_node "$config" "$dir/node$i"
+    node_pids+=("$NODE_PID")
+    addrs+=("$NODE_ADDR")
   done
   target=${addrs[0]}
   SERVER_PIDS=("${node_pids[@]}")
@@ -393,10 +401,9 @@ measure() { # SETUP: sled | pgN
     kill "${node_pids[0]}"
     wait "${node_pids[0]}" 2>/dev/null || true
     "$BENCH" --wrk-codes "$dir" "$(codes_for "$setup")"
-    RUST_LOG=warn taskset -c "$SERVER_CPU" "$BIN" --config "$dir/linkgate.toml" >"$dir/node1.stdout" 2>>"$dir/node1.stderr" &
-    node_pids=("$!")
-    PIDS+=("$!")
-    target=$(wait_line "$dir/node1.stdout" "listening on ")
+    start_node "$dir/linkgate.toml" "$dir/node1"
+    node_pids=("$NODE_PID")
+    target=$NODE_ADDR
     SERVER_PIDS=("${node_pids[@]}")
   else
     "$BENCH" --wrk-codes "$dir" "$(codes_for "$setup")" "${url[@]}"
@@ -436,11 +443,9 @@ count_queries() {
   local dir="$WORK/count"
   "$BENCH" --wrk-prepare "$dir" 1 "postgres://postgres@127.0.0.1:$PG_PORT/bench_count" >/dev/null
   "$BENCH" --wrk-codes "$dir" $((COUNT_N + 3)) "postgres://postgres@127.0.0.1:$PG_PORT/bench_count"
-  RUST_LOG=warn taskset -c "$SERVER_CPU" "$BIN" --config "$dir/linkgate.toml" >"$dir/node.stdout" 2>"$dir/node.stderr" &
-  local pid=$!
-  PIDS+=("$pid")
-  local addr access refresh basic rbasic token
-  addr=$(wait_line "$dir/node.stdout" "listening on ")
+  start_node "$dir/linkgate.toml" "$dir/node"
+  local pid=$NODE_PID addr=$NODE_ADDR
+  local access refresh basic rbasic token
   access=$(cat "$dir/access.txt")
   refresh=$(cat "$dir/refresh.txt")
   token=$(head -n1 "$dir/rotating.txt")
