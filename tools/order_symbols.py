@@ -6,8 +6,8 @@ MAP, the linker's map of that very binary (`-Wl,-Map`), turns each address into 
   order_symbols.py callgrind MAP OBJECT FILE...   # functions that ran under callgrind, in order
   order_symbols.py faults MAP OBJECT PERF_SCRIPT  # code a native run faulted in (perf page-faults)
 
-OBJECT is the binary's path. Callgrind must have run with --compress-strings=no or not; FILE is
-one of its dumps, start-up first. PERF_SCRIPT is `perf script --show-mmap-events -F addr` of a
+OBJECT is the binary's path. FILE is one of callgrind's dumps (compressed names or not), start-up
+first. PERF_SCRIPT is `perf script --show-mmap-events -F addr` of a
 `perf record -e page-faults -c 1 -d` run: code that runs natively but not under valgrind (SHA and
 CRC instructions valgrind lacks, logging to a terminal)."""
 import bisect, re, sys
